@@ -1,0 +1,116 @@
+"""bpftrace 0.17's ``-f json`` output: one JSON object a line.
+
+bpftrace writes its JSON by hand, so spacing differs between places (maps use
+``", "`` and ``": "``, tuples use bare ``","``); these functions reproduce it.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .text import format_stack
+from .values import AVERAGE_KINDS, HISTOGRAM_KINDS, Avg, LHist, MapData, Stack, Stats, divide
+
+
+def _string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def value_json(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ",".join(value_json(part) for part in value) + "]"
+    if isinstance(value, Stack):
+        return _string(format_stack(value))
+    if isinstance(value, Stats):
+        return f'{{"count": {value.count}, "average": {value.value}, "total": {value.total}}}'
+    if isinstance(value, Avg):
+        return str(value.value)
+    if isinstance(value, str):
+        return _string(value)
+    return str(value)
+
+
+def key_json(key: tuple) -> str:
+    parts = []
+    for part in key:
+        parts.append(format_stack(part) if isinstance(part, Stack) else _key_text(part))
+    return _string(",".join(parts))
+
+
+def _key_text(part: Any) -> str:
+    if isinstance(part, tuple):
+        return "(" + ", ".join(_key_text(p) for p in part) + ")"
+    return str(part)
+
+
+def _hist_rows(hist, div: int) -> str:
+    counts = [divide(count, div) for count in hist.counts]
+    used = [index for index, count in enumerate(counts) if count]
+    if not used:
+        return "[]"
+    rows = []
+    for index in range(used[0], used[-1] + 1):
+        low, high = _bucket_bounds(hist, index)
+        fields = []
+        if low is not None:
+            fields.append(f'"min": {low}')
+        if high is not None:
+            fields.append(f'"max": {high}')
+        fields.append(f'"count": {counts[index]}')
+        rows.append("{" + ", ".join(fields) + "}")
+    return "[" + ", ".join(rows) + "]"
+
+
+def _bucket_bounds(hist, index: int):
+    """Inclusive (min, max) of a bucket; None where the bucket is open-ended."""
+    if isinstance(hist, LHist):
+        if index == 0:
+            return None, hist.min - 1
+        if index == hist.buckets + 1:
+            return hist.max, None
+        low = hist.min + (index - 1) * hist.step
+        return low, low + hist.step - 1
+    if index == 0:
+        return None, -1
+    if index == 1:
+        return 0, 0
+    return 1 << (index - 2), (1 << (index - 1)) - 1
+
+
+_TYPE_OF_KIND = {"avg": "stats", "stats": "stats", "hist": "hist", "lhist": "hist"}
+
+
+def map_json(data: MapData, top: int = 0, div: int = 1) -> str:
+    """One map as a JSON line; an empty map prints nothing (returns "")."""
+    entries = data.sorted_entries(top)
+    if not entries:
+        return ""
+    kind = _TYPE_OF_KIND.get(data.kind, "map")
+
+    def render(value):
+        if data.kind in HISTOGRAM_KINDS:
+            return _hist_rows(value, div)
+        return value_json(divide(value, div))
+
+    if not data.keyed:
+        body = render(entries[0][1])
+    else:
+        body = "{" + ", ".join(f"{key_json(key)}: {render(value)}" for key, value in entries) + "}"
+    return f'{{"type": "{kind}", "data": {{{_string(data.name)}: {body}}}}}\n'
+
+
+def event_json(kind: str, data: Any) -> str:
+    """A non-map record: printf text, print() values, time, cat, join, system output."""
+    body = data if isinstance(data, str) and kind == "raw" else value_json(data)
+    return f'{{"type": "{kind}", "data": {body}}}\n'
+
+
+def attached_json(count: int) -> str:
+    return f'{{"type": "attached_probes", "data": {{"probes": {count}}}}}\n'
+
+
+def lost_json(count: int) -> str:
+    return f'{{"type": "lost_events", "data": {{"events": {count}}}}}\n'
+
+
+__all__ = ["attached_json", "event_json", "key_json", "lost_json", "map_json", "value_json", "AVERAGE_KINDS"]

@@ -1,0 +1,142 @@
+"""bpftrace 0.17's text output: maps, histograms, values, stacks.
+
+Every width and blank line here was checked against the real bpftrace 0.17
+on this project's test machine (see tests/differential/test_output_vs_bpftrace.py).
+"""
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from .values import AVERAGE_KINDS, HISTOGRAM_KINDS, Avg, LHist, MapData, Stack, Stats, divide
+
+BAR_WIDTH = 52
+_SUFFIXES = ("", "K", "M", "G", "T", "P", "E")
+_FLOAT32 = struct.Struct("f")
+
+
+def _f32(value: float) -> float:
+    return _FLOAT32.unpack(_FLOAT32.pack(value))[0]
+
+
+def bar_length(count: int, top: int) -> int:
+    """bpftrace computes ``count / (float)max * 52`` in single precision; so do we, to match its rounding."""
+    return int(_f32(_f32(_f32(count) / _f32(top)) * BAR_WIDTH))
+
+
+def format_stack(stack: Stack) -> str:
+    """A stack as bpftrace prints it in keys and values: a newline, then one indented frame a line."""
+    if not stack.frames:
+        return ""
+    return "\n" + "".join(f"    {frame}\n" for frame in stack.frames)
+
+
+def format_value(value: Any) -> str:
+    """Any printable value in text form (tuples in parentheses, strings bare)."""
+    if isinstance(value, tuple):
+        return "(" + ", ".join(format_value(part) for part in value) + ")"
+    if isinstance(value, Stack):
+        return format_stack(value)
+    if isinstance(value, Stats):
+        return f"count {value.count}, average {value.value}, total {value.total}"
+    if isinstance(value, Avg):
+        return str(value.value)
+    return str(value)
+
+
+def format_key(name: str, key: tuple) -> str:
+    if not key:
+        return name
+    return name + "[" + ", ".join(format_value(part) for part in key) + "]"
+
+
+def size_label(value: int) -> str:
+    """A bucket bound with bpftrace's binary suffix: 1024 -> 1K, 1000 stays 1000."""
+    index = 0
+    while value != 0 and value % 1024 == 0 and index < len(_SUFFIXES) - 1:
+        value //= 1024
+        index += 1
+    return f"{value}{_SUFFIXES[index]}"
+
+
+def hist_label(index: int) -> str:
+    if index == 0:
+        return "(..., 0)"
+    if index == 1:
+        return "[0]"
+    if index == 2:
+        return "[1]"
+    return f"[{size_label(1 << (index - 2))}, {size_label(1 << (index - 1))})"
+
+
+def lhist_label(hist: LHist, index: int) -> str:
+    if index == 0:
+        return f"(..., {size_label(hist.min)})"
+    if index == hist.buckets + 1:
+        return f"[{size_label(hist.max)}, ...)"
+    low = hist.min + (index - 1) * hist.step
+    return f"[{size_label(low)}, {size_label(low + hist.step)})"
+
+
+def _labels(hist):
+    if isinstance(hist, LHist):
+        return lambda index: lhist_label(hist, index)
+    return hist_label
+
+
+def format_histogram(hist, div: int = 1) -> str:
+    """Rows from the lowest to the highest non-empty bucket: label, count and a 52-column bar."""
+    counts = [divide(count, div) for count in hist.counts]
+    used = [index for index, count in enumerate(counts) if count]
+    if not used:
+        return ""
+    label = _labels(hist)
+    top = max(counts)
+    rows = []
+    for index in range(used[0], used[-1] + 1):
+        count = counts[index]
+        bar = "@" * bar_length(count, top)
+        rows.append(f"{label(index):<16}{count:>8} |{bar:<{BAR_WIDTH}}|\n")
+    return "".join(rows)
+
+
+def format_map(data: MapData, top: int = 0, div: int = 1) -> str:
+    """A whole map as bpftrace prints it at exit or for ``print(@m)``."""
+    entries = data.sorted_entries(top)
+    if not entries:
+        return "\n"
+    out = []
+    if data.kind in HISTOGRAM_KINDS:
+        for key, hist in entries:
+            out.append(f"{format_key(data.name, key)}: \n")
+            out.append(format_histogram(hist, div))
+            out.append("\n")
+        return "".join(out)
+    for key, value in entries:
+        out.append(f"{format_key(data.name, key)}: {format_value(divide(value, div))}\n")
+    if data.kind in AVERAGE_KINDS:
+        out.append("\n")
+    return "".join(out)
+
+
+def format_lost(count: int) -> str:
+    return f"Lost {count} events\n"
+
+
+def format_attached(count: int) -> str:
+    return f"Attaching {count} probe{'s' if count != 1 else ''}...\n"
+
+
+__all__ = [
+    "bar_length",
+    "format_attached",
+    "format_histogram",
+    "format_key",
+    "format_lost",
+    "format_map",
+    "format_stack",
+    "format_value",
+    "hist_label",
+    "lhist_label",
+    "size_label",
+]

@@ -1,0 +1,147 @@
+"""The values a bpftrace script prints, decoded from maps and events.
+
+The runtime decodes raw map bytes into these plain values; the text and JSON
+writers turn them into bpftrace 0.17's exact output. Keeping the model apart
+from the writers lets the formatting be tested without a kernel.
+
+Integers are Python ints, strings are str, tuples are tuples; the rest are the
+small classes below.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A symbolised stack trace, innermost frame first (one string per frame)."""
+
+    frames: tuple
+
+
+@dataclass(frozen=True)
+class Avg:
+    count: int
+    total: int
+
+    @property
+    def value(self) -> int:
+        # bpftrace divides as integers, truncating toward zero (31/2 -> 15).
+        if self.count == 0:
+            return 0
+        quotient = abs(self.total) // self.count
+        return -quotient if self.total < 0 else quotient
+
+
+@dataclass(frozen=True)
+class Stats(Avg):
+    """count, average and total, printed together."""
+
+
+@dataclass(frozen=True)
+class Hist:
+    """A power-of-two histogram: ``counts[i]`` is bucket ``i`` as bpftrace numbers them.
+
+    Bucket 0 holds negative values, bucket 1 holds 0, and bucket ``k >= 2``
+    holds ``[2**(k-2), 2**(k-1))``.
+    """
+
+    counts: tuple
+
+    @staticmethod
+    def bucket(value: int) -> int:
+        if value < 0:
+            return 0
+        if value == 0:
+            return 1
+        return value.bit_length() + 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+
+@dataclass(frozen=True)
+class LHist:
+    """A linear histogram: ``counts[0]`` is below ``min``, ``counts[-1]`` at or above ``max``."""
+
+    min: int
+    max: int
+    step: int
+    counts: tuple
+
+    @property
+    def buckets(self) -> int:
+        return (self.max - self.min) // self.step
+
+    def bucket(self, value: int) -> int:
+        if value < self.min:
+            return 0
+        if value >= self.max:
+            return self.buckets + 1
+        return (value - self.min) // self.step + 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+
+# How each map's values print: the kind names the aggregation that filled it.
+INTEGER_KINDS = frozenset({"count", "sum", "min", "max", "int"})
+AVERAGE_KINDS = frozenset({"avg", "stats"})
+HISTOGRAM_KINDS = frozenset({"hist", "lhist"})
+
+
+@dataclass
+class MapData:
+    """One map's contents: ``entries`` pairs a key tuple (empty for ``@x``) with its value."""
+
+    name: str
+    kind: str
+    entries: list = field(default_factory=list)
+    keyed: bool = True
+
+    def sorted_entries(self, top: int = 0) -> list:
+        """Entries in bpftrace's print order, optionally only the last ``top``.
+
+        Keys are ordered first so that ties keep a stable, readable order; then
+        integers sort by value, averages by their mean, histograms by their total
+        count; other values (strings, tuples) stay in key order.
+        """
+        entries = sorted(self.entries, key=lambda kv: _key_order(kv[0]))
+        sort_key = _VALUE_ORDER.get(self.kind)
+        if sort_key is not None:
+            entries.sort(key=lambda kv: sort_key(kv[1]))
+        if top:
+            entries = entries[-top:]
+        return entries
+
+
+def _key_order(key: Sequence[Any]) -> tuple:
+    return tuple((0, part) if isinstance(part, int) else (1, str(part)) for part in key)
+
+
+_VALUE_ORDER = {
+    "count": lambda v: v,
+    "sum": lambda v: v,
+    "min": lambda v: v,
+    "max": lambda v: v,
+    "int": lambda v: v,
+    "avg": lambda v: v.value,
+    "stats": lambda v: v.value,
+    "hist": lambda v: v.total,
+    "lhist": lambda v: v.total,
+}
+
+
+def divide(value: Any, div: int) -> Any:
+    """Apply print()'s divisor to an integer value; other kinds ignore it, as in bpftrace."""
+    if div and div != 1 and isinstance(value, int):
+        quotient = abs(value) // div
+        return -quotient if value < 0 else quotient
+    return value
+
+
+def key_of(value: Optional[tuple]) -> tuple:
+    return () if value is None else tuple(value)

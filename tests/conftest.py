@@ -1,0 +1,72 @@
+"""Skip tests whose kernel feature or tool is missing, by probing, not by version.
+
+A test declares what it needs with a marker (see pyproject.toml); here each
+marker maps to one probe. Kernel features are probed by `ebpfpy.features`,
+which tries the feature once and caches the answer, so the same suite runs on
+this machine's 6.18 kernel and in the 6.1 qemu guest (tests/vm/run).
+"""
+import os
+import shutil
+
+import pytest
+
+
+def _feature(name):
+    def probe():
+        try:
+            from ebpfpy import features
+        except ImportError as exc:
+            return False, f"ebpfpy.features unavailable: {exc}"
+        if features.has(name):
+            return True, ""
+        return False, features.reason(name) or f"kernel lacks {name}"
+
+    return probe
+
+
+def _tool(*names):
+    def probe():
+        for name in names:
+            if shutil.which(name):
+                return True, ""
+        return False, f"{names[0]} is not installed"
+
+    return probe
+
+
+def _root_tool(name):
+    def probe():
+        if os.geteuid() != 0:
+            return False, f"{name} comparison needs root"
+        return _tool(name)()
+
+    return probe
+
+
+# marker -> probe returning (available, reason)
+REQUIREMENTS = {
+    "kernel": _feature("bpf"),
+    "kprobes": _feature("kprobes"),
+    "fentry": _feature("fentry"),
+    "btf": _feature("btf"),
+    "ringbuf": _feature("ringbuf"),
+    "uprobes": _feature("uprobes"),
+    "bpftrace": _root_tool("bpftrace"),
+    "clang": _tool("clang-19"),
+}
+
+_answers = {}
+
+
+def _available(marker):
+    if marker not in _answers:
+        _answers[marker] = REQUIREMENTS[marker]()
+    return _answers[marker]
+
+
+def pytest_runtest_setup(item):
+    for marker in item.iter_markers():
+        if marker.name in REQUIREMENTS:
+            ok, reason = _available(marker.name)
+            if not ok:
+                pytest.skip(f"needs {marker.name}: {reason}")
