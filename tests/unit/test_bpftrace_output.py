@@ -80,7 +80,7 @@ def test_print_top_and_div():
 
 def test_values_and_stacks():
     assert text.format_value((1, "two", -3)) == "(1, two, -3)"
-    stack = Stack(("a+1", "b+2"))
+    stack = Stack("\n    a+1\n    b+2\n")
     data = MapData("@", "count", [((stack,), 4)])
     assert text.format_map(data) == "@[\n    a+1\n    b+2\n]: 4\n"
 

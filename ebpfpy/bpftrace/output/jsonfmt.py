@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from .text import format_stack
-from .values import AVERAGE_KINDS, HISTOGRAM_KINDS, Avg, LHist, MapData, Stack, Stats, divide
+from .values import HISTOGRAM_KINDS, Avg, LHist, MapData, Stack, Stats, divide
 
 
 def _string(text: str) -> str:
@@ -101,8 +101,7 @@ def map_json(data: MapData, top: int = 0, div: int = 1) -> str:
 
 def event_json(kind: str, data: Any) -> str:
     """A non-map record: printf text, print() values, time, cat, join, system output."""
-    body = data if isinstance(data, str) and kind == "raw" else value_json(data)
-    return f'{{"type": "{kind}", "data": {body}}}\n'
+    return f'{{"type": "{kind}", "data": {value_json(data)}}}\n'
 
 
 def attached_json(count: int) -> str:
@@ -113,4 +112,4 @@ def lost_json(count: int) -> str:
     return f'{{"type": "lost_events", "data": {{"events": {count}}}}}\n'
 
 
-__all__ = ["attached_json", "event_json", "key_json", "lost_json", "map_json", "value_json", "AVERAGE_KINDS"]
+__all__ = ["attached_json", "event_json", "key_json", "lost_json", "map_json", "value_json"]

@@ -25,10 +25,8 @@ def bar_length(count: int, top: int) -> int:
 
 
 def format_stack(stack: Stack) -> str:
-    """A stack as bpftrace prints it in keys and values: a newline, then one indented frame a line."""
-    if not stack.frames:
-        return ""
-    return "\n" + "".join(f"    {frame}\n" for frame in stack.frames)
+    """A stack as bpftrace prints it in keys and values (rendered when it was read)."""
+    return stack.text
 
 
 def format_value(value: Any) -> str:

@@ -15,9 +15,13 @@ from typing import Any, Optional, Sequence
 
 @dataclass(frozen=True)
 class Stack:
-    """A symbolised stack trace, innermost frame first (one string per frame)."""
+    """A symbolised stack, already rendered by ``ebpfpy.events.stacks`` (mode, indent, offsets).
 
-    frames: tuple
+    bpftrace prints a stack the same way as a key, a value and a JSON string,
+    so the rendered text is all the writers need.
+    """
+
+    text: str
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,312 @@
+"""Run a compiled script: create maps, load and attach programs, serve events, print maps at exit.
+
+Everything the kernel holds for us is owned by one ``ExitStack`` and held
+through fds (programs, maps, perf events, links), so whatever way the process
+ends, including SIGKILL, the kernel drops it all; a normal exit, Ctrl-C or
+SIGTERM also closes it in order.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from typing import Any, Optional
+
+from ebpfpy.attach import provider as providers
+from ebpfpy.events.perfbuf import PerfBuffer
+from ebpfpy.maps import Map
+from ebpfpy.progs import Program
+from ebpfpy.sys.errors import BPFError
+
+from .compiled import EVENTS_MAP, CompiledScript, MapPlan
+from .output.printf import PrintfFormat
+from .output.values import Hist, LHist, MapData
+from .output.writer import Writer
+from .services import Services
+
+
+class ScriptError(Exception):
+    """A failure at run time that the CLI reports as ``ERROR: ...`` with exit status 1."""
+
+
+class Runtime:
+    def __init__(self, script: CompiledScript, writer: Writer, *, pid: int = -1,
+                 child: Optional["Child"] = None, quiet: bool = False, unsafe: bool = False,
+                 perf_pages: int = 64, verbose: bool = False, log=None):
+        self.script = script
+        self.writer = writer
+        self.pid = pid
+        self.child = child
+        self.quiet = quiet
+        self.unsafe = unsafe
+        self.perf_pages = perf_pages
+        self.verbose = verbose
+        self.log = log
+        self.maps: dict[str, Map] = {}
+        self.services = Services(self.maps, pid=pid)
+        self._stop = False
+        self._printf_cache: dict[int, PrintfFormat] = {}
+        self._handlers = {
+            "printf": self._on_printf,
+            "exit": self._on_exit,
+            "print_map": self._on_print_map,
+            "print_value": self._on_print_value,
+            "clear": self._on_clear,
+            "zero": self._on_zero,
+            "time": self._on_time,
+            "system": self._on_system,
+            "cat": self._on_cat,
+            "join": self._on_join,
+        }
+
+    # -- setup -----------------------------------------------------------------
+
+    def _create_maps(self, stack: contextlib.ExitStack) -> None:
+        for plan in self.script.maps.values():
+            m = Map.create(plan.map_type, plan.key_size, plan.value_size, plan.max_entries,
+                           name=_kernel_name(plan.name))
+            stack.callback(m.close)
+            self.maps[plan.name] = m
+
+    def _load(self, plan) -> Program:
+        insns = plan.builder.build(maps=self.maps)
+        try:
+            return Program.load(plan.prog_type, insns, name=_kernel_name(plan.label or plan.probe),
+                                expected_attach_type=plan.expected_attach_type)
+        except BPFError as err:
+            raise VerifierRejection(plan, err) from None
+
+    def _attach_all(self, stack: contextlib.ExitStack):
+        begin, end, count = [], [], 0
+        for plan in self.script.probes:
+            prog = self._load(plan)
+            stack.callback(prog.close)
+            attachments = providers.attach(prog, plan.probe, pid=self.pid)
+            for att in attachments:
+                stack.callback(att.close)
+            count += len(attachments)
+            if plan.probe == "BEGIN":
+                begin.extend(attachments)
+            elif plan.probe == "END":
+                end.extend(attachments)
+        return begin, end, count
+
+    # -- the run -----------------------------------------------------------------
+
+    def run(self) -> int:
+        with contextlib.ExitStack() as stack:
+            self._create_maps(stack)
+            events = None
+            if EVENTS_MAP in self.maps:
+                events = PerfBuffer(self.maps[EVENTS_MAP], self._on_event, pages=self.perf_pages,
+                                    lost_callback=self._on_lost)
+                stack.callback(events.close)
+            begin, end, count = self._attach_all(stack)
+            if not self.quiet:
+                self.writer.attached(count)
+            restore = _trap_sigterm()
+            stack.callback(restore)
+            try:
+                for att in begin:
+                    att.fire()
+                self._drain(events)
+                if self.child is not None:
+                    self.child.release()
+                while not self._stop:
+                    if events is not None:
+                        events.poll(100)
+                    else:
+                        time.sleep(0.1)
+                    if self.child is not None and self.child.exited():
+                        break
+                    if self.pid > 0 and not _alive(self.pid):
+                        break
+            except KeyboardInterrupt:
+                pass
+            self._stop = True
+            for att in end:
+                att.fire()
+            self._drain(events)
+            self.writer.exit_separator()
+            self.print_all_maps()
+        if self.child is not None:
+            self.child.terminate()
+        return 0
+
+    def _drain(self, events) -> None:
+        if events is not None:
+            events.consume()
+
+    # -- maps --------------------------------------------------------------------
+
+    def read_map(self, plan: MapPlan) -> MapData:
+        m = self.maps[plan.name]
+        entries = []
+        for raw_key, raw_value in m.items():
+            key = plan.decode_key(raw_key, self.services) if plan.decode_key else ()
+            entries.append((key, plan.decode_value(raw_value, self.services)))
+        if plan.bucket_key:
+            entries = _fold_buckets(plan, entries)
+        return MapData(plan.name, plan.kind, entries, keyed=plan.keyed)
+
+    def print_all_maps(self) -> None:
+        for name in sorted(n for n in self.script.maps if n.startswith("@")):
+            self.writer.map(self.read_map(self.script.maps[name]))
+
+    # -- events ------------------------------------------------------------------
+
+    def _on_event(self, cpu: int, record: bytes) -> None:
+        action_id = int.from_bytes(record[:8], "little")
+        try:
+            action = self.script.actions[action_id]
+        except IndexError:
+            return
+        self._handlers[action.kind](action, action.decode(record[8:], self.services))
+
+    def _on_lost(self, cpu: int, count: int) -> None:
+        self.writer.lost(count)
+
+    def _on_printf(self, action, args) -> None:
+        self.writer.printf(action.data.format(args))
+
+    def _on_exit(self, action, args) -> None:
+        self._stop = True
+
+    def _on_print_map(self, action, args) -> None:
+        name, top, div = action.data
+        self.writer.map(self.read_map(self.script.maps[name]), top, div)
+
+    def _on_print_value(self, action, args) -> None:
+        self.writer.value(args[0])
+
+    def _on_clear(self, action, args) -> None:
+        self.maps[action.data].clear()
+
+    def _on_zero(self, action, args) -> None:
+        m = self.maps[action.data]
+        zero = bytes(m.value_size)
+        for key in list(m.keys()):
+            m[key] = [zero] * m.ncpus if m.props.percpu else zero
+
+    def _on_time(self, action, args) -> None:
+        self.writer.raw("time", time.strftime(action.data))
+
+    def _on_system(self, action, args) -> None:
+        command = action.data.format(args)
+        out = subprocess.run(command, shell=True, stdout=subprocess.PIPE, text=True).stdout
+        self.writer.raw("syscall", out)
+
+    def _on_cat(self, action, args) -> None:
+        path = action.data.format(args)
+        try:
+            with open(path, errors="replace") as fh:
+                self.writer.raw("cat", fh.read(10240))
+        except OSError as err:
+            self.writer.raw("cat", f"ERROR: failed to open file '{path}': {err.strerror}\n")
+
+    def _on_join(self, action, args) -> None:
+        self.writer.raw("join", args[0])
+
+
+class VerifierRejection(ScriptError):
+    """The kernel refused a generated program: a compiler bug, reported with the log and the source."""
+
+    def __init__(self, plan, err: BPFError):
+        self.plan = plan
+        self.error = err
+        super().__init__(f"Error loading program: {plan.label or plan.probe} ({err.strerror or err})")
+
+
+def _fold_buckets(plan: MapPlan, entries: list) -> list:
+    """Histogram maps hold one entry per (key, bucket); regroup them into one Hist per key."""
+    grouped: dict[tuple, dict[int, int]] = {}
+    for key, count in entries:
+        *user_key, bucket = key
+        grouped.setdefault(tuple(user_key), {})[bucket] = count
+    out = []
+    for key, buckets in grouped.items():
+        size = max(buckets) + 1
+        if plan.lhist:
+            low, high, step = plan.lhist
+            size = (high - low) // step + 2
+        counts = [0] * size
+        for bucket, count in buckets.items():
+            if bucket < size:
+                counts[bucket] = count
+        hist = LHist(*plan.lhist, tuple(counts)) if plan.lhist else Hist(tuple(counts))
+        out.append((key, hist))
+    return out
+
+
+def _kernel_name(name: str) -> str:
+    """BPF object names: at most 15 characters of [A-Za-z0-9_.]."""
+    cleaned = "".join(c if c.isalnum() or c in "_." else "_" for c in name)
+    return cleaned[:15]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _trap_sigterm():
+    """Turn SIGTERM (and SIGHUP) into the same orderly stop as Ctrl-C."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+
+    def restore():
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+class Child:
+    """``-c CMD``: the command is started held at a pipe, traced from its first instruction.
+
+    The child blocks reading a pipe until the probes are attached, then execs
+    the command, so ``cpid`` is known at compile time and no event is missed.
+    """
+
+    def __init__(self, command: str):
+        import shlex
+
+        argv = shlex.split(command)
+        if not argv:
+            raise ScriptError("Failed to parse command: empty")
+        read_end, self._release_fd = os.pipe()
+        self.proc = subprocess.Popen(
+            ["/bin/sh", "-c", 'read _ <&3; exec "$@"', "sh", *argv],
+            pass_fds=(read_end,), preexec_fn=lambda: os.dup2(read_end, 3),
+        )
+        os.close(read_end)
+        self.pid = self.proc.pid
+
+    def release(self) -> None:
+        if self._release_fd is not None:
+            os.write(self._release_fd, b"go\n")
+            os.close(self._release_fd)
+            self._release_fd = None
+
+    def exited(self) -> bool:
+        return self.proc.poll() is not None
+
+    def terminate(self) -> None:
+        if self._release_fd is not None:
+            os.close(self._release_fd)
+            self._release_fd = None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(2)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()

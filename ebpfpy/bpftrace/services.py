@@ -1,0 +1,60 @@
+"""What value decoders may need from the running session: stacks, symbols, user names.
+
+Decoders receive this object instead of importing symbolisers themselves, so a
+script that never prints a stack never reads /proc/kallsyms.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Optional
+
+from .output.values import Stack
+
+
+class Services:
+    def __init__(self, maps: dict, pid: int = -1):
+        self.maps = maps
+        self.pid = pid
+        self._stack_formatter = None
+
+    @property
+    def stacks(self):
+        if self._stack_formatter is None:
+            from ebpfpy.events.stacks import StackFormatter
+
+            self._stack_formatter = StackFormatter()
+        return self._stack_formatter
+
+    def kstack(self, map_name: str, stack_id: int, limit: Optional[int] = None, mode: str = "bpftrace") -> Stack:
+        from ebpfpy.events.stacks import read_stack
+
+        if stack_id < 0 or stack_id >= 1 << 63:
+            return Stack("")
+        ips = read_stack(self.maps[map_name], stack_id, limit)
+        return Stack(self.stacks.kstack(ips, mode) if ips else "")
+
+    def ustack(self, map_name: str, stack_id: int, pid: int, limit: Optional[int] = None,
+               mode: str = "bpftrace") -> Stack:
+        from ebpfpy.events.stacks import read_stack
+
+        if stack_id < 0 or stack_id >= 1 << 63:
+            return Stack("")
+        ips = read_stack(self.maps[map_name], stack_id, limit)
+        return Stack(self.stacks.ustack(pid, ips, mode) if ips else "")
+
+    def ksym(self, addr: int) -> str:
+        return self.stacks.kernel.ksym(addr)
+
+    def usym(self, addr: int, pid: int) -> str:
+        return self.stacks.process(pid).usym(addr)
+
+
+    @staticmethod
+    @functools.lru_cache(maxsize=None)
+    def username(uid: int) -> str:
+        import pwd
+
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return str(uid)
