@@ -10,11 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import struct
 import subprocess
 import time
 from typing import Any, Optional
 
-from ebpfpy.attach import provider as providers
+import importlib
+
+providers = importlib.import_module("ebpfpy.attach.provider")
 from ebpfpy.events.perfbuf import PerfBuffer
 from ebpfpy.maps import Map
 from ebpfpy.progs import Program
@@ -25,6 +28,9 @@ from .output.printf import PrintfFormat
 from .output.values import Hist, LHist, MapData
 from .output.writer import Writer
 from .services import Services
+
+
+_ACTION_ID = struct.Struct("<Q")
 
 
 class ScriptError(Exception):
@@ -157,13 +163,14 @@ class Runtime:
 
     # -- events ------------------------------------------------------------------
 
-    def _on_event(self, cpu: int, record: bytes) -> None:
-        action_id = int.from_bytes(record[:8], "little")
-        try:
-            action = self.script.actions[action_id]
-        except IndexError:
-            return
-        self._handlers[action.kind](action, action.decode(record[8:], self.services))
+    def _on_event(self, cpu: int, records: list) -> None:
+        actions, handlers, services = self.script.actions, self._handlers, self.services
+        for record in records:
+            action_id = _ACTION_ID.unpack_from(record)[0]
+            if action_id >= len(actions):
+                continue
+            action = actions[action_id]
+            handlers[action.kind](action, action.decode(record[8:], services))
 
     def _on_lost(self, cpu: int, count: int) -> None:
         self.writer.lost(count)

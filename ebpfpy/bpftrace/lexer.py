@@ -1,0 +1,407 @@
+"""Tokens of the bpftrace 0.17 language.
+
+The lexer has three modes because bpftrace's lexical rules differ by place:
+the *header* (top level: ``#include`` lines, struct definitions, attach points
+such as ``uprobe:/bin/bash:readline`` whose ``/`` and ``*`` are not
+operators), the *predicate* (an expression ended by a ``/`` that is followed
+by ``{``), and the *body* (inside braces).  It tracks brace depth itself, as
+bpftrace's flex lexer does, so the parser sees one flat token list.
+
+Spans reproduce bpftrace's locations: a token starts where the last run of
+whitespace (or a comment) ended.  ``Token.start`` keeps the real start column
+for tools that want it.
+
+Lexical errors (bad escapes, unterminated strings, invalid characters,
+out-of-range integers) are collected, not raised: bpftrace drops the token,
+keeps going and then usually reports a syntax error too.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .diagnostics import Message, Span
+
+# Token kinds, with the names bison prints in "unexpected X" messages.
+KIND_NAMES: dict[str, str] = {
+    "IDENT": "identifier",
+    "INT": "integer",
+    "STRING": "string",
+    "MAP": "map",
+    "VAR": "variable",
+    "BUILTIN": "builtin",
+    "CALL": "call",
+    "CALL_BUILTIN": "call_builtin",
+    "STACK_MODE": "stack_mode",
+    "PARAM": "positional parameter",
+    "PARAMCOUNT": "$#",
+    "CPREPROC": "preprocessor directive",
+    "STRUCT_DEF": "struct definition",
+    "STRUCT_TYPE": "struct",
+    "ATTACH": "attach point",
+    "ENDPRED": "end predicate",
+    "EOF": "end of file",
+}
+
+KEYWORDS = ("if", "else", "unroll", "while", "break", "continue", "return", "for")
+
+# Builtin variables; kstack/ustack can also be called, so they are CALL_BUILTIN.
+BUILTINS = frozenset("""
+pid tid uid gid nsecs elapsed numaid cpu curtask rand ctx comm retval func probe
+username args cgroup cpid
+""".split())
+CALL_BUILTINS = frozenset(("kstack", "ustack"))
+STACK_MODES = frozenset(("bpftrace", "perf"))
+CALLS = frozenset("""
+printf system exit cat join str buf ksym usym kaddr uaddr reg ntop pton print
+cgroupid time strftime signal strncmp strcontains override sizeof debugf macaddr
+cgroup_path bswap skboutput path uptr kptr strerror unwatch count sum avg min max
+stats hist lhist delete clear zero
+""".split())
+
+# Longest first, so "<<=" wins over "<<" and "<".
+OPERATORS = sorted("""
+<<= >>= += -= *= /= %= &= |= ^= ++ -- -> << >> == != <= >= && ||
+= < > + - * / % & | ^ ! ~ ? : . , ; ( ) [ ] { }
+""".split(), key=len, reverse=True)
+
+_IDENT = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
+_DEC = r"[0-9](?:[0-9_]*[0-9])?"
+_NUMBER = re.compile(rf"0[xX][0-9a-fA-F]+|(?P<coef>{_DEC})(?:[eE](?P<exp>{_DEC}))?(?P<sfx>[uU]?[lL]{{0,2}})")
+_ENDPRED = re.compile(r"/[ \t\n\r]*[/{]")
+_STRUCT_CAST = re.compile(r"(struct|union|enum)([ \t]+)([_a-zA-Z][_a-zA-Z0-9]*)(?=[ \t]*[*)])")
+_ATTACH_START = re.compile(r"[_a-zA-Z*]")
+_ATTACH_CHAR = re.compile(r"[_a-zA-Z0-9*?.\-+\[\]!@$%#=~]")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "0": "\0"}
+U64 = 1 << 64
+
+
+@dataclass(frozen=True)
+class Token:
+    """One token; ``value`` is the decoded payload (int, str) when there is one."""
+
+    kind: str          # IDENT, INT, ..., or the operator/keyword text itself
+    text: str          # the source text
+    span: Span         # bpftrace-style span (starts after the last whitespace)
+    value: object = None
+    start: int = 0     # the real 1-based start column
+
+    @property
+    def display(self) -> str:
+        """How bison names this token in 'unexpected X'."""
+        if self.kind in KIND_NAMES:
+            return KIND_NAMES[self.kind]
+        if self.kind == ",":
+            return '","'
+        return self.kind
+
+
+class _Lexer:
+    def __init__(self, text: str):
+        self.text = text
+        self.pos = 0
+        self.line = 1
+        self.col = 1
+        self.step_line = 1
+        self.step_col = 1
+        self.tokens: list[Token] = []
+        self.errors: list[Message] = []
+        self.mode = "header"
+        self.depth = 0
+        self.last_end = (1, 1)
+
+    # -- positions -------------------------------------------------------
+    def _advance(self, n: int) -> None:
+        chunk = self.text[self.pos:self.pos + n]
+        nl = chunk.count("\n")
+        if nl:
+            self.line += nl
+            self.col = len(chunk) - chunk.rfind("\n")
+        else:
+            self.col += n
+        self.pos += n
+
+    def _step(self) -> None:
+        self.step_line, self.step_col = self.line, self.col
+
+    def _span(self) -> Span:
+        end_line = 0 if self.line == self.step_line else self.line
+        return Span(self.step_line, self.step_col, self.col, end_line)
+
+    def _emit(self, kind: str, n: int, value: object = None) -> Token:
+        start = self.col
+        text = self.text[self.pos:self.pos + n]
+        self._advance(n)
+        tok = Token(kind, text, self._span(), value, start)
+        self.tokens.append(tok)
+        self.last_end = (self.line, self.col)
+        return tok
+
+    def _error(self, msg: str, n: int) -> None:
+        """Consume n chars and record an error at the accumulated span."""
+        self._advance(n)
+        self.errors.append(Message(msg, self._span()))
+
+    # -- main loop -------------------------------------------------------
+    def run(self) -> list[Token]:
+        text = self.text
+        if text.startswith("#!"):
+            end = text.find("\n")
+            self._advance(len(text) if end < 0 else end)
+            self._step()
+        while self.pos < len(text):
+            c = text[self.pos]
+            if c in " \t\r\n":
+                n = len(text) - self.pos - len(text[self.pos:].lstrip(" \t\r\n"))
+                self._advance(n)
+                self._step()
+            elif text.startswith("//", self.pos):
+                end = text.find("\n", self.pos)
+                self._advance((len(text) if end < 0 else end) - self.pos)
+            elif text.startswith("/*", self.pos):
+                end = text.find("*/", self.pos + 2)
+                if end < 0:
+                    self._error("end of file during comment", len(text) - self.pos)
+                else:
+                    self._advance(end + 2 - self.pos)
+                    self._step()
+            elif self.mode == "header":
+                self._header(c)
+            else:
+                self._body(c)
+        self.tokens.append(Token("EOF", "", self._span(), None, self.col))
+        return self.tokens
+
+    def _header(self, c: str) -> None:
+        text = self.text
+        if c == "#":
+            end = text.find("\n", self.pos)
+            self._emit("CPREPROC", (len(text) if end < 0 else end) - self.pos)
+        elif _IDENT.match(text, self.pos) and \
+                _IDENT.match(text, self.pos).group() in ("struct", "union", "enum"):
+            self._struct_def()
+        elif c == "{":
+            self._emit("{", 1)
+            self.mode, self.depth = "body", 1
+        elif c == "/":
+            self._emit("/", 1)
+            self.mode = "pred"
+        elif c == ",":
+            self._emit(",", 1)
+        elif _ATTACH_START.match(c):
+            self._attach_point()
+        else:
+            self._body(c)
+
+    def _struct_def(self) -> None:
+        """``struct X { ... }``: raw text through the balancing brace."""
+        text = self.text
+        brace = text.find("{", self.pos)
+        semi = text.find(";", self.pos)
+        if self.mode != "header" and brace < 0:
+            self._advance(len(text) - self.pos)
+            return
+        if brace < 0 or (0 <= semi < brace):
+            end = len(text) if semi < 0 else semi + 1
+            self._emit("STRUCT_DEF", end - self.pos, text[self.pos:end])
+            return
+        depth, i = 0, brace
+        while i < len(text):
+            if text[i] == "{":
+                depth += 1
+            elif text[i] == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+            i += 1
+        if i >= len(text):  # unbalanced: bpftrace's STRUCT state eats to EOF
+            self._advance(len(text) - self.pos)
+            return
+        tok = self._emit("STRUCT_DEF", i + 1 - self.pos)
+        object.__setattr__(tok, "value", tok.text)
+        self._step()
+
+    def _attach_point(self) -> None:
+        """An attach point: letters, ':' parts, paths after ':/', "quoted" parts."""
+        text, i = self.text, self.pos
+        in_path = False
+        while i < len(text):
+            ch = text[i]
+            if ch == ":":
+                in_path = i + 1 < len(text) and text[i + 1] == "/"
+                i += 1
+            elif ch == '"':
+                end = text.find('"', i + 1)
+                if end < 0 or "\n" in text[i:end]:
+                    break
+                i = end + 1
+            elif ch == "/" and in_path:
+                i += 1
+            elif ch == "\\" and i + 1 < len(text):
+                i += 2
+            elif _ATTACH_CHAR.match(ch):
+                i += 1
+            else:
+                break
+        # bpftrace's attach point location starts right after the previous
+        # token (the comma), whitespace included.
+        self.step_line, self.step_col = self.last_end
+        self._emit("ATTACH", i - self.pos, text[self.pos:i])
+
+    def _body(self, c: str) -> None:
+        text, pos = self.text, self.pos
+        if c == '"':
+            self._string()
+            return
+        if c.isdigit():
+            self._number()
+            return
+        if c == "$":
+            m = re.compile(r"\$(#|[0-9]+|[_a-zA-Z][_a-zA-Z0-9]*)?").match(text, pos)
+            body = m.group(1)
+            if body is None:
+                self._error("invalid character '$'", 1)
+            elif body == "#":
+                self._emit("PARAMCOUNT", 2)
+            elif body.isdigit():
+                self._emit("PARAM", m.end() - pos, int(body))
+            else:
+                self._emit("VAR", m.end() - pos, m.group())
+            return
+        if c == "@":
+            m = re.compile(r"@([_a-zA-Z][_a-zA-Z0-9]*)?").match(text, pos)
+            self._emit("MAP", m.end() - pos, m.group())
+            return
+        if c == "#" and self.mode == "body":
+            end = text.find("\n", pos)
+            self._emit("CPREPROC", (len(text) if end < 0 else end) - pos)
+            return
+        if _IDENT.match(c):
+            self._word()
+            return
+        if c == "/" and self.mode == "pred":
+            m = _ENDPRED.match(text, pos)
+            if m:
+                self._emit("ENDPRED", 1)
+                self.mode = "header"
+                return
+        for op in OPERATORS:
+            if text.startswith(op, pos):
+                self._emit(op, len(op))
+                if op == "{":
+                    self.depth += 1
+                elif op == "}" and self.mode == "body":
+                    self.depth -= 1
+                    if self.depth == 0:
+                        self.mode = "header"
+                return
+        self._error(f"invalid character '{c}'", 1)
+
+    def _word(self) -> None:
+        text, pos = self.text, self.pos
+        m = _STRUCT_CAST.match(text, pos)
+        if m:
+            self._emit("STRUCT_TYPE", m.end() - pos, f"{m.group(1)} {m.group(3)}")
+            return
+        word = _IDENT.match(text, pos).group()
+        if word in ("struct", "union", "enum"):
+            self._struct_def()
+            return
+        if word in KEYWORDS:
+            kind = word
+        elif word in BUILTINS or re.fullmatch(r"s?arg[0-9]+", word):
+            kind = "BUILTIN"
+        elif word in CALL_BUILTINS:
+            kind = "CALL_BUILTIN"
+        elif word in STACK_MODES:
+            kind = "STACK_MODE"
+        elif word in CALLS:
+            kind = "CALL"
+        else:
+            kind = "IDENT"
+        self._emit(kind, len(word), word)
+
+    def _number(self) -> None:
+        text, pos = self.text, self.pos
+        m = _NUMBER.match(text, pos)
+        raw = m.group()
+        n = len(raw)
+        if raw[:2] in ("0x", "0X"):
+            value = int(raw, 16)
+        else:
+            coef = m.group("coef").replace("_", "")
+            if m.group("exp") is not None:
+                exp = int(m.group("exp").replace("_", ""))
+                if len(coef.lstrip("0") or "0") > 1 or int(coef) > 9:
+                    self._error("Coefficient part of scientific literal must be in range (0,9), "
+                                f"got: {int(coef)}", n)
+                    return
+                if exp > 19:
+                    self._error(f"Exponent will overflow integer range: {exp}", n)
+                    return
+                value = int(coef) * 10 ** exp
+            elif len(coef) > 1 and coef[0] == "0":
+                if not re.fullmatch(r"[0-7]+", coef):
+                    self._error("Found trailing non-numeric characters", n)
+                    return
+                value = int(coef, 8)
+            else:
+                value = int(coef)
+        if value >= U64:
+            self._error("stoull", n)
+            return
+        self._emit("INT", n, value)
+
+    def _string(self) -> None:
+        """A string literal with C escapes (``\\n \\t \\" \\\\ \\xNN \\NNN``).
+
+        A bad escape is reported with the span up to that escape and the
+        string goes on, as bpftrace does.
+        """
+        text, i = self.text, self.pos + 1
+        begin, tok_start = self.pos, self.col
+        out: list[str] = []
+        while True:
+            if i >= len(text) or text[i] == "\n":
+                self._advance(min(i + 1, len(text)) - self.pos)
+                self.errors.append(Message("unterminated string", self._span()))
+                return
+            ch = text[i]
+            if ch == '"':
+                break
+            if ch != "\\":
+                out.append(ch)
+                i += 1
+                continue
+            nxt = text[i + 1:i + 2]
+            hexd = re.match(r"[0-9a-fA-F]{1,2}", text[i + 2:i + 4]) if nxt == "x" else None
+            if nxt in _ESCAPES and nxt != "0":
+                out.append(_ESCAPES[nxt])
+                i += 2
+            elif hexd:
+                out.append(chr(int(hexd.group(), 16)))
+                i += 2 + len(hexd.group())
+            elif nxt and nxt in "01234567":
+                octd = re.match(r"[0-7]{1,3}", text[i + 1:i + 4]).group()
+                i += 1 + len(octd)
+                if int(octd, 8) > 255:
+                    self._advance(i - self.pos)
+                    self.errors.append(Message(f"octal escape sequence out of range '\\{octd}'",
+                                               self._span()))
+                out.append(chr(int(octd, 8) & 0xFF))
+            else:
+                i += 2
+                self._advance(i - self.pos)
+                self.errors.append(Message(f"invalid escape character '\\{nxt}'", self._span()))
+        self._advance(i + 1 - self.pos)
+        tok = Token("STRING", text[begin:self.pos], self._span(),
+                    "".join(out), tok_start)
+        self.tokens.append(tok)
+        self.last_end = (self.line, self.col)
+
+
+def tokenize(text: str) -> tuple[list[Token], list[Message]]:
+    """Split a whole script into tokens (ending with EOF) plus lexical errors."""
+    lx = _Lexer(text)
+    tokens = lx.run()
+    return tokens, lx.errors

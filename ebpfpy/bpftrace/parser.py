@@ -1,0 +1,417 @@
+"""Recursive-descent parser for bpftrace 0.17: tokens -> ``ast.Program``.
+
+Hand-written (precedence climbing for binary operators) so each error can
+say exactly what bison's LALR parser says at the same place.  bison names
+only the tokens it could have accepted when there are at most four of them;
+the ``expecting`` lists below are those observed from bpftrace 0.17 for each
+spot, and an error where an expression should start lists nothing.
+
+bpftrace's own precedences (lowest first): ``?:`` (left associative!),
+``||``, ``&&``, ``|``, ``^``, ``&``, ``== !=``, ``< > <= >=``, ``<< >>``,
+``+ -``, ``* / %``, then unary ``! ~ - *`` and casts, then postfix ``. -> []``.
+Assignments are statements, not expressions.
+"""
+from __future__ import annotations
+
+from . import ast
+from .diagnostics import Diagnostic, Message, Span
+from .lexer import Token, tokenize
+from .probes import parse_spec
+
+BINARY_PRECEDENCE: dict[str, int] = {
+    "||": 1, "&&": 2, "|": 3, "^": 4, "&": 5,
+    "==": 6, "!=": 6, "<": 7, ">": 7, "<=": 7, ">=": 7,
+    "<<": 8, ">>": 8, "+": 9, "-": 9, "*": 10, "/": 10, "%": 10,
+}
+COMPOUND_ASSIGN = {"+=": "+", "-=": "-", "*=": "*", "/=": "/", "%=": "%", "&=": "&",
+                   "|=": "|", "^=": "^", "<<=": "<<", ">>=": ">>"}
+UNARY = ("!", "~", "-", "*")
+WORD_KINDS = ("IDENT", "BUILTIN", "CALL", "CALL_BUILTIN", "STACK_MODE",
+              "if", "else", "unroll", "while", "break", "continue", "return", "for")
+EXPR_START = {"INT", "STRING", "BUILTIN", "CALL", "CALL_BUILTIN", "STACK_MODE", "PARAM",
+              "PARAMCOUNT", "VAR", "MAP", "IDENT", "(", "!", "~", "-", "*", "++", "--"}
+BLOCK_STMTS = ("if", "unroll", "while")
+JUMPS = ("break", "continue", "return")
+
+
+class _SyntaxError(Exception):
+    def __init__(self, message: Message):
+        self.message = message
+
+
+class Parser:
+    def __init__(self, tokens: list[Token]):
+        self.toks = tokens
+        self.i = 0
+
+    # -- token helpers ---------------------------------------------------
+    @property
+    def tok(self) -> Token:
+        return self.toks[self.i]
+
+    def peek(self, n: int = 1) -> Token:
+        return self.toks[min(self.i + n, len(self.toks) - 1)]
+
+    def next(self) -> Token:
+        tok = self.toks[self.i]
+        if self.i < len(self.toks) - 1:
+            self.i += 1
+        return tok
+
+    def fail(self, *expecting: str, tok: Token | None = None) -> _SyntaxError:
+        tok = tok or self.tok
+        text = f"syntax error, unexpected {tok.display}"
+        if expecting:
+            text += ", expecting " + " or ".join(expecting)
+        return _SyntaxError(Message(text, tok.span))
+
+    def expect(self, kind: str, *expecting: str) -> Token:
+        if self.tok.kind != kind:
+            raise self.fail(*(expecting or (kind,)))
+        return self.next()
+
+    # -- top level -------------------------------------------------------
+    def program(self) -> ast.Program:
+        defs: list[str] = []
+        while self.tok.kind in ("CPREPROC", "STRUCT_DEF"):
+            defs.append(self.next().text)
+        probes = []
+        while self.tok.kind != "EOF" or not probes:
+            probes.append(self.probe())
+        return ast.Program(tuple(defs), tuple(probes), span=self.toks[0].span)
+
+    def probe(self) -> ast.Probe:
+        start = self.tok
+        aps: list[ast.AttachPoint] = []
+        while self.tok.kind == "ATTACH":
+            tok = self.next()
+            aps.append(ast.AttachPoint(tok.text, span=tok.span))
+            if self.tok.kind == ",":
+                self.next()
+        if self.tok.kind == "EOF":
+            span = aps[0].span.to(self.tok.span) if aps else self.tok.span
+            raise _SyntaxError(Message("unexpected end of file, expected {", span))
+        pred = None
+        if aps and self.tok.kind == "/":
+            self.next()
+            pred = self.expr()
+            self.expect("ENDPRED", "end predicate")
+            if self.tok.kind != "{":
+                raise self.fail()
+        if self.tok.kind != "{":
+            raise self.fail("{")
+        if not aps:
+            s = self.tok.span
+            raise _SyntaxError(Message("No attach points for probe", Span(s.line, s.col_start, s.col_start)))
+        body = self.block()
+        return ast.Probe(tuple(aps), pred, body, span=start.span)
+
+    def block(self) -> tuple[ast.Stmt, ...]:
+        self.expect("{")
+        stmts: list[ast.Stmt] = []
+        while self.tok.kind != "}":
+            kind = self.tok.kind
+            if kind in BLOCK_STMTS:
+                stmts.append(self.block_stmt())
+                continue
+            if kind not in EXPR_START and kind not in JUMPS:
+                raise self.fail("}")
+            stmts.append(self.stmt())
+            if self.tok.kind == ";":
+                self.next()
+            elif self.tok.kind != "}":
+                raise self.fail("}")
+        self.next()
+        return tuple(stmts)
+
+    # -- statements --------------------------------------------------------
+    def block_stmt(self) -> ast.Stmt:
+        tok = self.next()
+        if tok.kind == "if":
+            return self.if_rest(tok)
+        if tok.kind == "while":
+            self.expect("(")
+            cond = self.expr()
+            self.expect(")")
+            if self.tok.kind != "{":
+                raise self.fail("{")
+            return ast.While(cond, self.block(), span=tok.span)
+        # unroll
+        self.expect("(")
+        t = self.tok
+        if t.kind == "INT":
+            count: ast.Expr = ast.Integer(self.next().value, span=t.span)
+        elif t.kind == "PARAM":
+            count = ast.PositionalParam(self.next().value, span=t.span)
+        elif t.kind == "PARAMCOUNT":
+            self.next()
+            count = ast.ParamCount(span=t.span)
+        elif t.kind == "-" and self.peek().kind == "INT":
+            self.next()
+            n = self.next()
+            count = ast.Integer(-n.value, span=t.span.to(n.span))
+        else:
+            raise self.fail("$#", "-", "positional parameter", "integer")
+        end = self.expect(")")
+        if self.tok.kind != "{":
+            raise self.fail("{")
+        return ast.Unroll(count, self.block(), span=tok.span.to(end.span))
+
+    def if_rest(self, tok: Token) -> ast.If:
+        self.expect("(")
+        cond = self.expr()
+        self.expect(")")
+        if self.tok.kind != "{":
+            raise self.fail("{")
+        then = self.block()
+        orelse = None
+        if self.tok.kind == "else":
+            self.next()
+            if self.tok.kind == "if":
+                orelse = (self.if_rest(self.next()),)
+            elif self.tok.kind == "{":
+                orelse = self.block()
+            else:
+                raise self.fail("{", "if")
+        return ast.If(cond, then, orelse, span=tok.span)
+
+    def stmt(self) -> ast.Stmt:
+        tok = self.tok
+        if tok.kind in JUMPS:
+            self.next()
+            return ast.Jump(tok.kind, span=tok.span)
+        expr = self.expr()
+        kind = self.tok.kind
+        if kind == "=" or kind in COMPOUND_ASSIGN:
+            if not isinstance(expr, (ast.Map, ast.Variable)):
+                raise self.fail("}")
+            op_tok = self.next()
+            rhs = self.expr()
+            return ast.Assign(expr, rhs, COMPOUND_ASSIGN.get(kind, ""), span=op_tok.span)
+        return ast.ExprStmt(expr, span=expr.span)
+
+    # -- expressions ---------------------------------------------------------
+    def expr(self) -> ast.Expr:
+        cond = self.binary(1)
+        while self.tok.kind == "?":
+            self.next()
+            left = self.expr()
+            self.expect(":")
+            right = self.binary(1)
+            cond = ast.Ternary(cond, left, right, span=cond.span.to(right.span))
+        return cond
+
+    def binary(self, min_prec: int) -> ast.Expr:
+        left = self.unary()
+        while True:
+            op = self.tok.kind
+            prec = BINARY_PRECEDENCE.get(op)
+            if prec is None or prec < min_prec:
+                return left
+            op_tok = self.next()
+            right = self.binary(prec + 1)
+            left = ast.Binop(op, left, right, span=left.span.to(right.span), op_span=op_tok.span)
+
+    def unary(self) -> ast.Expr:
+        tok = self.tok
+        if tok.kind in UNARY:
+            self.next()
+            operand = self.unary()
+            return ast.Unop(tok.kind, operand, span=tok.span)
+        if tok.kind in ("++", "--"):
+            self.next()
+            target = self.tok
+            if target.kind not in ("MAP", "VAR"):
+                raise self.fail()
+            operand = self.primary()
+            return ast.Unop(tok.kind, operand, span=tok.span.to(operand.span))
+        if tok.kind == "(" and self._is_cast():
+            self.next()
+            name_tok = self.next()
+            stars = 0
+            while self.tok.kind == "*":
+                self.next()
+                stars += 1
+            end = self.expect(")")
+            operand = self.unary()
+            name = name_tok.value if name_tok.kind == "STRUCT_TYPE" else name_tok.text
+            return ast.Cast(name, stars, operand, span=tok.span.to(end.span))
+        return self.postfix(self.primary())
+
+    def _is_cast(self) -> bool:
+        """``(ident)``, ``(ident *)`` or ``(struct X *)`` starts a cast."""
+        first = self.peek(1)
+        if first.kind not in ("IDENT", "STRUCT_TYPE"):
+            return False
+        n = 2
+        while self.peek(n).kind == "*":
+            n += 1
+        return self.peek(n).kind == ")"
+
+    def postfix(self, expr: ast.Expr) -> ast.Expr:
+        while True:
+            kind = self.tok.kind
+            if kind == ".":
+                self.next()
+                t = self.tok
+                if t.kind == "INT":
+                    self.next()
+                    expr = ast.TupleAccess(expr, t.value, span=expr.span.to(t.span))
+                elif t.kind in WORD_KINDS:
+                    self.next()
+                    expr = ast.FieldAccess(expr, t.text, False, span=expr.span.to(t.span))
+                else:
+                    raise self.fail()
+            elif kind == "->":
+                self.next()
+                t = self.tok
+                if t.kind not in WORD_KINDS:
+                    raise self.fail()
+                self.next()
+                expr = ast.FieldAccess(expr, t.text, True, span=expr.span.to(t.span))
+            elif kind == "[":
+                self.next()
+                index = self.expr()
+                end = self.expect("]")
+                expr = ast.ArrayAccess(expr, index, span=expr.span.to(end.span))
+            elif kind in ("++", "--") and isinstance(expr, (ast.Map, ast.Variable)):
+                t = self.next()
+                expr = ast.Unop(kind, expr, True, span=expr.span.to(t.span))
+            else:
+                return expr
+
+    def args(self, close: str) -> tuple[tuple[ast.Expr, ...], Token]:
+        """``expr, expr, ...`` up to ``close`` (already past the opener)."""
+        items = [self.expr()]
+        while self.tok.kind == ",":
+            self.next()
+            items.append(self.expr())
+        if self.tok.kind != close:
+            raise self.fail(close, '","')
+        return tuple(items), self.next()
+
+    def primary(self) -> ast.Expr:
+        tok = self.tok
+        kind = tok.kind
+        if kind == "INT":
+            self.next()
+            return ast.Integer(tok.value, span=tok.span)
+        if kind == "STRING":
+            self.next()
+            return ast.String(tok.value, span=tok.span)
+        if kind == "BUILTIN":
+            self.next()
+            return ast.Builtin(tok.text, span=tok.span)
+        if kind == "STACK_MODE":
+            self.next()
+            return ast.StackMode(tok.text, span=tok.span)
+        if kind == "PARAM":
+            self.next()
+            return ast.PositionalParam(tok.value, span=tok.span)
+        if kind == "PARAMCOUNT":
+            self.next()
+            return ast.ParamCount(span=tok.span)
+        if kind == "VAR":
+            self.next()
+            return ast.Variable(tok.text, span=tok.span)
+        if kind == "MAP":
+            self.next()
+            if self.tok.kind == "[":
+                self.next()
+                keys, end = self.args("]")
+                return ast.Map(tok.text, keys, True, span=tok.span.to(end.span))
+            return ast.Map(tok.text, span=tok.span)
+        if kind == "CALL_BUILTIN":
+            self.next()
+            if self.tok.kind != "(":
+                return ast.Builtin(tok.text, span=tok.span)
+            return self.call_rest(tok)
+        if kind == "CALL":
+            self.next()
+            if self.tok.kind != "(":
+                raise self.fail("++", "--")
+            if tok.text == "sizeof":
+                return self.sizeof_rest(tok)
+            return self.call_rest(tok)
+        if kind == "IDENT":
+            self.next()
+            if self.tok.kind == "(":
+                raise _SyntaxError(Message(f"Unknown function: {tok.text}", tok.span))
+            return ast.Identifier(tok.text, span=tok.span)
+        if kind == "(":
+            self.next()
+            first = self.expr()
+            if self.tok.kind == ",":
+                self.next()
+                rest, end = self.args(")")
+                return ast.Tuple((first,) + rest, span=tok.span.to(end.span))
+            if self.tok.kind != ")":
+                raise self.fail(")", '","')
+            self.next()
+            return first
+        raise self.fail()
+
+    def call_rest(self, name: Token) -> ast.Call:
+        self.next()  # (
+        if self.tok.kind == ")":
+            end = self.next()
+            return ast.Call(name.text, (), span=name.span.to(end.span))
+        args, end = self.args(")")
+        return ast.Call(name.text, args, span=name.span.to(end.span))
+
+    def sizeof_rest(self, name: Token) -> ast.Sizeof:
+        self.next()  # (
+        t = self.tok
+        if t.kind == "STRUCT_TYPE" or (t.kind == "IDENT" and self.peek().kind == ")"):
+            self.next()
+            end = self.expect(")")
+            type_name = t.value if t.kind == "STRUCT_TYPE" else t.text
+            return ast.Sizeof(type_name, None, span=name.span.to(end.span))
+        expr = self.expr()
+        if self.tok.kind != ")":
+            raise self.fail(")", '","')
+        end = self.next()
+        return ast.Sizeof(None, expr, span=name.span.to(end.span))
+
+
+def _check_attach_points(program: ast.Program) -> ast.Program:
+    """Resolve each attach point's kind and parts; one BEGIN and one END only."""
+    errors: list[Message] = []
+    probes = []
+    seen: set[str] = set()
+    for probe in program.probes:
+        aps = []
+        for ap in probe.attach_points:
+            try:
+                spec = parse_spec(ap.raw, ap.span)
+            except Diagnostic as d:
+                errors.extend(d.messages)
+                aps.append(ap)
+                continue
+            if spec.kind in ("BEGIN", "END"):
+                if spec.kind in seen:
+                    errors.append(Message(f"More than one {spec.kind} probe defined", ap.span))
+                seen.add(spec.kind)
+            aps.append(ast.AttachPoint(ap.raw, spec.kind, spec.parts, span=ap.span))
+        probes.append(ast.Probe(tuple(aps), probe.pred, probe.body, span=probe.span))
+    if errors:
+        raise Diagnostic(errors)
+    return ast.Program(program.c_definitions, tuple(probes), span=program.span)
+
+
+def parse(text: str, filename: str = "stdin") -> ast.Program:
+    """Parse a whole bpftrace script; raises Diagnostic on any error."""
+    tokens, lex_errors = tokenize(text)
+    try:
+        program = Parser(tokens).program()
+    except _SyntaxError as err:
+        raise Diagnostic(lex_errors + [err.message], source=text, filename=filename) from None
+    except RecursionError:
+        raise Diagnostic(lex_errors + [Message("program too deeply nested", None)],
+                         source=text, filename=filename) from None
+    if lex_errors:
+        raise Diagnostic(lex_errors, source=text, filename=filename)
+    try:
+        return _check_attach_points(program)
+    except Diagnostic as d:
+        raise Diagnostic(d.messages, source=text, filename=filename) from None

@@ -1,0 +1,180 @@
+"""How a bpftrace value is laid out in BPF memory, and how the runtime reads it back.
+
+Codegen needs to know how many bytes a value takes on the stack, in a map key
+or value, or in an event; the runtime needs to turn those bytes back into
+something printable. A ``Shape`` answers both, so the two sides cannot drift.
+
+Every shape is a multiple of 8 bytes: integers are widened to 64 bits, strings
+are padded, tuple members are 8-aligned. That costs a few bytes and buys
+aligned loads everywhere, which the verifier likes.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .output.values import Stack
+
+_U64 = struct.Struct("<Q")
+_I64 = struct.Struct("<q")
+
+
+def _round8(n: int) -> int:
+    return (n + 7) // 8 * 8
+
+
+@dataclass(frozen=True)
+class Shape:
+    kind: str  # int, str, tuple, kstack, ustack, ksym, usym, username, probe, inet, none
+    size: int = 8
+    signed: bool = True
+    elems: tuple = ()
+    # extra data for decoding (stack map name, probe names, stack limit)
+    extra: Any = None
+
+    @property
+    def is_int(self) -> bool:
+        return self.kind == "int"
+
+    @property
+    def in_register(self) -> bool:
+        """Values that travel in a register: integers and integer-like handles."""
+        return self.size == 8 and self.kind in _REGISTER_KINDS
+
+    def offsets(self) -> list:
+        """Byte offset of each tuple member."""
+        out, pos = [], 0
+        for elem in self.elems:
+            out.append(pos)
+            pos += elem.size
+        return out
+
+    def describe(self) -> str:
+        """The type's name in bpftrace's words, for error messages."""
+        if self.kind == "int":
+            return "int64" if self.signed else "uint64"
+        if self.kind == "str":
+            return f"string[{self.size}]"
+        if self.kind == "tuple":
+            return "(" + ",".join(e.describe() for e in self.elems) + ")"
+        return self.kind
+
+
+_REGISTER_KINDS = frozenset({"int", "ksym", "usym", "username", "probe", "kstack", "none"})
+
+INT = Shape("int", 8, True)
+UINT = Shape("int", 8, False)
+NONE = Shape("none", 8, False)
+
+
+def string(size: int) -> Shape:
+    return Shape("str", _round8(size), False)
+
+
+def tuple_of(elems) -> Shape:
+    elems = tuple(elems)
+    return Shape("tuple", sum(e.size for e in elems), False, elems)
+
+
+# -- decoding -----------------------------------------------------------------------------
+
+def _decode_int(shape: Shape, data: bytes, services) -> int:
+    return (_I64 if shape.signed else _U64).unpack_from(data)[0]
+
+
+def _decode_str(shape: Shape, data: bytes, services) -> str:
+    raw = bytes(data[: shape.size])
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _decode_tuple(shape: Shape, data: bytes, services) -> tuple:
+    return tuple(decode(elem, data[off:off + elem.size], services)
+                 for elem, off in zip(shape.elems, shape.offsets()))
+
+
+def _decode_kstack(shape: Shape, data: bytes, services) -> Stack:
+    stack_id = _I64.unpack_from(data)[0]
+    map_name, limit, mode = shape.extra
+    return services.kstack(map_name, stack_id, limit, mode)
+
+
+def _decode_ustack(shape: Shape, data: bytes, services) -> Stack:
+    stack_id, pid = struct.unpack_from("<qQ", data)
+    map_name, limit, mode = shape.extra
+    return services.ustack(map_name, stack_id, pid, limit, mode)
+
+
+def _decode_ksym(shape: Shape, data: bytes, services) -> str:
+    return services.ksym(_U64.unpack_from(data)[0])
+
+
+def _decode_usym(shape: Shape, data: bytes, services) -> str:
+    addr, pid = struct.unpack_from("<QQ", data)
+    return services.usym(addr, pid)
+
+
+def _decode_username(shape: Shape, data: bytes, services) -> str:
+    return services.username(_U64.unpack_from(data)[0])
+
+
+def _decode_probe(shape: Shape, data: bytes, services) -> str:
+    index = _U64.unpack_from(data)[0]
+    names = shape.extra
+    return names[index] if index < len(names) else f"probe{index}"
+
+
+def _decode_inet(shape: Shape, data: bytes, services) -> str:
+    import socket
+
+    family = _U64.unpack_from(data)[0]
+    if family == socket.AF_INET:
+        return socket.inet_ntop(socket.AF_INET, bytes(data[8:12]))
+    if family == socket.AF_INET6:
+        return socket.inet_ntop(socket.AF_INET6, bytes(data[8:24]))
+    return ""
+
+
+DECODERS: dict[str, Callable] = {
+    "int": _decode_int,
+    "none": _decode_int,
+    "str": _decode_str,
+    "tuple": _decode_tuple,
+    "kstack": _decode_kstack,
+    "ustack": _decode_ustack,
+    "ksym": _decode_ksym,
+    "usym": _decode_usym,
+    "username": _decode_username,
+    "probe": _decode_probe,
+    "inet": _decode_inet,
+}
+
+# How each shape's values are passed to printf: as integers or as strings.
+PRINTF_KIND = {"int": "integer", "none": "integer"}
+
+
+def printf_kind(shape: Shape) -> str:
+    return PRINTF_KIND.get(shape.kind, "string")
+
+
+def decode(shape: Shape, data: bytes, services) -> Any:
+    return DECODERS[shape.kind](shape, data, services)
+
+
+def decoder(shape: Shape) -> Callable[[bytes, Any], Any]:
+    fn = DECODERS[shape.kind]
+    return lambda data, services: fn(shape, data, services)
+
+
+def key_decoder(shapes) -> Callable[[bytes, Any], tuple]:
+    """Decode a map key made of several shapes laid end to end."""
+    shapes = tuple(shapes)
+    offsets, pos = [], 0
+    for shape in shapes:
+        offsets.append(pos)
+        pos += shape.size
+
+    def decode_key(data: bytes, services) -> tuple:
+        return tuple(DECODERS[s.kind](s, data[off:off + s.size], services) for s, off in zip(shapes, offsets))
+
+    return decode_key
