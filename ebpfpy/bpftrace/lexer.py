@@ -253,7 +253,7 @@ class _Lexer:
         if c == '"':
             self._string()
             return
-        if c.isdigit():
+        if c in "0123456789":
             self._number()
             return
         if c == "$":

@@ -228,14 +228,16 @@ class Parser:
         if tok.kind == "(" and self._is_cast():
             self.next()
             name_tok = self.next()
-            stars = 0
+            stars, last = 0, name_tok
             while self.tok.kind == "*":
-                self.next()
+                last = self.next()
                 stars += 1
             end = self.expect(")")
             operand = self.unary()
             name = name_tok.value if name_tok.kind == "STRUCT_TYPE" else name_tok.text
-            return ast.Cast(name, stars, operand, span=tok.span.to(end.span))
+            # bpftrace's span for "(name *)" stops at the last '*'
+            close = last if stars and name_tok.kind == "IDENT" else end
+            return ast.Cast(name, stars, operand, span=tok.span.to(close.span))
         return self.postfix(self.primary())
 
     def _is_cast(self) -> bool:
@@ -252,23 +254,23 @@ class Parser:
         while True:
             kind = self.tok.kind
             if kind == ".":
-                self.next()
+                dot = self.next()
                 t = self.tok
                 if t.kind == "INT":
                     self.next()
                     expr = ast.TupleAccess(expr, t.value, span=expr.span.to(t.span))
                 elif t.kind in WORD_KINDS:
                     self.next()
-                    expr = ast.FieldAccess(expr, t.text, False, span=expr.span.to(t.span))
+                    expr = ast.FieldAccess(expr, t.text, False, span=expr.span.to(dot.span))
                 else:
                     raise self.fail()
             elif kind == "->":
-                self.next()
+                arrow = self.next()
                 t = self.tok
                 if t.kind not in WORD_KINDS:
                     raise self.fail()
                 self.next()
-                expr = ast.FieldAccess(expr, t.text, True, span=expr.span.to(t.span))
+                expr = ast.FieldAccess(expr, t.text, True, span=expr.span.to(arrow.span))
             elif kind == "[":
                 self.next()
                 index = self.expr()
@@ -301,6 +303,8 @@ class Parser:
             return ast.String(tok.value, span=tok.span)
         if kind == "BUILTIN":
             self.next()
+            if self.tok.kind == "(":
+                raise _SyntaxError(Message(f"Unknown function: {tok.text}", tok.span))
             return ast.Builtin(tok.text, span=tok.span)
         if kind == "STACK_MODE":
             self.next()
@@ -378,9 +382,9 @@ def _check_attach_points(program: ast.Program) -> ast.Program:
     """Resolve each attach point's kind and parts; one BEGIN and one END only."""
     errors: list[Message] = []
     probes = []
-    seen: set[str] = set()
     for probe in program.probes:
         aps = []
+        seen: set[str] = set()
         for ap in probe.attach_points:
             try:
                 spec = parse_spec(ap.raw, ap.span)

@@ -119,7 +119,10 @@ def _(node: ast.TupleAccess) -> str:
 
 @expr_source.register
 def _(node: ast.ArrayAccess) -> str:
-    return f"{_paren(node.expr)}[{expr_source(node.index)}]"
+    inner = _paren(node.expr)
+    if isinstance(node.expr, ast.Map) and not node.expr.indexed:
+        inner = f"({inner})"  # "@m[i]" would be a keyed map
+    return f"{inner}[{expr_source(node.index)}]"
 
 
 @expr_source.register
@@ -166,7 +169,7 @@ def to_source(program: ast.Program) -> str:
     for probe in program.probes:
         head = ",\n".join(ap.raw for ap in probe.attach_points)
         if probe.pred is not None:
-            head += f" /{expr_source(probe.pred)}/"
+            head += f" / {expr_source(probe.pred)} /"
         out.append(f"{head}\n{_block(probe.body, 0)}\n")
     return "".join(out)
 

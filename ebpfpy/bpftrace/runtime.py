@@ -280,27 +280,35 @@ def _trap_sigterm():
 class Child:
     """``-c CMD``: the command is started held at a pipe, traced from its first instruction.
 
-    The child blocks reading a pipe until the probes are attached, then execs
-    the command, so ``cpid`` is known at compile time and no event is missed.
+    The forked child blocks in one read() of the pipe until the probes are
+    attached, then execs the command; so ``cpid`` is known at compile time and
+    nothing the command does is missed. Like bpftrace, the release is an
+    8-byte write, so the one read a script may see from this handshake
+    returns 8, as it does under bpftrace.
     """
 
     def __init__(self, command: str):
-        import shlex
-
-        argv = shlex.split(command)
+        argv = command.split()
         if not argv:
             raise ScriptError("Failed to parse command: empty")
+        import shutil
+
+        binary = argv[0] if "/" in argv[0] else shutil.which(argv[0])
+        if binary is None or not os.access(binary, os.X_OK):
+            raise ScriptError(f"failed to find the command '{argv[0]}' to run (-c)")
         read_end, self._release_fd = os.pipe()
-        self.proc = subprocess.Popen(
-            ["/bin/sh", "-c", 'read _ <&3; exec "$@"', "sh", *argv],
-            pass_fds=(read_end,), preexec_fn=lambda: os.dup2(read_end, 3),
-        )
+
+        def hold():
+            os.read(read_end, 8)
+
+        self.proc = subprocess.Popen([binary, *argv[1:]], executable=binary, preexec_fn=hold,
+                                     close_fds=False)
         os.close(read_end)
         self.pid = self.proc.pid
 
     def release(self) -> None:
         if self._release_fd is not None:
-            os.write(self._release_fd, b"go\n")
+            os.write(self._release_fd, (1).to_bytes(8, "little"))
             os.close(self._release_fd)
             self._release_fd = None
 

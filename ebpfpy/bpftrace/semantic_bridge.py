@@ -1,16 +1,47 @@
-"""Run semantic analysis before codegen, when the analyser is available.
+"""Run semantic analysis before codegen, with the world it needs: tracepoint formats and options.
 
-The analyser finds type errors with bpftrace's exact messages; codegen also
-checks what it must to emit correct code.
+The analyser (``semantic.py``) finds type errors with bpftrace's exact
+messages; this module feeds it the live system's tracepoint layouts, so the
+analyser itself stays testable with plain tables.
 """
 from __future__ import annotations
 
+from typing import Optional, Sequence
+
+
+class TracefsFormats:
+    """``args`` layouts read from tracefs ``format`` files, on demand."""
+
+    def fields(self, category: str, event: str) -> Optional[Sequence]:
+        from ebpfpy.attach.errors import AttachError
+        from ebpfpy.attach.tracefs import tracepoint_format
+
+        from .types import Field, array_of, int_type, pointer_to, string_type
+
+        if "*" in category or "*" in event or "?" in category + event:
+            return None
+        try:
+            fmt = tracepoint_format(category, event)
+        except (AttachError, OSError, KeyError):
+            return None
+        out = []
+        for f in fmt.args:
+            if f.data_loc:
+                typ = string_type(64)
+            elif f.array_len:
+                elem = int_type(f.element_size * 8, f.signed)
+                typ = string_type(f.size) if "char" in f.type and f.element_size == 1 else array_of(elem, f.array_len)
+            elif f.is_pointer:
+                typ = pointer_to(int_type(8, True))
+            else:
+                typ = int_type(min(f.size, 8) * 8 if f.size in (1, 2, 4, 8) else 64, f.signed)
+            out.append(Field(f.name, f.offset, typ))
+        return out
+
 
 def check(program, options) -> None:
-    try:
-        from . import semantic
-    except ImportError:
-        return
-    analyse = getattr(semantic, "analyse", None)
-    if analyse is not None:
-        analyse(program)
+    from .semantic import Env, analyse
+
+    env = Env(tracepoints=TracefsFormats(), unsafe=options.unsafe, has_child=bool(options.command),
+              strlen=options.strlen, params=tuple(options.params))
+    analyse(program, env, source=options.source, filename=options.filename)

@@ -1,0 +1,62 @@
+"""The eBPF instruction set (RFC 9669): opcodes, instructions, text in and out.
+
+    >>> from ebpfpy.isa import Insn, decode, format_insn
+    >>> format_insn(decode(bytes.fromhex("b700000001000000"))[0])
+    'r0 = 0x1'
+
+`opcodes` holds the field tables, `insn` the `Insn` value type and its byte encoding, `disasm`
+and `asm` the llvm-objdump syntax both ways. The builder (labels, map references) and the helper
+table are sibling modules, imported on first use so that decoding bytes stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .asm import assemble
+from .disasm import STYLES, format_insn, format_program
+from .errors import ISAError
+from .insn import Insn, decode, encode_all
+from .opcodes import (
+    LD_IMM64,
+    AluOp,
+    AtomicOp,
+    CallKind,
+    Class,
+    JmpOp,
+    Mode,
+    Pseudo,
+    Size,
+    Source,
+)
+
+__all__ = [
+    "LD_IMM64",
+    "STYLES",
+    "AluOp",
+    "AtomicOp",
+    "Builder",
+    "CallKind",
+    "Class",
+    "ISAError",
+    "Insn",
+    "JmpOp",
+    "Mode",
+    "Pseudo",
+    "Size",
+    "Source",
+    "assemble",
+    "decode",
+    "encode_all",
+    "format_insn",
+    "format_program",
+]  # fmt: skip
+
+_LAZY = {"Builder": "ebpfpy.isa.builder"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,199 @@
+"""The provider interface every probe kind implements, and the table of kinds.
+
+Like ply's providers, one module per probe kind answers four questions about a
+probe spec (the text after `kind:` in `kind:a:b`):
+
+- `expand(spec)`: which concrete targets it names (wildcards resolved),
+- `context(target)`: which program type runs there and how it reads its
+  arguments (tracepoint record fields, pt_regs, USDT arg specs, ...),
+- `attach(prog, target, pid=-1)`: hook a loaded program there (only in
+  process `pid` when given, for uprobes and USDT), returning an
+  `Attachment` that owns every fd involved (closing it detaches),
+- `list(pattern)`: the `bpftrace -l` lines for a pattern.
+
+Adding a probe kind means one module and one row in `KINDS`.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ebpfpy.sys.consts import ProgType
+
+from .errors import ProbeSpecError
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """What a program attached to a target sees.
+
+    `args` says how probe arguments are read:
+      "tracepoint"  fields of the trace record (`fields`, offsets into ctx),
+      "raw_tp"      ctx is an array of u64 raw arguments,
+      "pt_regs"     ctx is `struct pt_regs *` (arg0.., retval via the ABI table),
+      "usdt"        pt_regs plus `usdt_args` specs saying where each argN lives,
+      "perf_event"  ctx is `struct bpf_perf_event_data *`,
+      "none"        no arguments (BEGIN/END).
+    """
+
+    prog_type: ProgType
+    args: str
+    retval: bool = False
+    fields: tuple = ()
+    usdt_args: tuple = ()
+
+
+class Target(Protocol):
+    """A concrete, attachable probe; `probe` is its full name (`uprobe:/bin/bash:readline`)."""
+
+    @property
+    def probe(self) -> str: ...
+
+
+class Provider(Protocol):
+    kind: str
+
+    def expand(self, spec: str, pid: int = -1) -> list: ...
+
+    def context(self, target: Any) -> ProbeContext: ...
+
+    def attach(self, prog: Any, target: Any, pid: int = -1) -> Attachment: ...
+
+    def list(self, pattern: str, pid: int = -1) -> Iterator[str]: ...
+
+
+class Attachment:
+    """Owns the fds of one attached probe (links, perf events); closing detaches.
+
+    Parts are closed in reverse order of acquisition, so a link goes before
+    the perf event it hangs on. The kernel also drops everything when the
+    process dies, because nothing is registered by name (no tracefs writes).
+    """
+
+    def __init__(self, probe: str, parts: Iterable[Any] = (), target: Any = None):
+        self.probe = probe
+        self.target = target
+        self._parts: list[Any] = list(parts)
+
+    def add(self, part: Any) -> Any:
+        self._parts.append(part)
+        return part
+
+    def absorb(self, other: Attachment) -> None:
+        """Take over every part of `other` (which ends up empty)."""
+        parts, other._parts = other._parts, []
+        self._parts.extend(parts)
+
+    @property
+    def parts(self) -> tuple:
+        return tuple(self._parts)
+
+    @property
+    def closed(self) -> bool:
+        return not self._parts
+
+    def close(self) -> None:
+        parts, self._parts = self._parts, []
+        errors = []
+        for part in reversed(parts):
+            try:
+                part.close()
+            except OSError as exc:  # keep closing the rest; report the first failure
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> Attachment:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{len(self._parts)} parts"
+        return f"<Attachment {self.probe} ({state})>"
+
+
+# ---------------------------------------------------------------------------
+# the table of probe kinds
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    aliases: tuple[str, ...]
+    module: str  # ebpfpy.attach.<module>
+    factory: str  # provider class in that module
+    options: dict = field(default_factory=dict)
+
+
+KINDS: tuple[Kind, ...] = (
+    Kind("BEGIN", (), "special", "SpecialProvider", {"which": "BEGIN"}),
+    Kind("END", (), "special", "SpecialProvider", {"which": "END"}),
+    Kind("tracepoint", ("t",), "tracepoint", "TracepointProvider"),
+    Kind("rawtracepoint", ("rt",), "tracepoint", "RawTracepointProvider"),
+    Kind("kprobe", ("k",), "kprobe", "KprobeProvider", {"retprobe": False}),
+    Kind("kretprobe", ("kr",), "kprobe", "KprobeProvider", {"retprobe": True}),
+    Kind("uprobe", ("u",), "uprobe", "UprobeProvider", {"retprobe": False}),
+    Kind("uretprobe", ("ur",), "uprobe", "UprobeProvider", {"retprobe": True}),
+    Kind("usdt", ("U",), "usdt", "UsdtProvider"),
+    Kind("profile", ("p",), "perf_event", "PerfEventProvider"),
+    Kind("interval", ("i",), "perf_event", "PerfEventProvider"),
+    Kind("software", ("s",), "perf_event", "PerfEventProvider"),
+    Kind("hardware", ("h",), "perf_event", "PerfEventProvider"),
+)
+
+ALIASES: dict[str, Kind] = {name: k for k in KINDS for name in (k.name, *k.aliases)}
+
+_providers: dict[str, Provider] = {}
+
+
+def kind_of(name: str) -> Kind:
+    try:
+        return ALIASES[name]
+    except KeyError:
+        known = ", ".join(k.name for k in KINDS)
+        raise ProbeSpecError(f"unknown probe type {name!r} (known: {known})") from None
+
+
+def provider(name: str) -> Provider:
+    """The provider for a kind name or alias (`"ur"` -> the uretprobe provider), cached."""
+    kind = kind_of(name)
+    if kind.name not in _providers:
+        module = importlib.import_module(f"{__package__}.{kind.module}")
+        _providers[kind.name] = getattr(module, kind.factory)(kind=kind.name, **kind.options)
+    return _providers[kind.name]
+
+
+def split_probe(probe: str) -> tuple[Provider, str]:
+    """`"t:syscalls:sys_enter_getpid"` -> (tracepoint provider, `"syscalls:sys_enter_getpid"`)."""
+    head, sep, rest = probe.partition(":")
+    return provider(head.strip()), rest if sep else ""
+
+
+def expand(probe: str, pid: int = -1) -> list:
+    """Every concrete target a probe string names."""
+    prov, spec = split_probe(probe)
+    return prov.expand(spec, pid=pid)
+
+
+def attach(prog: Any, probe: str, pid: int = -1) -> list[Attachment]:
+    """Attach `prog` to every target of `probe`; all or nothing."""
+    prov, spec = split_probe(probe)
+    done: list[Attachment] = []
+    try:
+        for target in prov.expand(spec, pid=pid):
+            done.append(prov.attach(prog, target, pid=pid))
+    except BaseException:
+        for att in done:
+            att.close()
+        raise
+    return done
+
+
+def require_parts(spec: str, count: int, kind: str, usage: str) -> list[str]:
+    parts = spec.split(":") if spec else []
+    if len(parts) != count or not all(parts):
+        raise ProbeSpecError(f"{kind} probe needs {count} argument(s): {kind}:{usage} (got {kind}:{spec})")
+    return parts

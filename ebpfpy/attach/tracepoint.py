@@ -1,0 +1,151 @@
+"""Tracepoints (`tracepoint:category:name`) and raw tracepoints (`rawtracepoint:name`).
+
+A tracepoint attach is one perf event (PERF_TYPE_TRACEPOINT, config = the
+event id from tracefs) opened with pid=-1 on CPU 0. That single event is
+enough for every CPU: the kernel runs BPF programs from the tracepoint's own
+program array (`trace_call_bpf` on the event, not on the per-CPU perf event
+list), so a program hung on it fires wherever the tracepoint hits. bpftrace
+does the same; `tests/kernel/test_attach_tracepoint.py` pins it by calling
+getpid on the other CPU.
+
+Raw tracepoints skip the perf layer: BPF_RAW_TRACEPOINT_OPEN returns an fd
+that is the attachment, and the program sees the tracepoint's raw u64
+arguments instead of the formatted record.
+"""
+from __future__ import annotations
+
+import errno
+import fnmatch
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ebpfpy.sys.consts import ProgType
+from ebpfpy.sys.perf import PerfType
+
+from . import tracefs
+from ._perf import perf_attachment
+from .binary import has_wildcard
+from .errors import ProbeNotFoundError, ProbeSpecError
+from .provider import Attachment, ProbeContext, require_parts
+
+
+@dataclass(frozen=True)
+class Tracepoint:
+    category: str
+    name: str
+
+    @property
+    def probe(self) -> str:
+        return f"tracepoint:{self.category}:{self.name}"
+
+
+@dataclass(frozen=True)
+class RawTracepoint:
+    name: str
+
+    @property
+    def probe(self) -> str:
+        return f"rawtracepoint:{self.name}"
+
+
+def _events() -> list[tuple[str, str]]:
+    try:
+        return tracefs.available_events()
+    except FileNotFoundError:
+        return list(tracefs.iter_event_dirs())
+
+
+def match_tracepoints(category: str, name: str) -> list[Tracepoint]:
+    """Tracepoints matching `category:name` with wildcards, sorted like `bpftrace -l`."""
+    if not has_wildcard(category) and not has_wildcard(name):
+        return [Tracepoint(category, name)]
+    hits = {
+        Tracepoint(c, n)
+        for c, n in _events()
+        if fnmatch.fnmatchcase(c, category) and fnmatch.fnmatchcase(n, name)
+    }
+    return sorted(hits, key=lambda t: (t.category, t.name))
+
+
+def attach_tracepoint_id(prog: Any, tp_id: int, probe: str, target: Any = None) -> Attachment:
+    return perf_attachment(
+        prog, probe, [{"ptype": PerfType.TRACEPOINT, "config": tp_id, "pid": -1, "cpu": 0, "sample_period": 1,
+                       "wakeup_events": 1}], target=target,
+    )
+
+
+class TracepointProvider:
+    def __init__(self, kind: str = "tracepoint"):
+        self.kind = kind
+
+    def expand(self, spec: str, pid: int = -1) -> list[Tracepoint]:
+        category, name = require_parts(spec, 2, "tracepoint", "category:name")
+        found = match_tracepoints(category, name)
+        if len(found) == 1 and not has_wildcard(spec):
+            tracefs.tracepoint_id(category, name)  # raises a clear error if it does not exist
+        return found
+
+    def context(self, target: Tracepoint) -> ProbeContext:
+        fmt = tracefs.tracepoint_format(target.category, target.name)
+        return ProbeContext(ProgType.TRACEPOINT, "tracepoint", fields=fmt.fields)
+
+    def attach(self, prog: Any, target: Tracepoint, pid: int = -1) -> Attachment:
+        tp_id = tracefs.tracepoint_id(target.category, target.name)
+        return attach_tracepoint_id(prog, tp_id, target.probe, target)
+
+    def list(self, pattern: str, pid: int = -1) -> Iterator[str]:
+        category, _, name = pattern.partition(":")
+        category, name = category or "*", name or "*"
+        wild = has_wildcard(category) or has_wildcard(name)
+        for tp in match_tracepoints(category, name):
+            if wild or _exists(tp):
+                yield tp.probe
+
+
+def _exists(tp: Tracepoint) -> bool:
+    try:
+        tracefs.tracepoint_id(tp.category, tp.name)
+        return True
+    except ProbeNotFoundError:
+        return False
+
+
+class RawTracepointProvider:
+    """`rawtracepoint:name`; bpftrace 0.18+ syntax, accepted here for the Python API too."""
+
+    def __init__(self, kind: str = "rawtracepoint"):
+        self.kind = kind
+
+    def expand(self, spec: str, pid: int = -1) -> list[RawTracepoint]:
+        if not spec or spec.count(":") > 1:
+            raise ProbeSpecError(f"rawtracepoint probe needs rawtracepoint:name (got rawtracepoint:{spec})")
+        name = spec.rsplit(":", 1)[-1]  # `module:name` (bpftrace 0.20) accepted, module ignored
+        if not has_wildcard(name):
+            return [RawTracepoint(name)]
+        names = sorted({n for _c, n in _events() if fnmatch.fnmatchcase(n, name)})
+        return [RawTracepoint(n) for n in names]
+
+    def context(self, target: RawTracepoint) -> ProbeContext:
+        return ProbeContext(ProgType.RAW_TRACEPOINT, "raw_tp")
+
+    def attach(self, prog: Any, target: RawTracepoint, pid: int = -1) -> Attachment:
+        return attach_raw_tracepoint_name(prog, target.name, target)
+
+    def list(self, pattern: str, pid: int = -1) -> Iterator[str]:
+        for t in self.expand(pattern or "*"):
+            yield t.probe
+
+
+def attach_raw_tracepoint_name(prog: Any, name: str, target: Any = None) -> Attachment:
+    from ebpfpy.links import attach_raw_tracepoint
+    from ebpfpy.sys.errors import BPFError
+
+    probe = f"rawtracepoint:{name}"
+    try:
+        link = attach_raw_tracepoint(prog, name)
+    except BPFError as exc:
+        if exc.errno == errno.ENOENT:  # no such tracepoint
+            raise ProbeNotFoundError(f"raw tracepoint not found: {name}") from None
+        raise
+    return Attachment(probe, [link], target=target)

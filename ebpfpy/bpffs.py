@@ -1,0 +1,93 @@
+"""bpffs (and tracefs) mounts, and pinning helpers.
+
+Pinning needs a bpf filesystem; distributions usually mount one at
+/sys/fs/bpf, minimal VMs do not. ``ensure_bpffs()`` mounts it when missing
+(via libc mount(2) through ctypes: no dependency on a mount binary), and
+``ensure_tracefs()`` does the same for tracefs, which tracepoint attach needs.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+BPFFS = "/sys/fs/bpf"
+TRACEFS = "/sys/kernel/tracing"
+BPF_FS_MAGIC = 0xCAFE4A11
+TRACEFS_MAGIC = 0x74726163
+
+
+def _fs_type(path: str) -> Optional[str]:
+    """Filesystem type mounted exactly at ``path`` (from /proc/self/mounts), or None."""
+    path = os.path.realpath(path)
+    found = None
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 3 and fields[1].replace("\\040", " ") == path:
+                found = fields[2]  # the last mount on a path wins
+    return found
+
+
+def _mount(source: str, target: str, fstype: str) -> None:
+    os.makedirs(target, exist_ok=True)
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    rc = libc.mount(source.encode(), target.encode(), fstype.encode(), 0, None)
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount -t {fstype} {source} {target}: {os.strerror(err)}")
+
+
+def is_bpffs(path: str = BPFFS) -> bool:
+    return _fs_type(path) == "bpf"
+
+
+def ensure_bpffs(path: str = BPFFS) -> str:
+    """Mount bpffs at ``path`` unless one is there already; returns the path."""
+    if not is_bpffs(path):
+        _mount("bpf", path, "bpf")
+    return path
+
+
+def ensure_tracefs(path: str = TRACEFS) -> str:
+    """Mount tracefs at ``path`` unless it (or the debugfs alias) is there already."""
+    for candidate in (path, "/sys/kernel/debug/tracing"):
+        if os.path.isdir(os.path.join(candidate, "events")):
+            return candidate
+    _mount("tracefs", path, "tracefs")
+    return path
+
+
+def pin(obj, path: str) -> None:
+    """Pin a map, program or link (anything with ``fd``/``fileno()``) at ``path`` on a bpffs."""
+    from ebpfpy.sys import bpf
+
+    bpf.obj_pin(obj, path)
+
+
+def get(path: str, read_only: bool = False):
+    """The FD of a pinned object."""
+    from ebpfpy.sys import bpf
+    from ebpfpy.sys.consts import OpenFlag
+
+    return bpf.obj_get(path, OpenFlag.RDONLY if read_only else 0)
+
+
+def unpin(path: str) -> None:
+    """Remove a pin (the object lives on while other fds or pins hold it)."""
+    os.unlink(path)
+
+
+@contextmanager
+def temp_dir(prefix: str = "ebpfpy-") -> Iterator[str]:
+    """A fresh directory on bpffs, removed with everything pinned in it on exit."""
+    ensure_bpffs()
+    path = tempfile.mkdtemp(prefix=prefix, dir=BPFFS)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

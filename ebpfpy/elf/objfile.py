@@ -1,0 +1,436 @@
+"""``BPFObject``: a clang-built BPF object file, loaded the way libbpf loads it.
+
+Opening reads the ELF and works out programs, maps and global variables
+(nothing touches the kernel); ``load()`` loads the BTF, creates the maps,
+applies CO-RE relocations against the running kernel, links each program
+with its subprograms and loads it; ``attach_all()`` attaches every program
+whose section names its target.  Everything owns its fds: ``close()`` (or the
+context manager) releases them all.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator, MutableMapping
+from typing import Any, Callable
+
+from ebpfpy.btf import BTF, Kind, vmlinux
+
+from . import core
+from .link import (
+    LinkedProgram,
+    Linker,
+    encode_func_info,
+    encode_line_info,
+    fill_map_fds,
+    functions,
+)
+from .mapdefs import PIN_BY_NAME, GlobalVar, MapSpec, all_maps, global_vars
+from .reader import ObjectError, RawObject, read_object
+from .sanitize import downgrade, fix_datasecs
+from .sections import SectionKind, classify
+
+DEFAULT_PIN_ROOT = "/sys/fs/bpf"
+
+
+class LoadError(ObjectError):
+    """A program or map the kernel refused; ``.log`` holds the verifier log, if any."""
+
+    def __init__(self, message: str, log: str = ""):
+        super().__init__(message)
+        self.log = log
+
+
+class ObjProgram:
+    """One program of an object: what the section says, and after load its ``Program``."""
+
+    def __init__(self, obj: BPFObject, name: str, section: str, kind: SectionKind | None):
+        self.obj = obj
+        self.name = name
+        self.section = section
+        self.kind = kind
+        self.program = None  # ebpfpy.progs.Program once loaded
+        self.insns: bytes = b""  # the loaded instruction bytes (fds filled in)
+        self.autoload = kind is not None
+
+    @property
+    def prog_type(self):
+        return self.kind.prog_type if self.kind else None
+
+    @property
+    def probe(self) -> str | None:
+        return self.kind.probe if self.kind else None
+
+    @property
+    def fd(self) -> int:
+        if self.program is None:
+            raise ObjectError(f"program {self.name!r} is not loaded")
+        return self.program.fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def info(self):
+        return self.program.info() if self.program is not None else None
+
+    def test_run(self, *args, **kwargs):
+        """BPF_PROG_TEST_RUN on the loaded program (see ``ebpfpy.progs.Program.test_run``)."""
+        if self.program is None:
+            raise ObjectError(f"program {self.name!r} is not loaded")
+        return self.program.test_run(*args, **kwargs)
+
+    def pin(self, path: str) -> None:
+        from ebpfpy.sys import bpf
+        if self.program is None:
+            raise ObjectError(f"program {self.name!r} is not loaded")
+        bpf.obj_pin(self.program, path)
+
+    @property
+    def attachable(self) -> bool:
+        """True when the section alone says where to attach."""
+        return self.probe is not None or (self.kind is not None and self.kind.sec_def.btf_target is not None)
+
+    def attach(self, pid: int = -1) -> list:
+        """Attach by section name (``tracepoint/cat/name`` -> the tracepoint).
+
+        BTF-typed programs (tp_btf, fentry, fexit, lsm) were bound to their
+        target at load time; BPF_RAW_TRACEPOINT_OPEN with no name attaches them."""
+        from ebpfpy.attach.provider import Attachment, attach
+        if self.kind is not None and self.kind.sec_def.btf_target is not None:
+            from ebpfpy.sys import bpf
+            link = bpf.raw_tracepoint_open(None, self.fd)
+            return [Attachment(self.section.replace("/", ":", 1), [link])]
+        if self.probe is None:
+            raise ObjectError(f"program {self.name!r} (section {self.section!r}) cannot be attached by its "
+                              "section name; attach it yourself")
+        return attach(self, self.probe, pid=pid)
+
+    def close(self) -> None:
+        if self.program is not None:
+            self.program.close()
+            self.program = None
+
+    def __repr__(self) -> str:
+        state = f"fd={self.program.fd}" if self.program is not None else "not loaded"
+        return f"<ObjProgram {self.name} section={self.section!r} {state}>"
+
+
+class Globals(MutableMapping):
+    """Global variables by name: the initial image before load, the map value after.
+
+    Integers (and enums, bools) read and write as ``int``; ``char`` arrays as
+    ``bytes`` (NUL padded); anything else as raw ``bytes`` of the variable's size.
+    """
+
+    def __init__(self, obj: BPFObject):
+        self._obj = obj
+
+    def _var(self, name: str) -> GlobalVar:
+        try:
+            return self._obj._vars[name]
+        except KeyError:
+            raise KeyError(f"{self._obj.path}: no global variable {name!r}") from None
+
+    def _codec(self, var: GlobalVar):
+        btf = self._obj.btf
+        t = btf[btf.resolve(var.type_id)]
+        if t.kind in (Kind.INT, Kind.ENUM, Kind.ENUM64) and var.size in (1, 2, 4, 8):
+            signed = bool(getattr(t, "signed", False))
+            return "int", signed
+        return "bytes", False
+
+    def _image(self, var: GlobalVar) -> bytes:
+        spec = self._obj.map_specs[self._obj._data_map_name(var.section)]
+        m = self._obj.maps.get(spec.name) if self._obj.loaded else None
+        if m is not None:
+            from ebpfpy.sys import bpf
+            return bpf.map_lookup_elem(m, struct.pack("<I", 0), spec.value_size)
+        return bytes(spec.data)
+
+    def __getitem__(self, name: str):
+        var = self._var(name)
+        raw = self._image(var)[var.offset:var.offset + var.size]
+        kind, signed = self._codec(var)
+        if kind == "int":
+            return int.from_bytes(raw, "little", signed=signed)
+        return raw
+
+    def __setitem__(self, name: str, value) -> None:
+        var = self._var(name)
+        kind, signed = self._codec(var)
+        if isinstance(value, int) and not isinstance(value, bool) or kind == "int":
+            raw = int(value).to_bytes(var.size, "little", signed=signed and int(value) < 0)
+        else:
+            raw = bytes(value)
+            if len(raw) > var.size:
+                raise ValueError(f"{name}: {len(raw)} bytes do not fit in {var.size}")
+            raw = raw.ljust(var.size, b"\0")
+        obj = self._obj
+        spec = obj.map_specs[obj._data_map_name(var.section)]
+        if not obj.loaded:
+            spec.data[var.offset:var.offset + var.size] = raw
+            return
+        if spec.readonly:
+            raise ObjectError(f"{name} is in {var.section}, which is frozen after load")
+        image = bytearray(self._image(var))
+        image[var.offset:var.offset + var.size] = raw
+        from ebpfpy.sys import bpf
+        bpf.map_update_elem(obj.maps[spec.name], struct.pack("<I", 0), bytes(image))
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("global variables cannot be deleted")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._obj._vars)
+
+    def __len__(self) -> int:
+        return len(self._obj._vars)
+
+    def section_of(self, name: str) -> str:
+        return self._var(name).section
+
+
+class BPFObject:
+    def __init__(self, raw: RawObject):
+        self.raw = raw
+        self.path = raw.path
+        self.name = raw.name
+        self.license = raw.license
+        self.kern_version = raw.kern_version
+        self.btf: BTF | None = fix_datasecs(raw, raw.btf) if raw.btf is not None else None
+        self.ext = raw.ext
+        self.map_specs: dict[str, MapSpec] = {}
+        for m in all_maps(raw):
+            if m.name in self.map_specs:
+                raise ObjectError(f"{self.path}: two maps named {m.name!r}")
+            self.map_specs[m.name] = m
+        self._vars = global_vars(raw, self.btf)
+        self.globals = Globals(self)
+        code = {i: bytearray(s.data) for i, s in raw.sections.items() if s.is_code}
+        self._entries = Linker(raw, code, list(self.map_specs.values()), self.ext).entry_points()
+        self.programs: dict[str, ObjProgram] = {}
+        for fn in self._entries:
+            self.programs[fn.name] = ObjProgram(self, fn.name, fn.section.name, classify(fn.section.name))
+        self.maps: dict[str, Any] = {}
+        self.btf_fd = None
+        self.loaded = False
+        self.attachments: list[Any] = []
+
+    def _data_map_name(self, section: str) -> str:
+        for m in self.map_specs.values():
+            if m.is_global_data and m.section == section:
+                return m.name
+        raise KeyError(section)
+
+    def __repr__(self) -> str:
+        return f"<BPFObject {self.path} programs={list(self.programs)} maps={list(self.map_specs)}>"
+
+    # -- load -------------------------------------------------------------------------------
+    def load(self, *, pin_root: str = DEFAULT_PIN_ROOT, target_btf: BTF | None = None) -> BPFObject:
+        """Load BTF, maps and programs into the kernel (everything or nothing)."""
+        if self.loaded:
+            raise ObjectError(f"{self.path} is already loaded")
+        try:
+            self._load_btf()
+            self._create_maps(pin_root)
+            self._load_programs(target_btf)
+        except BaseException:
+            self.close()
+            raise
+        self.loaded = True
+        return self
+
+    def _load_btf(self) -> None:
+        from ebpfpy.sys import bpf
+        from ebpfpy.sys.errors import BPFError
+        if self.btf is None:
+            return
+        for candidate in (self.btf, downgrade(self.btf)):
+            try:
+                self.btf_fd = bpf.btf_load(candidate.data)
+                return
+            except BPFError:
+                continue
+        self.btf_fd = None  # like libbpf: carry on without BTF (maps and programs lose type info)
+
+    def _create_maps(self, pin_root: str) -> None:
+        from ebpfpy.maps import Map
+        from ebpfpy.sys import bpf
+        from ebpfpy.sys.errors import BPFError
+        for spec in self.map_specs.values():
+            pin_path = os.path.join(pin_root, spec.name) if spec.pinning == PIN_BY_NAME else None
+            if pin_path and os.path.exists(pin_path):
+                self.maps[spec.name] = Map.from_pin(pin_path)
+                continue
+            args = {"name": spec.name, "flags": spec.flags, "map_extra": spec.map_extra, "numa_node": spec.numa_node}
+            m = None
+            if self.btf_fd is not None and (spec.btf_value_type_id or spec.btf_key_type_id):
+                try:
+                    m = Map.create(spec.map_type, spec.key_size, spec.value_size, spec.max_entries,
+                                   btf_fd=self.btf_fd, btf_key_type_id=spec.btf_key_type_id,
+                                   btf_value_type_id=spec.btf_value_type_id, **args)
+                except BPFError:
+                    m = None  # like libbpf: retry without type info
+            if m is None:
+                try:
+                    m = Map.create(spec.map_type, spec.key_size, spec.value_size, spec.max_entries, **args)
+                except BPFError as e:
+                    raise LoadError(f"{self.path}: creating map {spec.name!r} failed: "
+                                    f"{e.strerror} [{e.errno_name}]") from None
+            self.maps[spec.name] = m
+            if spec.is_global_data:
+                bpf.map_update_elem(m, struct.pack("<I", 0), bytes(spec.data))
+                if spec.readonly:
+                    bpf.map_freeze(m)
+            if pin_path:
+                bpf.obj_pin(m, pin_path)
+
+    def _relocated_code(self, target_btf: BTF | None) -> dict[int, bytearray]:
+        code = {i: bytearray(s.data) for i, s in self.raw.sections.items() if s.is_code}
+        if self.ext is None or not any(self.ext.core_relos.values()):
+            return code
+        if self.btf is None:
+            raise ObjectError(f"{self.path}: CO-RE relocations without .BTF")
+        target = target_btf or vmlinux()
+        funcs = functions(self.raw, code)
+        for idx, sec in self.raw.sections.items():
+            relos = self.ext.core_relos.get(sec.name)
+            if relos and idx in code:
+                core.apply(code[idx], relos, self.btf, target, f"{self.path}: {sec.name}",
+                           _namer(funcs.get(idx, [])))
+        return code
+
+    def link(self, target_btf: BTF | None = None) -> dict[str, LinkedProgram]:
+        """Programs with subprograms appended and CO-RE applied (map fds not yet filled in)."""
+        code = self._relocated_code(target_btf)
+        linker = Linker(self.raw, code, list(self.map_specs.values()), self.ext)
+        return {fn.name: linker.link(fn) for fn in linker.entry_points()}
+
+    def _attach_btf_id(self, prog: ObjProgram) -> int:
+        d = prog.kind.sec_def if prog.kind else None
+        if d is None or d.btf_target is None:
+            return 0
+        spec = vmlinux()
+        arg = prog.kind.arg
+        try:
+            if d.btf_target == "func":
+                return spec.find(arg, Kind.FUNC)
+            if d.btf_target == "btf_trace_":
+                return spec.find("btf_trace_" + arg, Kind.TYPEDEF)
+            return spec.find(d.btf_target + arg, Kind.FUNC)
+        except KeyError:
+            raise ObjectError(f"{self.path}: program {prog.name!r}: the kernel has no BTF for {arg!r}") from None
+
+    def _load_programs(self, target_btf: BTF | None) -> None:
+        from ebpfpy.progs import Program
+        from ebpfpy.sys.errors import BPFError
+        linked = self.link(target_btf)
+        fds = {name: m.fd for name, m in self.maps.items()}
+        for name, prog in self.programs.items():
+            if not prog.autoload:
+                continue
+            lp = linked[name]
+            insns = fill_map_fds(lp.code, lp.map_refs, fds)
+            btf_args = {}
+            if self.btf_fd is not None and lp.func_info:
+                btf_args = {"prog_btf_fd": self.btf_fd,
+                                "func_info": encode_func_info(lp.func_info), "func_info_rec_size": 8,
+                                "line_info": encode_line_info(lp.line_info), "line_info_rec_size": 16}
+            try:
+                prog.program = Program.load(
+                    prog.kind.prog_type, bytes(insns), self.license or "GPL", name=name,
+                    expected_attach_type=prog.kind.attach_type or None,
+                    attach_btf_id=self._attach_btf_id(prog) or None,
+                    kern_version=self.kern_version, **btf_args)
+            except BPFError as e:
+                log = getattr(e, "log", "") or ""
+                last = next((ln for ln in reversed(log.strip().splitlines()) if ln.strip()), "")
+                hint = f" (verifier: {last.strip()})" if last else ""
+                raise LoadError(f"{self.path}: loading program {name!r} failed: "
+                                f"{e.strerror} [{e.errno_name}]{hint}", log) from None
+            prog.insns = bytes(insns)
+            self._bind_rodata(prog.program)
+
+    def _bind_rodata(self, program) -> None:
+        """Like libbpf: tie every read-only data map to each program (BPF_PROG_BIND_MAP),
+        so tools that read a program's metadata from its .rodata find it."""
+        from ebpfpy.sys import bpf
+        from ebpfpy.sys.consts import Cmd
+        from ebpfpy.sys.errors import BPFError
+        from ebpfpy.sys.fd import fd_number
+        for spec in self.map_specs.values():
+            if not (spec.is_global_data and spec.readonly):
+                continue
+            m = self.maps[spec.name]
+            bind = getattr(bpf, "prog_bind_map", None)
+            try:
+                if bind is not None:
+                    bind(program, m)
+                else:
+                    attr = bytearray(struct.pack("<III", fd_number(program), fd_number(m), 0))
+                    bpf._sys_bpf(Cmd.PROG_BIND_MAP, attr, len(attr))
+            except BPFError:
+                return  # an old kernel without the command: harmless, as in libbpf
+
+    # -- attach / pin / close ------------------------------------------------------------
+    def attach_all(self, pid: int = -1) -> list:
+        """Attach every loaded program whose section names its target; returns the attachments."""
+        if not self.loaded:
+            self.load()
+        out = []
+        try:
+            for prog in self.programs.values():
+                if prog.program is not None and prog.attachable:
+                    out += prog.attach(pid=pid)
+        except BaseException:
+            for a in out:
+                a.close()
+            raise
+        self.attachments += out
+        return out
+
+    def pin_programs(self, directory: str) -> list[str]:
+        """Pin each loaded program at ``directory/<name>`` (bpftool prog loadall's layout)."""
+        os.makedirs(directory, exist_ok=True)
+        paths = []
+        for prog in self.programs.values():
+            if prog.program is not None:
+                path = os.path.join(directory, prog.name)
+                prog.pin(path)
+                paths.append(path)
+        return paths
+
+    def close(self) -> None:
+        for a in self.attachments:
+            try:
+                a.close()
+            except OSError:
+                pass
+        self.attachments = []
+        for p in self.programs.values():
+            p.close()
+        for m in self.maps.values():
+            m.close()
+        self.maps = {}
+        if self.btf_fd is not None:
+            self.btf_fd.close()
+            self.btf_fd = None
+        self.loaded = False
+
+    def __enter__(self) -> BPFObject:  # noqa: PYI034 (typing.Self needs 3.11)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _namer(funcs: list) -> Callable[[int], str]:
+    """slot -> name of the function holding it (for CO-RE error messages)."""
+    def name_at(slot: int) -> str:
+        return next((f.name for f in funcs if f.start <= slot < f.start + f.count), "?")
+    return name_at
+
+
+def load_object(path: str) -> BPFObject:
+    """Open a clang-built BPF object (nothing is loaded into the kernel until ``.load()``)."""
+    return BPFObject(read_object(path))

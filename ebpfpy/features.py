@@ -1,0 +1,278 @@
+"""Kernel feature probes: try the feature once, cache the answer.
+
+Versions lie (distributions backport, configs differ), so each feature is
+detected by doing the smallest real thing that needs it, as libbpf does.
+``has(name)`` answers, ``reason(name)`` says why not. Probes are a table,
+``PROBES``: name -> function returning ``(ok, reason)``.
+"""
+from __future__ import annotations
+
+import errno as E
+import os
+import struct
+from typing import Callable, Optional
+
+from ebpfpy.sys.errors import ENOTSUPP, BPFError
+
+Probe = Callable[[], "tuple[bool, str]"]
+VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
+TRACEFS_PATHS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+
+_cache: dict[str, tuple[bool, str]] = {}
+
+
+def _insns(*insns) -> bytes:
+    from ebpfpy.isa.insn import Insn, encode_all
+
+    return encode_all(Insn(*i) for i in insns)
+
+
+# r0 = 0; exit
+def _ret0() -> bytes:
+    return _insns((0xB7, 0, 0, 0, 0), (0x95,))
+
+
+def _err(exc: BPFError) -> str:
+    return f"{exc.command}: {exc.strerror} [{exc.errno_name}]"
+
+
+def _load(prog_type, insns: bytes, **kw):
+    from ebpfpy.sys import bpf
+
+    return bpf.prog_load(prog_type, insns, "GPL", **kw)
+
+
+# --------------------------------------------------------------------------
+# probes
+
+
+def _probe_bpf() -> tuple[bool, str]:
+    from ebpfpy.sys import bpf
+    from ebpfpy.sys.consts import MapType
+
+    try:
+        with bpf.map_create(MapType.ARRAY, 4, 4, 1):
+            return True, ""
+    except BPFError as exc:
+        return False, _err(exc)
+    except OSError as exc:  # the shim missing, seccomp, ...
+        return False, str(exc)
+
+
+def _probe_btf() -> tuple[bool, str]:
+    return (True, "") if os.path.exists(VMLINUX_BTF) else (False, f"{VMLINUX_BTF} is missing")
+
+
+def _probe_ringbuf() -> tuple[bool, str]:
+    import mmap
+
+    from ebpfpy.sys import bpf
+    from ebpfpy.sys.consts import MapType
+
+    try:
+        with bpf.map_create(MapType.RINGBUF, 0, 0, mmap.PAGESIZE):
+            return True, ""
+    except BPFError as exc:
+        return False, _err(exc)
+
+
+def _probe_batch_ops() -> tuple[bool, str]:
+    from ebpfpy.sys import bpf
+    from ebpfpy.sys.consts import MapType
+
+    with bpf.map_create(MapType.HASH, 4, 4, 1) as fd:
+        try:
+            bpf.map_lookup_batch(fd, 4, 4, 1)  # an empty map answers ENOENT: handled as done
+            return True, ""
+        except BPFError as exc:
+            return False, _err(exc)
+
+
+def _probe_perf_link() -> tuple[bool, str]:
+    """BPF_LINK_CREATE with attach type BPF_PERF_EVENT on fd -1: EBADF means the kernel knows it."""
+    from ebpfpy.sys import bpf
+    from ebpfpy.sys.consts import AttachType, ProgType
+
+    with _load(ProgType.TRACEPOINT, _ret0()) as prog:
+        try:
+            bpf.link_create(prog, -1, AttachType.PERF_EVENT).close()
+            return True, ""  # unexpected, but it worked
+        except BPFError as exc:
+            if exc.errno == E.EBADF:
+                return True, ""
+            return False, _err(exc)
+
+
+def _pmu(name: str) -> Probe:
+    path = f"/sys/bus/event_source/devices/{name}"
+    return lambda: (True, "") if os.path.exists(path) else (False, f"no {name} PMU ({path} is missing)")
+
+
+def _probe_fentry() -> tuple[bool, str]:
+    """Load and briefly attach an fentry program on bpf_fentry_test1 (called only by test runs)."""
+    from ebpfpy.sys import bpf
+    from ebpfpy.sys.consts import AttachType, ProgType
+
+    if not os.path.exists(VMLINUX_BTF):
+        return False, f"{VMLINUX_BTF} is missing"
+    btf_id = vmlinux_func_id("bpf_fentry_test1")
+    if btf_id is None:
+        return False, "bpf_fentry_test1 is not in vmlinux BTF"
+    try:
+        with _load(ProgType.TRACING, _ret0(), expected_attach_type=AttachType.TRACE_FENTRY,
+                   attach_btf_id=btf_id) as prog:
+            bpf.raw_tracepoint_open(None, prog).close()
+            return True, ""
+    except BPFError as exc:
+        if exc.errno in (E.EINVAL, E.EOPNOTSUPP, ENOTSUPP, E.ENOENT, E.EPERM):
+            return False, _err(exc)
+        raise
+
+
+def _probe_test_run_raw_tp() -> tuple[bool, str]:
+    from ebpfpy.sys import bpf
+    from ebpfpy.sys.consts import ProgType
+
+    try:
+        with _load(ProgType.RAW_TRACEPOINT, _ret0()) as prog:
+            bpf.prog_test_run(prog, ctx_in=bytes(8))
+            return True, ""
+    except BPFError as exc:
+        return False, _err(exc)
+
+
+def _probe_probe_read_kernel() -> tuple[bool, str]:
+    """A tracepoint program calling helper 113 (bpf_probe_read_kernel) into the stack."""
+    from ebpfpy.sys.consts import ProgType
+
+    prog = _insns(
+        (0xBF, 1, 10),  # r1 = r10
+        (0x07, 1, 0, 0, -8),  # r1 += -8
+        (0xB7, 2, 0, 0, 8),  # r2 = 8
+        (0xB7, 3, 0, 0, 0),  # r3 = 0
+        (0x85, 0, 0, 0, 113),  # call bpf_probe_read_kernel
+        (0xB7, 0, 0, 0, 0),
+        (0x95,),
+    )
+    try:
+        with _load(ProgType.TRACEPOINT, prog):
+            return True, ""
+    except BPFError as exc:
+        return False, _err(exc)
+
+
+def _probe_tracefs() -> tuple[bool, str]:
+    path = tracefs_path()
+    if path:
+        return True, ""
+    try:
+        from ebpfpy.bpffs import ensure_tracefs
+
+        ensure_tracefs()
+        return True, ""
+    except OSError as exc:
+        return False, f"tracefs is not mounted and mounting failed: {exc}"
+
+
+PROBES: dict[str, Probe] = {
+    "bpf": _probe_bpf,
+    "btf": _probe_btf,
+    "ringbuf": _probe_ringbuf,
+    "batch_ops": _probe_batch_ops,
+    "perf_link": _probe_perf_link,
+    "kprobes": _pmu("kprobe"),
+    "uprobes": _pmu("uprobe"),
+    "fentry": _probe_fentry,
+    "test_run_raw_tp": _probe_test_run_raw_tp,
+    "probe_read_kernel": _probe_probe_read_kernel,
+    "tracefs": _probe_tracefs,
+}
+# Probes that need bpf() itself: skip them (with bpf's reason) when it is missing.
+_NEEDS_BPF = {"ringbuf", "batch_ops", "perf_link", "fentry", "test_run_raw_tp", "probe_read_kernel"}
+
+
+def _answer(name: str) -> tuple[bool, str]:
+    if name not in PROBES:
+        raise KeyError(f"unknown feature {name!r}; known: {', '.join(sorted(PROBES))}")
+    if name not in _cache:
+        if name in _NEEDS_BPF and not has("bpf"):
+            _cache[name] = (False, "bpf() unavailable: " + reason("bpf"))
+        else:
+            try:
+                _cache[name] = PROBES[name]()
+            except (OSError, ImportError) as exc:
+                _cache[name] = (False, f"probe failed: {exc}")
+    return _cache[name]
+
+
+def has(name: str) -> bool:
+    """Whether the running kernel (and machine) offers feature ``name``."""
+    return _answer(name)[0]
+
+
+def reason(name: str) -> str:
+    """Why ``name`` is unavailable ("" when it is available)."""
+    return _answer(name)[1]
+
+
+def report() -> dict[str, tuple[bool, str]]:
+    """Every probe's answer, for ``ebpfpy`` diagnostics and bug reports."""
+    return {name: _answer(name) for name in PROBES}
+
+
+def forget() -> None:
+    """Drop cached answers (after mounting something, in tests)."""
+    _cache.clear()
+
+
+# --------------------------------------------------------------------------
+# small helpers the probes need
+
+
+def tracefs_path() -> Optional[str]:
+    """Where tracefs is mounted, or None."""
+    for path in TRACEFS_PATHS:
+        if os.path.isdir(os.path.join(path, "events")):
+            return path
+    return None
+
+
+# Bytes of extra data after the 12-byte header, per BTF kind (kind -> (fixed, per vlen)).
+_BTF_KIND_EXTRA = {
+    1: (4, 0), 2: (0, 0), 3: (12, 0), 4: (0, 12), 5: (0, 12), 6: (0, 8), 7: (0, 0), 8: (0, 0),
+    9: (0, 0), 10: (0, 0), 11: (0, 0), 12: (0, 0), 13: (0, 8), 14: (4, 0), 15: (0, 12),
+    16: (0, 0), 17: (4, 0), 18: (0, 0), 19: (0, 12),
+}
+BTF_KIND_FUNC = 12
+
+
+def vmlinux_func_id(name: str, path: str = VMLINUX_BTF) -> Optional[int]:
+    """BTF type id of function ``name`` in vmlinux, by a linear walk of the type section.
+
+    A deliberately tiny scanner (the full parser is ``ebpfpy.btf``) so the
+    fentry probe costs one read and does not depend on the BTF layer.
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    magic, _ver, _flags, hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from("<HBBIIIII", data)
+    if magic != 0xEB9F:
+        return None
+    strings = data[hdr_len + str_off:hdr_len + str_off + str_len]
+    want = name.encode() + b"\0"
+    candidates = set()
+    pos = strings.find(b"\0" + want)
+    while pos >= 0:
+        candidates.add(pos + 1)
+        pos = strings.find(b"\0" + want, pos + 1)
+    if not candidates:
+        return None
+    off, end, tid = hdr_len + type_off, hdr_len + type_off + type_len, 1
+    while off < end:
+        name_off, info = struct.unpack_from("<II", data, off)
+        kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+        if kind == BTF_KIND_FUNC and name_off in candidates:
+            return tid
+        fixed, per = _BTF_KIND_EXTRA.get(kind, (0, 0))
+        off += 12 + fixed + per * vlen
+        tid += 1
+    return None

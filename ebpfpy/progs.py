@@ -1,0 +1,146 @@
+"""``Program``: a loaded BPF program owned through its fd.
+
+``Program.load`` takes instructions as ``list[Insn]`` (from ``ebpfpy.isa``)
+or raw bytes, and surfaces a rejection as ``BPFError`` with the verifier
+log. The log of a successful load is kept when one was asked for
+(``log_level``), because verifier statistics are useful while tuning.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional, Union
+
+from ebpfpy.sys import bpf
+from ebpfpy.sys.consts import AttachType, ProgType, lookup
+from ebpfpy.sys.fd import FD, dup_fd, fd_number
+
+Insns = Union[bytes, bytearray, Iterable[Any]]
+
+
+def encode_insns(insns: Insns) -> bytes:
+    """Bytes for ``insns``: bytes pass through; Insn-like objects are encoded."""
+    if isinstance(insns, (bytes, bytearray, memoryview)):
+        return bytes(insns)
+    try:
+        from ebpfpy.isa.insn import encode_all
+    except ImportError:  # the ISA layer is optional for byte programs
+        return b"".join(i.encode() for i in insns)
+    return encode_all(insns)
+
+
+class Program:
+    """A loaded program: ``.fd``, ``.close()``, ``.test_run()``, ``.info()``, ``.pin()``."""
+
+    def __init__(self, fd: FD, prog_type, *, name: str = "", verifier_log: str = "",
+                 expected_attach_type: Optional[int] = None) -> None:
+        self._fd = fd
+        try:
+            self.prog_type = lookup(ProgType, prog_type)
+        except ValueError:
+            self.prog_type = prog_type
+        self.name = name
+        self.verifier_log = verifier_log
+        self.expected_attach_type = expected_attach_type
+
+    @classmethod
+    def load(
+        cls,
+        prog_type,
+        insns: Insns,
+        license: str = "GPL",
+        *,
+        name: str = "",
+        expected_attach_type=None,
+        attach_btf_id: Optional[int] = None,
+        attach_btf_obj_fd=None,
+        attach_prog_fd=None,
+        log_level: int = 0,
+        log_size: int = 0,
+        kern_version: int = 0,
+        flags: int = 0,
+        prog_btf_fd=None,
+        func_info: bytes = b"",
+        func_info_rec_size: int = 0,
+        line_info: bytes = b"",
+        line_info_rec_size: int = 0,
+        fd_array: Optional[Iterable] = None,
+    ) -> "Program":
+        """Load a program; ``BPFError`` (with ``.log``) when the verifier rejects it.
+
+        Enum arguments accept members, ints or names ("tracepoint",
+        "trace_fentry"). ``fd_array`` holds maps/fds for ``BPF_PSEUDO_MAP_IDX`` loads.
+        """
+        ptype = lookup(ProgType, prog_type)
+        eat = lookup(AttachType, expected_attach_type) if expected_attach_type is not None else None
+        fd, log = bpf.prog_load_with_log(
+            ptype, encode_insns(insns), license, log_level=log_level, log_size=log_size, name=name,
+            expected_attach_type=eat or 0, attach_btf_id=attach_btf_id or 0,
+            attach_btf_obj_fd=fd_number(attach_btf_obj_fd) if attach_btf_obj_fd is not None else 0,
+            attach_prog_fd=fd_number(attach_prog_fd) if attach_prog_fd is not None else 0,
+            prog_btf_fd=fd_number(prog_btf_fd) if prog_btf_fd is not None else 0,
+            func_info=func_info, func_info_rec_size=func_info_rec_size,
+            line_info=line_info, line_info_rec_size=line_info_rec_size,
+            kern_version=kern_version, prog_flags=flags,
+            fd_array=[fd_number(f) for f in fd_array] if fd_array else None,
+        )
+        return cls(fd, ptype, name=name, verifier_log=log, expected_attach_type=eat)
+
+    @classmethod
+    def from_fd(cls, fd) -> "Program":
+        """Wrap an fd: an ``FD`` is taken over, an int is duplicated."""
+        owned = fd if isinstance(fd, FD) else dup_fd(fd)
+        info = bpf.prog_info(owned, xlated=False)
+        return cls(owned, info.type, name=info.name)
+
+    @classmethod
+    def from_id(cls, prog_id: int) -> "Program":
+        return cls.from_fd(bpf.prog_get_fd_by_id(prog_id))
+
+    @classmethod
+    def from_pin(cls, path: str) -> "Program":
+        return cls.from_fd(bpf.obj_get(path))
+
+    # -- fd ownership --------------------------------------------------------
+
+    @property
+    def fd(self) -> int:
+        return self._fd.fd
+
+    def fileno(self) -> int:
+        return self._fd.fd
+
+    @property
+    def closed(self) -> bool:
+        return self._fd.closed
+
+    def close(self) -> None:
+        self._fd.close()
+
+    def __enter__(self) -> "Program":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        kind = self.prog_type.name.lower() if isinstance(self.prog_type, ProgType) else self.prog_type
+        return f"<Program {kind} {self.name!r} {'closed' if self.closed else f'fd={self.fd}'}>"
+
+    # -- kernel-side views ---------------------------------------------------
+
+    def test_run(self, data_in: bytes = b"", *, ctx_in: bytes = b"", data_size_out: Optional[int] = None,
+                 ctx_size_out: int = 0, repeat: int = 0, flags: int = 0, cpu: int = 0) -> bpf.TestRunResult:
+        """Run once (or ``repeat`` times) in the kernel via BPF_PROG_TEST_RUN."""
+        return bpf.prog_test_run(self._fd, data_in=data_in, data_size_out=data_size_out, ctx_in=ctx_in,
+                                 ctx_size_out=ctx_size_out, repeat=repeat, flags=flags, cpu=cpu)
+
+    def info(self) -> bpf.ProgInfo:
+        return bpf.prog_info(self._fd)
+
+    def xlated(self) -> list:
+        """The instructions as the kernel holds them after verification (map fds become ids/addresses)."""
+        from ebpfpy.isa.insn import decode
+
+        return decode(self.info().xlated)
+
+    def pin(self, path: str) -> None:
+        bpf.obj_pin(self._fd, path)

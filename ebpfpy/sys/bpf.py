@@ -1,0 +1,858 @@
+"""One function per bpf() command: Python values in, fds/bytes/dataclasses out.
+
+Deliberately thin, like libbpf's bpf.c: each command's ``union bpf_attr``
+member is a table of ``field -> (offset, struct format)`` (offsets from the
+uapi header), packed into a zeroed buffer that is exactly as long as the
+last field the caller set. Kernels reject non-zero bytes past the fields
+they know, so a call that uses only old fields also works on old kernels.
+All policy (retries aside from the verifier log, typing, iteration) lives
+in the loader layer above.
+"""
+from __future__ import annotations
+
+import errno as E
+import struct
+from dataclasses import dataclass, field
+from typing import Iterable, Optional, Sequence
+
+from ebpfpy.sys._shim import ffi, lib
+from ebpfpy.sys.consts import AttachType, Cmd, LinkType, MapType, ProgType
+from ebpfpy.sys.errors import BPFError
+from ebpfpy.sys.fd import FD, fd_number
+
+OBJ_NAME_LEN = 16  # BPF_OBJ_NAME_LEN, NUL included
+BPF_TAG_SIZE = 8
+LOG_BUF_START = 1 << 18  # first verifier-log buffer: 256 KiB
+LOG_BUF_MAX = 1 << 30  # the kernel refuses log_size > UINT_MAX >> 2
+
+
+# --------------------------------------------------------------------------
+# attribute layouts
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One member of ``union bpf_attr`` (or an info struct) as a field table."""
+
+    name: str
+    fields: dict  # name -> (offset, struct format)
+    min_size: int = 4
+
+    @property
+    def size(self) -> int:
+        return max(off + struct.calcsize("<" + fmt) for off, fmt in self.fields.values())
+
+    def pack(self, **values) -> tuple[bytearray, int]:
+        """Zeroed buffer with ``values`` set, and the size covering the last non-zero field."""
+        buf = bytearray(self.size)
+        used = self.min_size
+        for key, value in values.items():
+            off, fmt = self.fields[key]
+            if not value:
+                continue
+            struct.pack_into("<" + fmt, buf, off, value)
+            used = max(used, off + struct.calcsize("<" + fmt))
+        return buf, used
+
+    def unpack(self, buf, *names: str):
+        """Field values read back from ``buf`` (one value, or a tuple for several names)."""
+        out = []
+        for key in names:
+            off, fmt = self.fields[key]
+            if off + struct.calcsize("<" + fmt) > len(buf):
+                out.append(0)
+                continue
+            out.append(struct.unpack_from("<" + fmt, buf, off)[0])
+        return out[0] if len(out) == 1 else tuple(out)
+
+    def unpack_all(self, buf) -> dict:
+        return {key: self.unpack(buf, key) for key in self.fields}
+
+
+MAP_CREATE = Layout("map_create", {
+    "map_type": (0, "I"), "key_size": (4, "I"), "value_size": (8, "I"),
+    "max_entries": (12, "I"), "map_flags": (16, "I"), "inner_map_fd": (20, "I"),
+    "numa_node": (24, "I"), "map_name": (28, "16s"), "map_ifindex": (44, "I"),
+    "btf_fd": (48, "I"), "btf_key_type_id": (52, "I"), "btf_value_type_id": (56, "I"),
+    "btf_vmlinux_value_type_id": (60, "I"), "map_extra": (64, "Q"),
+}, min_size=16)
+
+MAP_ELEM = Layout("map_elem", {
+    "map_fd": (0, "I"), "key": (8, "Q"), "value": (16, "Q"), "flags": (24, "Q"),
+}, min_size=32)
+
+MAP_BATCH = Layout("map_batch", {
+    "in_batch": (0, "Q"), "out_batch": (8, "Q"), "keys": (16, "Q"), "values": (24, "Q"),
+    "count": (32, "I"), "map_fd": (36, "I"), "elem_flags": (40, "Q"), "flags": (48, "Q"),
+}, min_size=56)
+
+PROG_LOAD = Layout("prog_load", {
+    "prog_type": (0, "I"), "insn_cnt": (4, "I"), "insns": (8, "Q"), "license": (16, "Q"),
+    "log_level": (24, "I"), "log_size": (28, "I"), "log_buf": (32, "Q"),
+    "kern_version": (40, "I"), "prog_flags": (44, "I"), "prog_name": (48, "16s"),
+    "prog_ifindex": (64, "I"), "expected_attach_type": (68, "I"), "prog_btf_fd": (72, "I"),
+    "func_info_rec_size": (76, "I"), "func_info": (80, "Q"), "func_info_cnt": (88, "I"),
+    "line_info_rec_size": (92, "I"), "line_info": (96, "Q"), "line_info_cnt": (104, "I"),
+    "attach_btf_id": (108, "I"), "attach_prog_fd": (112, "I"), "core_relo_cnt": (116, "I"),
+    "fd_array": (120, "Q"), "core_relos": (128, "Q"), "core_relo_rec_size": (136, "I"),
+    "log_true_size": (140, "I"),
+}, min_size=48)
+
+OBJ = Layout("obj", {"pathname": (0, "Q"), "bpf_fd": (8, "I"), "file_flags": (12, "I")}, min_size=16)
+
+TEST_RUN = Layout("test", {
+    "prog_fd": (0, "I"), "retval": (4, "I"), "data_size_in": (8, "I"), "data_size_out": (12, "I"),
+    "data_in": (16, "Q"), "data_out": (24, "Q"), "repeat": (32, "I"), "duration": (36, "I"),
+    "ctx_size_in": (40, "I"), "ctx_size_out": (44, "I"), "ctx_in": (48, "Q"), "ctx_out": (56, "Q"),
+    "flags": (64, "I"), "cpu": (68, "I"), "batch_size": (72, "I"),
+}, min_size=40)
+
+GET_ID = Layout("get_id", {"start_id": (0, "I"), "next_id": (4, "I"), "open_flags": (8, "I")}, min_size=8)
+
+INFO = Layout("info", {"bpf_fd": (0, "I"), "info_len": (4, "I"), "info": (8, "Q")}, min_size=16)
+
+RAW_TP = Layout("raw_tracepoint", {"name": (0, "Q"), "prog_fd": (8, "I")}, min_size=12)
+
+LINK_CREATE = Layout("link_create", {
+    "prog_fd": (0, "I"), "target_fd": (4, "i"), "attach_type": (8, "I"), "flags": (12, "I"),
+    "target_btf_id": (16, "I"), "bpf_cookie": (16, "Q"), "tracing_cookie": (24, "Q"),
+}, min_size=16)
+
+LINK_DETACH = Layout("link_detach", {"link_fd": (0, "I")}, min_size=4)
+MAP_FREEZE = Layout("map_freeze", {"map_fd": (0, "I")}, min_size=4)
+ENABLE_STATS = Layout("enable_stats", {"type": (0, "I")}, min_size=4)
+
+BTF_LOAD = Layout("btf_load", {
+    "btf": (0, "Q"), "btf_log_buf": (8, "Q"), "btf_size": (16, "I"), "btf_log_size": (20, "I"),
+    "btf_log_level": (24, "I"), "btf_log_true_size": (28, "I"),
+}, min_size=20)
+
+PROG_INFO = Layout("bpf_prog_info", {
+    "type": (0, "I"), "id": (4, "I"), "tag": (8, "8s"), "jited_prog_len": (16, "I"),
+    "xlated_prog_len": (20, "I"), "jited_prog_insns": (24, "Q"), "xlated_prog_insns": (32, "Q"),
+    "load_time": (40, "Q"), "created_by_uid": (48, "I"), "nr_map_ids": (52, "I"),
+    "map_ids": (56, "Q"), "name": (64, "16s"), "ifindex": (80, "I"), "gpl_compatible": (84, "I"),
+    "netns_dev": (88, "Q"), "netns_ino": (96, "Q"), "nr_jited_ksyms": (104, "I"),
+    "nr_jited_func_lens": (108, "I"), "jited_ksyms": (112, "Q"), "jited_func_lens": (120, "Q"),
+    "btf_id": (128, "I"), "func_info_rec_size": (132, "I"), "func_info": (136, "Q"),
+    "nr_func_info": (144, "I"), "nr_line_info": (148, "I"), "line_info": (152, "Q"),
+    "jited_line_info": (160, "Q"), "nr_jited_line_info": (168, "I"),
+    "line_info_rec_size": (172, "I"), "jited_line_info_rec_size": (176, "I"),
+    "nr_prog_tags": (180, "I"), "prog_tags": (184, "Q"), "run_time_ns": (192, "Q"),
+    "run_cnt": (200, "Q"), "recursion_misses": (208, "Q"), "verified_insns": (216, "I"),
+    "attach_btf_obj_id": (220, "I"), "attach_btf_id": (224, "I"),
+}, min_size=232)
+
+MAP_INFO = Layout("bpf_map_info", {
+    "type": (0, "I"), "id": (4, "I"), "key_size": (8, "I"), "value_size": (12, "I"),
+    "max_entries": (16, "I"), "map_flags": (20, "I"), "name": (24, "16s"), "ifindex": (40, "I"),
+    "btf_vmlinux_value_type_id": (44, "I"), "netns_dev": (48, "Q"), "netns_ino": (56, "Q"),
+    "btf_id": (64, "I"), "btf_key_type_id": (68, "I"), "btf_value_type_id": (72, "I"),
+    "btf_vmlinux_id": (76, "I"), "map_extra": (80, "Q"),
+}, min_size=88)
+
+# struct bpf_link_info: a header, then a per-link-type union (first members shown).
+LINK_INFO = Layout("bpf_link_info", {
+    "type": (0, "I"), "id": (4, "I"), "prog_id": (8, "I"),
+    "tp_name": (16, "Q"), "tp_name_len": (24, "I"),  # raw_tracepoint
+    "attach_type": (24, "I"),  # tracing: {attach_type, target_obj_id, target_btf_id}
+    "target_obj_id": (28, "I"), "target_btf_id": (32, "I"),
+    "perf_event_type": (16, "I"),  # perf_event (6.6+)
+}, min_size=16)
+LINK_INFO_SIZE = 128  # room for every union member known today; the tail stays zero
+
+BTF_INFO = Layout("bpf_btf_info", {
+    "btf": (0, "Q"), "btf_size": (8, "I"), "id": (12, "I"), "name": (16, "Q"),
+    "name_len": (24, "I"), "kernel_btf": (28, "I"),
+}, min_size=32)
+
+
+# --------------------------------------------------------------------------
+# memory the attributes point at
+
+
+class _Memory:
+    """Buffers whose addresses go into an attribute; alive as long as this object."""
+
+    def __init__(self) -> None:
+        self._keep: list = []
+
+    def put(self, data: bytes | bytearray | None) -> int:
+        """Copy ``data`` into C memory and return its address (0 for None/empty)."""
+        if not data:
+            return 0
+        buf = ffi.new("char[]", len(data))
+        ffi.memmove(buf, bytes(data), len(data))
+        self._keep.append(buf)
+        return int(ffi.cast("uintptr_t", buf))
+
+    def out(self, size: int):
+        """A zeroed output buffer: (address, cdata) — read it with ``read()``."""
+        if size <= 0:
+            return 0, None
+        buf = ffi.new("char[]", size)
+        self._keep.append(buf)
+        return int(ffi.cast("uintptr_t", buf)), buf
+
+    @staticmethod
+    def read(buf, size: int) -> bytes:
+        return bytes(ffi.buffer(buf, size)) if buf is not None and size > 0 else b""
+
+    def cstr(self, text: str | None) -> int:
+        return 0 if text is None else self.put(text.encode() + b"\0")
+
+
+def _sys_bpf(cmd: Cmd, attr: bytearray, size: int) -> int:
+    """The raw call: returns the result or raises BPFError naming the command."""
+    rc = lib.ebpfpy_bpf(int(cmd), ffi.from_buffer(attr), size)
+    if rc < 0:
+        raise BPFError(-rc, "BPF_" + cmd.name)
+    return rc
+
+
+def _new_fd(cmd: Cmd, attr: bytearray, size: int) -> FD:
+    return FD(_sys_bpf(cmd, attr, size))
+
+
+def obj_name(name: str) -> bytes:
+    """A name the kernel accepts: at most 15 bytes of [A-Za-z0-9_.], NUL-padded."""
+    clean = "".join(c if (c.isascii() and c.isalnum()) or c in "_." else "_" for c in name)
+    return clean.encode()[: OBJ_NAME_LEN - 1]
+
+
+def _is_enoent(exc: BPFError) -> bool:
+    return exc.errno == E.ENOENT
+
+
+# --------------------------------------------------------------------------
+# maps
+
+
+def map_create(
+    map_type: int,
+    key_size: int,
+    value_size: int,
+    max_entries: int,
+    *,
+    flags: int = 0,
+    name: str = "",
+    inner_map_fd: int = 0,
+    numa_node: int = 0,
+    ifindex: int = 0,
+    btf_fd: int = 0,
+    btf_key_type_id: int = 0,
+    btf_value_type_id: int = 0,
+    btf_vmlinux_value_type_id: int = 0,
+    map_extra: int = 0,
+) -> FD:
+    attr, size = MAP_CREATE.pack(
+        map_type=int(map_type), key_size=key_size, value_size=value_size,
+        max_entries=max_entries, map_flags=int(flags),
+        inner_map_fd=fd_number(inner_map_fd) if inner_map_fd else 0,
+        numa_node=numa_node, map_name=obj_name(name), map_ifindex=ifindex,
+        btf_fd=fd_number(btf_fd) if btf_fd else 0, btf_key_type_id=btf_key_type_id,
+        btf_value_type_id=btf_value_type_id,
+        btf_vmlinux_value_type_id=btf_vmlinux_value_type_id, map_extra=map_extra,
+    )
+    return _new_fd(Cmd.MAP_CREATE, attr, size)
+
+
+def map_lookup_elem(map_fd, key: bytes, value_size: int, flags: int = 0) -> bytes:
+    """The value stored at ``key``; BPFError(ENOENT) when there is none."""
+    mem = _Memory()
+    vaddr, vbuf = mem.out(max(value_size, 1))
+    attr, size = MAP_ELEM.pack(map_fd=fd_number(map_fd), key=mem.put(key), value=vaddr, flags=flags)
+    _sys_bpf(Cmd.MAP_LOOKUP_ELEM, attr, size)
+    return mem.read(vbuf, value_size)
+
+
+def map_lookup_and_delete_elem(map_fd, key: bytes | None, value_size: int, flags: int = 0) -> bytes:
+    """Pop ``key`` (or, for queue/stack maps, the next element when key is None)."""
+    mem = _Memory()
+    vaddr, vbuf = mem.out(max(value_size, 1))
+    attr, size = MAP_ELEM.pack(map_fd=fd_number(map_fd), key=mem.put(key), value=vaddr, flags=flags)
+    _sys_bpf(Cmd.MAP_LOOKUP_AND_DELETE_ELEM, attr, size)
+    return mem.read(vbuf, value_size)
+
+
+def map_update_elem(map_fd, key: bytes, value: bytes, flags: int = 0) -> None:
+    mem = _Memory()
+    attr, size = MAP_ELEM.pack(map_fd=fd_number(map_fd), key=mem.put(key), value=mem.put(value), flags=int(flags))
+    _sys_bpf(Cmd.MAP_UPDATE_ELEM, attr, size)
+
+
+def map_delete_elem(map_fd, key: bytes) -> None:
+    mem = _Memory()
+    attr, size = MAP_ELEM.pack(map_fd=fd_number(map_fd), key=mem.put(key))
+    _sys_bpf(Cmd.MAP_DELETE_ELEM, attr, size)
+
+
+def map_get_next_key(map_fd, key: bytes | None, key_size: int) -> Optional[bytes]:
+    """The key after ``key`` (the first key when None); None at the end of the map."""
+    mem = _Memory()
+    naddr, nbuf = mem.out(key_size)
+    attr, size = MAP_ELEM.pack(map_fd=fd_number(map_fd), key=mem.put(key), value=naddr)
+    try:
+        _sys_bpf(Cmd.MAP_GET_NEXT_KEY, attr, size)
+    except BPFError as exc:
+        if _is_enoent(exc):
+            return None
+        raise
+    return mem.read(nbuf, key_size)
+
+
+def map_freeze(map_fd) -> None:
+    attr, size = MAP_FREEZE.pack(map_fd=fd_number(map_fd))
+    _sys_bpf(Cmd.MAP_FREEZE, attr, size)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One BPF_MAP_LOOKUP(_AND_DELETE)_BATCH call: entries, resume token, end flag."""
+
+    keys: list
+    values: list
+    token: Optional[bytes]
+    done: bool
+
+
+def _batch_token_size(key_size: int) -> int:
+    # Hash maps use a u32 bucket index as token, arrays a key: cover both.
+    return max(key_size, 8)
+
+
+def _lookup_batch(cmd: Cmd, map_fd, key_size: int, value_size: int, count: int,
+                  token: Optional[bytes], elem_flags: int, flags: int) -> BatchResult:
+    mem = _Memory()
+    tsize = _batch_token_size(key_size)
+    out_addr, out_buf = mem.out(tsize)
+    kaddr, kbuf = mem.out(key_size * count)
+    vaddr, vbuf = mem.out(value_size * count)
+    in_addr = mem.put(token.ljust(tsize, b"\0")) if token is not None else 0
+    attr, size = MAP_BATCH.pack(in_batch=in_addr, out_batch=out_addr, keys=kaddr, values=vaddr,
+                                count=count, map_fd=fd_number(map_fd), elem_flags=elem_flags, flags=flags)
+    done = False
+    try:
+        _sys_bpf(cmd, attr, size)
+    except BPFError as exc:
+        if not _is_enoent(exc):
+            raise
+        done = True
+    got = MAP_BATCH.unpack(attr, "count")
+    keys = mem.read(kbuf, key_size * got)
+    values = mem.read(vbuf, value_size * got)
+    return BatchResult(
+        keys=[keys[i * key_size:(i + 1) * key_size] for i in range(got)],
+        values=[values[i * value_size:(i + 1) * value_size] for i in range(got)],
+        token=None if done else mem.read(out_buf, tsize),
+        done=done,
+    )
+
+
+def map_lookup_batch(map_fd, key_size: int, value_size: int, count: int, token: Optional[bytes] = None,
+                     *, elem_flags: int = 0, flags: int = 0) -> BatchResult:
+    """Up to ``count`` entries after ``token`` (from the start when None).
+
+    ``value_size`` is the size user space sees per element (for per-CPU maps:
+    the 8-rounded value size times the possible CPUs). ENOSPC means a hash
+    bucket holds more than ``count`` entries: call again with a larger count.
+    """
+    return _lookup_batch(Cmd.MAP_LOOKUP_BATCH, map_fd, key_size, value_size, count, token, elem_flags, flags)
+
+
+def map_lookup_and_delete_batch(map_fd, key_size: int, value_size: int, count: int,
+                                token: Optional[bytes] = None, *, elem_flags: int = 0,
+                                flags: int = 0) -> BatchResult:
+    return _lookup_batch(Cmd.MAP_LOOKUP_AND_DELETE_BATCH, map_fd, key_size, value_size, count,
+                         token, elem_flags, flags)
+
+
+def map_update_batch(map_fd, keys: Sequence[bytes], values: Sequence[bytes], *,
+                     elem_flags: int = 0, flags: int = 0) -> int:
+    """Store all pairs; returns how many the kernel processed."""
+    if len(keys) != len(values):
+        raise ValueError("keys and values differ in length")
+    if not keys:
+        return 0
+    mem = _Memory()
+    attr, size = MAP_BATCH.pack(keys=mem.put(b"".join(keys)), values=mem.put(b"".join(values)),
+                                count=len(keys), map_fd=fd_number(map_fd), elem_flags=elem_flags, flags=flags)
+    _sys_bpf(Cmd.MAP_UPDATE_BATCH, attr, size)
+    return MAP_BATCH.unpack(attr, "count")
+
+
+def map_delete_batch(map_fd, keys: Sequence[bytes], *, elem_flags: int = 0, flags: int = 0) -> int:
+    if not keys:
+        return 0
+    mem = _Memory()
+    attr, size = MAP_BATCH.pack(keys=mem.put(b"".join(keys)), count=len(keys),
+                                map_fd=fd_number(map_fd), elem_flags=elem_flags, flags=flags)
+    _sys_bpf(Cmd.MAP_DELETE_BATCH, attr, size)
+    return MAP_BATCH.unpack(attr, "count")
+
+
+# --------------------------------------------------------------------------
+# programs
+
+
+def _with_log(attempt, log_level: int, log_size: int) -> tuple[FD, str]:
+    """Run a load that can produce a log, growing the buffer on ENOSPC.
+
+    ``attempt(log_level, addr, size) -> FD`` does one try; a BPFError it
+    raises may carry ``_true_size``, the log size the kernel wanted.
+    With ``log_level == 0`` the first attempt has no log (cheap and quiet);
+    only a failure pays for a second attempt with a log, as libbpf does.
+    """
+    if log_level == 0:
+        try:
+            return attempt(0, 0, 0), ""
+        except BPFError:
+            log_level = 1
+    size = max(log_size or LOG_BUF_START, 128)
+    while True:
+        mem = _Memory()
+        addr, buf = mem.out(size)
+        try:
+            fd = attempt(log_level, addr, size)
+            return fd, _cstring(mem.read(buf, size))
+        except BPFError as exc:
+            log = _cstring(mem.read(buf, size))
+            true_size = getattr(exc, "_true_size", 0)
+            if exc.errno == E.ENOSPC and size < LOG_BUF_MAX:
+                size = min(max(size * 4, true_size + 1), LOG_BUF_MAX)
+                continue
+            exc.log = log
+            raise
+
+
+def _cstring(data: bytes) -> str:
+    return data.split(b"\0", 1)[0].decode(errors="replace")
+
+
+def prog_load_with_log(
+    prog_type: int,
+    insns: bytes,
+    license: str = "GPL",
+    *,
+    log_level: int = 0,
+    log_size: int = 0,
+    name: str = "",
+    expected_attach_type: int = 0,
+    attach_btf_id: int = 0,
+    attach_btf_obj_fd: int = 0,
+    attach_prog_fd: int = 0,
+    prog_btf_fd: int = 0,
+    func_info: bytes = b"",
+    func_info_rec_size: int = 0,
+    line_info: bytes = b"",
+    line_info_rec_size: int = 0,
+    kern_version: int = 0,
+    prog_flags: int = 0,
+    prog_ifindex: int = 0,
+    fd_array: Optional[Sequence[int]] = None,
+) -> tuple[FD, str]:
+    """BPF_PROG_LOAD; returns the program fd and the verifier log (empty unless asked for).
+
+    On failure raises ``BPFError`` whose ``.log`` holds the verifier log: a
+    load without a log that fails is retried once with one.
+    """
+    if len(insns) % 8:
+        raise ValueError("instruction bytes must be a multiple of 8")
+    mem = _Memory()
+    if attach_prog_fd and attach_btf_obj_fd:
+        raise ValueError("attach_prog_fd and attach_btf_obj_fd share one field")
+    common = dict(
+        prog_type=int(prog_type), insn_cnt=len(insns) // 8, insns=mem.put(insns),
+        license=mem.cstr(license), kern_version=kern_version, prog_flags=int(prog_flags),
+        prog_name=obj_name(name), prog_ifindex=prog_ifindex,
+        expected_attach_type=int(expected_attach_type or 0),
+        prog_btf_fd=fd_number(prog_btf_fd) if prog_btf_fd else 0,
+        func_info_rec_size=func_info_rec_size if func_info else 0, func_info=mem.put(func_info),
+        func_info_cnt=len(func_info) // func_info_rec_size if func_info else 0,
+        line_info_rec_size=line_info_rec_size if line_info else 0, line_info=mem.put(line_info),
+        line_info_cnt=len(line_info) // line_info_rec_size if line_info else 0,
+        attach_btf_id=attach_btf_id or 0,
+        attach_prog_fd=fd_number(attach_prog_fd or attach_btf_obj_fd or 0),
+        fd_array=mem.put(struct.pack(f"<{len(fd_array)}i", *fd_array)) if fd_array else 0,
+    )
+
+    def attempt(level, addr, size):
+        attr, asize = PROG_LOAD.pack(log_level=level, log_size=size, log_buf=addr, **common)
+        if addr:  # cover log_true_size (6.4+) so the kernel reports the size it needed
+            asize = PROG_LOAD.size
+        try:
+            return _new_fd(Cmd.PROG_LOAD, attr, asize)
+        except BPFError as exc:
+            exc._true_size = PROG_LOAD.unpack(attr, "log_true_size")
+            raise
+
+    return _with_log(attempt, log_level, log_size)
+
+
+def prog_load(prog_type: int, insns: bytes, license: str = "GPL", **kwargs) -> FD:
+    """BPF_PROG_LOAD; see ``prog_load_with_log`` for the arguments."""
+    return prog_load_with_log(prog_type, insns, license, **kwargs)[0]
+
+
+@dataclass(frozen=True)
+class TestRunResult:
+    """BPF_PROG_TEST_RUN output: return value, mean duration (ns) and output buffers."""
+
+    __test__ = False  # not a pytest class
+    retval: int
+    duration: int
+    data_out: bytes = b""
+    ctx_out: bytes = b""
+
+
+def prog_test_run(
+    prog_fd,
+    *,
+    data_in: bytes = b"",
+    data_size_out: Optional[int] = None,
+    ctx_in: bytes = b"",
+    ctx_size_out: int = 0,
+    repeat: int = 0,
+    flags: int = 0,
+    cpu: int = 0,
+    batch_size: int = 0,
+) -> TestRunResult:
+    """Run a loaded program on ``data_in``/``ctx_in`` in the kernel.
+
+    ``data_size_out`` defaults to room for ``data_in`` plus 256 bytes (XDP and
+    skb programs may grow the packet); when it is too small the kernel
+    returns ENOSPC.
+    """
+    mem = _Memory()
+    if data_size_out is None:
+        data_size_out = len(data_in) + 256 if data_in else 0
+    daddr, dbuf = mem.out(data_size_out)
+    caddr, cbuf = mem.out(ctx_size_out)
+    attr, size = TEST_RUN.pack(
+        prog_fd=fd_number(prog_fd), data_size_in=len(data_in), data_size_out=data_size_out,
+        data_in=mem.put(data_in), data_out=daddr, repeat=repeat,
+        ctx_size_in=len(ctx_in), ctx_size_out=ctx_size_out, ctx_in=mem.put(ctx_in), ctx_out=caddr,
+        flags=int(flags), cpu=cpu, batch_size=batch_size,
+    )
+    _sys_bpf(Cmd.PROG_TEST_RUN, attr, size)
+    retval, duration, dout, cout = TEST_RUN.unpack(attr, "retval", "duration", "data_size_out", "ctx_size_out")
+    return TestRunResult(
+        retval=retval, duration=duration,
+        data_out=mem.read(dbuf, min(dout, data_size_out)),
+        ctx_out=mem.read(cbuf, min(cout, ctx_size_out)),
+    )
+
+
+# --------------------------------------------------------------------------
+# pinning, ids
+
+
+def obj_pin(fd, path: str) -> None:
+    mem = _Memory()
+    attr, size = OBJ.pack(pathname=mem.cstr(str(path)), bpf_fd=fd_number(fd))
+    _sys_bpf(Cmd.OBJ_PIN, attr, size)
+
+
+def obj_get(path: str, file_flags: int = 0) -> FD:
+    mem = _Memory()
+    attr, size = OBJ.pack(pathname=mem.cstr(str(path)), file_flags=int(file_flags))
+    return _new_fd(Cmd.OBJ_GET, attr, size)
+
+
+def _get_next_id(cmd: Cmd, start_id: int) -> Optional[int]:
+    attr, size = GET_ID.pack(start_id=start_id)
+    try:
+        _sys_bpf(cmd, attr, size)
+    except BPFError as exc:
+        if _is_enoent(exc):
+            return None
+        raise
+    return GET_ID.unpack(attr, "next_id")
+
+
+def _get_fd_by_id(cmd: Cmd, obj_id: int, open_flags: int = 0) -> FD:
+    attr, size = GET_ID.pack(start_id=obj_id, open_flags=int(open_flags))
+    return _new_fd(cmd, attr, size)
+
+
+def prog_get_next_id(start_id: int = 0) -> Optional[int]:
+    return _get_next_id(Cmd.PROG_GET_NEXT_ID, start_id)
+
+
+def map_get_next_id(start_id: int = 0) -> Optional[int]:
+    return _get_next_id(Cmd.MAP_GET_NEXT_ID, start_id)
+
+
+def link_get_next_id(start_id: int = 0) -> Optional[int]:
+    return _get_next_id(Cmd.LINK_GET_NEXT_ID, start_id)
+
+
+def btf_get_next_id(start_id: int = 0) -> Optional[int]:
+    return _get_next_id(Cmd.BTF_GET_NEXT_ID, start_id)
+
+
+def prog_get_fd_by_id(prog_id: int, open_flags: int = 0) -> FD:
+    return _get_fd_by_id(Cmd.PROG_GET_FD_BY_ID, prog_id, open_flags)
+
+
+def map_get_fd_by_id(map_id: int, open_flags: int = 0) -> FD:
+    return _get_fd_by_id(Cmd.MAP_GET_FD_BY_ID, map_id, open_flags)
+
+
+def link_get_fd_by_id(link_id: int, open_flags: int = 0) -> FD:
+    return _get_fd_by_id(Cmd.LINK_GET_FD_BY_ID, link_id, open_flags)
+
+
+def btf_get_fd_by_id(btf_id: int, open_flags: int = 0) -> FD:
+    return _get_fd_by_id(Cmd.BTF_GET_FD_BY_ID, btf_id, open_flags)
+
+
+def iter_ids(next_id_fn) -> Iterable[int]:
+    """All ids of one object kind, in order (``iter_ids(prog_get_next_id)``)."""
+    cur = 0
+    while True:
+        nxt = next_id_fn(cur)
+        if nxt is None:
+            return
+        yield nxt
+        cur = nxt
+
+
+# --------------------------------------------------------------------------
+# object info
+
+
+def obj_get_info_by_fd(fd, info: bytes | int) -> bytes:
+    """BPF_OBJ_GET_INFO_BY_FD with an info struct (bytes, pointers filled in) or a size."""
+    mem = _Memory()
+    data = bytes(info)  # an int gives that many zero bytes
+    addr, buf = mem.out(len(data))
+    ffi.memmove(buf, data, len(data))
+    attr, size = INFO.pack(bpf_fd=fd_number(fd), info_len=len(data), info=addr)
+    _sys_bpf(Cmd.OBJ_GET_INFO_BY_FD, attr, size)
+    return mem.read(buf, len(data))
+
+
+def _name(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode(errors="replace")
+
+
+@dataclass(frozen=True)
+class ProgInfo:
+    """Parsed ``struct bpf_prog_info`` (plus the arrays it points at)."""
+
+    id: int
+    type: int
+    name: str
+    tag: bytes
+    xlated: bytes
+    jited_len: int
+    xlated_len: int
+    verified_insns: int
+    map_ids: tuple
+    load_time: int  # ns since boot
+    created_by_uid: int
+    btf_id: int
+    gpl_compatible: bool
+    run_time_ns: int
+    run_cnt: int
+    recursion_misses: int
+    attach_btf_obj_id: int
+    attach_btf_id: int
+
+    @property
+    def tag_hex(self) -> str:
+        return self.tag.hex()
+
+    @property
+    def type_enum(self):
+        try:
+            return ProgType(self.type)
+        except ValueError:
+            return self.type
+
+
+def prog_info(fd, *, xlated: bool = True) -> ProgInfo:
+    """Two calls, like bpftool: the first learns the array lengths, the second fills them."""
+    first = obj_get_info_by_fd(fd, PROG_INFO.min_size)
+    n_maps, xlen = PROG_INFO.unpack(first, "nr_map_ids", "xlated_prog_len")
+    if not xlated:
+        xlen = 0
+    mem = _Memory()
+    maddr, mbuf = mem.out(4 * n_maps)
+    xaddr, xbuf = mem.out(xlen)
+    req = bytearray(PROG_INFO.min_size)
+    struct.pack_into("<IQ", req, 52, n_maps, maddr)
+    struct.pack_into("<I", req, 20, xlen)
+    struct.pack_into("<Q", req, 32, xaddr)
+    raw = obj_get_info_by_fd(fd, bytes(req)) if (n_maps or xlen) else first
+    f = PROG_INFO.unpack_all(raw)
+    n_maps = min(n_maps, f["nr_map_ids"])
+    return ProgInfo(
+        id=f["id"], type=f["type"], name=_name(f["name"]), tag=f["tag"],
+        xlated=mem.read(xbuf, min(xlen, f["xlated_prog_len"])) if xlen else b"",
+        jited_len=f["jited_prog_len"], xlated_len=f["xlated_prog_len"],
+        verified_insns=f["verified_insns"],
+        map_ids=struct.unpack(f"<{n_maps}I", mem.read(mbuf, 4 * n_maps)) if n_maps else (),
+        load_time=f["load_time"], created_by_uid=f["created_by_uid"], btf_id=f["btf_id"],
+        gpl_compatible=bool(f["gpl_compatible"] & 1), run_time_ns=f["run_time_ns"],
+        run_cnt=f["run_cnt"], recursion_misses=f["recursion_misses"],
+        attach_btf_obj_id=f["attach_btf_obj_id"], attach_btf_id=f["attach_btf_id"],
+    )
+
+
+@dataclass(frozen=True)
+class MapInfo:
+    """Parsed ``struct bpf_map_info``."""
+
+    id: int
+    type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+    name: str
+    btf_id: int
+    btf_key_type_id: int
+    btf_value_type_id: int
+    btf_vmlinux_value_type_id: int
+    map_extra: int
+
+    @property
+    def type_enum(self):
+        try:
+            return MapType(self.type)
+        except ValueError:
+            return self.type
+
+
+def map_info(fd) -> MapInfo:
+    f = MAP_INFO.unpack_all(obj_get_info_by_fd(fd, MAP_INFO.min_size))
+    return MapInfo(
+        id=f["id"], type=f["type"], key_size=f["key_size"], value_size=f["value_size"],
+        max_entries=f["max_entries"], flags=f["map_flags"], name=_name(f["name"]),
+        btf_id=f["btf_id"], btf_key_type_id=f["btf_key_type_id"],
+        btf_value_type_id=f["btf_value_type_id"],
+        btf_vmlinux_value_type_id=f["btf_vmlinux_value_type_id"], map_extra=f["map_extra"],
+    )
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    """Parsed ``struct bpf_link_info``: the common header plus the raw type-specific union."""
+
+    id: int
+    type: int
+    prog_id: int
+    tp_name: str = ""  # raw_tracepoint links
+    attach_type: int = 0  # tracing links
+    target_btf_id: int = 0
+    extra: bytes = field(default=b"", repr=False)  # the union, for types not parsed here
+
+    @property
+    def type_enum(self):
+        try:
+            return LinkType(self.type)
+        except ValueError:
+            return self.type
+
+
+def link_info(fd) -> LinkInfo:
+    raw = obj_get_info_by_fd(fd, LINK_INFO_SIZE)
+    f = LINK_INFO.unpack_all(raw)
+    tp_name = ""
+    if f["type"] == LinkType.RAW_TRACEPOINT and f["tp_name_len"]:
+        mem = _Memory()
+        n = f["tp_name_len"]
+        addr, buf = mem.out(n)
+        req = bytearray(LINK_INFO_SIZE)
+        struct.pack_into("<QI", req, 16, addr, n)
+        obj_get_info_by_fd(fd, bytes(req))
+        tp_name = _cstring(mem.read(buf, n))
+    tracing = f["type"] == LinkType.TRACING
+    return LinkInfo(
+        id=f["id"], type=f["type"], prog_id=f["prog_id"], tp_name=tp_name,
+        attach_type=f["attach_type"] if tracing else 0,
+        target_btf_id=f["target_btf_id"] if tracing else 0, extra=raw[16:],
+    )
+
+
+@dataclass(frozen=True)
+class BTFInfo:
+    id: int
+    size: int
+    name: str
+    kernel_btf: bool
+
+
+def btf_info(fd) -> BTFInfo:
+    mem = _Memory()
+    naddr, nbuf = mem.out(64)
+    req = bytearray(BTF_INFO.min_size)
+    struct.pack_into("<QI", req, 16, naddr, 64)
+    f = BTF_INFO.unpack_all(obj_get_info_by_fd(fd, bytes(req)))
+    return BTFInfo(id=f["id"], size=f["btf_size"], name=_cstring(mem.read(nbuf, 64)),
+                   kernel_btf=bool(f["kernel_btf"]))
+
+
+# --------------------------------------------------------------------------
+# attachment
+
+
+def raw_tracepoint_open(name: Optional[str], prog_fd) -> FD:
+    """Attach to a raw tracepoint (or, with name None, a tracing program's BTF target)."""
+    mem = _Memory()
+    attr, size = RAW_TP.pack(name=mem.cstr(name), prog_fd=fd_number(prog_fd))
+    return _new_fd(Cmd.RAW_TRACEPOINT_OPEN, attr, size)
+
+
+def link_create(prog_fd, target_fd, attach_type: int, *, flags: int = 0, target_btf_id: int = 0,
+                bpf_cookie: int = 0, tracing_cookie: int = 0) -> FD:
+    """BPF_LINK_CREATE for perf events (``bpf_cookie``) and tracing/iter targets."""
+    if bpf_cookie and attach_type != AttachType.PERF_EVENT:
+        raise ValueError("bpf_cookie is only for BPF_PERF_EVENT links")
+    attr, size = LINK_CREATE.pack(
+        prog_fd=fd_number(prog_fd), target_fd=fd_number(target_fd) if target_fd is not None else 0,
+        attach_type=int(attach_type), flags=flags,
+        **({"bpf_cookie": bpf_cookie} if attach_type == AttachType.PERF_EVENT
+           else {"target_btf_id": target_btf_id, "tracing_cookie": tracing_cookie}),
+    )
+    return _new_fd(Cmd.LINK_CREATE, attr, size)
+
+
+def link_detach(link_fd) -> None:
+    attr, size = LINK_DETACH.pack(link_fd=fd_number(link_fd))
+    _sys_bpf(Cmd.LINK_DETACH, attr, size)
+
+
+def enable_stats(stats_type: int = 0) -> FD:
+    """BPF_ENABLE_STATS: run-time accounting stays on while the returned fd is open."""
+    attr, size = ENABLE_STATS.pack(type=stats_type)
+    return _new_fd(Cmd.ENABLE_STATS, attr, size)
+
+
+# --------------------------------------------------------------------------
+# BTF
+
+
+def btf_load_with_log(data: bytes, *, log_level: int = 0, log_size: int = 0) -> tuple[FD, str]:
+    """BPF_BTF_LOAD; on failure the BPFError carries the BTF verifier log."""
+    mem = _Memory()
+    addr = mem.put(data)
+
+    def attempt(level, log_addr, size):
+        attr, asize = BTF_LOAD.pack(btf=addr, btf_size=len(data), btf_log_buf=log_addr,
+                                    btf_log_size=size, btf_log_level=level)
+        if log_addr:
+            asize = BTF_LOAD.size
+        try:
+            return _new_fd(Cmd.BTF_LOAD, attr, asize)
+        except BPFError as exc:
+            exc._true_size = BTF_LOAD.unpack(attr, "btf_log_true_size")
+            raise
+
+    return _with_log(attempt, log_level, log_size)
+
+
+def btf_load(data: bytes, *, log_level: int = 0, log_size: int = 0) -> FD:
+    return btf_load_with_log(data, log_level=log_level, log_size=log_size)[0]

@@ -1,0 +1,37 @@
+/* A deterministic workload for differential tests of pybpftrace against
+ * bpftrace: a known number of opens, reads, writes, kills, forks and execs,
+ * each with recognisable arguments. Usage: workload [rounds] */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	int rounds = argc > 1 ? atoi(argv[1]) : 5;
+	char buf[64];
+
+	signal(SIGUSR1, SIG_IGN);
+	for (int i = 0; i < rounds; i++) {
+		int fd = open("/etc/hostname", O_RDONLY);
+		if (fd >= 0) {
+			read(fd, buf, (size_t)(i + 1));
+			close(fd);
+		}
+		open("/nonexistent/ebpfpy-workload", O_RDONLY);
+		write(1, "", 0);
+		syscall(SYS_getpid);
+		kill(getpid(), SIGUSR1);
+	}
+	for (int i = 0; i < 2; i++) {
+		pid_t child = fork();
+		if (child == 0) {
+			execl("/bin/true", "true", "arg1", (char *)0);
+			_exit(127);
+		}
+		waitpid(child, NULL, 0);
+	}
+	return 0;
+}

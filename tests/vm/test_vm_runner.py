@@ -1,0 +1,262 @@
+"""Unit tests for the pure parts of the qemu runner (tests/vm/vmrun): no qemu, no kernel."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import stat
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from vmrun import cli, guest, kernels, rootfs
+from vmrun.cpio import CpioWriter
+
+
+def read_newc(data: bytes) -> list[tuple[str, int, bytes, tuple[int, int]]]:
+    """(name, mode, payload, rdev) per member, checking magic and 4-byte alignment on the way."""
+    members, offset = [], 0
+    while True:
+        assert offset % 4 == 0
+        header = data[offset : offset + 110]
+        assert header[:6] == b"070701"
+        fields = [int(header[6 + 8 * i : 14 + 8 * i], 16) for i in range(13)]
+        mode, size, rdev, namesize = (
+            fields[1],
+            fields[6],
+            (fields[9], fields[10]),
+            fields[11],
+        )
+        name_start = offset + 110
+        name = data[name_start : name_start + namesize - 1].decode()
+        assert data[name_start + namesize - 1] == 0
+        body = name_start + namesize + (-(110 + namesize) & 3)
+        payload = data[body : body + size]
+        offset = body + size + (-size & 3)
+        if name == "TRAILER!!!":
+            assert offset == len(data)
+            return members
+        members.append((name, mode, payload, rdev))
+
+
+def sample_archive(tmp_path) -> bytes:
+    source = tmp_path / "hello.txt"
+    source.write_bytes(b"hello, guest\n")
+    source.chmod(0o751)
+    stream = io.BytesIO()
+    writer = CpioWriter(stream)
+    writer.file("/opt/a/b/hello.txt", str(source))
+    writer.data("/init", b"#!/bin/sh\n", mode=0o755)
+    writer.symlink("/lib", "usr/lib")
+    writer.chardev("/dev/console", 5, 1)
+    writer.dir("/opt/a")  # already emitted as a parent: not repeated
+    writer.close()
+    return stream.getvalue()
+
+
+def test_cpio_members_parents_first_with_modes(tmp_path):
+    members = read_newc(sample_archive(tmp_path))
+    names = [m[0] for m in members]
+    assert names == [
+        "opt",
+        "opt/a",
+        "opt/a/b",
+        "opt/a/b/hello.txt",
+        "init",
+        "lib",
+        "dev",
+        "dev/console",
+    ]
+    by_name = {m[0]: m for m in members}
+    assert by_name["opt/a/b/hello.txt"][2] == b"hello, guest\n"
+    assert stat.S_IMODE(by_name["opt/a/b/hello.txt"][1]) == 0o751
+    assert stat.S_ISLNK(by_name["lib"][1]) and by_name["lib"][2] == b"usr/lib"
+    assert stat.S_ISCHR(by_name["dev/console"][1]) and by_name["dev/console"][3] == (
+        5,
+        1,
+    )
+    assert stat.S_ISDIR(by_name["opt"][1])
+
+
+@pytest.mark.skipif(not shutil.which("cpio"), reason="cpio(1) not installed")
+def test_cpio_archive_extracts_with_gnu_cpio(tmp_path):
+    data = sample_archive(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    # GNU cpio cannot mknod as non-root; list everything, extract the rest.
+    listing = subprocess.run(
+        ["cpio", "-t", "--quiet"], input=data, capture_output=True, check=True
+    )
+    assert listing.stdout.decode().split() == [
+        "opt",
+        "opt/a",
+        "opt/a/b",
+        "opt/a/b/hello.txt",
+        "init",
+        "lib",
+        "dev",
+        "dev/console",
+    ]
+    subprocess.run(
+        ["cpio", "-id", "--quiet", "opt/*", "init"], input=data, cwd=out, check=True
+    )
+    assert (out / "opt/a/b/hello.txt").read_bytes() == b"hello, guest\n"
+    assert (out / "init").read_bytes() == b"#!/bin/sh\n"
+
+
+def test_cpio_rejects_paths_escaping_the_root():
+    writer = CpioWriter(io.BytesIO())
+    with pytest.raises(ValueError):
+        writer.data("/../etc/passwd", b"")
+
+
+@pytest.mark.parametrize(
+    "argv, kernel, pytest_args",
+    [
+        ([], None, []),
+        (["-m", "kernel"], None, ["-m", "kernel"]),
+        (["--kernel", "6.12", "-m", "kprobes", "-q"], "6.12", ["-m", "kprobes", "-q"]),
+        (["--kernel=all", "tests/vm"], "all", ["tests/vm"]),
+        (["--timeout", "60", "--", "--kernel", "x"], None, ["--kernel", "x"]),
+        (
+            ["-k", "foo", "--kernel", "6.1"],
+            None,
+            ["-k", "foo", "--kernel", "6.1"],
+        ),  # only leading options
+    ],
+)
+def test_runner_options_come_first_and_the_rest_goes_to_pytest(
+    argv, kernel, pytest_args
+):
+    options = cli.parse_args(argv)
+    assert options.kernel == kernel
+    assert options.pytest_args == pytest_args
+
+
+def test_runner_option_values_are_converted():
+    options = cli.parse_args(
+        [
+            "--timeout",
+            "60",
+            "--smp",
+            "1",
+            "--with-dist",
+            "a",
+            "--with-dist=b",
+            "--show-boot",
+        ]
+    )
+    assert (options.timeout, options.smp, options.extra_dists, options.show_boot) == (
+        60.0,
+        1,
+        ["a", "b"],
+        True,
+    )
+
+
+def test_console_parser_separates_boot_tests_and_status():
+    shown = []
+    parser = guest.ConsoleParser(shown.append)
+    text = (
+        b"[    0.5] early boot\r\n"
+        b"EBPFPY-VM-GUEST kernel=6.1.0-56-cloud-amd64 kprobe_pmu=6\r\n"
+        b"EBPFPY-VM-BEGIN\r\n"
+        b"collecting ... \rcollected 3 items\r\n"
+        b"E   assert 'EBPFPY-VM-EXIT=0' == ''\r\n"
+        b"3 passed in 1.00s\r\n"
+        b"EBPFPY-VM-EXIT=1\r\n"
+        b"[   12.0] reboot: Power down\r\n"
+    )
+    for index in range(0, len(text), 7):  # arbitrary chunk boundaries
+        parser.feed(text[index : index + 7])
+    parser.finish()
+    assert shown == [
+        "collected 3 items",
+        "E   assert 'EBPFPY-VM-EXIT=0' == ''",
+        "3 passed in 1.00s",
+    ]
+    assert parser.status == 1
+    assert parser.banner == "kernel=6.1.0-56-cloud-amd64 kprobe_pmu=6"
+    assert parser.boot_log == ["[    0.5] early boot", "[   12.0] reboot: Power down"]
+
+
+def test_console_parser_without_marker_has_no_status():
+    parser = guest.ConsoleParser(lambda line: None)
+    parser.feed(b"Kernel panic - not syncing: Attempted to kill init!\r\n")
+    parser.finish()
+    assert parser.status is None and parser.boot_log[-1].startswith("Kernel panic")
+
+
+def test_qemu_command_uses_tcg_serial_console_and_no_reboot():
+    command = guest.qemu_command("/k", "/i", smp=2, memory="2G")
+    assert command[command.index("-accel") + 1].startswith("tcg")
+    assert (
+        command[command.index("-kernel") + 1] == "/k"
+        and command[command.index("-initrd") + 1] == "/i"
+    )
+    assert "-no-reboot" in command and command[command.index("-serial") + 1] == "stdio"
+    assert "console=ttyS0" in command[command.index("-append") + 1]
+
+
+def test_apt_stanzas_and_version_shapes():
+    text = (
+        "Package: linux-image-cloud-amd64\nVersion: 6.1.192-2\nDepends: linux-image-6.1.0-56-cloud-amd64 "
+        "(= 6.1.192-2)\nDescription: meta\n more text\n\nPackage: linux-image-cloud-amd64\nVersion: 6.1.176-1\n"
+    )
+    stanzas = kernels.parse_stanzas(text)
+    assert [s["Version"] for s in stanzas] == ["6.1.192-2", "6.1.176-1"]
+    assert stanzas[0]["Description"] == "meta\nmore text"
+    assert (
+        kernels.as_release("6.1.170-3") is None
+    )  # a package version, looked up in apt instead
+    assert kernels.as_release("6.1.0-47") == "6.1.0-47-cloud-amd64"
+    assert kernels.as_release("6.12.117+deb12") == "6.12.117+deb12-cloud-amd64"
+    assert kernels.as_release("6.1.0-50-cloud-amd64") == "6.1.0-50-cloud-amd64"
+    assert kernels._version_key("6.1.192-2") > kernels._version_key("6.1.176-1")
+    assert kernels.Kernel("6.12.117+deb12-cloud-amd64", "p", "v").series == "6.12"
+
+
+def test_host_path_recreates_symlinked_directories(tmp_path):
+    real = tmp_path / "usr" / "lib"
+    real.mkdir(parents=True)
+    (real / "libx.so.1.2").write_bytes(b"\x7fELF")
+    (real / "libx.so.1").symlink_to("libx.so.1.2")
+    (tmp_path / "lib").symlink_to("usr/lib")
+    entries = rootfs.host_path(str(tmp_path / "lib" / "libx.so.1"))
+    assert [(e.kind, e.path, e.source) for e in entries] == [
+        ("symlink", str(tmp_path / "lib"), "usr/lib"),
+        ("symlink", str(real / "libx.so.1"), "libx.so.1.2"),
+        ("file", str(real / "libx.so.1.2"), str(real / "libx.so.1.2")),
+    ]
+
+
+def test_distribution_closure_follows_ebpfpy_requirements():
+    names = {
+        rootfs._normalise(d.metadata["Name"]) for d in rootfs.distribution_closure()
+    }
+    assert {
+        "pytest",
+        "pluggy",
+        "hypothesis",
+        "cffi",
+        "pycparser",
+        "click",
+        "pyelftools",
+    } <= names
+    assert "ebpfpy" not in names and "numpy" not in names
+
+
+def test_stdlib_selection_skips_test_suites_and_gui():
+    import sysconfig
+
+    stdlib = sysconfig.get_paths()["stdlib"]
+    paths = {os.path.relpath(e.path, stdlib) for e in rootfs.stdlib_entries(stdlib)}
+    assert "os.py" in paths and "json/decoder.py" in paths
+    assert not any(
+        p.startswith(("test/", "idlelib/", "tkinter/", "ensurepip/", "site-packages/"))
+        for p in paths
+    )

@@ -1,0 +1,344 @@
+"""What the guest's root file system holds, as a list of entries.
+
+The guest runs the host's own Python build (same path, so `sys.prefix` and
+the RUNPATH of the interpreter stay valid) with only the parts the test suite
+needs: the standard library minus its tests and GUI modules, the C
+extensions, and the site-packages distributions that ebpfpy and its `test`
+extra require (found from package metadata, so a new dependency follows by
+itself). Shared libraries come from `ldd`, stored under their real paths with
+the host's symlinks (e.g. /lib -> usr/lib) recreated along the way.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib import metadata
+
+from .cpio import CpioWriter
+
+# Standard library folders the guest never imports (relative to the stdlib dir).
+STDLIB_SKIP_DIRS = frozenset(
+    {
+        "site-packages",
+        "test",
+        "idlelib",
+        "tkinter",
+        "turtledemo",
+        "ensurepip",
+        "lib2to3",
+        "unittest/test",
+        "ctypes/test",
+        "distutils/tests",
+        "sqlite3/test",
+        "tkinter/test",
+        "lib-dynload",
+    }
+)
+STDLIB_SKIP_PREFIXES = ("config-",)
+# C extensions that pull in GUI, terminal or NIS libraries or only exist for CPython's tests.
+DYNLOAD_SKIP = re.compile(
+    r"^(_tkinter|_test\w*|_xxtestfuzz|_xxsubinterpreters|xxlimited\w*|_ctypes_test|nis|"
+    r"_curses\w*|readline|ossaudiodev|spwd)\."
+)
+# Roots of the site-packages closure: ebpfpy with its test extra.
+PROJECT_DIST = "ebpfpy"
+PROJECT_EXTRAS = frozenset({"test"})
+
+ETC_FILES = {
+    "/etc/passwd": b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    "/etc/group": b"root:x:0:\nnogroup:x:65534:\n",
+    "/etc/hosts": b"127.0.0.1 localhost\n::1 localhost\n",
+}
+LD_SO_CACHE = "/etc/ld.so.cache"
+# Host programs the suite runs that busybox lacks: guest path -> host path. Their libraries follow via ldd.
+HOST_TOOLS = {
+    "/sbin/ldconfig": "/sbin/ldconfig",  # `ldconfig -p`: library lookup by name (ebpfpy.attach.binary)
+}
+EMPTY_DIRS = ("/proc", "/sys", "/dev", "/tmp", "/run", "/root", "/bin", "/sbin", "/mnt")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One archive member: `kind` is file (copied from `source`), data, symlink, dir or chardev."""
+
+    kind: str
+    path: str
+    source: str = ""
+    payload: bytes = b""
+    mode: int = 0o644
+    rdev: tuple[int, int] = (0, 0)
+
+    def fingerprint(self) -> str:
+        """Cheap identity for cache keys: files by size and mtime, the rest by content."""
+        if self.kind == "file":
+            info = os.stat(self.source)
+            return f"file {self.path} {self.source} {info.st_size} {info.st_mtime_ns}"
+        digest = hashlib.sha256(self.payload).hexdigest()[:16]
+        return (
+            f"{self.kind} {self.path} {self.source} {digest} {self.mode:o} {self.rdev}"
+        )
+
+
+def write(entries: Iterable[Entry], writer: CpioWriter) -> None:
+    for entry in entries:
+        if entry.kind == "file":
+            try:
+                writer.file(entry.path, entry.source)
+            except FileNotFoundError:
+                if not entry.path.endswith(
+                    ".pyc"
+                ):  # a cache file may vanish; nothing else may
+                    raise
+        elif entry.kind == "data":
+            writer.data(entry.path, entry.payload, entry.mode)
+        elif entry.kind == "symlink":
+            writer.symlink(entry.path, entry.source)
+        elif entry.kind == "dir":
+            writer.dir(entry.path, entry.mode)
+        elif entry.kind == "chardev":
+            writer.chardev(entry.path, *entry.rdev, mode=entry.mode)
+        else:
+            raise ValueError(f"unknown entry kind {entry.kind!r}")
+
+
+def dedupe(entries: Iterable[Entry]) -> list[Entry]:
+    """Keep the first entry per guest path, in order."""
+    seen: dict[str, Entry] = {}
+    for entry in entries:
+        seen.setdefault(entry.path, entry)
+    return list(seen.values())
+
+
+def fingerprint(entries: Iterable[Entry]) -> str:
+    digest = hashlib.sha256()
+    for entry in entries:
+        digest.update(entry.fingerprint().encode() + b"\n")
+    return digest.hexdigest()
+
+
+# -- host paths and shared libraries -------------------------------------------------------
+
+
+def host_path(path: str) -> list[Entry]:
+    """Entries that make `path` resolve in the guest as on the host: symlinked components, then the file."""
+    entries: list[Entry] = []
+    parts = os.path.abspath(path).strip("/").split("/")
+    current = "/"
+    hops = 0
+    while parts:
+        candidate = os.path.join(current, parts.pop(0))
+        if os.path.islink(candidate):
+            hops += 1
+            if hops > 40:
+                raise OSError(f"symlink loop resolving {path}")
+            target = os.readlink(candidate)
+            entries.append(Entry("symlink", candidate, source=target))
+            resolved = os.path.normpath(os.path.join(current, target))
+            parts = resolved.strip("/").split("/") + parts
+            current = "/"
+        else:
+            current = candidate
+    entries.append(Entry("file", current, source=current))
+    return entries
+
+
+_LDD_LINE = re.compile(r"(?:=>\s*)?(/\S+)\s+\(0x[0-9a-f]+\)")
+
+
+def shared_libraries(binaries: Iterable[str]) -> list[str]:
+    """Absolute paths of the libraries `ldd` reports for these ELF files (empty for static ones)."""
+    found: dict[str, None] = {}
+    for binary in binaries:
+        result = subprocess.run(
+            ["ldd", binary], capture_output=True, text=True, check=False
+        )
+        for line in result.stdout.splitlines():
+            if "not found" in line:
+                raise OSError(f"{binary}: {line.strip()}")
+            match = _LDD_LINE.search(line)
+            if match:
+                found.setdefault(match.group(1), None)
+    return list(found)
+
+
+def with_libraries(entries: list[Entry]) -> list[Entry]:
+    """Add every shared library the ELF files among `entries` need."""
+    elves = [e.source for e in entries if e.kind == "file" and _is_elf(e.source)]
+    libraries = [entry for lib in shared_libraries(elves) for entry in host_path(lib)]
+    return entries + libraries
+
+
+def _is_elf(path: str) -> bool:
+    if not (path.endswith(".so") or ".so." in path or os.access(path, os.X_OK)):
+        return False
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"\x7fELF"
+
+
+# -- Python ---------------------------------------------------------------------------------
+
+
+def _pycs_for(source: str, rewritten: bool) -> list[str]:
+    """Compiled forms of `source` in its __pycache__: the plain one, and pytest's
+    assertion-rewritten ones (`<tag>-pytest-<version>.pyc`) when `rewritten`.
+    Optimised (`.opt-N`) variants are never imported by the guest."""
+    directory, name = os.path.split(source)
+    cache = os.path.join(directory, "__pycache__")
+    prefix = f"{name[:-3]}.{sys.implementation.cache_tag}"
+    if not rewritten:
+        plain = os.path.join(cache, prefix + ".pyc")
+        return [plain] if os.path.exists(plain) else []
+    return sorted(
+        path
+        for path in glob.glob(
+            os.path.join(glob.escape(cache), glob.escape(prefix) + "*.pyc")
+        )
+        if ".opt-" not in os.path.basename(path)
+    )
+
+
+def python_file(path: str, rewritten: bool = False) -> list[Entry]:
+    """A file plus, for a .py, the compiled forms the host has: Python validates them
+    by source size and mtime (which the archive keeps), and compiling under TCG is slow."""
+    entries = [Entry("file", path, source=path)]
+    if path.endswith(".py"):
+        entries += [
+            Entry("file", pyc, source=pyc) for pyc in _pycs_for(path, rewritten)
+        ]
+    return entries
+
+
+def stdlib_entries(stdlib: str) -> Iterator[Entry]:
+    for root, dirs, files in os.walk(stdlib):
+        rel = os.path.relpath(root, stdlib)
+        rel = "" if rel == "." else rel + "/"
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if d != "__pycache__"
+            and rel + d not in STDLIB_SKIP_DIRS
+            and not d.startswith(STDLIB_SKIP_PREFIXES)
+        )
+        for name in sorted(files):
+            if not name.endswith((".pyc", ".exe")):
+                yield from python_file(os.path.join(root, name))
+
+
+def dynload_entries(dynload: str) -> Iterator[Entry]:
+    for name in sorted(os.listdir(dynload)):
+        if name.endswith(".so") and not DYNLOAD_SKIP.match(name):
+            yield Entry(
+                "file", os.path.join(dynload, name), source=os.path.join(dynload, name)
+            )
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def distribution_closure(
+    root: str = PROJECT_DIST,
+    extras: frozenset[str] = PROJECT_EXTRAS,
+    also: tuple[str, ...] = (),
+) -> list[metadata.Distribution]:
+    """Installed distributions `root` (with `extras`) and `also` need, transitively, excluding `root` itself."""
+    # packaging is a pytest dependency, so always present where the suite runs.
+    from packaging.requirements import Requirement
+
+    found: dict[str, metadata.Distribution] = {}
+    pending: list[tuple[str, frozenset[str]]] = [(root, extras)] + [
+        (name, frozenset()) for name in also
+    ]
+    while pending:
+        name, wanted = pending.pop()
+        key = _normalise(name)
+        if key in found:
+            continue
+        dist = metadata.distribution(name)
+        found[key] = dist
+        for text in dist.requires or ():
+            requirement = Requirement(text)
+            environments = [{"extra": extra} for extra in wanted] or [{"extra": ""}]
+            if requirement.marker is None or any(
+                requirement.marker.evaluate(env) for env in environments
+            ):
+                pending.append((requirement.name, frozenset(requirement.extras)))
+    found.pop(_normalise(root), None)
+    return sorted(found.values(), key=lambda d: _normalise(d.metadata["Name"]))
+
+
+def distribution_entries(dist: metadata.Distribution, site: str) -> Iterator[Entry]:
+    """The distribution's installed files (from RECORD) that live in site-packages."""
+    for record in dist.files or ():
+        path = os.path.normpath(str(dist.locate_file(record)))
+        if (
+            path.startswith(site + os.sep)
+            and "__pycache__" not in path
+            and os.path.isfile(path)
+        ):
+            yield from python_file(path)
+
+
+def python_entries(extra_dists: tuple[str, ...] = ()) -> list[Entry]:
+    stdlib = sysconfig.get_paths()["stdlib"]
+    site = sysconfig.get_paths()["purelib"]
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    executable = os.path.realpath(sys.executable)
+    entries = [Entry("file", executable, source=executable)]
+    for alias in ("python3", "python", version):
+        link = os.path.join(os.path.dirname(executable), alias)
+        if link != executable:
+            entries.append(Entry("symlink", link, source=os.path.basename(executable)))
+    entries += stdlib_entries(stdlib)
+    entries += dynload_entries(os.path.join(stdlib, "lib-dynload"))
+    for dist in distribution_closure(also=extra_dists):
+        entries += distribution_entries(dist, site)
+    return entries
+
+
+# -- the rest of a minimal system -----------------------------------------------------------
+
+
+def busybox_entries() -> list[Entry]:
+    """A static busybox at /bin/busybox; /init installs the applet links at boot."""
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    if shared_libraries([busybox]):
+        raise OSError(f"{busybox} is dynamically linked; install busybox-static")
+    return [
+        Entry("file", "/bin/busybox", source=os.path.realpath(busybox), mode=0o755),
+        Entry("symlink", "/bin/sh", source="busybox"),
+    ]
+
+
+def system_entries() -> list[Entry]:
+    entries = [Entry("dir", path) for path in EMPTY_DIRS]
+    for guest_path, host in HOST_TOOLS.items():
+        if os.path.exists(host):
+            entries.append(Entry("file", guest_path, source=os.path.realpath(host)))
+    if os.path.exists(
+        LD_SO_CACHE
+    ):  # library lookups by name (ctypes.util, ebpfpy's uprobe resolver) read it
+        entries.append(Entry("file", LD_SO_CACHE, source=LD_SO_CACHE))
+    entries.append(Entry("chardev", "/dev/console", mode=0o600, rdev=(5, 1)))
+    entries += [
+        Entry("data", path, payload=payload) for path, payload in ETC_FILES.items()
+    ]
+    return entries
+
+
+def base_entries(extra_dists: tuple[str, ...] = ()) -> list[Entry]:
+    """Everything that changes only when the host's Python or packages change.
+
+    `extra_dists` adds installed distributions ebpfpy does not declare (a stopgap:
+    an undeclared import failing in the guest usually means pyproject.toml lacks it)."""
+    entries = system_entries() + busybox_entries() + python_entries(extra_dists)
+    return dedupe(with_libraries(entries))
