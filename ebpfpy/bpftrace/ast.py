@@ -236,9 +236,11 @@ class AttachPoint(Node):
 
 @dataclass(frozen=True)
 class Probe(Node):
+    """``pred_span`` covers the predicate with its slashes (bpftrace reports that)."""
     attach_points: tuple[AttachPoint, ...]
     pred: Optional[Expr]
     body: tuple[Stmt, ...]
+    pred_span: Span = field(default=NOWHERE, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)

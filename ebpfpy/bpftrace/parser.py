@@ -91,11 +91,12 @@ class Parser:
         if self.tok.kind == "EOF":
             span = aps[0].span.to(self.tok.span) if aps else self.tok.span
             raise _SyntaxError(Message("unexpected end of file, expected {", span))
-        pred = None
+        pred, pred_span = None, None
         if aps and self.tok.kind == "/":
-            self.next()
+            slash = self.next()
             pred = self.expr()
-            self.expect("ENDPRED", "end predicate")
+            end = self.expect("ENDPRED", "end predicate")
+            pred_span = slash.span.to(end.span)
             if self.tok.kind != "{":
                 raise self.fail()
         if self.tok.kind != "{":
@@ -104,7 +105,7 @@ class Parser:
             s = self.tok.span
             raise _SyntaxError(Message("No attach points for probe", Span(s.line, s.col_start, s.col_start)))
         body = self.block()
-        return ast.Probe(tuple(aps), pred, body, span=start.span)
+        return ast.Probe(tuple(aps), pred, body, span=start.span, pred_span=pred_span or start.span)
 
     def block(self) -> tuple[ast.Stmt, ...]:
         self.expect("{")
@@ -397,7 +398,8 @@ def _check_attach_points(program: ast.Program) -> ast.Program:
                     errors.append(Message(f"More than one {spec.kind} probe defined", ap.span))
                 seen.add(spec.kind)
             aps.append(ast.AttachPoint(ap.raw, spec.kind, spec.parts, span=ap.span))
-        probes.append(ast.Probe(tuple(aps), probe.pred, probe.body, span=probe.span))
+        probes.append(ast.Probe(tuple(aps), probe.pred, probe.body, span=probe.span,
+                                pred_span=probe.pred_span))
     if errors:
         raise Diagnostic(errors)
     return ast.Program(program.c_definitions, tuple(probes), span=program.span)

@@ -297,14 +297,19 @@ class Child:
         if binary is None or not os.access(binary, os.X_OK):
             raise ScriptError(f"failed to find the command '{argv[0]}' to run (-c)")
         read_end, self._release_fd = os.pipe()
-
-        def hold():
-            os.read(read_end, 8)
-
-        self.proc = subprocess.Popen([binary, *argv[1:]], executable=binary, preexec_fn=hold,
-                                     close_fds=False)
+        # fork/exec by hand: subprocess.Popen would wait for the exec, which waits for us.
+        pid = os.fork()
+        if pid == 0:  # the child: wait for the go, then become the command
+            try:
+                os.close(self._release_fd)
+                os.read(read_end, 8)
+                os.close(read_end)
+                os.execv(binary, [binary, *argv[1:]])
+            finally:
+                os._exit(127)
         os.close(read_end)
-        self.pid = self.proc.pid
+        self.pid = pid
+        self.status = None
 
     def release(self) -> None:
         if self._release_fd is not None:
@@ -313,15 +318,22 @@ class Child:
             self._release_fd = None
 
     def exited(self) -> bool:
-        return self.proc.poll() is not None
+        if self.status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = status
+        return self.status is not None
 
     def terminate(self) -> None:
         if self._release_fd is not None:
-            os.close(self._release_fd)
+            os.close(self._release_fd)  # the child's read returns 0 and it exits
             self._release_fd = None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(2)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        if not self.exited():
+            os.kill(self.pid, signal.SIGTERM)
+            for _ in range(20):
+                if self.exited():
+                    return
+                time.sleep(0.1)
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self.status = -9

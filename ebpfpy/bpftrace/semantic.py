@@ -90,6 +90,8 @@ UNSAFE = frozenset(("system", "signal", "override"))
 AGG_FUNCS = frozenset(("count", "sum", "min", "max", "avg", "stats", "hist", "lhist"))
 MAP_FUNCS = frozenset(("delete", "clear", "zero"))
 FORMAT_FUNCS = frozenset(("printf", "system", "cat", "debugf"))
+ARITHMETIC = frozenset(("+", "-", "*", "/", "%"))
+COMPARISON = frozenset(("==", "!=", "<", ">", "<=", ">="))
 
 # printf verbs: which kind of argument each accepts.
 _FORMAT = re.compile(r"%(?P<flags>[-+ #0]*)(?P<width>[0-9]*)(?:\.(?P<prec>[0-9]+))?"
@@ -188,7 +190,9 @@ class Checker:
             kinds = frozenset(ap.kind for ap in probe.attach_points if ap.kind)
             self.scope = _Scope(kinds, [ap.parts for ap in probe.attach_points])
             if probe.pred is not None:
-                self.expr(probe.pred)
+                t = self.expr(probe.pred)
+                if t.kind not in ("int", "pointer", "none"):
+                    self.error(f"Invalid type for predicate: {kind_word(t)}", probe.pred_span)
             self.stmts(probe.body)
 
     def stmts(self, stmts: tuple[ast.Stmt, ...]) -> None:
@@ -245,7 +249,7 @@ class Checker:
         if node.op:
             # bpftrace rewrites "a op= b" as "a = a op b", spanning the statement
             value = self.binop_types(node.op, self.read_target(target), self.expr(rhs),
-                                     target.span.to(rhs.span), node.span, rhs)
+                                     target.span.to(rhs.span), node.span, target, rhs)
         else:
             value = self.expr(rhs, assigned="map" if isinstance(target, ast.Map) else "var")
         if value.kind == "none":
@@ -391,6 +395,11 @@ class Checker:
             return self.error("cpid cannot be used without child command", node.span)
         if name == "args":
             return self.args_type(node)
+        if name == "ctx":
+            if "tracepoint" in kinds:
+                return self.error("Use args instead of ctx in tracepoint", node.span)
+            if kinds & {"BEGIN", "END"}:
+                return self.error("invalid program type", node.span)
         if name == "func" and kinds and kinds <= {"uprobe", "uretprobe", "usdt"}:
             return named("usym")
         return BUILTIN_TYPES.get(name, UINT64)
@@ -633,16 +642,14 @@ class Checker:
     # operators ----------------------------------------------------------------------
     def e_Binop(self, node: ast.Binop) -> Type:
         left, right = self.expr(node.left), self.expr(node.right)
-        return self.binop_types(node.op, left, right, node.span, node.op_span, node.right)
+        return self.binop_types(node.op, left, right, node.span, node.op_span, node.left, node.right)
 
     def binop_types(self, op: str, left: Type, right: Type, span: Span, op_span: Span,
-                    right_node: ast.Expr) -> Type:
+                    left_node: ast.Expr, right_node: ast.Expr) -> Type:
         if left.kind == "none" or right.kind == "none":
             return NONE
         if left.is_int and right.is_int:
-            if op in ("/", "%") and (left.signed or right.signed):
-                self.r.warning(f"signed operands for '{op}' can lead to undefined behavior "
-                               "(cast to unsigned to silence warning)", op_span)
+            self.sign_warnings(op, left, right, op_span, left_node, right_node)
             return INT64 if left.signed and right.signed else UINT64
         if left.kind == "pointer" and right.is_int and op in ("+", "-"):
             return left
@@ -658,6 +665,24 @@ class Checker:
             return INT64
         self.error(f"Type mismatch for '{op}': comparing '{left}' with '{right}'", span)
         return INT64
+
+    def sign_warnings(self, op: str, left: Type, right: Type, op_span: Span,
+                      left_node: ast.Expr, right_node: ast.Expr) -> None:
+        """bpftrace's warnings about signedness; a non-negative literal fits either sign."""
+        def signed(t: Type, n: ast.Expr) -> Optional[bool]:
+            return None if isinstance(n, ast.Integer) else t.signed
+
+        ls, rs = signed(left, left_node), signed(right, right_node)
+        if None not in (ls, rs) and ls != rs:
+            if op in ARITHMETIC:
+                self.r.warning(f"arithmetic on integers of different signs: '{left}' and "
+                               f"'{right}' can lead to undefined behavior", op_span)
+            elif op in COMPARISON:
+                self.r.warning(f"comparison of integers of different signs: '{left}' and "
+                               f"'{right}' can lead to undefined behavior", op_span)
+        elif op in ("/", "%") and (ls or rs):
+            self.r.warning(f"signed operands for '{op}' can lead to undefined behavior "
+                           "(cast to unsigned to silence warning)", op_span)
 
     def e_Unop(self, node: ast.Unop) -> Type:
         op = node.op

@@ -176,9 +176,7 @@ class HeaderDumper(_Dumper):
                 self.enum_def(tid, 0)
                 self.p(";\n\n")
             self.emit[tid] = _DONE
-        elif k in (Kind.PTR, *_MODS):
-            self.emit_type(t.type, cont)
-        elif k == Kind.ARRAY:
+        elif k in (Kind.PTR, *_MODS) or k == Kind.ARRAY:
             self.emit_type(t.type, cont)
         elif k == Kind.FWD:
             self.fwd_def(tid)

@@ -40,7 +40,7 @@ def _raw_line(btf, tid: int) -> str:
         Kind.FWD: lambda: f" fwd_kind={'union' if t.is_union else 'struct'}",
         Kind.FUNC: lambda: f" type_id={t.type} linkage={['static', 'global', 'extern'][t.linkage]}",
         Kind.FUNC_PROTO: lambda: f" ret_type_id={t.type} vlen={len(t.params)}",
-        Kind.VAR: lambda: f" type_id={t.type}, linkage={['static', 'global-alloc', 'extern'][t.linkage]}",
+        Kind.VAR: lambda: f" type_id={t.type}, linkage={['static', 'global', 'extern'][t.linkage]}",
         Kind.DATASEC: lambda: f" size={t.size} vlen={len(t.vars)}",
         Kind.FLOAT: lambda: f" size={t.size}",
         Kind.DECL_TAG: lambda: f" type_id={t.type} component_idx={t.component_idx}",
@@ -51,12 +51,15 @@ def _raw_line(btf, tid: int) -> str:
         for m in t.members:
             lines.append(f"\t'{m.name or '(anon)'}' type_id={m.type} bits_offset={m.bit_offset}"
                          + (f" bitfield_size={m.bitfield_size}" if m.bitfield_size else ""))
-    elif k in (Kind.ENUM, Kind.ENUM64):
+    elif k == Kind.ENUM:
         lines += [f"\t'{n}' val={v}" for n, v in t.values]
+    elif k == Kind.ENUM64:
+        lines += [f"\t'{n}' val={v}{'LL' if t.signed else 'ULL'}" for n, v in t.values]
     elif k == Kind.FUNC_PROTO:
         lines += [f"\t'{p.name or '(anon)'}' type_id={p.type}" for p in t.params]
     elif k == Kind.DATASEC:
-        lines += [f"\ttype_id={v.type} offset={v.offset} size={v.size}" for v in t.vars]
+        lines += [f"\ttype_id={v.type} offset={v.offset} size={v.size} "
+                  f"({btf.kind_of(v.type).name} '{btf.name_of(v.type)}')" for v in t.vars]
     return "\n".join(lines)
 
 
@@ -74,7 +77,9 @@ def btf():
 @click.option("--type", "type_name", help="only this type (NAME, 'struct NAME', 'union NAME', 'enum NAME')")
 @click.option("--format", "fmt", type=click.Choice(["c", "raw"]), default="c", show_default=True)
 def dump(file, type_name, fmt):
-    """Print the types of FILE (BTF blob, ELF object, or /sys/kernel/btf/*) as C or raw records."""
+    """Print the types of FILE (BTF blob, ELF object, or /sys/kernel/btf/*) as C or raw records.
+
+    Without --type, ``--format c`` prints a complete header (vmlinux.h), identical to bpftool's."""
     from ebpfpy.btf import BTFError, Kind
     try:
         spec = _load(file)
@@ -93,6 +98,10 @@ def dump(file, type_name, fmt):
             if not ids:
                 raise KeyError(f"no type named {type_name!r} in {file}")
         else:
+            if fmt == "c":
+                from ebpfpy.btf.cheader import format_header
+                click.echo(format_header(spec), nl=False)
+                return
             ids = list(spec.ids())
         for tid in ids:
             if fmt == "raw":

@@ -253,7 +253,8 @@ class Resolved:
 def _describe_local(lbtf: BTF, tid: int) -> str:
     t = lbtf[tid]
     ess = essential_name(t.name)
-    kind = {Kind.STRUCT: "struct", Kind.UNION: "union", Kind.ENUM: "enum", Kind.ENUM64: "enum"}.get(t.kind, "")
+    kind = {Kind.STRUCT: "struct", Kind.UNION: "union", Kind.ENUM: "enum", Kind.ENUM64: "enum",
+            Kind.TYPEDEF: "typedef"}.get(t.kind, "")
     return f"{kind} {ess}".strip()
 
 
@@ -265,30 +266,30 @@ def resolve(lbtf: BTF, tbtf: BTF, relo: CoreRelo) -> Resolved:
         lspec = local_field_spec(lbtf, local_id, raw)
         lval, lsize = field_value(lspec, kind)
         results, reasons = [], []
-        for cand in candidates(lbtf, _skip(lbtf, local_id), tbtf):
+        for cand in candidates(lbtf, lbtf.skip_mods(local_id), tbtf):
             tspec, why = match_field(lspec, tbtf, cand)
             if tspec is None:
                 reasons.append(why)
                 continue
             results.append(field_value(tspec, kind))
         if not results:
-            why = reasons[0] if reasons else f"the kernel has no {_describe_local(lbtf, _skip(lbtf, local_id))}"
+            why = reasons[0] if reasons else f"the kernel has no {_describe_local(lbtf, lbtf.skip_mods(local_id))}"
             return Resolved(lval, None, lsize, 0, why, validate=lspec.bitfield_size == 0)
         if len(set(results)) > 1:
-            raise CoreError(f"CO-RE relocation for {_describe_local(lbtf, _skip(lbtf, local_id))} "
+            raise CoreError(f"CO-RE relocation for {_describe_local(lbtf, lbtf.skip_mods(local_id))} "
                             f"is ambiguous: kernel candidates disagree ({sorted(set(results))})")
         tval, tsize = results[0]
         return Resolved(lval, tval, lsize, tsize, validate=lspec.bitfield_size == 0)
     if kind in _TYPE_KINDS:
         if kind == CoreReloKind.TYPE_ID_LOCAL:
             return Resolved(local_id, local_id)
-        cands = [c for c in candidates(lbtf, _skip(lbtf, local_id), tbtf)
+        cands = [c for c in candidates(lbtf, lbtf.skip_mods(local_id), tbtf)
                  if types_compatible(lbtf, local_id, tbtf, c)]
         lvals = {CoreReloKind.TYPE_ID_TARGET: local_id, CoreReloKind.TYPE_EXISTS: 1,
                  CoreReloKind.TYPE_SIZE: lbtf.size_of(local_id) if kind == CoreReloKind.TYPE_SIZE else 0,
                  CoreReloKind.TYPE_MATCHES: 1}
         if not cands:
-            return Resolved(lvals[kind], None, reason=f"the kernel has no {_describe_local(lbtf, _skip(lbtf, local_id))}")
+            return Resolved(lvals[kind], None, reason=f"the kernel has no {_describe_local(lbtf, lbtf.skip_mods(local_id))}")
         c = cands[0]
         tvals = {CoreReloKind.TYPE_ID_TARGET: c, CoreReloKind.TYPE_EXISTS: 1,
                  CoreReloKind.TYPE_SIZE: tbtf.size_of(c) if kind == CoreReloKind.TYPE_SIZE else 0,
@@ -300,11 +301,11 @@ def resolve(lbtf: BTF, tbtf: BTF, relo: CoreRelo) -> Resolved:
         raise CoreError(f"CO-RE enumerator index {raw[0]} out of range of {lbtf.describe(local_id)}")
     ename, lvalue = lt.values[raw[0]]
     lval = 1 if kind == CoreReloKind.ENUMVAL_EXISTS else lvalue
-    for cand in candidates(lbtf, _skip(lbtf, local_id), tbtf):
+    for cand in candidates(lbtf, lbtf.skip_mods(local_id), tbtf):
         for n, v in tbtf[cand].values:
             if essential_name(n) == essential_name(ename):
                 return Resolved(lval, 1 if kind == CoreReloKind.ENUMVAL_EXISTS else v)
-    return Resolved(lval, None, reason=f"{_describe_local(lbtf, _skip(lbtf, local_id))} has no value '{ename}'")
+    return Resolved(lval, None, reason=f"{_describe_local(lbtf, lbtf.skip_mods(local_id))} has no value '{ename}'")
 
 
 # -- patching instructions -----------------------------------------------------------------

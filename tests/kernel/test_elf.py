@@ -303,6 +303,19 @@ def test_object_btf_sanitised_forms_load(build):
         bpf.btf_load(blob).close()
 
 
+@pytest.mark.parametrize("fmt", ["c", "raw"])
+def test_btf_dump_of_object_matches_bpftool(build, fmt):
+    from click.testing import CliRunner
+
+    from ebpfpy.cli.btf import btf
+    path = build("core_task")
+    theirs = subprocess.run(["bpftool", "btf", "dump", "file", path, "format", fmt], check=True,
+                            capture_output=True, text=True).stdout
+    res = CliRunner().invoke(btf, ["dump", path, "--format", fmt])
+    assert res.exit_code == 0, res.output
+    assert res.output == theirs
+
+
 def test_btf_dump_cli_on_object(build):
     from click.testing import CliRunner
 

@@ -221,6 +221,27 @@ def test_c_matches_bpftool_sampled(bpftool_header):
 
 
 @pytest.mark.btf
+@pytest.mark.slow
+def test_whole_vmlinux_header_matches_bpftool(bpftool_header):
+    """Order, forward declarations and ___N renames included: the header is byte-identical."""
+    from ebpfpy.btf.cheader import format_header
+    assert format_header(vmlinux()) == bpftool_header
+
+
+@pytest.mark.btf
+@pytest.mark.slow
+def test_raw_dump_matches_bpftool():
+    from click.testing import CliRunner
+
+    from ebpfpy.cli.btf import btf
+    theirs = subprocess.run(["bpftool", "btf", "dump", "file", VMLINUX], check=True,
+                            capture_output=True, text=True).stdout
+    res = CliRunner().invoke(btf, ["dump", "--format", "raw"])
+    assert res.exit_code == 0
+    assert res.output == theirs
+
+
+@pytest.mark.btf
 def test_typedefs_match_bpftool(bpftool_header):
     spec = vmlinux()
     for name in ("u32", "pid_t", "atomic_t", "bpf_callback_t", "irq_handler_t"):

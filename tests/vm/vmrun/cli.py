@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -14,8 +15,12 @@ from . import guest, initramfs, kernels, prebuild
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/vm
 PROJECT_ROOT = os.path.dirname(os.path.dirname(HERE))
 CACHE_DIR = os.path.join(HERE, "cache")
-NO_MARKER = 125  # the guest never reported a pytest status (crash, panic, timeout)
-TIMEOUT = 124
+# Runner statuses, outside pytest's own 0-5.
+TIMEOUT = 124  # the guest was killed after --timeout seconds
+NO_MARKER = 125  # the guest stopped without reporting a pytest status (panic, crash)
+SETUP_FAILED = (
+    126  # no guest was started: missing tool, unknown kernel, download or build failure
+)
 
 USAGE = """\
 usage: tests/vm/run [--kernel SPEC] [--timeout S] [--smp N] [--memory SIZE] [--with-dist D] [--show-boot]
@@ -35,6 +40,9 @@ guest, and exits with pytest's status.
                   ebpfpy's metadata does not require it
   --show-boot     print the guest's boot log too
 Runner options must come before the pytest arguments.
+
+Exit status: pytest's in the guest (the first non-zero one for --kernel all);
+124 guest timed out, 125 guest stopped without a status, 126 setup failed.
 """
 
 
@@ -156,15 +164,42 @@ def run_one(kernel: kernels.Kernel, options: Options) -> int:
     return result.status
 
 
+REQUIRED_TOOLS = {
+    "qemu-system-x86_64": "qemu-system-x86",
+    "busybox": "busybox-static",
+    "apt-get": "apt",
+    "dpkg-deb": "dpkg",
+    "ldd": "libc-bin",
+}
+
+
+def missing_tools() -> list[str]:
+    return [
+        f"{tool} (apt: {package})"
+        for tool, package in REQUIRED_TOOLS.items()
+        if not shutil.which(tool)
+    ]
+
+
 def main(argv: list[str]) -> int:
     options = parse_args(argv)
+    missing = missing_tools()
+    if missing:
+        log("missing: " + ", ".join(missing))
+        return SETUP_FAILED
     os.makedirs(CACHE_DIR, exist_ok=True)
     try:
         matrix = kernels.resolve(options.kernel)
     except kernels.KernelNotFound as exc:
         log(str(exc))
-        return 2
-    statuses = {kernel.release: run_one(kernel, options) for kernel in matrix}
+        return SETUP_FAILED
+    statuses = {}
+    for kernel in matrix:
+        try:
+            statuses[kernel.release] = run_one(kernel, options)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            log(f"{kernel.release}: setting up the guest failed: {exc}")
+            statuses[kernel.release] = SETUP_FAILED
     if len(statuses) > 1:
         for release, status in statuses.items():
             log(f"matrix: {release:32} exit {status}")
