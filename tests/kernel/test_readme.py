@@ -1,0 +1,37 @@
+"""The README's examples run as written."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+README = os.path.join(os.path.dirname(__file__), "..", "..", "README.md")
+
+
+def _python_blocks():
+    with open(README) as fh:
+        return re.findall(r"```python\n(.*?)```", fh.read(), re.S)
+
+
+@pytest.mark.kernel
+def test_python_tour_counts_getpid_exactly():
+    block = _python_blocks()[0]
+    proc = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "1000"
+    assert "call 0x1" in proc.stdout
+
+
+@pytest.mark.kernel
+def test_first_command_counts_the_syscalls_of_a_command():
+    line = next(l for l in open(README) if l.startswith("pip install . && pybpftrace"))
+    script = re.search(r"-e '([^']*)'", line).group(1)
+    command = re.search(r"-c '([^']*)'", line).group(1)
+    proc = subprocess.run([sys.executable, "-m", "ebpfpy.bpftrace", "-c", command, "-e", script],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Attaching ")
+    counts = dict(re.findall(r"^@\[(tracepoint:syscalls:sys_enter_\w+)\]: (\d+)$", proc.stdout, re.M))
+    assert int(counts["tracepoint:syscalls:sys_enter_execve"]) == 1
+    assert int(counts["tracepoint:syscalls:sys_enter_openat"]) >= 3
