@@ -15,19 +15,6 @@ from ebpfpy.bpftrace.output.values import Avg, Hist, LHist, MapData, Stats
 pytestmark = pytest.mark.bpftrace
 
 
-def hist_of(*values):
-    counts = [0] * 66
-    for v in values:
-        counts[Hist.bucket(v)] += 1
-    return Hist(tuple(counts))
-
-
-def lhist_of(lo, hi, step, *values):
-    shape = LHist(lo, hi, step, ())
-    counts = [0] * (shape.buckets + 2)
-    for v in values:
-        counts[shape.bucket(v)] += 1
-    return LHist(lo, hi, step, tuple(counts))
 
 
 def run_bpftrace(script, *flags):
@@ -63,16 +50,16 @@ CASES = [
     (
         '@h = hist(-1); @h = hist(0); @h = hist(1); @h = hist(5); @h = hist(5); @k["x"] = hist(1500); '
         "@g = hist(3145728); @g = hist(2000); @g = hist(0); @g = hist(7);",
-        [MapData("@g", "hist", [((), hist_of(3145728, 2000, 0, 7))], keyed=False),
-         MapData("@h", "hist", [((), hist_of(-1, 0, 1, 5, 5))], keyed=False),
-         MapData("@k", "hist", [(("x",), hist_of(1500))])],
+        [MapData("@g", "hist", [((), Hist.of(3145728, 2000, 0, 7))], keyed=False),
+         MapData("@h", "hist", [((), Hist.of(-1, 0, 1, 5, 5))], keyed=False),
+         MapData("@k", "hist", [(("x",), Hist.of(1500))])],
     ),
     (
         "@l = lhist(-5, 0, 10, 5); @l = lhist(3, 0, 10, 5); @l = lhist(30, 0, 10, 5); "
         "@k = lhist(5000, 0, 10240, 1024); @k = lhist(20000, 0, 10240, 1024); @k = lhist(1, 0, 10240, 1024); "
         "@k = lhist(1, 0, 10240, 1024);",
-        [MapData("@k", "lhist", [((), lhist_of(0, 10240, 1024, 5000, 20000, 1, 1))], keyed=False),
-         MapData("@l", "lhist", [((), lhist_of(0, 10, 5, -5, 3, 30))], keyed=False)],
+        [MapData("@k", "lhist", [((), LHist.of(0, 10240, 1024, 5000, 20000, 1, 1))], keyed=False),
+         MapData("@l", "lhist", [((), LHist.of(0, 10, 5, -5, 3, 30))], keyed=False)],
     ),
     ("@e[1] = 1; delete(@e[1]);", [MapData("@e", "int", [])]),
 ]

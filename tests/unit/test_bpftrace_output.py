@@ -9,23 +9,10 @@ from ebpfpy.bpftrace.output.printf import PrintfFormat, check_arguments, find_sp
 from ebpfpy.bpftrace.output.values import Avg, Hist, LHist, MapData, Stack, Stats
 
 
-def hist_of(*values):
-    counts = [0] * 66
-    for v in values:
-        counts[Hist.bucket(v)] += 1
-    return Hist(tuple(counts))
-
-
-def lhist_of(lo, hi, step, *values):
-    empty = LHist(lo, hi, step, ())
-    counts = [0] * (empty.buckets + 2)
-    for v in values:
-        counts[empty.bucket(v)] += 1
-    return LHist(lo, hi, step, tuple(counts))
 
 
 def test_hist_text_matches_bpftrace():
-    data = MapData("@h", "hist", [((), hist_of(-1, 0, 1, 5, 5))], keyed=False)
+    data = MapData("@h", "hist", [((), Hist.of(-1, 0, 1, 5, 5))], keyed=False)
     bar26 = "@" * 26
     assert text.format_map(data) == (
         "@h: \n"
@@ -47,7 +34,7 @@ def test_hist_labels_use_binary_suffixes():
 
 
 def test_lhist_text_with_both_overflow_rows():
-    data = MapData("@l", "lhist", [((), lhist_of(0, 10, 5, -5, 3, 30))], keyed=False)
+    data = MapData("@l", "lhist", [((), LHist.of(0, 10, 5, -5, 3, 30))], keyed=False)
     lines = text.format_map(data).splitlines()
     assert [line[:24] for line in lines[1:5]] == [
         "(..., 0)               1",
@@ -96,12 +83,12 @@ def test_json_shapes():
     assert jsonfmt.map_json(a) == '{"type": "stats", "data": {"@a": 15}}\n'
     s = MapData("@st", "stats", [((), Stats(2, 31))], keyed=False)
     assert jsonfmt.map_json(s) == '{"type": "stats", "data": {"@st": {"count": 2, "average": 15, "total": 31}}}\n'
-    h = MapData("@h", "hist", [((), hist_of(-1, 0, 1, 5, 5))], keyed=False)
+    h = MapData("@h", "hist", [((), Hist.of(-1, 0, 1, 5, 5))], keyed=False)
     assert jsonfmt.map_json(h) == (
         '{"type": "hist", "data": {"@h": [{"max": -1, "count": 1}, {"min": 0, "max": 0, "count": 1}, '
         '{"min": 1, "max": 1, "count": 1}, {"min": 2, "max": 3, "count": 0}, {"min": 4, "max": 7, "count": 2}]}}\n'
     )
-    lh = MapData("@l", "lhist", [((), lhist_of(0, 10, 5, -5, 3, 30))], keyed=False)
+    lh = MapData("@l", "lhist", [((), LHist.of(0, 10, 5, -5, 3, 30))], keyed=False)
     assert jsonfmt.map_json(lh) == (
         '{"type": "hist", "data": {"@l": [{"max": -1, "count": 1}, {"min": 0, "max": 4, "count": 1}, '
         '{"min": 5, "max": 9, "count": 0}, {"min": 10, "count": 1}]}}\n'

@@ -65,6 +65,14 @@ class Hist:
     def total(self) -> int:
         return sum(self.counts)
 
+    @classmethod
+    def of(cls, *values: int) -> "Hist":
+        """The histogram of some values, as the kernel side would have counted them."""
+        counts = [0] * 66
+        for value in values:
+            counts[cls.bucket(value)] += 1
+        return cls(tuple(counts))
+
 
 @dataclass(frozen=True)
 class LHist:
@@ -78,6 +86,14 @@ class LHist:
     @property
     def buckets(self) -> int:
         return (self.max - self.min) // self.step
+
+    @classmethod
+    def of(cls, low: int, high: int, step: int, *values: int) -> "LHist":
+        shape = cls(low, high, step, ())
+        counts = [0] * (shape.buckets + 2)
+        for value in values:
+            counts[shape.bucket(value)] += 1
+        return cls(low, high, step, tuple(counts))
 
     def bucket(self, value: int) -> int:
         if value < self.min:
