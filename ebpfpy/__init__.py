@@ -9,3 +9,12 @@ and the front ends ``ebpfpy.bpftrace`` and ``ebpfpy.cli``.
 Nothing is imported eagerly here: start-up time of the CLIs matters.
 """
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # `ebpfpy.load_object(path)` without importing the ELF loader at package import.
+    if name == "load_object":
+        from ebpfpy.elf import load_object
+
+        return load_object
+    raise AttributeError(f"module 'ebpfpy' has no attribute {name!r}")

@@ -2,10 +2,14 @@
 
 No Python traceback reaches the user: a script error prints
 ``stdin:L:C-C: ERROR: ...`` with the source line and underline, a system
-error prints ``ERROR: ...``, and both exit with status 1.
+error prints ``ERROR: ...``, and both exit with status 1. Where bpftrace's
+own line for a system error is terse (a kprobe that cannot attach), we keep
+its line, so scripts grepping for it still work, and add the reason on the
+next line.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
@@ -27,19 +31,25 @@ class Options:
     debug: int = 0
     verbose: bool = False
     warnings: bool = True
+    buffering: Optional[str] = None  # None: line, as bpftrace does by default
+    helper_errors: int = 0  # -k / -kk: accepted; helper errors are not reported yet
     strlen: int = 64
     map_keys_max: int = 4096
     max_probes: int = 512
     perf_pages: int = 64
+    cat_bytes_max: int = 10240
+    no_user_symbols: int = 0
+    log_size: int = 1000000
 
 
 def _err(text: str) -> int:
     sys.stderr.write(text if text.endswith("\n") else text + "\n")
+    sys.stderr.flush()
     return 1
 
 
 def compile_source(options: Options, cpid: int = 0):
-    """Source text to a CompiledScript (raises Diagnostic on any script error)."""
+    """Source text to (AST, CompiledScript); raises Diagnostic on any script error."""
     from . import semantic_bridge
     from .codegen import Env, compile_script
     from .parser import parse
@@ -52,19 +62,44 @@ def compile_source(options: Options, cpid: int = 0):
     return program, compile_script(program, env)
 
 
-def run(options: Options) -> int:
+def _print_warnings(script, options: Options) -> None:
+    if not options.warnings:
+        return
     from .diagnostics import Diagnostic
+
+    for warning in getattr(script, "warnings", ()) or ():
+        text = warning.format(options.source, options.filename) if isinstance(warning, Diagnostic) else str(warning)
+        sys.stderr.write(text if text.endswith("\n") else text + "\n")
+
+
+def _raise_nofile() -> None:
+    """Every probe holds fds (a program, a perf event, a link): lift the soft limit to the hard one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def run(options: Options) -> int:
+    """Everything ``pybpftrace`` does after reading its flags; returns the exit status."""
+    from .diagnostics import Diagnostic
+
+    _raise_nofile()
 
     if options.strlen > 200:
         return _err(f"ERROR: BPFTRACE_STRLEN too large to use on stack ({options.strlen}); "
                     "see https://github.com/iovisor/bpftrace/issues/305")
+    if options.pid > 0 and not _pid_exists(options.pid):
+        return _err(f"ERROR: {options.pid}: No such process")
     child = None
     try:
-        if options.command:
+        if options.command and not options.debug:
             from .runtime import Child
 
             child = Child(options.command)
         program, script = compile_source(options, cpid=child.pid if child else 0)
+        _print_warnings(script, options)
         n_probes = len(script.probes)
         if n_probes > options.max_probes:
             return _err(f"ERROR: Can't attach to {n_probes} probes because it exceeds the current "
@@ -74,12 +109,14 @@ def run(options: Options) -> int:
         if options.debug:
             from .explain import explain
 
-            sys.stdout.write(explain(program, script, options.source))
+            sys.stdout.write(explain(program, script, options.source, verify=options.debug > 1))
             return 0
         return _execute(options, script, child)
     except Diagnostic as diag:
         return _err(diag.format(options.source, options.filename))
     except KeyboardInterrupt:
+        return 0
+    except BrokenPipeError:
         return 0
     except _runtime_errors() as err:
         return _report_runtime_error(err, options)
@@ -93,23 +130,47 @@ def run(options: Options) -> int:
             child.terminate()
 
 
+def _pid_exists(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
+
+
+def _open_output(path: str):
+    try:
+        return open(path, "w")
+    except OSError as err:
+        raise OutputError(f'Failed to open output file: "{path}": {err.strerror}') from None
+
+
+class OutputError(Exception):
+    """``-o FILE`` could not be opened."""
+
+
 def _execute(options: Options, script, child) -> int:
     from .output.writer import make_writer
     from .runtime import Runtime
 
-    stream = open(options.output, "w") if options.output else sys.stdout
     try:
-        writer = make_writer(options.fmt, stream)
+        writer = make_writer(options.fmt, sys.stdout, buffering=options.buffering or "line")
     except ValueError as err:
         return _err(f"ERROR: {err}")
+    stream = None
+    if options.output:
+        try:
+            stream = _open_output(options.output)
+        except OutputError as err:
+            return _err(f"ERROR: {err}")
+        writer.stream = stream
+        writer.separator_stream = sys.stdout  # bpftrace 0.17's quirk, kept
     try:
         runtime = Runtime(script, writer, pid=options.pid if options.pid > 0 else (child.pid if child else -1),
                           child=child, quiet=options.quiet, unsafe=options.unsafe,
-                          perf_pages=options.perf_pages, verbose=options.verbose)
+                          perf_pages=options.perf_pages, verbose=options.verbose,
+                          cat_bytes_max=options.cat_bytes_max, log_size=options.log_size,
+                          user_symbols=not options.no_user_symbols)
         return runtime.run()
     finally:
         writer.close()
-        if stream is not sys.stdout:
+        if stream is not None:
             stream.close()
 
 
@@ -123,12 +184,49 @@ def _runtime_errors():
 
 
 def _report_runtime_error(err, options: Options) -> int:
-    from .runtime import VerifierRejection
+    from ebpfpy.attach.errors import AttachError
+
+    from .runtime import AttachFailure, VerifierRejection
 
     if isinstance(err, VerifierRejection):
         return _err(_verifier_report(err, options))
+    if isinstance(err, AttachFailure):
+        return _err(attach_failure_text(err.probe, err.error))
+    if isinstance(err, AttachError):
+        return _err(f"ERROR: {str(err).strip()}")
+    if isinstance(err, OSError) and err.errno == errno.EPERM:
+        return _err(f"ERROR: {err.strerror or err}: pybpftrace needs root (or CAP_BPF and CAP_PERFMON)")
     text = str(err).strip().strip("'\"")
     return _err(f"ERROR: {text}")
+
+
+# Why a probe kind cannot attach on this machine: kind -> (feature name, explanation).
+_KIND_FEATURES = {
+    "kprobe": ("kprobes", "kprobes are not available on this kernel (CONFIG_KPROBES is off)"),
+    "kretprobe": ("kprobes", "kprobes are not available on this kernel (CONFIG_KPROBES is off)"),
+    "kfunc": ("fentry", "fentry/kfunc programs are not available on this kernel"),
+    "kretfunc": ("fentry", "fentry/kfunc programs are not available on this kernel"),
+    "uprobe": ("uprobes", "uprobes are not available on this kernel (CONFIG_UPROBE_EVENTS is off)"),
+    "uretprobe": ("uprobes", "uprobes are not available on this kernel (CONFIG_UPROBE_EVENTS is off)"),
+}
+
+
+def attach_failure_text(probe: str, error) -> str:
+    """bpftrace's ``Error attaching probe: '...'`` line, then the reason in plain words."""
+    kind = probe.split(":", 1)[0]
+    lines = [f"ERROR: Error attaching probe: '{probe}'"]
+    reason = None
+    if kind in _KIND_FEATURES:
+        from ebpfpy import features
+
+        name, text = _KIND_FEATURES[kind]
+        if not features.has(name):
+            reason = text
+    if reason is None and error is not None:
+        reason = str(error).strip()
+    if reason:
+        lines.append(f"  reason: {reason}")
+    return "\n".join(lines) + "\n"
 
 
 def _verifier_report(err, options: Options) -> str:
@@ -138,10 +236,11 @@ def _verifier_report(err, options: Options) -> str:
     lines = [f"ERROR: the kernel rejected the program for {plan.label or plan.probe} "
              f"({err.error.strerror or err.error}); this is a pybpftrace bug, please report it."]
     spans = getattr(plan.builder, "spans", None) or []
-    bad = _failing_insn(log)
+    bad = failing_insn(log)
+    source_lines = options.source.split("\n")
     if bad is not None and bad < len(spans) and spans[bad]:
         line = spans[bad][0]
-        src = options.source.split("\n")[line - 1] if 0 < line <= len(options.source.split("\n")) else ""
+        src = source_lines[line - 1] if 0 < line <= len(source_lines) else ""
         lines.append(f"{options.filename}:{line}: instruction {bad} was generated for: {src.strip()}")
     if log:
         tail = log.strip().split("\n")[-20:]
@@ -150,6 +249,10 @@ def _verifier_report(err, options: Options) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _failing_insn(log: str) -> Optional[int]:
+def failing_insn(log: str) -> Optional[int]:
+    """The index of the last instruction the verifier walked: the one it stopped at."""
     found = re.findall(r"^(\d+): \(", log, re.M)
     return int(found[-1]) if found else None
+
+
+_failing_insn = failing_insn  # older name

@@ -32,16 +32,27 @@ class TracefsFormats:
                 elem = int_type(f.element_size * 8, f.signed)
                 typ = string_type(f.size) if "char" in f.type and f.element_size == 1 else array_of(elem, f.array_len)
             elif f.is_pointer:
-                typ = pointer_to(int_type(8, True))
+                typ = pointer_to(_pointee(f.type))
             else:
                 typ = int_type(min(f.size, 8) * 8 if f.size in (1, 2, 4, 8) else 64, f.signed)
             out.append(Field(f.name, f.offset, typ))
         return out
 
 
+def _pointee(ctype: str):
+    """``struct timespec *`` points to a record the BTF resolver knows; anything else to bytes."""
+    from .types import int_type, record
+
+    base = ctype.replace("const ", "").replace("__user", "").rstrip("* ").strip()
+    if base.startswith(("struct ", "union ")):
+        return record(base)
+    return int_type(8, True)
+
+
 def check(program, options) -> None:
     from .semantic import Env, analyse
+    from .types import BTFResolver
 
-    env = Env(tracepoints=TracefsFormats(), unsafe=options.unsafe, has_child=bool(options.command),
+    env = Env(resolver=BTFResolver(), tracepoints=TracefsFormats(), unsafe=options.unsafe, has_child=bool(options.command),
               strlen=options.strlen, params=tuple(options.params))
     analyse(program, env, source=options.source, filename=options.filename)

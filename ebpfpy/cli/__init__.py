@@ -8,6 +8,11 @@ import importlib
 
 import click
 
+# Subcommands that live in another module but belong to a group: (group, name) -> "module:attribute".
+NESTED = {
+    ("prog", "loadall"): "ebpfpy.cli.objects:loadall",
+}
+
 # name -> "module:attribute"; one row per subcommand.
 SUBCOMMANDS = {
     "asm": "ebpfpy.cli.isa:asm",
@@ -27,11 +32,21 @@ class LazyGroup(click.Group):
         target = SUBCOMMANDS.get(name)
         if target is None:
             return None
-        module, attr = target.split(":")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError):
-            return None
+        command = _load(target)
+        for (group, sub), nested in NESTED.items():
+            if group == name and command is not None and sub not in getattr(command, "commands", {sub: 1}):
+                extra = _load(nested)
+                if extra is not None:
+                    command.add_command(extra, sub)
+        return command
+
+
+def _load(target: str):
+    module, attr = target.split(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError):
+        return None
 
 
 @click.group(cls=LazyGroup)

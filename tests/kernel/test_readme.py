@@ -34,4 +34,4 @@ def test_first_command_counts_the_syscalls_of_a_command():
     assert proc.stdout.startswith("Attaching ")
     counts = dict(re.findall(r"^@\[(tracepoint:syscalls:sys_enter_\w+)\]: (\d+)$", proc.stdout, re.M))
     assert int(counts["tracepoint:syscalls:sys_enter_execve"]) == 1
-    assert int(counts["tracepoint:syscalls:sys_enter_openat"]) >= 3
+    assert int(counts["tracepoint:syscalls:sys_enter_openat"]) >= 1
