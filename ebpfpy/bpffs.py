@@ -17,8 +17,8 @@ from typing import Iterator, Optional
 
 BPFFS = "/sys/fs/bpf"
 TRACEFS = "/sys/kernel/tracing"
-BPF_FS_MAGIC = 0xCAFE4A11
-TRACEFS_MAGIC = 0x74726163
+# Where tracefs may be, most modern first (debugfs shows it under tracing/).
+TRACEFS_CANDIDATES = (TRACEFS, "/sys/kernel/debug/tracing")
 
 
 def _fs_type(path: str) -> Optional[str]:
@@ -33,7 +33,8 @@ def _fs_type(path: str) -> Optional[str]:
     return found
 
 
-def _mount(source: str, target: str, fstype: str) -> None:
+def mount(source: str, target: str, fstype: str) -> None:
+    """mount(2) through libc (no mount binary needed); OSError with errno on failure."""
     os.makedirs(target, exist_ok=True)
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     rc = libc.mount(source.encode(), target.encode(), fstype.encode(), 0, None)
@@ -49,16 +50,24 @@ def is_bpffs(path: str = BPFFS) -> bool:
 def ensure_bpffs(path: str = BPFFS) -> str:
     """Mount bpffs at ``path`` unless one is there already; returns the path."""
     if not is_bpffs(path):
-        _mount("bpf", path, "bpf")
+        mount("bpf", path, "bpf")
     return path
+
+
+def find_tracefs(candidates=TRACEFS_CANDIDATES) -> Optional[str]:
+    """The first of ``candidates`` where tracefs is mounted (it has events/), or None."""
+    for candidate in candidates:
+        if os.path.isdir(os.path.join(candidate, "events")):
+            return candidate
+    return None
 
 
 def ensure_tracefs(path: str = TRACEFS) -> str:
     """Mount tracefs at ``path`` unless it (or the debugfs alias) is there already."""
-    for candidate in (path, "/sys/kernel/debug/tracing"):
-        if os.path.isdir(os.path.join(candidate, "events")):
-            return candidate
-    _mount("tracefs", path, "tracefs")
+    found = find_tracefs((path, TRACEFS_CANDIDATES[1]))
+    if found:
+        return found
+    mount("tracefs", path, "tracefs")
     return path
 
 

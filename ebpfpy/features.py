@@ -16,7 +16,6 @@ from ebpfpy.sys.errors import ENOTSUPP, BPFError
 
 Probe = Callable[[], "tuple[bool, str]"]
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
-TRACEFS_PATHS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 _cache: dict[str, tuple[bool, str]] = {}
 
@@ -104,8 +103,10 @@ def _probe_perf_link() -> tuple[bool, str]:
 
 
 def _pmu(name: str) -> Probe:
-    path = f"/sys/bus/event_source/devices/{name}"
-    return lambda: (True, "") if os.path.exists(path) else (False, f"no {name} PMU ({path} is missing)")
+    from ebpfpy.sys.perf import PMU_ROOT, pmu_available
+
+    path = os.path.join(PMU_ROOT, name)
+    return lambda: (True, "") if pmu_available(name) else (False, f"no {name} PMU ({path} is missing)")
 
 
 def _probe_fentry() -> tuple[bool, str]:
@@ -142,7 +143,8 @@ def _probe_test_run_raw_tp() -> tuple[bool, str]:
 
 
 def _probe_probe_read_kernel() -> tuple[bool, str]:
-    """A tracepoint program calling helper 113 (bpf_probe_read_kernel) into the stack."""
+    """A tracepoint program calling bpf_probe_read_kernel into the stack."""
+    from ebpfpy.isa.helpers import helper
     from ebpfpy.sys.consts import ProgType
 
     prog = _insns(
@@ -150,7 +152,7 @@ def _probe_probe_read_kernel() -> tuple[bool, str]:
         (0x07, 1, 0, 0, -8),  # r1 += -8
         (0xB7, 2, 0, 0, 8),  # r2 = 8
         (0xB7, 3, 0, 0, 0),  # r3 = 0
-        (0x85, 0, 0, 0, 113),  # call bpf_probe_read_kernel
+        (0x85, 0, 0, 0, helper("probe_read_kernel").id),  # call bpf_probe_read_kernel
         (0xB7, 0, 0, 0, 0),
         (0x95,),
     )
@@ -162,12 +164,11 @@ def _probe_probe_read_kernel() -> tuple[bool, str]:
 
 
 def _probe_tracefs() -> tuple[bool, str]:
-    path = tracefs_path()
-    if path:
+    from ebpfpy.bpffs import ensure_tracefs, find_tracefs
+
+    if find_tracefs():
         return True, ""
     try:
-        from ebpfpy.bpffs import ensure_tracefs
-
         ensure_tracefs()
         return True, ""
     except OSError as exc:
@@ -227,14 +228,6 @@ def forget() -> None:
 
 # --------------------------------------------------------------------------
 # small helpers the probes need
-
-
-def tracefs_path() -> Optional[str]:
-    """Where tracefs is mounted, or None."""
-    for path in TRACEFS_PATHS:
-        if os.path.isdir(os.path.join(path, "events")):
-            return path
-    return None
 
 
 # Bytes of extra data after the 12-byte header, per BTF kind (kind -> (fixed, per vlen)).

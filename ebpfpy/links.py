@@ -126,19 +126,17 @@ def attach_perf_event(prog, perf_fd: FD, *, cookie: int = 0, description: str = 
             if forced or exc.errno not in _NO_PERF_LINK:
                 raise
         else:
-            link = Link(link_fd, perf_fd=perf_fd, kind="perf_link", prog=prog, description=description)
-            try:
-                perf.enable(perf_fd)
-            except BPFError:
-                link.close()
-                raise
-            return link
+            return _enabled(Link(link_fd, perf_fd=perf_fd, kind="perf_link", prog=prog, description=description))
     if cookie:
         raise BPFError(E.EOPNOTSUPP, "PERF_EVENT_IOC_SET_BPF", detail="bpf_cookie needs BPF_LINK_CREATE")
     perf.set_bpf(perf_fd, fd_number(prog))
-    link = Link(None, perf_fd=perf_fd, kind="perf_event", prog=prog, description=description)
+    return _enabled(Link(None, perf_fd=perf_fd, kind="perf_event", prog=prog, description=description))
+
+
+def _enabled(link: Link) -> Link:
+    """Enable the perf event under ``link``; on failure close the link (detaching) and re-raise."""
     try:
-        perf.enable(perf_fd)
+        perf.enable(link._perf_fd)
     except BPFError:
         link.close()
         raise

@@ -15,13 +15,18 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
 from ebpfpy.sys import bpf
-from ebpfpy.sys.consts import MapType, UpdateFlag, lookup, type_name
+from ebpfpy.sys.consts import (
+    PERF_MAX_STACK_DEPTH,
+    MapType,
+    UpdateFlag,
+    lookup,
+    type_name,
+)
 from ebpfpy.sys.errors import ENOTSUPP, BPFError
-from ebpfpy.sys.fd import FD, dup_fd, fd_number
+from ebpfpy.sys.fd import FD, FdOwner, dup_fd, fd_number
 from ebpfpy.sys.perf import possible_cpus
 
 PAGE_SIZE = mmap.PAGESIZE
-PERF_MAX_STACK_DEPTH = 127
 _UNSUPPORTED = (E.EINVAL, E.EOPNOTSUPP, ENOTSUPP)
 
 
@@ -191,7 +196,7 @@ def _ringbuf_size(requested: int) -> int:
 _MISSING = object()
 
 
-class Map:
+class Map(FdOwner):
     """A BPF map owned through its fd; dict-like for the types that allow it."""
 
     def __init__(self, fd: FD, map_type: MapType, key_size: int, value_size: int, max_entries: int,
@@ -284,28 +289,6 @@ class Map:
     @classmethod
     def from_pin(cls, path: str, *, key=None, value=None) -> "Map":
         return cls.from_fd(bpf.obj_get(path), key=key, value=value)
-
-    # -- fd ownership --------------------------------------------------------
-
-    @property
-    def fd(self) -> int:
-        return self._fd.fd
-
-    def fileno(self) -> int:
-        return self._fd.fd
-
-    @property
-    def closed(self) -> bool:
-        return self._fd.closed
-
-    def close(self) -> None:
-        self._fd.close()
-
-    def __enter__(self) -> "Map":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"fd={self.fd}"
@@ -496,28 +479,20 @@ class Map:
     def clear(self) -> None:
         """Empty the map: arrays are zeroed (their slots cannot be deleted), others emptied."""
         self._need_dict_api()
-        if self.props.is_array:
-            if self.props.kind == "fd":
-                for k in list(self.raw_keys()):
-                    try:
-                        bpf.map_delete_elem(self._fd, k)
-                    except BPFError as exc:
-                        if exc.errno != E.ENOENT:
-                            raise
-                return
+        keys = list(self.raw_keys())
+        if self.props.is_array and self.props.kind != "fd":
             zero = bytes(self.user_value_size)
-            for k in list(self.raw_keys()):
+            for k in keys:
                 bpf.map_update_elem(self._fd, k, zero)
             return
-        keys = list(self.raw_keys())
-        if keys and self._batch_ok():
+        if keys and not self.props.is_array and self._batch_ok():
             try:
                 bpf.map_delete_batch(self._fd, keys)
                 return
             except BPFError as exc:
                 if exc.errno not in _UNSUPPORTED + (E.ENOENT,):
                     raise
-        for k in keys:
+        for k in keys:  # fd arrays (prog, perf event...) empty their slots by deleting
             try:
                 bpf.map_delete_elem(self._fd, k)
             except BPFError as exc:

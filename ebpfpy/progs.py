@@ -11,7 +11,7 @@ from typing import Any, Iterable, Optional, Union
 
 from ebpfpy.sys import bpf
 from ebpfpy.sys.consts import AttachType, ProgType, lookup
-from ebpfpy.sys.fd import FD, dup_fd, fd_number
+from ebpfpy.sys.fd import FD, FdOwner, dup_fd, fd_number
 
 Insns = Union[bytes, bytearray, Iterable[Any]]
 
@@ -27,7 +27,7 @@ def encode_insns(insns: Insns) -> bytes:
     return encode_all(insns)
 
 
-class Program:
+class Program(FdOwner):
     """A loaded program: ``.fd``, ``.close()``, ``.test_run()``, ``.info()``, ``.pin()``."""
 
     def __init__(self, fd: FD, prog_type, *, name: str = "", verifier_log: str = "",
@@ -98,28 +98,6 @@ class Program:
     @classmethod
     def from_pin(cls, path: str) -> "Program":
         return cls.from_fd(bpf.obj_get(path))
-
-    # -- fd ownership --------------------------------------------------------
-
-    @property
-    def fd(self) -> int:
-        return self._fd.fd
-
-    def fileno(self) -> int:
-        return self._fd.fd
-
-    @property
-    def closed(self) -> bool:
-        return self._fd.closed
-
-    def close(self) -> None:
-        self._fd.close()
-
-    def __enter__(self) -> "Program":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         kind = self.prog_type.name.lower() if isinstance(self.prog_type, ProgType) else self.prog_type

@@ -20,12 +20,12 @@ from typing import Any
 
 from ebpfpy.sys.consts import ProgType
 from ebpfpy.sys.errors import BPFError
+from ebpfpy.sys.perf import pmu_available
 
 from . import tracefs
-from ._perf import format_value, perf_attachment, pmu_available, pmu_type
 from .binary import has_wildcard
 from .errors import ProbeNotFoundError, ProbeSpecError, ProbeUnavailableError
-from .provider import Attachment, ProbeContext
+from .provider import Attachment, ProbeContext, perf_attachment, pmu_probe
 
 PMU = "kprobe"
 UNAVAILABLE = "kprobes are not available on this kernel (CONFIG_KPROBES is off)"
@@ -95,8 +95,7 @@ def kallsyms_has(symbol: str, path: str = "/proc/kallsyms") -> bool:
 
 def attach_kprobe_target(prog: Any, target: KprobeTarget) -> Attachment:
     require_kprobes()
-    ptype = pmu_type(PMU)
-    config = format_value(PMU, "retprobe", 1) if target.retprobe else 0
+    ptype, config = pmu_probe(PMU, target.retprobe)
     opens = [dict(ptype=ptype, config=config, probe_path=target.symbol or None, config2=target.offset,
                   pid=-1, cpu=0)]
     try:

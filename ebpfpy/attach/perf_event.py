@@ -21,11 +21,10 @@ from typing import Any, Optional
 
 from ebpfpy.sys.consts import ProgType
 from ebpfpy.sys.errors import BPFError
-from ebpfpy.sys.perf import HwEvent, PerfType, SwEvent
+from ebpfpy.sys.perf import HwEvent, PerfType, SwEvent, online_cpus
 
-from ._perf import online_cpus, perf_attachment
 from .errors import ProbeNotFoundError, ProbeSpecError, ProbeUnavailableError
-from .provider import Attachment, ProbeContext
+from .provider import Attachment, ProbeContext, perf_attachment
 
 
 @dataclass(frozen=True)

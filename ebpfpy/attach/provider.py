@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from ebpfpy.sys.consts import ProgType
 
-from .errors import ProbeSpecError
+from .errors import ProbeSpecError, ProbeUnavailableError
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,64 @@ class Attachment:
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._parts)} parts"
         return f"<Attachment {self.probe} ({state})>"
+
+
+def perf_attachment(prog: Any, probe: str, opens: list[dict], target: Any = None) -> Attachment:
+    """Open one perf event per entry of `opens` (`ptype`, `config` and keywords of
+    `ebpfpy.sys.perf.perf_event_open`) and attach `prog` to each.
+
+    Each `ebpfpy.links.Link` owns its perf event fd (and the bpf link when the
+    kernel has BPF_LINK_CREATE for perf events); the Attachment owns the Links.
+    A failing perf_event_open names the probe in its error.
+    """
+    from ebpfpy.links import attach_perf_event
+    from ebpfpy.sys.errors import BPFError
+    from ebpfpy.sys.perf import perf_event_open
+
+    att = Attachment(probe, target=target)
+    try:
+        for kwargs in opens:
+            kwargs = dict(kwargs)
+            try:
+                perf_fd = perf_event_open(kwargs.pop("ptype"), kwargs.pop("config"), **kwargs)
+            except BPFError as exc:
+                exc.detail = f"{probe}; {exc.detail}" if exc.detail else probe
+                raise
+            try:
+                link = attach_perf_event(prog, perf_fd, description=probe)
+            except BaseException:
+                perf_fd.close()
+                raise
+            att.add(link)
+    except BaseException:
+        att.close()
+        raise
+    return att
+
+
+def pmu_probe(pmu: str, retprobe: bool = False, **formats: int) -> tuple[int, int]:
+    """(perf type, config) for a kprobe/uprobe PMU event: `retprobe` and any
+    non-zero `formats` (e.g. ref_ctr_offset) placed in the bits sysfs names.
+
+    Raises ProbeUnavailableError when this kernel lacks the PMU or the format entry.
+    """
+    from ebpfpy.sys import perf
+
+    if retprobe:
+        formats = {"retprobe": 1, **formats}
+    try:
+        ptype = perf.pmu_type(pmu)
+    except FileNotFoundError:
+        raise ProbeUnavailableError(f"the {pmu} perf PMU is not available on this kernel") from None
+    config = 0
+    for fmt, value in formats.items():
+        if not value:
+            continue
+        try:
+            config |= perf.pmu_config(pmu, fmt, value)
+        except FileNotFoundError as exc:
+            raise ProbeUnavailableError(f"the {pmu} PMU has no {fmt!r} format bit ({exc.filename} missing)") from None
+    return ptype, config
 
 
 # ---------------------------------------------------------------------------

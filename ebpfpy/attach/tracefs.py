@@ -8,8 +8,6 @@ a tracepoint's numeric id for perf_event_open, the `format` file that gives
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno as _errno
 import os
 import re
@@ -18,11 +16,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional
 
+from ebpfpy import bpffs
+from ebpfpy.bpffs import TRACEFS_CANDIDATES
+
 from .errors import AttachError, ProbeNotFoundError
 
-# Where tracefs lives, most modern first; debugfs exposes it under tracing/.
-TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
-MOUNT_POINT = "/sys/kernel/tracing"
+MOUNT_POINT = bpffs.TRACEFS
 
 
 class TracefsError(AttachError):
@@ -37,14 +36,13 @@ def _is_tracefs(path: str) -> bool:
 
 def _mount_tracefs() -> None:
     """Mount tracefs at MOUNT_POINT through libc's mount(2); no subprocess needed."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    rc = libc.mount(b"nodev", MOUNT_POINT.encode(), b"tracefs", ctypes.c_ulong(0), None)
-    if rc != 0:
-        err = ctypes.get_errno()
+    try:
+        bpffs.mount("nodev", MOUNT_POINT, "tracefs")
+    except OSError as exc:
         raise TracefsError(
             f"tracefs is not mounted and mounting it at {MOUNT_POINT} failed: "
-            f"{os.strerror(err)}; run `mount -t tracefs nodev {MOUNT_POINT}` as root"
-        )
+            f"{os.strerror(exc.errno)}; run `mount -t tracefs nodev {MOUNT_POINT}` as root"
+        ) from None
 
 
 _root_cache: list[str] = []
@@ -84,18 +82,23 @@ def _check_name(part: str, what: str) -> None:
         raise ProbeNotFoundError(f"invalid {what}: {part!r}")
 
 
-def tracepoint_id(category: str, name: str) -> int:
-    """The perf config (event id) of tracepoint category:name."""
+def _event_file(category: str, name: str, leaf: str) -> str:
+    """The text of events/<category>/<name>/<leaf>, the names checked first."""
     _check_name(category, "tracepoint category")
     _check_name(name, "tracepoint name")
-    path = tracefs_path("events", category, name, "id")
+    path = tracefs_path("events", category, name, leaf)
     try:
         with open(path) as f:
-            return int(f.read().strip())
+            return f.read()
     except FileNotFoundError:
         raise ProbeNotFoundError(f"tracepoint not found: {category}:{name}") from None
     except PermissionError as exc:
         raise AttachError(f"cannot read {path}: {exc.strerror} (are you root?)") from None
+
+
+def tracepoint_id(category: str, name: str) -> int:
+    """The perf config (event id) of tracepoint category:name."""
+    return int(_event_file(category, name, "id").strip())
 
 
 def available_events() -> list[tuple[str, str]]:
@@ -237,15 +240,7 @@ def parse_format(text: str, category: str = "", name: str = "") -> TracepointFor
 @lru_cache(maxsize=512)
 def tracepoint_format(category: str, name: str) -> TracepointFormat:
     """The parsed format of category:name (cached: formats never change while booted)."""
-    _check_name(category, "tracepoint category")
-    _check_name(name, "tracepoint name")
-    path = tracefs_path("events", category, name, "format")
-    try:
-        with open(path) as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise ProbeNotFoundError(f"tracepoint not found: {category}:{name}") from None
-    return parse_format(text, category, name)
+    return parse_format(_event_file(category, name, "format"), category, name)
 
 
 def iter_event_dirs() -> Iterator[tuple[str, str]]:

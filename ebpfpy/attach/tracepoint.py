@@ -24,10 +24,9 @@ from ebpfpy.sys.consts import ProgType
 from ebpfpy.sys.perf import PerfType
 
 from . import tracefs
-from ._perf import perf_attachment
 from .binary import has_wildcard
 from .errors import ProbeNotFoundError, ProbeSpecError
-from .provider import Attachment, ProbeContext, require_parts
+from .provider import Attachment, ProbeContext, perf_attachment, require_parts
 
 
 @dataclass(frozen=True)

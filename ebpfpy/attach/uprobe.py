@@ -20,10 +20,9 @@ from typing import Any, Optional, Union
 
 from ebpfpy.sys.consts import ProgType
 
-from ._perf import format_value, perf_attachment, pmu_type
 from .binary import elf_image, has_wildcard, resolve_binaries
 from .errors import ProbeNotFoundError, ProbeSpecError
-from .provider import Attachment, ProbeContext
+from .provider import Attachment, ProbeContext, perf_attachment, pmu_probe
 
 PMU = "uprobe"
 
@@ -99,10 +98,7 @@ def resolve_targets(binary: str, location: str, *, retprobe: bool = False, pid: 
 def attach_uprobe_offset(prog: Any, path: str, offset: int, *, retprobe: bool = False, pid: int = -1,
                          ref_ctr_offset: int = 0, probe: str = "", target: Any = None) -> Attachment:
     """Attach `prog` (BPF_PROG_TYPE_KPROBE) at file offset `offset` of `path`."""
-    ptype = pmu_type(PMU)
-    config = format_value(PMU, "retprobe", 1) if retprobe else 0
-    if ref_ctr_offset:
-        config |= format_value(PMU, "ref_ctr_offset", ref_ctr_offset)
+    ptype, config = pmu_probe(PMU, retprobe, ref_ctr_offset=ref_ctr_offset)
     probe = probe or f"{'uretprobe' if retprobe else 'uprobe'}:{path}:{offset:#x}"
     opens = [dict(ptype=ptype, config=config, probe_path=os.path.abspath(path), config2=offset, pid=pid,
                   cpu=0 if pid < 0 else -1)]

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from ebpfpy.codegen.ctx import PT_REGS_X86_64
 from ebpfpy.sys.consts import ProgType
 
 from .binary import ElfImage, elf_image, has_wildcard, resolve_binaries
@@ -30,12 +31,6 @@ from .provider import Attachment, ProbeContext
 NT_STAPSDT = 3
 STAPSDT_OWNER = b"stapsdt"
 
-# x86-64 struct pt_regs: byte offset of each register's slot.
-PT_REGS_X86_64 = {
-    "r15": 0, "r14": 8, "r13": 16, "r12": 24, "bp": 32, "bx": 40, "r11": 48, "r10": 56,
-    "r9": 64, "r8": 72, "ax": 80, "cx": 88, "dx": 96, "si": 104, "di": 112, "orig_ax": 120,
-    "ip": 128, "cs": 136, "flags": 144, "sp": 152, "ss": 160,
-}
 
 
 def _register_names() -> dict[str, tuple[int, int]]:

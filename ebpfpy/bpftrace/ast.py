@@ -11,21 +11,18 @@ has its own class rather than a generic node with a tag.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
-from typing import Any, Iterator, Optional, Union
+from typing import Any
 
 from .diagnostics import NOWHERE, Span
 
 
-def _span() -> Any:
-    return field(default=NOWHERE, compare=False, repr=False, kw_only=True)
-
-
 @dataclass(frozen=True)
 class Node:
-    span: Span = _span()
+    span: Span = field(default=NOWHERE, compare=False, repr=False, kw_only=True)
 
-    def children(self) -> Iterator["Node"]:
+    def children(self) -> Iterator[Node]:
         """Direct child nodes, in source order (for generic walks)."""
         for f in fields(self):
             if f.name in ("span", "type"):
@@ -113,8 +110,8 @@ class Call(Expr):
 @dataclass(frozen=True)
 class Sizeof(Expr):
     """``sizeof(type)`` (``type_name`` set) or ``sizeof(expr)``."""
-    type_name: Optional[str] = None
-    expr: Optional[Expr] = None
+    type_name: str | None = None
+    expr: Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -193,7 +190,7 @@ class Assign(Stmt):
 
     ``target`` is a Map or a Variable.
     """
-    target: Union[Map, Variable]
+    target: Map | Variable
     expr: Expr
     op: str = ""
 
@@ -203,7 +200,7 @@ class If(Stmt):
     """``else if`` is an else block holding one If."""
     cond: Expr
     then: tuple[Stmt, ...]
-    orelse: Optional[tuple[Stmt, ...]] = None
+    orelse: tuple[Stmt, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -238,7 +235,7 @@ class AttachPoint(Node):
 class Probe(Node):
     """``pred_span`` covers the predicate with its slashes (bpftrace reports that)."""
     attach_points: tuple[AttachPoint, ...]
-    pred: Optional[Expr]
+    pred: Expr | None
     body: tuple[Stmt, ...]
     pred_span: Span = field(default=NOWHERE, compare=False, repr=False, kw_only=True)
 

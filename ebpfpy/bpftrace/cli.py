@@ -1,93 +1,352 @@
 """``pybpftrace``: the bpftrace 0.17 command line, on ebpfpy.
 
-argparse rather than click here: bpftrace's flags combine the way getopt's do
-(``-lv``, ``-kk``, ``-dd``), and users alias this command to ``bpftrace``.
-Everything heavy is imported after the flags are read, so ``--help`` and
-errors in the command line cost nothing.
+bpftrace reads its flags with GNU ``getopt_long``; users alias this command
+to ``bpftrace`` and scripts start with ``#!/usr/bin/env pybpftrace``, so the
+flags combine the same way (``-lv``, ``-kk``, ``-dd``, ``-e'prog'``), the
+same mistakes print the same messages and the same usage text, and the exit
+codes match. The parsing is a table (``SHORT``/``LONG``) read by a small
+getopt, not argparse, whose help and error texts cannot be made to match.
+Everything heavy is imported after the flags are read, so ``-h`` and errors
+in the command line cost nothing.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+from dataclasses import dataclass, field
+from typing import Optional
 
-USAGE = "pybpftrace [options] filename\n       pybpftrace [options] - <stdin input>\n       pybpftrace [options] -e 'program'"
+PROG = "pybpftrace"
+VERSION = "v0.17.0"
+
+# bpftrace 0.17's usage text (its layout and wording), under our name.
+USAGE = """USAGE:
+    {prog} [options] filename
+    {prog} [options] - <stdin input>
+    {prog} [options] -e 'program'
+
+OPTIONS:
+    -B MODE        output buffering mode ('full', 'none')
+    -f FORMAT      output format ('text', 'json')
+    -o file        redirect bpftrace output to file
+    -e 'program'   execute this program
+    -h, --help     show this help message
+    -I DIR         add the directory to the include search path
+    --include FILE add an #include file before preprocessing
+    -l [search]    list probes
+    -p PID         enable USDT probes on PID
+    -c 'CMD'       run CMD and enable USDT probes on resulting process
+    --usdt-file-activation
+                   activate usdt semaphores based on file path
+    --unsafe       allow unsafe builtin functions
+    -q             keep messages quiet
+    --info         Print information about kernel BPF support
+    -k             emit a warning when a bpf helper returns an error (except read functions)
+    -kk            check all bpf helper functions
+    -V, --version  bpftrace version
+    --no-warnings  disable all warning messages
+
+TROUBLESHOOTING OPTIONS:
+    -v                      verbose messages
+    -d                      (dry run) debug info
+    -dd                     (dry run) verbose debug info
+    --emit-elf FILE         (dry run) generate ELF file with bpf programs and write to FILE
+    --emit-llvm FILE        write LLVM IR to FILE.original.ll and FILE.optimized.ll
+
+ENVIRONMENT:
+    BPFTRACE_STRLEN             [default: 64] bytes on BPF stack per str()
+    BPFTRACE_NO_CPP_DEMANGLE    [default: 0] disable C++ symbol demangling
+    BPFTRACE_MAP_KEYS_MAX       [default: 4096] max keys in a map
+    BPFTRACE_CAT_BYTES_MAX      [default: 10k] maximum bytes read by cat builtin
+    BPFTRACE_MAX_PROBES         [default: 512] max number of probes
+    BPFTRACE_MAX_BPF_PROGS      [default: 512] max number of generated BPF programs
+    BPFTRACE_LOG_SIZE           [default: 1000000] log size in bytes
+    BPFTRACE_PERF_RB_PAGES      [default: 64] pages per CPU to allocate for ring buffer
+    BPFTRACE_NO_USER_SYMBOLS    [default: 0] disable user symbol resolution
+    BPFTRACE_CACHE_USER_SYMBOLS [default: auto] enable user symbol cache
+    BPFTRACE_VMLINUX            [default: none] vmlinux path used for kernel symbol resolution
+    BPFTRACE_BTF                [default: none] BTF file
+
+EXAMPLES:
+{prog} -l '*sleep*'
+    list probes containing "sleep"
+{prog} -e 'kprobe:do_nanosleep {{ printf("PID %d sleeping...\\n", pid); }}'
+    trace processes calling sleep
+{prog} -e 'tracepoint:raw_syscalls:sys_enter {{ @[comm] = count(); }}'
+    count syscalls by process name
+"""
+
+# getopt's tables: short flag -> takes an argument; long name -> (takes an argument, key).
+SHORT = {"d": False, "b": False, "B": True, "f": True, "e": True, "h": False, "l": False, "p": True,
+         "v": False, "q": False, "c": True, "V": False, "o": True, "I": True, "k": False}
+LONG = {"help": (False, "h"), "version": (False, "V"), "usdt-file-activation": (False, "usdt-file-activation"),
+        "unsafe": (False, "unsafe"), "btf": (False, "btf"), "include": (True, "include"),
+        "info": (False, "info"), "emit-llvm": (True, "emit-llvm"), "emit-elf": (True, "emit-elf"),
+        "no-warnings": (False, "no-warnings")}
+
+BUFFERING = ("line", "full", "none")
+PID_MAX = 4194304
+
+# Environment variables: name -> (Opts attribute, default). All are unsigned integers.
+ENV_INTS = {
+    "BPFTRACE_STRLEN": ("strlen", 64),
+    "BPFTRACE_MAP_KEYS_MAX": ("map_keys_max", 4096),
+    "BPFTRACE_MAX_PROBES": ("max_probes", 512),
+    "BPFTRACE_PERF_RB_PAGES": ("perf_pages", 64),
+    "BPFTRACE_CAT_BYTES_MAX": ("cat_bytes_max", 10240),
+    "BPFTRACE_NO_USER_SYMBOLS": ("no_user_symbols", 0),
+    "BPFTRACE_LOG_SIZE": ("log_size", 1000000),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pybpftrace", usage=USAGE, add_help=False,
-                                description="High-level tracing language for Linux eBPF (bpftrace 0.17 compatible).")
-    p.add_argument("-h", "--help", action="store_true", help="show this help message")
-    p.add_argument("-e", dest="program", metavar="'program'", help="execute this program")
-    p.add_argument("-l", dest="listing", action="store_true", help="list probes")
-    p.add_argument("-v", dest="verbose", action="store_true", help="verbose messages")
-    p.add_argument("-d", dest="debug", action="count", default=0, help="debug info dry run")
-    p.add_argument("-p", dest="pid", type=int, default=-1, help="enable USDT probes on PID")
-    p.add_argument("-c", dest="command", help="run CMD and enable USDT probes on resulting process")
-    p.add_argument("-o", dest="output", metavar="file", help="redirect bpftrace output to file")
-    p.add_argument("-f", dest="format", default="text", help="output format ('text', 'json')")
-    p.add_argument("-q", dest="quiet", action="store_true", help="keep messages quiet")
-    p.add_argument("-B", dest="buffering", default=None, help="output buffering mode ('full', 'none', 'line')")
-    p.add_argument("-k", dest="helper_errors", action="count", default=0, help="emit a warning when a bpf helper returns an error")
-    p.add_argument("-I", dest="include_dirs", action="append", default=[], help="add the directory to the include search path")
-    p.add_argument("--include", dest="includes", action="append", default=[], help="add an #include file")
-    p.add_argument("--unsafe", action="store_true", help="allow unsafe builtin functions")
-    p.add_argument("--no-warnings", action="store_true", help="disable all warning messages")
-    p.add_argument("--info", action="store_true", help="print information about kernel BPF support")
-    p.add_argument("-V", "--version", action="store_true", help="bpftrace version")
-    p.add_argument("args", nargs="*", help="script file, then positional parameters")
-    return p
+class UsageError(Exception):
+    """A command-line mistake: the message (may be empty), then the usage text, exit status 1."""
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None:
-        return default
+@dataclass
+class Opts:
+    """The command line, read."""
+
+    program: Optional[str] = None
+    listing: bool = False
+    verbose: bool = False
+    debug: int = 0
+    pid: int = -1
+    command: Optional[str] = None
+    output: Optional[str] = None
+    fmt: str = "text"
+    quiet: bool = False
+    buffering: Optional[str] = None
+    helper_errors: int = 0
+    include_dirs: list = field(default_factory=list)
+    includes: list = field(default_factory=list)
+    unsafe: bool = False
+    warnings: bool = True
+    info: bool = False
+    version: bool = False
+    help: bool = False
+    emit_elf: Optional[str] = None
+    emit_llvm: Optional[str] = None
+    args: list = field(default_factory=list)
+
+
+def _apply(opts: Opts, key: str, value: Optional[str]) -> None:
+    """One flag into ``opts``; validates what bpftrace validates while reading flags."""
+    if key == "e":
+        opts.program = value
+    elif key == "l":
+        opts.listing = True
+    elif key == "v":
+        opts.verbose = True
+    elif key == "d":
+        opts.debug += 1
+    elif key == "p":
+        opts.pid = _parse_pid(value)
+    elif key == "c":
+        opts.command = value
+    elif key == "o":
+        opts.output = value
+    elif key == "f":
+        opts.fmt = value
+    elif key == "q":
+        opts.quiet = True
+    elif key == "B":
+        if value not in BUFFERING:
+            raise SystemExit(_fail("ERROR: USAGE: -B must be either 'line', 'full', or 'none'."))
+        opts.buffering = value
+    elif key == "k":
+        opts.helper_errors += 1
+    elif key == "I":
+        opts.include_dirs.append(value)
+    elif key == "include":
+        opts.includes.append(value)
+    elif key == "unsafe":
+        opts.unsafe = True
+    elif key == "no-warnings":
+        opts.warnings = False
+    elif key == "info":
+        opts.info = True
+    elif key == "V":
+        opts.version = True
+    elif key == "h":
+        opts.help = True
+    elif key == "emit-elf":
+        opts.emit_elf = value
+    elif key == "emit-llvm":
+        opts.emit_llvm = value
+    # "b" (deprecated in bpftrace), "btf", "usdt-file-activation": accepted, nothing to do here.
+
+
+def _parse_pid(text: str) -> int:
     try:
-        return int(value)
+        pid = int(text, 10)
     except ValueError:
-        raise SystemExit(f"ERROR: env var {name} did not contain a valid uint64 value")
+        raise SystemExit(_fail(f"ERROR: pid '{text}' is not a valid decimal number")) from None
+    if not 1 <= pid <= PID_MAX:
+        raise SystemExit(_fail(f"ERROR: pid '{text}' out of valid pid range [1,{PID_MAX}]"))
+    return pid
+
+
+def parse_args(argv: list) -> Opts:
+    """GNU getopt_long over ``argv``: options may follow operands, ``--`` ends options.
+
+    Raises UsageError with getopt's own message for unknown flags and
+    missing arguments.
+    """
+    opts = Opts()
+    operands: list = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            operands.extend(argv[i:])
+            break
+        if arg.startswith("--"):
+            name, eq, value = arg[2:].partition("=")
+            if name not in LONG:
+                raise UsageError(f"{PROG}: unrecognized option '{arg}'")
+            needs, key = LONG[name]
+            if needs and not eq:
+                if i >= len(argv):
+                    raise UsageError(f"{PROG}: option '--{name}' requires an argument")
+                value, i = argv[i], i + 1
+            elif not needs and eq:
+                raise UsageError(f"{PROG}: option '--{name}' doesn't allow an argument")
+            _apply(opts, key, value if needs else None)
+            continue
+        if arg.startswith("-") and arg != "-":
+            j = 1
+            while j < len(arg):
+                flag = arg[j]
+                j += 1
+                if flag not in SHORT:
+                    raise UsageError(f"{PROG}: invalid option -- '{flag}'")
+                if SHORT[flag]:
+                    if j < len(arg):
+                        value = arg[j:]
+                    elif i < len(argv):
+                        value, i = argv[i], i + 1
+                    else:
+                        raise UsageError(f"{PROG}: option requires an argument -- '{flag}'")
+                    _apply(opts, flag, value)
+                    break
+                _apply(opts, flag, None)
+            continue
+        operands.append(arg)
+    opts.args = operands
+    return opts
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(message + "\n")
+    return 1
+
+
+def usage(stream=None) -> None:
+    (stream or sys.stderr).write(USAGE.format(prog=PROG))
+
+
+def read_env(environ=None) -> dict:
+    """The ``BPFTRACE_*`` integers; bpftrace's message and exit 1 for a value that is not one."""
+    environ = os.environ if environ is None else environ
+    out = {}
+    for name, (attr, default) in ENV_INTS.items():
+        text = environ.get(name)
+        if text is None:
+            out[attr] = default
+            continue
+        try:
+            value = int(text, 10)
+        except ValueError:
+            value = 0
+        if value == 0 and attr not in ("no_user_symbols",):
+            raise SystemExit(_fail(f"ERROR: Env var '{name}' did not contain a valid uint64_t, "
+                                   "or was zero-valued."))
+        out[attr] = value % (1 << 64)
+    return out
+
+
+def _read_script(path: str) -> tuple:
+    """(source, filename for messages); ``-`` is stdin, named ``stdin`` as bpftrace does."""
+    if path == "-":
+        return sys.stdin.read(), "stdin"
+    with open(path) as fh:
+        return fh.read(), path
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    opts = parser.parse_args(argv)
-    if opts.help:
-        parser.print_help()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _main(argv)
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else 1
+    except BrokenPipeError:
         return 0
+    except KeyboardInterrupt:
+        return 0
+
+
+def _main(argv: list) -> int:
+    try:
+        opts = parse_args(argv)
+    except UsageError as err:
+        sys.stderr.write(f"{err}\n")
+        usage()
+        return 1
+    if not argv:
+        usage()
+        return 1
     if opts.version:
-        print("pybpftrace v0.17.0 (ebpfpy)")
+        sys.stdout.write(f"{PROG} {VERSION}\n")
         return 0
+    if opts.help:
+        usage()
+        return 0
+    if opts.info:
+        from .listing import info_text
+
+        sys.stderr.write(info_text())
+        return 0
+    if opts.pid > 0 and opts.command:
+        sys.stderr.write("ERROR: USAGE: Cannot use both -c and -p.\n")
+        usage()
+        return 1
+    if opts.emit_llvm:
+        return _fail("ERROR: --emit-llvm: pybpftrace builds eBPF instructions without LLVM, so there is no IR; "
+                     "use -d to see the instructions, annotated with the source")
+    if opts.emit_elf:
+        return _fail("ERROR: --emit-elf is not supported yet; use -d to see the instructions")
+    env = read_env()
     if opts.listing:
         from .listing import list_probes
 
-        pattern = opts.program or (opts.args[0] if opts.args else "*")
+        pattern = opts.args[0] if opts.args else None
         return list_probes(pattern, verbose=opts.verbose, pid=opts.pid)
 
     if opts.program is not None:
         source, filename, params = opts.program, "stdin", opts.args
     elif opts.args:
-        filename, params = opts.args[0], opts.args[1:]
         try:
-            with open(filename) if filename != "-" else sys.stdin as fh:
-                source = fh.read()
+            source, filename = _read_script(opts.args[0])
         except OSError as err:
-            sys.stderr.write(f"ERROR: failed to open file '{filename}': {err.strerror}\n")
-            return 1
-        if filename == "-":
-            filename = "stdin"
+            return _fail(f"ERROR: failed to open file '{opts.args[0]}': {err.strerror}")
+        params = opts.args[1:]
     else:
-        sys.stderr.write("USAGE:\n    " + USAGE.replace("\n", "\n    ") + "\n")
+        usage()
         return 1
+
+    if (opts.includes or opts.include_dirs) and opts.warnings:
+        sys.stderr.write("WARNING: -I and --include are ignored: pybpftrace has no C preprocessor; "
+                         "struct types come from the kernel's BTF\n")
 
     from .driver import Options, run
 
     options = Options(
         source=source, filename=filename, params=tuple(params), pid=opts.pid, command=opts.command,
-        output=opts.output, fmt=opts.format, quiet=opts.quiet, unsafe=opts.unsafe, debug=opts.debug,
-        verbose=opts.verbose, warnings=not opts.no_warnings,
-        strlen=_env_int("BPFTRACE_STRLEN", 64), map_keys_max=_env_int("BPFTRACE_MAP_KEYS_MAX", 4096),
-        max_probes=_env_int("BPFTRACE_MAX_PROBES", 512), perf_pages=_env_int("BPFTRACE_PERF_RB_PAGES", 64),
+        output=opts.output, fmt=opts.fmt, quiet=opts.quiet, unsafe=opts.unsafe, debug=opts.debug,
+        verbose=opts.verbose, warnings=opts.warnings, buffering=opts.buffering,
+        helper_errors=opts.helper_errors, **env,
     )
     return run(options)
 

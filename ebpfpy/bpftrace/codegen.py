@@ -20,6 +20,7 @@ builtins and functions are tables of small methods too.
 """
 from __future__ import annotations
 
+import os
 import struct
 import time
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from ebpfpy.codegen.calls import emit_helper_call
 from ebpfpy.codegen.ctx import emit_arg_load, emit_reg_load, emit_retval_load, pt_regs_offset
 from ebpfpy.codegen.mapops import BPF_NOEXIST, emit_map_add, emit_map_delete, emit_map_update
 from ebpfpy.codegen.stack import StackFrame, StackSlot
-from ebpfpy.isa.builder import FP, R0, R1, R2, R6, R7, R8, R9, Builder
+from ebpfpy.isa.builder import FP, R0, R1, R2, R3, R6, R7, R8, R9, Builder
 from ebpfpy.sys.consts import MapType, ProgType
 
 from . import ast, shapes
@@ -82,6 +83,7 @@ def error(message: str, node: Optional[ast.Node]) -> CompileError:
 
 _COMPARE = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
 _SIGNED_COMPARE = {"lt": "slt", "le": "sle", "gt": "sgt", "ge": "sge"}
+_NEGATE = {"eq": "ne", "ne": "eq", "lt": "ge", "le": "gt", "gt": "le", "ge": "lt"}
 _ALU = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "mod", "&": "and", "|": "or", "^": "xor",
         "<<": "lsh", ">>": "rsh"}
 
@@ -95,6 +97,9 @@ class ScriptState:
         self.map_shapes: dict[str, tuple] = {}  # name -> (kind, key shapes, value shape, lhist)
         self.probe_names: list[str] = []
         self.printf_actions: dict = {}
+        # (node id, target) -> Shape, recorded by the first run so the final one can lay out
+        # an event before evaluating its arguments straight into it
+        self.shape_hints: dict = {}
 
     def need_map(self, name: str, map_type: MapType, key_size: int, value_size: int, max_entries: int) -> str:
         if name not in self.script.maps:
@@ -129,13 +134,19 @@ class ProbeCodegen:
         self.prog_type = prog_type
         self.final = final
         self.b = Builder()
-        self.vars_frame = StackFrame(self.b, limit=VARIABLE_AREA)
-        self.frame = StackFrame(self.b)
-        self.frame.used = VARIABLE_AREA
+        # $variables live at the top of the stack, sized from the first run's findings; the
+        # discarded first run cannot know them yet, so it gets room it will never be held to.
+        var_area = _round8(sum(s.size for s in (variables or {}).values())) if final else 8192
+        self.vars_frame = StackFrame(self.b, limit=var_area)
+        self.frame = StackFrame(self.b) if final else StackFrame(self.b, limit=16384)
+        self.frame.used = var_area
         self.variables: dict[str, Val] = {}
         self.var_shapes: dict[str, Shape] = dict(variables or {})
         self.loops: list[tuple[str, str]] = []
         self.exit_label = "probe_exit"
+        # True right after an unconditional jump: the kernel rejects unreachable instructions
+        self.dead = False
+        self.probe_sites: list[int] = []  # builder items that load this target's probe index
 
     # -- driver ----------------------------------------------------------------
 
@@ -146,16 +157,23 @@ class ProbeCodegen:
             self.variables[name] = Val(shape, self.vars_frame.alloc(shape.size, name=name))
         if self.probe.pred is not None:
             with b.at(self.probe.pred.span[:3]):
-                self.int_value(self.probe.pred)
-                b.jeq(R0, 0, self.exit_label)
+                self.jump_if_false(self.probe.pred, self.exit_label)
         self.block(self.probe.body)
         b.label(self.exit_label)
+        self.dead = False
         b.mov(R0, 0)
         b.exit()
         return b
 
+    def goto(self, label: str) -> None:
+        """An unconditional jump that ends the straight-line code (nothing may follow it)."""
+        self.b.ja(label)
+        self.dead = True
+
     def block(self, stmts) -> None:
         for stmt in stmts:
+            if self.dead:
+                return  # after break/continue/return/exit(): unreachable, and rejected if emitted
             with self.b.at(stmt.span[:3] if stmt.span.line else None), self.frame.scope():
                 getattr(self, "stmt_" + type(stmt).__name__)(stmt)
 
@@ -176,48 +194,56 @@ class ProbeCodegen:
     def stmt_If(self, stmt: ast.If) -> None:
         b = self.b
         orelse, done = b.fresh_label("else"), b.fresh_label("endif")
-        self.int_value(stmt.cond)
-        b.jeq(R0, 0, orelse)
+        self.jump_if_false(stmt.cond, orelse)
         self.block(stmt.then)
-        b.ja(done)
+        then_dead = self.dead
+        if not then_dead:
+            b.ja(done)
         b.label(orelse)
+        self.dead = False
         if stmt.orelse:
             self.block(stmt.orelse)
         b.label(done)
+        self.dead = then_dead and self.dead
 
     def stmt_While(self, stmt: ast.While) -> None:
         b = self.b
         top, done = b.fresh_label("while"), b.fresh_label("endwhile")
         b.label(top)
-        self.int_value(stmt.cond)
-        b.jeq(R0, 0, done)
+        self.jump_if_false(stmt.cond, done)
         self.loops.append((top, done))
         self.block(stmt.body)
         self.loops.pop()
-        b.ja(top)
+        if not self.dead:
+            b.ja(top)
         b.label(done)
+        self.dead = False
 
     def stmt_Unroll(self, stmt: ast.Unroll) -> None:
         count = self.constant(stmt.count)
         if not 1 <= count <= 100:
             raise error("unroll maximum value is 100", stmt.count)
         for _ in range(count):
+            if self.dead:
+                break
             self.block(stmt.body)
 
     def stmt_Jump(self, stmt: ast.Jump) -> None:
         if stmt.kind == "return":
-            self.b.ja(self.exit_label)
+            self.goto(self.exit_label)
             return
         if not self.loops:
             raise error(f"{stmt.kind} used outside of a loop", stmt)
         top, done = self.loops[-1]
-        self.b.ja(top if stmt.kind == "continue" else done)
+        self.goto(top if stmt.kind == "continue" else done)
 
     # -- variables and maps ----------------------------------------------------------
 
     def assign_variable(self, target: ast.Variable, expr: ast.Expr) -> None:
         val = self.expr(expr)
         known = self.var_shapes.get(target.name)
+        if known is not None and not self.final:
+            self.var_shapes[target.name] = known = _wider(known, val.shape)
         if known is None:
             self.var_shapes[target.name] = known = val.shape
         elif known.kind != val.shape.kind:
@@ -237,14 +263,20 @@ class ProbeCodegen:
             return slot, ()
         vals = []
         parts = []
-        for key in node.keys:
+        known = self.state.map_shapes.get(node.name)
+        declared = known[1] if known and len(known[1]) == len(node.keys) else (None,) * len(node.keys)
+        for key, want in zip(node.keys, declared):
             val = self.expr(key)
             if val.slot is None:
                 val = self.spill(val)
+            if self.final and want is not None and want.kind == val.shape.kind and want.size != val.shape.size:
+                val = self.coerce(val, want)  # strings take the size the map was declared with
             vals.append(val)
             parts.append(val.shape)
+        if len(vals) == 1 and vals[0].slot.size == parts[0].size:
+            return vals[0].slot, tuple(parts)  # a one-part key is the value's own slot: no copy
         size = sum(p.size for p in parts)
-        slot = self.frame.alloc(size, name="key")
+        slot = self.frame.alloc(size, zero=False, name="key")  # every byte is copied in below
         pos = 0
         for val in vals:
             self.copy(val.slot, slot.field(pos, val.shape.size))
@@ -273,6 +305,11 @@ class ProbeCodegen:
                 raise error(f"Type mismatch for {node.name}: trying to assign value of type "
                             f"'{value.describe()}' when map already contains a value of type "
                             f"'{old_value.describe()}'", node)
+            if not self.final and len(old_keys) == len(key_shapes):
+                # strings in keys and values take the largest size any use needs, as in bpftrace
+                keys = tuple(_wider(o, k) for o, k in zip(old_keys, key_shapes))
+                val = _wider(old_value, value) if kind != "read" else old_value
+                self.state.map_shapes[node.name] = (old_kind, keys, val, known[3])
         return node.name
 
     def map_plan(self, name: str) -> str:
@@ -292,7 +329,7 @@ class ProbeCodegen:
                 key_parts = key_shapes + ((UINT,) if agg.bucketed else ())
             else:
                 plan = MapPlan(name, MapType.HASH, key_size, value.size, self.env.map_keys_max,
-                               kind="int", keyed=bool(key_shapes))
+                               kind="int" if value.is_int else value.kind, keyed=bool(key_shapes))
                 plan.decode_value = shapes.decoder(value)
                 key_parts = key_shapes
             plan.decode_key = shapes.key_decoder(key_parts) if key_parts else None
@@ -309,6 +346,9 @@ class ProbeCodegen:
         key, key_shapes = self.map_key(target)
         name = self.declare_map(target, "int", key_shapes, val.shape)
         self.map_plan(name)
+        declared = self.state.map_shapes[name][2]
+        if declared.kind == val.shape.kind and declared.size != val.shape.size:
+            val = self.coerce(val, declared)
         emit_map_update(self.b, name, key, val.slot)
 
     def aggregate(self, target: ast.Map, call: ast.Call) -> None:
@@ -432,7 +472,16 @@ class ProbeCodegen:
         method = getattr(self, "expr_" + type(node).__name__, None)
         if method is None:
             raise error(f"{type(node).__name__} expressions are not supported yet", node)
-        return method(node)
+        frame = self.frame
+        used, live = frame.used, len(frame._live)
+        val = method(node)
+        if not self.final:
+            self.state.shape_hints[id(node), self.target.probe] = val.shape
+        if val.slot is None:
+            # the value is in r0: the stack temporaries that produced it are free again
+            frame.used = used
+            del frame._live[live:]
+        return val
 
     def int_value(self, node: ast.Expr) -> Shape:
         """Evaluate an integer expression into r0."""
@@ -447,6 +496,14 @@ class ProbeCodegen:
             self.b.ldx(8, R0, FP, val.slot.off)
         return val.shape
 
+    def coerce(self, val: Val, shape: Shape) -> Val:
+        """The value in a zeroed slot of ``shape``'s size (strings truncated or padded)."""
+        slot = self.frame.alloc(shape.size, name="resized")
+        self.copy(val.slot, slot)
+        if shape.kind == "str" and shape.size < val.shape.size:
+            self.b.st(1, FP, 0, slot.off + shape.size - 1)  # keep the terminating NUL
+        return Val(shape, slot)
+
     def spill(self, val: Val) -> Val:
         slot = self.frame.alloc(8, zero=False, name="spill")
         self.b.stx(8, FP, R0, slot.off)
@@ -457,6 +514,8 @@ class ProbeCodegen:
             self.b.stx(8, FP, R0, dst.off)
         else:
             self.copy(val.slot, StackSlot(dst.off, min(size, val.slot.size)))
+            for pos in range(val.slot.size, size, 8):
+                self.b.st(8, FP, 0, dst.off + pos)  # a shorter string: clear the old tail
 
     def copy(self, src: StackSlot, dst: StackSlot) -> None:
         size = min(src.size, dst.size)
@@ -492,16 +551,26 @@ class ProbeCodegen:
         self.load_const(R0, node.value)
         return Val(INT)
 
+    def literal_size(self, text: str) -> int:
+        return _round8(max(self.env.strlen, len(text.encode()) + 1))  # a literal is never truncated
+
     def expr_String(self, node: ast.String) -> Val:
-        data = node.value.encode()[: self.env.strlen - 1]
-        slot = self.frame.alloc(self.env.strlen, name="string literal")
-        padded = data + bytes(-len(data) % 8)
-        for pos in range(0, len(padded), 8):
-            word = int.from_bytes(padded[pos:pos + 8], "little", signed=True)
+        size = self.literal_size(node.value)
+        slot = self.frame.alloc(size, name="string literal")
+        self.write_literal(node.value, slot, zeroed=True)
+        return Val(shapes.string(size), slot)
+
+    def write_literal(self, text: str, slot: StackSlot, zeroed: bool) -> None:
+        """Store a string's bytes into a slot, NUL-padded to its size."""
+        data = text.encode()
+        padded = data + bytes(-len(data) % 8 or 8) if len(data) % 8 == 0 else data + bytes(-len(data) % 8)
+        for pos in range(0, slot.size, 8):
+            word = int.from_bytes(padded[pos:pos + 8], "little", signed=True) if pos < len(padded) else 0
             if word:
                 self.load_const(R1, word)
                 self.b.stx(8, FP, R1, slot.off + pos)
-        return Val(shapes.string(self.env.strlen), slot)
+            elif not zeroed:
+                self.b.st(8, FP, 0, slot.off + pos)
 
     def expr_PositionalParam(self, node: ast.PositionalParam) -> Val:
         text = self.param(node.index)
@@ -575,25 +644,29 @@ class ProbeCodegen:
             b.mov(R0, R1)
             return Val(INT)
         left = self.expr(node.left)
+        return self.finish_binop(node, left)
+
+    def right_operand(self, node: ast.Binop, left_shape: Shape):
+        """With the left operand in r0: the right one as an immediate, or in r1 (left back in r0)."""
+        b = self.b
+        signed = left_shape.signed
+        if isinstance(node.right, ast.Integer) and -(1 << 31) <= node.right.value < (1 << 31):
+            return node.right.value, signed
+        parked = self.spill(Val(left_shape))
+        rshape = self.int_value(node.right)
+        b.mov(R1, R0)
+        b.ldx(8, R0, FP, parked.slot.off)
+        return R1, signed and rshape.signed
+
+    def finish_binop(self, node: ast.Binop, left: Val) -> Val:
+        b = self.b
         if left.shape.kind == "str" and node.op in ("==", "!="):
             return self.string_compare(node, left)
         if left.slot is not None:
             if not left.shape.in_register:
                 raise error(f"Invalid operand type {left.shape.describe()} for '{node.op}'", node)
             b.ldx(8, R0, FP, left.slot.off)
-        signed = left.shape.signed
-        right_const = None
-        if isinstance(node.right, ast.Integer) and -(1 << 31) <= node.right.value < (1 << 31):
-            right_const = node.right.value
-        if right_const is None:
-            parked = self.spill(Val(left.shape))
-            rshape = self.int_value(node.right)
-            signed = signed and rshape.signed
-            b.mov(R1, R0)
-            b.ldx(8, R0, FP, parked.slot.off)
-            operand = R1
-        else:
-            operand = right_const
+        operand, signed = self.right_operand(node, left.shape)
         if node.op in _COMPARE:
             cond = _COMPARE[node.op]
             if signed:
@@ -608,13 +681,67 @@ class ProbeCodegen:
         op = _ALU.get(node.op)
         if op is None:
             raise error(f"operator {node.op} is not supported", node)
-        if op == "rsh" and signed:
-            op = "arsh"
-        b.alu(op, R0, operand)
+        b.alu(op, R0, operand)  # '>>' is a logical shift even on signed values, as in bpftrace 0.17
         return Val(INT if signed else UINT)
+
+    def jump_if_false(self, cond: ast.Expr, label: str) -> None:
+        """Branch to ``label`` when ``cond`` is false, with one compare-and-jump where possible
+        (instead of materialising 0/1 in r0 and testing it)."""
+        b = self.b
+        with self.frame.scope():
+            if isinstance(cond, ast.Binop) and cond.op == "&&":
+                self.jump_if_false(cond.left, label)
+                self.jump_if_false(cond.right, label)
+                return
+            if isinstance(cond, ast.Binop) and cond.op in _COMPARE:
+                left = self.expr(cond.left)
+                if left.shape.kind == "str" and isinstance(cond.right, ast.String) and cond.op in ("==", "!="):
+                    self.literal_jump(left, cond.right.value.encode(), cond.op == "==", label)
+                    return
+                if left.shape.in_register:
+                    if left.slot is not None:
+                        b.ldx(8, R0, FP, left.slot.off)
+                    operand, signed = self.right_operand(cond, left.shape)
+                    test = _NEGATE[_COMPARE[cond.op]]
+                    if signed:
+                        test = _SIGNED_COMPARE.get(test, test)
+                    b.jmp(test, R0, operand, label)
+                    return
+                val = self.finish_binop(cond, left)
+            else:
+                val = self.expr(cond)
+            self.test_value(val, cond)
+            b.jeq(R0, 0, label)
+
+    def test_value(self, val: Val, node: ast.Expr) -> None:
+        """Put a condition's truth in r0 (a string is true when non-empty)."""
+        if val.slot is not None:
+            if val.shape.kind == "str":
+                self.b.ldx(1, R0, FP, val.slot.off)
+            elif val.shape.in_register:
+                self.b.ldx(8, R0, FP, val.slot.off)
+            else:
+                raise error(f"type mismatch: expected an integer, got {val.shape.describe()}", node)
+
+    def literal_jump(self, left: Val, text: bytes, equal: bool, label: str) -> None:
+        """Jump to ``label`` unless ``left == text`` (``equal``) or unless they differ (not ``equal``)."""
+        b = self.b
+        if len(text) + 1 > left.shape.size:
+            if equal:
+                b.ja(label)  # never equal
+            return
+        target = label if equal else b.fresh_label("strne")
+        for pos, byte in enumerate(text + b"\0"):
+            b.ldx(1, R1, FP, left.slot.off + pos)
+            b.jne(R1, byte, target)
+        if not equal:
+            b.ja(label)
+            b.label(target)
 
     def string_compare(self, node: ast.Binop, left: Val) -> Val:
         b = self.b
+        if isinstance(node.right, ast.String):
+            return self.literal_compare(node, left, node.right.value.encode())
         right = self.expr(node.right)
         if right.shape.kind != "str":
             raise error(f"Invalid operand type {right.shape.describe()} for '{node.op}'", node)
@@ -632,6 +759,22 @@ class ProbeCodegen:
         b.label(differ)
         b.mov(R0, 0 if node.op == "==" else 1)
         b.label(end)
+        return Val(INT)
+
+    def literal_compare(self, node: ast.Binop, left: Val, text: bytes) -> Val:
+        """``s == "lit"``: each byte (and the NUL after the literal) against an immediate, no buffer."""
+        b = self.b
+        equal, other = (1, 0) if node.op == "==" else (0, 1)
+        if len(text) + 1 > left.shape.size:
+            b.mov(R0, other)  # the literal cannot fit: never equal
+            return Val(INT)
+        differ = b.fresh_label("strne")
+        b.mov(R0, other)
+        for pos, byte in enumerate(text + b"\0"):
+            b.ldx(1, R1, FP, left.slot.off + pos)
+            b.jne(R1, byte, differ)
+        b.mov(R0, equal)
+        b.label(differ)
         return Val(INT)
 
     def expr_Unop(self, node: ast.Unop) -> Val:
@@ -673,8 +816,9 @@ class ProbeCodegen:
     def expr_Ternary(self, node: ast.Ternary) -> Val:
         b = self.b
         other, done = b.fresh_label("tern_else"), b.fresh_label("tern_end")
-        self.int_value(node.cond)
-        b.jeq(R0, 0, other)
+        if isinstance(node.left, ast.String) and isinstance(node.right, ast.String):
+            return self.literal_ternary(node, other, done)
+        self.jump_if_false(node.cond, other)
         left = self.expr(node.left)
         if left.shape.in_register:
             if left.slot is not None:
@@ -688,12 +832,26 @@ class ProbeCodegen:
         self.copy(left.slot, result)
         b.ja(done)
         b.label(other)
-        right = self.expr(node.right)
-        if right.slot is None or right.shape.kind != left.shape.kind:
-            raise error("Ternary operator branches must have the same type", node)
-        self.copy(right.slot, result)
+        with self.frame.scope():  # the right branch's temporaries die here
+            right = self.expr(node.right)
+            if right.slot is None or right.shape.kind != left.shape.kind:
+                raise error("Ternary operator branches must have the same type", node)
+            self.copy(right.slot, result)
         b.label(done)
         return Val(left.shape, result)
+
+    def literal_ternary(self, node: ast.Ternary, other: str, done: str) -> Val:
+        """``c ? "a" : "b"``: each branch writes its literal straight into the one result slot."""
+        b = self.b
+        size = max(self.literal_size(node.left.value), self.literal_size(node.right.value))
+        result = self.frame.alloc(size, zero=False, name="ternary")
+        self.jump_if_false(node.cond, other)
+        self.write_literal(node.left.value, result, zeroed=False)
+        b.ja(done)
+        b.label(other)
+        self.write_literal(node.right.value, result, zeroed=False)
+        b.label(done)
+        return Val(shapes.string(size), result)
 
     def expr_Tuple(self, node: ast.Tuple) -> Val:
         vals = []
@@ -722,8 +880,10 @@ class ProbeCodegen:
         shape = self.int_value(node.expr)
         bits = {"int8": 8, "uint8": 8, "int16": 16, "uint16": 16, "int32": 32, "uint32": 32,
                 "int64": 64, "uint64": 64}.get(node.type_name)
+        if node.pointer and node.type_name.startswith(("struct ", "union ")):
+            return Val(Shape("int", 8, False, extra=("btf", _btf_struct(node.type_name, node))))
         if bits is None or node.pointer:
-            return Val(UINT)  # pointers and structs are plain addresses here
+            return Val(UINT)  # other pointers are plain addresses
         signed = not node.type_name.startswith("u")
         if bits < 64:
             if signed:
@@ -738,7 +898,61 @@ class ProbeCodegen:
     def expr_FieldAccess(self, node: ast.FieldAccess) -> Val:
         if isinstance(node.expr, ast.Builtin) and node.expr.name == "args" and self.ctx.args == "tracepoint":
             return self.tracepoint_field(node)
-        raise error("struct member access needs BTF types, which pybpftrace does not read yet", node)
+        base = self.expr(node.expr)
+        extra = base.shape.extra
+        if not (isinstance(extra, tuple) and extra and extra[0] in ("btf", "btf_inline")):
+            raise error(f"Can not access field '{node.field}' on expression of type "
+                        f"'{base.shape.describe()}'", node)
+        if base.slot is not None:
+            self.b.ldx(8, R0, FP, base.slot.off)
+        return self.btf_member(node, extra[1])
+
+    def btf_member(self, node: ast.FieldAccess, struct_tid: int) -> Val:
+        """r0 holds the address of a kernel struct: read one member (pointers stay typed)."""
+        from ebpfpy.btf import Kind
+
+        spec = _vmlinux()
+        b = self.b
+        try:
+            member = spec.member(struct_tid, node.field)
+        except (KeyError, Exception) as exc:  # noqa: B014 - BTF errors are KeyError/BTFError
+            raise error(f"Struct/union of type '{spec.describe(struct_tid)}' does not contain "
+                        f"a field named '{node.field}'", node) from exc
+        if member.bitfield_size or member.bit_offset % 8:
+            raise error(f"bitfield member '{node.field}' is not supported", node)
+        b.add(R0, member.bit_offset // 8)
+        tid = spec.resolve(member.type)
+        kind = spec.kind_of(tid)
+        if kind in (Kind.STRUCT, Kind.UNION):
+            return Val(Shape("int", 8, False, extra=("btf_inline", tid)))  # an address, read later
+        if kind == Kind.ARRAY:
+            arr = spec[tid]
+            elem = spec.resolve(arr.type)
+            size = spec.size_of(tid)
+            if spec.kind_of(elem) == Kind.INT and spec.size_of(elem) == 1:
+                slot = self.frame.alloc(_round8(size + 1), name=node.field)
+                emit_helper_call(b, "probe_read_kernel", StackSlot(slot.off, size), size, R0)
+                return Val(shapes.string(_round8(size + 1)), slot)
+            slot = self.frame.alloc(_round8(size), name=node.field)
+            emit_helper_call(b, "probe_read_kernel", StackSlot(slot.off, size), size, R0)
+            return Val(Shape("bytes", slot.size, False, extra=size), slot)
+        size = spec.size_of(tid)
+        if size not in (1, 2, 4, 8):
+            raise error(f"member '{node.field}' of size {size} is not supported", node)
+        slot = self.frame.alloc(8, name=node.field)
+        emit_helper_call(b, "probe_read_kernel", StackSlot(slot.off, size), size, R0)
+        if kind == Kind.PTR:
+            b.ldx(8, R0, FP, slot.off)
+            pointee = spec.resolve(spec[tid].type)
+            if spec.kind_of(pointee) in (Kind.STRUCT, Kind.UNION):
+                return Val(Shape("int", 8, False, extra=("btf", pointee)))
+            return Val(UINT)
+        signed = kind == Kind.INT and spec[tid].signed
+        if signed and size < 8:
+            b.ldx_sx(size, R0, FP, slot.off)
+        else:
+            b.ldx(size, R0, FP, slot.off)
+        return Val(INT if signed else UINT)
 
     def tracepoint_field(self, node: ast.FieldAccess) -> Val:
         b = self.b
@@ -779,7 +993,7 @@ class ProbeCodegen:
         if name.startswith("arg") and name[3:].isdigit():
             return self.builtin_arg(node, int(name[3:]), signed=False)
         if name.startswith("sarg") and name[4:].isdigit():
-            raise error("sarg is not supported yet", node)
+            return self.builtin_sarg(node, int(name[4:]))
         method = getattr(self, "builtin_" + name, None)
         if method is None:
             raise error(f"Unknown identifier: '{name}'", node)
@@ -838,7 +1052,10 @@ class ProbeCodegen:
 
     def builtin_curtask(self, node) -> Val:
         self._call_int("get_current_task")
-        return Val(UINT)
+        try:
+            return Val(Shape("int", 8, False, extra=("btf", _btf_struct("struct task_struct", node))))
+        except CompileError:
+            return Val(UINT)  # no BTF: still an address
 
     def builtin_cpid(self, node) -> Val:
         if not self.env.cpid:
@@ -853,7 +1070,8 @@ class ProbeCodegen:
 
     def builtin_probe(self, node) -> Val:
         index = self.state.probe_index(self.target.probe)
-        self.load_const(R0, index)
+        self.probe_sites.append(len(self.b))  # patched per target when programs are shared
+        self.b.mov(R0, index)
         return Val(Shape("probe", 8, False, extra=self.state.probe_names))
 
     def builtin_retval(self, node) -> Val:
@@ -874,14 +1092,34 @@ class ProbeCodegen:
         if self.ctx.args != "pt_regs":
             raise error(f"The {node.name} builtin can only be used with 'kprobes', 'uprobes' and "
                         "'usdt' probes", node)
+        if n >= 6:
+            raise error(f"x86_64 doesn't support {node.name}", node)
         emit_arg_load(self.b, R0, R6, n)
         return Val(UINT)
+
+    def builtin_sarg(self, node, n: int) -> Val:
+        """The n-th argument passed on the stack: above the return address at sp (x86-64)."""
+        if self.ctx.args != "pt_regs":
+            raise error(f"The {node.name} builtin can only be used with 'kprobes', 'uprobes' and "
+                        "'usdt' probes", node)
+        b = self.b
+        slot = self.frame.alloc(8, name=node.name)
+        emit_reg_load(b, R3, R6, "sp")
+        b.add(R3, 8 * (n + 1))
+        user = self.target.probe.split(":", 1)[0].startswith("u")
+        emit_helper_call(b, "probe_read_user" if user else "probe_read_kernel", slot, 8, R3)
+        b.ldx(8, R0, FP, slot.off)
+        return Val(INT)
 
     def builtin_func(self, node) -> Val:
         if self.ctx.args not in ("pt_regs", "usdt"):
             raise error("The func builtin can only be used with kprobes, uprobes and kfuncs", node)
-        emit_reg_load(self.b, R0, R6, "ip")
         kind = self.target.probe.split(":", 1)[0]
+        symbol = self.target.probe.rsplit(":", 1)[-1]
+        if kind in ("uprobe", "kprobe") and symbol.isidentifier():
+            # the probed function is known here: no need to symbolise (maybe after the process died)
+            return self.expr_String(ast.String(symbol, span=node.span))
+        emit_reg_load(self.b, R0, R6, "ip")
         if kind.startswith("u"):
             return self.user_symbol()
         return Val(Shape("ksym", 8, False))
@@ -961,14 +1199,58 @@ class ProbeCodegen:
         if not node.args or not isinstance(node.args[0], ast.String):
             raise error(f"{node.name}() expects a string literal as the first argument", node)
         fmt = node.args[0].value
+        hints = [self.state.shape_hints.get((id(a), self.target.probe)) for a in node.args[1:]]
+        if self.final and all(hints):
+            return self._format_direct(node, kind, fmt, hints)
         vals = self.event_args(node.args[1:])
         problem = check_arguments(fmt, [shapes.printf_kind(v.shape) for v in vals], node.name)
         if problem:
             raise error(problem, node)
         arg_shapes = tuple(v.shape for v in vals)
-        decode_all = shapes.key_decoder(arg_shapes) if arg_shapes else (lambda data, services: ())
+        decode_all = shapes.printf_decoder(arg_shapes)
         self.emit_event(ActionPlan(kind, decode_all, PrintfFormat(fmt)), vals)
         return Val(NONE)
+
+    def _format_direct(self, node: ast.Call, kind: str, fmt: str, hints: list) -> Val:
+        """printf with a known layout: every argument is evaluated straight into the event."""
+        b = self.b
+        problem = check_arguments(fmt, [shapes.printf_kind(h) for h in hints], node.name)
+        if problem:
+            raise error(problem, node)
+        size = 8 + sum(h.size for h in hints)
+        record = self.frame.alloc(size, zero=False, name="event")  # every field is written below
+        pos = 8
+        for arg, hint in zip(node.args[1:], hints):
+            with self.frame.scope():
+                self.expr_into(arg, record.field(pos, hint.size), hint)
+            pos += hint.size
+        action = ActionPlan(kind, shapes.printf_decoder(hints), PrintfFormat(fmt))
+        self.load_const(R1, self.state.script.add_action(action))
+        b.stx(8, FP, R1, record.off)
+        emit_helper_call(b, "perf_event_output", R6, self.state.events(), BPF_F_CURRENT_CPU, record, size)
+        return Val(NONE)
+
+    def expr_into(self, node: ast.Expr, dest: StackSlot, hint: Shape) -> None:
+        """Evaluate ``node`` into ``dest`` (its expected size), writing every byte of it."""
+        if isinstance(node, ast.String) and self.literal_size(node.value) <= dest.size:
+            self.write_literal(node.value, dest, zeroed=False)
+            return
+        if isinstance(node, ast.Builtin) and node.name == "comm" and dest.size == 16:
+            emit_helper_call(self.b, "get_current_comm", dest, 16)
+            return
+        if isinstance(node, ast.Call) and node.name == "str" and hint.kind == "str":
+            val = self.call_str(node, dest=dest)
+            if val.slot is dest:
+                return
+        else:
+            val = self.expr(node)
+        if val.shape.size != hint.size or val.shape.kind != hint.kind:
+            raise error(f"internal: argument changed shape between passes ({hint.describe()} -> "
+                        f"{val.shape.describe()})", node)
+        if val.slot is None:
+            self.b.stx(8, FP, R0, dest.off)
+        else:
+            self.copy(val.slot, dest)
 
     def call_printf(self, node: ast.Call) -> Val:
         return self._format_call(node, "printf")
@@ -984,7 +1266,7 @@ class ProbeCodegen:
     def call_exit(self, node: ast.Call) -> Val:
         self.argc(node, 0)
         self.emit_event(ActionPlan("exit", lambda data, services: ()), [])
-        self.b.ja(self.exit_label)
+        self.goto(self.exit_label)
         return Val(NONE)
 
     def call_time(self, node: ast.Call) -> Val:
@@ -1047,7 +1329,7 @@ class ProbeCodegen:
         emit_map_delete(self.b, target.name, key)
         return Val(NONE)
 
-    def call_str(self, node: ast.Call) -> Val:
+    def call_str(self, node: ast.Call, dest: Optional[StackSlot] = None) -> Val:
         self.argc(node, 1, 2)
         val = self.expr(node.args[0])
         if val.shape.kind == "str":
@@ -1057,10 +1339,15 @@ class ProbeCodegen:
         b = self.b
         size = self.env.strlen
         if len(node.args) == 2:
-            size = max(1, min(size, self.constant(node.args[1], "str() length must be an integer literal")))
-        b.mov(R7, R0)
-        slot = self.frame.alloc(_round8(size), name="str")
-        emit_helper_call(b, "probe_read_str", StackSlot(slot.off, size), size, R7)
+            # bpftrace 0.17 keeps n characters plus the terminating NUL
+            size = max(1, min(size, self.constant(node.args[1], "str() length must be an integer literal") + 1))
+        if dest is not None and dest.size == _round8(size):
+            slot = dest  # an event field: bytes after the NUL need not be zero
+            if size % 8:
+                b.st(8, FP, 0, slot.off + slot.size - 8)  # the padding the helper will not write
+        else:
+            slot = self.frame.alloc(_round8(size), name="str")  # zeroed: strings are also map keys
+        emit_helper_call(b, "probe_read_str", StackSlot(slot.off, size), size, R0)
         return Val(shapes.string(_round8(size)), slot)
 
     def call_ksym(self, node: ast.Call) -> Val:
@@ -1172,11 +1459,232 @@ class ProbeCodegen:
         return Val(INT)
 
     def call_join(self, node: ast.Call) -> Val:
-        raise error("join() is not supported yet", node)
+        """join(argv[, delim]): up to 16 user strings, built in a per-CPU scratch value (too big for the stack)."""
+        self.argc(node, 1, 2)
+        delim = " "
+        if len(node.args) == 2:
+            if not isinstance(node.args[1], ast.String):
+                raise error("join() expects a string literal as the second argument", node)
+            delim = node.args[1].value
+        b = self.b
+        strlen, count = self.env.strlen, JOIN_ARGS
+        size = 8 + count * strlen
+        scratch = self.state.need_map("$join", MapType.PERCPU_ARRAY, 4, size, 1)
+        action_id = self.state.script.add_action(
+            ActionPlan("join", _join_decoder(strlen, count, delim))) if self.final else 0
+        self.int_value(node.args[0])
+        b.mov(R8, R0)  # argv: callee-saved across the helper calls below
+        key = self.frame.alloc(8, name="join key")
+        done = b.fresh_label("join_done")
+        emit_helper_call(b, "map_lookup_elem", scratch, StackSlot(key.off, 4))
+        b.jeq(R0, 0, done)
+        b.mov(R9, R0)
+        self.load_const(R1, action_id)
+        b.stx(8, R9, R1, 0)
+        for i in range(count):
+            b.st(1, R9, 0, 8 + i * strlen)
+        ptr = self.frame.alloc(8, zero=False, name="argv[i]")
+        send = b.fresh_label("join_send")
+        user = self._user_memory()
+        for i in range(count):
+            b.mov(R3, R8)
+            b.add(R3, 8 * i)
+            emit_helper_call(b, "probe_read_user" if user else "probe_read_kernel", ptr, 8, R3)
+            b.ldx(8, R3, FP, ptr.off)
+            b.jeq(R3, 0, send)
+            b.mov(R1, R9)
+            b.add(R1, 8 + i * strlen)
+            emit_helper_call(b, "probe_read_user_str" if user else "probe_read_kernel_str", R1, strlen, R3)
+        b.label(send)
+        emit_helper_call(b, "perf_event_output", R6, self.state.events(), BPF_F_CURRENT_CPU, R9, size)
+        b.label(done)
+        return Val(NONE)
+
+    def _user_memory(self) -> bool:
+        """Pointers in syscall tracepoint args and uprobe registers point into user memory."""
+        kind = self.target.probe.split(":", 1)[0]
+        return kind.startswith("u") or (kind in ("tracepoint", "t") and ":syscalls:" in ":" + self.target.probe)
+
+    def call_buf(self, node: ast.Call) -> Val:
+        """buf(p, n): n bytes (n a literal, at most BPFTRACE_STRLEN) after a u64 length, for %r."""
+        self.argc(node, 1, 2)
+        val = self.expr(node.args[0])
+        if val.shape.kind in ("str", "bytes"):
+            data = val.shape.extra if val.shape.kind == "bytes" else val.shape.size
+            n = self.constant(node.args[1]) if len(node.args) == 2 else data
+            n = min(n, data)
+            slot = self.frame.alloc(8 + _round8(n), name="buf")
+            self.b.st(8, FP, n, slot.off)
+            self.copy(StackSlot(val.slot.off, _round8(n)), slot.field(8, _round8(n)))
+            return Val(Shape("buffer", slot.size, False, extra=n), slot)
+        if len(node.args) != 2:
+            raise error("buf() requires a length argument for pointers", node)
+        n = min(self.constant(node.args[1], "buf() length must be an integer literal"), self.env.strlen)
+        if val.slot is not None:
+            self.b.ldx(8, R0, FP, val.slot.off)
+        slot = self.frame.alloc(8 + _round8(n), name="buf")
+        self.b.st(8, FP, n, slot.off)
+        read = "probe_read_user" if self._user_memory() else "probe_read_kernel"
+        emit_helper_call(self.b, read, StackSlot(slot.off + 8, n), n, R0)
+        return Val(Shape("buffer", slot.size, False, extra=n), slot)
+
+    def call_strftime(self, node: ast.Call) -> Val:
+        self.argc(node, 2)
+        if not isinstance(node.args[0], ast.String):
+            raise error("strftime() expects a string literal as the first argument", node)
+        self.int_value(node.args[1])
+        return Val(Shape("strftime", 8, False, extra=node.args[0].value))
+
+    def call_macaddr(self, node: ast.Call) -> Val:
+        self.argc(node, 1)
+        val = self.expr(node.args[0])
+        slot = self.frame.alloc(8, name="macaddr")
+        if val.shape.kind == "bytes" and val.shape.extra != 6:
+            raise error("macaddr() argument must be 6 bytes in size", node)
+        if val.shape.kind == "bytes":
+            self.copy(StackSlot(val.slot.off, 8), slot)
+        else:
+            if val.slot is not None:
+                self.b.ldx(8, R0, FP, val.slot.off)
+            read = "probe_read_user" if self._user_memory() else "probe_read_kernel"
+            emit_helper_call(self.b, read, StackSlot(slot.off, 6), 6, R0)
+        return Val(Shape("macaddr", 8, False), slot)
+
+    def call_cgroupid(self, node: ast.Call) -> Val:
+        self.argc(node, 1)
+        if not isinstance(node.args[0], ast.String):
+            raise error("cgroupid() expects a string literal", node)
+        try:
+            ident = os.stat(node.args[0].value).st_ino  # a cgroup v2 directory's inode is its id
+        except OSError:
+            raise error(f"Failed to get cgroupid for path '{node.args[0].value}'", node) from None
+        self.load_const(R0, ident)
+        return Val(UINT)
+
+    def call_pton(self, node: ast.Call) -> Val:
+        import socket
+
+        self.argc(node, 1)
+        if not isinstance(node.args[0], ast.String):
+            raise error("pton() expects a string literal", node)
+        text = node.args[0].value
+        try:
+            raw = socket.inet_pton(socket.AF_INET6 if ":" in text else socket.AF_INET, text)
+        except OSError:
+            raise error(f"pton() expects a valid IPv4 or IPv6 address: {text}", node) from None
+        slot = self.frame.alloc(_round8(len(raw)), name="pton")
+        padded = raw + bytes(-len(raw) % 8)
+        for pos in range(0, len(padded), 8):
+            self.load_const(R1, int.from_bytes(padded[pos:pos + 8], "little", signed=True))
+            self.b.stx(8, FP, R1, slot.off + pos)
+        return Val(Shape("bytes", slot.size, False, extra=len(raw)), slot)
+
+    def call_uaddr(self, node: ast.Call) -> Val:
+        self.argc(node, 1)
+        if not isinstance(node.args[0], ast.String):
+            raise error("uaddr() expects a string literal", node)
+        kind, _, rest = self.target.probe.partition(":")
+        if not kind.startswith("u"):
+            raise error("uaddr can only be used with uprobes and usdt probes", node)
+        binary = rest.split(":", 1)[0]
+        addr = _elf_symbol(binary, node.args[0].value)
+        if addr is None:
+            raise error(f"Could not resolve symbol: {binary}:{node.args[0].value}", node)
+        self.load_const(R0, addr)
+        return Val(UINT)
+
+    def expr_Sizeof(self, node: ast.Sizeof) -> Val:
+        if node.type_name is not None:
+            size = _INT_SIZES.get(node.type_name)
+            if size is None:
+                size = _btf_sizeof(node.type_name)
+            if size is None:
+                raise error(f"Unknown type: {node.type_name}", node)
+        else:
+            typ = getattr(node.expr, "type", None)
+            size = getattr(typ, "size", None)
+            if not isinstance(size, int):
+                size = self.expr(node.expr).shape.size  # our layout: integers are 8 bytes
+        self.load_const(R0, size)
+        return Val(UINT)
+
+
+JOIN_ARGS = 16  # bpftrace reads at most 16 argv entries
+
+_INT_SIZES = {"int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4, "int64": 8,
+              "uint64": 8, "char": 1, "short": 2, "int": 4, "long": 8, "unsigned int": 4,
+              "unsigned long": 8, "u8": 1, "u16": 2, "u32": 4, "u64": 8, "s8": 1, "s16": 2, "s32": 4,
+              "s64": 8, "bool": 1, "void *": 8}
+
+
+def _join_decoder(strlen: int, count: int, delim: str):
+    def decode(data: bytes, services) -> tuple:
+        parts = []
+        for i in range(count):
+            raw = bytes(data[i * strlen:(i + 1) * strlen]).split(b"\0", 1)[0]
+            if not raw:
+                break
+            parts.append(raw.decode("utf-8", "replace"))
+        return (delim.join(parts),)
+    return decode
+
+
+def _vmlinux():
+    from ebpfpy import btf
+
+    return btf.vmlinux()
+
+
+def _btf_struct(type_name: str, node) -> int:
+    """The BTF id of ``struct NAME``/``union NAME`` in the running kernel."""
+    name = type_name.split()[-1]
+    try:
+        return _vmlinux().find_struct(name)
+    except Exception:  # no BTF, or no such type
+        raise error(f"Unknown struct/union: '{type_name}'", node) from None
+
+
+def _btf_sizeof(type_name: str) -> Optional[int]:
+    """Size of a kernel type by name (``struct task_struct``), from vmlinux BTF when readable."""
+    try:
+        from ebpfpy import btf
+
+        spec = btf.vmlinux()
+        name = type_name.split()[-1]
+        tid = spec.find_struct(name) if type_name.startswith(("struct ", "union ")) else spec.find(name)
+        return spec.size_of(tid)
+    except Exception:  # BTF unreadable: the caller reports an unknown type
+        return None
+    return None
+
+
+def _elf_symbol(path: str, name: str) -> Optional[int]:
+    try:
+        from elftools.elf.elffile import ELFFile
+
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            for section in (".symtab", ".dynsym"):
+                table = elf.get_section_by_name(section)
+                if table is None:
+                    continue
+                for sym in table.get_symbol_by_name(name) or ():
+                    if sym["st_value"] and sym["st_info"]["type"] == "STT_OBJECT":  # as bpftrace: data only
+                        return sym["st_value"]
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _round8(n: int) -> int:
     return (n + 7) // 8 * 8
+
+
+def _wider(old: Shape, new: Shape) -> Shape:
+    """The larger of two string shapes; anything else keeps its first shape."""
+    if old.kind == "str" and new.kind == "str" and new.size > old.size:
+        return new
+    return old
 
 
 def _kind_name(kind: str, value: Shape) -> str:
@@ -1228,28 +1736,78 @@ def compile_script(program: ast.Program, env: Env) -> CompiledScript:
     # First run: discover map shapes and each probe's variables; its output is discarded.
     variables = {}
     for item in expanded:
-        for prov, target in item.targets:
+        for group in _share_groups(item):
+            prov, target = group[0]
             ctx = prov.context(target)
             gen = ProbeCodegen(state, item.probe, target, ctx, ctx.prog_type, final=False)
             gen.generate()
-            variables[id(item.probe), target.probe] = gen.var_shapes
+            for _, t in group:
+                variables[id(item.probe), t.probe] = gen.var_shapes
     state.script = CompiledScript()
     state.printf_actions = {}
     ordered = sorted(expanded, key=lambda e: _probe_order(e.probe))
     for item in ordered:
-        for prov, target in item.targets:
+        label = ",".join(p.raw for p in item.probe.attach_points)
+        for group in _share_groups(item):
+            prov, target = group[0]
             ctx = prov.context(target)
             gen = ProbeCodegen(state, item.probe, target, ctx, ctx.prog_type,
                                variables=variables[id(item.probe), target.probe])
             builder = gen.generate()
-            label = ",".join(p.raw for p in item.probe.attach_points)
             state.script.probes.append(ProbePlan(target.probe, ctx.prog_type, builder, label=label))
-    for name in state.map_shapes:
-        gen_state_map = state.script.maps.get(name)
-        if gen_state_map is None:
-            # maps only ever read or cleared still exist, empty
-            pass
+            for _, other in group[1:]:
+                index = state.probe_index(other.probe)
+                shared = _with_probe_index(builder, gen.probe_sites, index)
+                state.script.probes.append(ProbePlan(other.probe, ctx.prog_type, shared, label=label))
     return state.script
+
+
+# Builtins whose code depends on the concrete target (its context layout or symbol).
+_TARGET_BUILTINS = frozenset({"args", "func", "retval"})
+_TARGET_CALLS = frozenset({"uaddr"})
+
+
+def _depends_on_target(probe: ast.Probe) -> bool:
+    """Whether the body reads anything target-specific besides ``probe`` (which is patched)."""
+    def walk(node) -> bool:
+        if isinstance(node, ast.Builtin):
+            name = node.name
+            if name in _TARGET_BUILTINS or (name.startswith(("arg", "sarg")) and name.lstrip("sarg").isdigit()):
+                return True
+        if isinstance(node, ast.Call) and node.name in _TARGET_CALLS:
+            return True
+        if isinstance(node, (list, tuple)):
+            return any(walk(n) for n in node)
+        if isinstance(node, ast.Node):
+            return any(walk(getattr(node, f)) for f in node.__dataclass_fields__
+                       if f not in ("span", "type", "op_span", "pred_span"))
+        return False
+    return walk(probe.pred) or walk(probe.body)
+
+
+def _share_groups(item: ExpandedProbe) -> list:
+    """Targets that can share one program: all of them when the body ignores the target
+    (a wildcard over 300 tracepoints is compiled once), else one group per target."""
+    if len(item.targets) < 2 or _depends_on_target(item.probe):
+        return [[t] for t in item.targets]
+    groups: dict = {}
+    for prov, target in item.targets:
+        ctx = prov.context(target)
+        groups.setdefault((ctx.prog_type, ctx.args), []).append((prov, target))
+    return list(groups.values())
+
+
+def _with_probe_index(builder: Builder, sites: list, index: int) -> Builder:
+    """A copy of ``builder`` whose ``probe`` loads give ``index``: the rest is shared as is."""
+    import copy
+    import dataclasses
+
+    clone = copy.copy(builder)
+    clone._items = list(builder._items)  # noqa: SLF001 - the builder has no API to patch an immediate
+    for site in sites:
+        item = clone._items[site]
+        clone._items[site] = dataclasses.replace(item, insn=dataclasses.replace(item.insn, imm=index))
+    return clone
 
 
 def _probe_order(probe: ast.Probe) -> int:

@@ -28,7 +28,7 @@ class Span(NamedTuple):
     col_end: int
     end_line: int = 0
 
-    def to(self, other: "Span") -> "Span":
+    def to(self, other: Span) -> Span:
         """The span from the start of self to the end of other (bison's @$)."""
         end_line = other.end_line or other.line
         return Span(self.line, self.col_start, other.col_end,

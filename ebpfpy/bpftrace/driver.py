@@ -48,27 +48,45 @@ def _err(text: str) -> int:
     return 1
 
 
-def compile_source(options: Options, cpid: int = 0):
-    """Source text to (AST, CompiledScript); raises Diagnostic on any script error."""
+def compile_source(options: Options, cpid: int = 0, passes: Optional[list] = None):
+    """Source text to (AST, CompiledScript); raises Diagnostic on any script error.
+
+    With ``passes`` (a list, for ``-d``), the AST is dumped into it after
+    each pass as ``(pass name, text)``, like bpftrace's "AST after: ...".
+    """
     from . import semantic_bridge
     from .codegen import Env, compile_script
     from .parser import parse
 
     program = parse(options.source, options.filename)
-    semantic_bridge.check(program, options)
+    if passes is not None:
+        passes.append(("parser", _dump(program)))
+    analysis = semantic_bridge.check(program, options)
+    if passes is not None:
+        passes.append(("Semantic", _dump(program)))
+    _print_warnings(getattr(analysis, "warnings", ()), options)
     env = Env(strlen=options.strlen, map_keys_max=options.map_keys_max, params=options.params,
               cpid=cpid, pid=options.pid, unsafe=options.unsafe, source=options.source,
               filename=options.filename)
     return program, compile_script(program, env)
 
 
-def _print_warnings(script, options: Options) -> None:
+def _dump(program) -> str:
+    try:
+        from .printer import dump
+
+        return dump(program)
+    except Exception as err:  # the dump is a nicety for -d; never let it stop the run
+        return f"(AST dump not available: {err})\n"
+
+
+def _print_warnings(warnings, options: Options) -> None:
+    """Warnings (semantic analysis, compiler) on stderr in bpftrace's form; ``--no-warnings`` drops them."""
     if not options.warnings:
         return
-    from .diagnostics import Diagnostic
-
-    for warning in getattr(script, "warnings", ()) or ():
-        text = warning.format(options.source, options.filename) if isinstance(warning, Diagnostic) else str(warning)
+    for warning in warnings or ():
+        text = warning.format(options.source, options.filename) if hasattr(warning, "format") else str(warning)
+        text = text if text.startswith(("WARNING", options.filename)) else f"WARNING: {text}"
         sys.stderr.write(text if text.endswith("\n") else text + "\n")
 
 
@@ -98,8 +116,9 @@ def run(options: Options) -> int:
             from .runtime import Child
 
             child = Child(options.command)
-        program, script = compile_source(options, cpid=child.pid if child else 0)
-        _print_warnings(script, options)
+        passes = [] if options.debug else None
+        program, script = compile_source(options, cpid=child.pid if child else 0, passes=passes)
+        _print_warnings(getattr(script, "warnings", ()), options)
         n_probes = len(script.probes)
         if n_probes > options.max_probes:
             return _err(f"ERROR: Can't attach to {n_probes} probes because it exceeds the current "
@@ -109,7 +128,7 @@ def run(options: Options) -> int:
         if options.debug:
             from .explain import explain
 
-            sys.stdout.write(explain(program, script, options.source, verify=options.debug > 1))
+            sys.stdout.write(explain(program, script, options.source, verify=options.debug > 1, passes=passes))
             return 0
         return _execute(options, script, child)
     except Diagnostic as diag:

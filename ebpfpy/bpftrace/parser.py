@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from . import ast
 from .diagnostics import Diagnostic, Message, Span
-from .lexer import Token, tokenize
+from .lexer import DEFAULT_INCLUDE_DIRS, Token, header_macros, tokenize
 from .probes import parse_spec
 
 BINARY_PRECEDENCE: dict[str, int] = {
@@ -183,6 +183,11 @@ class Parser:
             return ast.Jump(tok.kind, span=tok.span)
         expr = self.expr()
         kind = self.tok.kind
+        if kind == "=" and isinstance(expr, ast.TupleAccess):
+            self.next()
+            rhs = self.expr()
+            raise _SyntaxError(Message("Tuples are immutable once created. Consider creating a new "
+                                       "tuple and assigning it instead.", expr.span.to(rhs.span)))
         if kind == "=" or kind in COMPOUND_ASSIGN:
             if not isinstance(expr, (ast.Map, ast.Variable)):
                 raise self.fail("}")
@@ -215,6 +220,11 @@ class Parser:
 
     def unary(self) -> ast.Expr:
         tok = self.tok
+        if tok.kind == "-" and self.peek().kind == "INT":
+            # bpftrace folds "-N" into one negative literal
+            self.next()
+            n = self.next()
+            return self.postfix(ast.Integer(-n.value, span=tok.span.to(n.span)))
         if tok.kind in UNARY:
             self.next()
             operand = self.unary()
@@ -236,8 +246,8 @@ class Parser:
             end = self.expect(")")
             operand = self.unary()
             name = name_tok.value if name_tok.kind == "STRUCT_TYPE" else name_tok.text
-            # bpftrace's span for "(name *)" stops at the last '*'
-            close = last if stars and name_tok.kind == "IDENT" else end
+            # bpftrace's span for "(type *)" stops at the last '*'
+            close = last if stars else end
             return ast.Cast(name, stars, operand, span=tok.span.to(close.span))
         return self.postfix(self.primary())
 
@@ -266,12 +276,12 @@ class Parser:
                 else:
                     raise self.fail()
             elif kind == "->":
-                arrow = self.next()
+                self.next()
                 t = self.tok
                 if t.kind not in WORD_KINDS:
                     raise self.fail()
                 self.next()
-                expr = ast.FieldAccess(expr, t.text, True, span=expr.span.to(arrow.span))
+                expr = ast.FieldAccess(expr, t.text, True, span=expr.span.to(t.span))
             elif kind == "[":
                 self.next()
                 index = self.expr()
@@ -370,8 +380,9 @@ class Parser:
         if t.kind == "STRUCT_TYPE" or (t.kind == "IDENT" and self.peek().kind == ")"):
             self.next()
             end = self.expect(")")
-            type_name = t.value if t.kind == "STRUCT_TYPE" else t.text
-            return ast.Sizeof(type_name, None, span=name.span.to(end.span))
+            if t.kind == "STRUCT_TYPE":  # bpftrace's span stops at the type name
+                return ast.Sizeof(t.value, None, span=name.span.to(t.span))
+            return ast.Sizeof(t.text, None, span=name.span.to(end.span))
         expr = self.expr()
         if self.tok.kind != ")":
             raise self.fail(")", '","')
@@ -405,9 +416,15 @@ def _check_attach_points(program: ast.Program) -> ast.Program:
     return ast.Program(program.c_definitions, tuple(probes), span=program.span)
 
 
-def parse(text: str, filename: str = "stdin") -> ast.Program:
-    """Parse a whole bpftrace script; raises Diagnostic on any error."""
-    tokens, lex_errors = tokenize(text)
+def parse(text: str, filename: str = "stdin",
+          include_dirs: tuple[str, ...] = DEFAULT_INCLUDE_DIRS) -> ast.Program:
+    """Parse a whole bpftrace script; raises Diagnostic on any error.
+
+    Names ``#define``d in the script, or in headers it ``#include``s (looked
+    up in ``include_dirs``; pass ``()`` to read no files), are expanded.
+    """
+    macros = header_macros(text, include_dirs) if include_dirs and "#" in text else {}
+    tokens, lex_errors = tokenize(text, macros)
     try:
         program = Parser(tokens).program()
     except _SyntaxError as err:

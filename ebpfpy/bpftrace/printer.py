@@ -98,7 +98,9 @@ def _(node: ast.Unop) -> str:
     inner = _paren(node.operand)
     if node.postfix:
         return f"{inner}{node.op}"
-    # a space keeps "- -1" from lexing as "--"
+    if node.op == "-" and isinstance(node.operand, ast.Integer):
+        return f"-({inner})"  # "-1" would parse as one negative literal
+    # a space keeps "- -x" from lexing as "--"
     return f"{node.op} {inner}" if node.op in "-*" else f"{node.op}{inner}"
 
 
@@ -175,12 +177,15 @@ def to_source(program: ast.Program) -> str:
 
 
 # -- -d dump ---------------------------------------------------------------
+# bpftrace desugars in its parser what we keep as written (a->b is (*a).b,
+# "x op= y" is "x = x op y", "-N" a literal); the dump shows its forms.
+
+_UNTYPED_UNOPS = {"*": "dereference", "!": "!", "~": "~", "-": "-"}
+
 
 def _type_suffix(node: ast.Expr) -> str:
     t = node.type
-    if t is None:
-        return " :: type[none, ctx: 0]"
-    return f" :: type[{t}, ctx: 0]"
+    return f" :: type[{'none' if t is None else t}, ctx: 0]"
 
 
 def _dump_expr(node: ast.Expr, depth: int, out: list[str]) -> None:
@@ -190,8 +195,10 @@ def _dump_expr(node: ast.Expr, depth: int, out: list[str]) -> None:
         out.append(f"{pad}int: {node.value}{sfx}")
     elif isinstance(node, ast.String):
         out.append(f"{pad}string: {quote(node.value)[1:-1]}{sfx}")
-    elif isinstance(node, (ast.Builtin, ast.StackMode)):
+    elif isinstance(node, ast.Builtin):
         out.append(f"{pad}builtin: {node.name}{sfx}")
+    elif isinstance(node, ast.StackMode):
+        out.append(f"{pad}stack_mode: {node.name}{sfx}")
     elif isinstance(node, ast.Identifier):
         out.append(f"{pad}identifier: {node.name}{sfx}")
     elif isinstance(node, ast.PositionalParam):
@@ -209,29 +216,36 @@ def _dump_expr(node: ast.Expr, depth: int, out: list[str]) -> None:
         for a in node.args:
             _dump_expr(a, depth + 1, out)
     elif isinstance(node, ast.Sizeof):
-        out.append(f"{pad}sizeof: {sfx.lstrip()}")
+        out.append(f"{pad}call: sizeof{sfx}")
         if node.expr is not None:
             _dump_expr(node.expr, depth + 1, out)
         else:
-            out.append(f"{pad} {node.type_name}")
+            out.append(f"{pad} identifier: {node.type_name} :: type[none, ctx: 0]")
     elif isinstance(node, ast.Binop):
         out.append(f"{pad}{node.op}{sfx}")
         _dump_expr(node.left, depth + 1, out)
         _dump_expr(node.right, depth + 1, out)
-    elif isinstance(node, ast.Unop):
+    elif isinstance(node, ast.Unop) and node.op in ("++", "--"):
         if node.postfix:
             _dump_expr(node.operand, depth, out)
             out.append(f"{pad} {node.op}")
         else:
-            out.append(f"{pad}{node.op}{sfx}")
+            out.append(f"{pad}{node.op}")
             _dump_expr(node.operand, depth + 1, out)
+    elif isinstance(node, ast.Unop):
+        out.append(f"{pad}{_UNTYPED_UNOPS[node.op]}")
+        _dump_expr(node.operand, depth + 1, out)
     elif isinstance(node, ast.Ternary):
-        out.append(f"{pad}?:{sfx}")
+        out.append(f"{pad}?:")
         for e in (node.cond, node.left, node.right):
             _dump_expr(e, depth + 1, out)
     elif isinstance(node, ast.FieldAccess):
-        out.append(f"{pad}{'->' if node.arrow else '.'}")
-        _dump_expr(node.expr, depth + 1, out)
+        out.append(f"{pad}.")
+        if node.arrow:
+            out.append(f"{pad} dereference")
+            _dump_expr(node.expr, depth + 2, out)
+        else:
+            _dump_expr(node.expr, depth + 1, out)
         out.append(f"{pad} {node.field}")
     elif isinstance(node, ast.TupleAccess):
         out.append(f"{pad}.")
@@ -255,6 +269,8 @@ def _dump_expr(node: ast.Expr, depth: int, out: list[str]) -> None:
 def _dump_stmts(stmts: tuple[ast.Stmt, ...], depth: int, out: list[str]) -> None:
     for s in stmts:
         _dump_stmt(s, depth, out)
+        if isinstance(s, ast.While):
+            depth += 2  # bpftrace 0.17's printer never undoes a while's indent
 
 
 def _dump_stmt(node: ast.Stmt, depth: int, out: list[str]) -> None:
@@ -262,9 +278,14 @@ def _dump_stmt(node: ast.Stmt, depth: int, out: list[str]) -> None:
     if isinstance(node, ast.ExprStmt):
         _dump_expr(node.expr, depth, out)
     elif isinstance(node, ast.Assign):
-        out.append(f"{pad}{node.op}=")
+        out.append(f"{pad}=")
         _dump_expr(node.target, depth + 1, out)
-        _dump_expr(node.expr, depth + 1, out)
+        if node.op:
+            out.append(f"{pad} {node.op}{_type_suffix(node.expr) if node.expr.type is None else ''}")
+            _dump_expr(node.target, depth + 2, out)
+            _dump_expr(node.expr, depth + 2, out)
+        else:
+            _dump_expr(node.expr, depth + 1, out)
     elif isinstance(node, ast.Jump):
         out.append(f"{pad}{node.kind}")
     elif isinstance(node, ast.If):
@@ -278,21 +299,29 @@ def _dump_stmt(node: ast.Stmt, depth: int, out: list[str]) -> None:
     elif isinstance(node, ast.Unroll):
         out.append(f"{pad}unroll")
         _dump_expr(node.count, depth + 1, out)
-        _dump_stmts(node.body, depth + 1, out)
+        out.append(f"{pad} block")
+        _dump_stmts(node.body, depth + 2, out)
     elif isinstance(node, ast.While):
         out.append(f"{pad}while(")
         _dump_expr(node.cond, depth + 1, out)
         out.append(f"{pad} )")
-        _dump_stmts(node.body, depth + 1, out)
+        _dump_stmts(node.body, depth + 2, out)
 
 
 def dump(program: ast.Program) -> str:
-    """The AST in the style of ``bpftrace -d`` (without the pass banner)."""
-    out = ["Program"]
+    """The AST in the layout of ``bpftrace -d`` (without the pass banner).
+
+    C definitions come first, as bpftrace hands them to clang (a struct
+    definition gains its ';'), then a blank line.
+    """
+    out = []
     for d in program.c_definitions:
-        out.append(f" {d}")
+        out.append(d + (";" if d.startswith(("struct", "union", "enum")) else ""))
+    if out:
+        out.append("")
+    out.append("Program")
     for probe in program.probes:
-        out.append(" " + ",".join(ap.raw for ap in probe.attach_points))
+        out.extend(" " + ap.raw for ap in probe.attach_points)
         if probe.pred is not None:
             out.append("  pred")
             _dump_expr(probe.pred, 3, out)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .diagnostics import Diagnostic, Span
+from .diagnostics import Diagnostic, Message, Span
 
 
 @dataclass(frozen=True)
@@ -130,8 +130,8 @@ def parse_spec(raw: str, span: Span | None = None) -> ProbeSpec:
     head, rest = parts[0], parts[1:]
     kind = KINDS.get(head)
     if kind is None:
-        # bpftrace 0.17 aborts here ("FATAL: ..."); we report it as an error.
-        raise _fail("Invalid probe type made it to attachpoint parser", None)
+        # bpftrace 0.17 aborts here with this FATAL line (and no location)
+        raise Diagnostic(Message("Invalid probe type made it to attachpoint parser", None, "FATAL"))
     if rest == [""] and kind.nparts == (0,):
         rest = []
     if len(rest) not in kind.nparts:

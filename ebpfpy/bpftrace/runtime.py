@@ -2,8 +2,12 @@
 
 Everything the kernel holds for us is owned by one ``ExitStack`` and held
 through fds (programs, maps, perf events, links), so whatever way the process
-ends, including SIGKILL, the kernel drops it all; a normal exit, Ctrl-C or
-SIGTERM also closes it in order.
+ends, including SIGKILL, the kernel drops it all; a normal exit, Ctrl-C,
+SIGTERM or SIGHUP also closes it in order, after END has run and the maps
+have been printed, as bpftrace does. SIGUSR1 prints the maps and goes on.
+
+Signals only set flags here; the event loop looks at them between polls
+(at most 100 ms apart), so a signal never lands in the middle of printing.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from typing import Any, Optional
 import importlib
 
 providers = importlib.import_module("ebpfpy.attach.provider")
+from ebpfpy.attach.errors import AttachError
 from ebpfpy.events.perfbuf import PerfBuffer
 from ebpfpy.maps import Map
 from ebpfpy.progs import Program
@@ -40,7 +45,8 @@ class ScriptError(Exception):
 class Runtime:
     def __init__(self, script: CompiledScript, writer: Writer, *, pid: int = -1,
                  child: Optional["Child"] = None, quiet: bool = False, unsafe: bool = False,
-                 perf_pages: int = 64, verbose: bool = False, log=None):
+                 perf_pages: int = 64, verbose: bool = False, log=None, cat_bytes_max: int = 10240,
+                 log_size: int = 1000000, user_symbols: bool = True):
         self.script = script
         self.writer = writer
         self.pid = pid
@@ -50,9 +56,14 @@ class Runtime:
         self.perf_pages = perf_pages
         self.verbose = verbose
         self.log = log
+        self.cat_bytes_max = cat_bytes_max
+        self.log_size = log_size
+        self.user_symbols = user_symbols
+        self._print_maps_requested = False
         self.maps: dict[str, Map] = {}
-        self.services = Services(self.maps, pid=pid)
+        self.services = Services(self.maps, pid=pid, user_symbols=user_symbols)
         self._stop = False
+        self._discard = False  # after exit(): bpftrace drops the events still queued
         self._printf_cache: dict[int, PrintfFormat] = {}
         self._handlers = {
             "printf": self._on_printf,
@@ -78,11 +89,39 @@ class Runtime:
 
     def _load(self, plan) -> Program:
         insns = plan.builder.build(maps=self.maps)
+        extra = {"log_level": 2 | 4, "log_size": min(self.log_size, 1 << 24)} if self.verbose else {}
         try:
-            return Program.load(plan.prog_type, insns, name=_kernel_name(plan.label or plan.probe),
-                                expected_attach_type=plan.expected_attach_type)
+            prog = Program.load(plan.prog_type, insns, name=_kernel_name(plan.label or plan.probe),
+                                expected_attach_type=plan.expected_attach_type, **extra)
         except BPFError as err:
             raise VerifierRejection(plan, err) from None
+        if self.verbose:
+            self._verbose_load(prog, plan)
+        return prog
+
+    def _verbose_load(self, prog: Program, plan) -> None:
+        """``-v``: bpftrace's lines after each load: the program id and the verifier's statistics."""
+        import sys
+
+        try:
+            prog_id = prog.info().id
+        except (BPFError, OSError, AttributeError):
+            prog_id = "?"
+        log = (prog.verifier_log or "").strip("\n\0 ")
+        sys.stdout.write(f"\nProgram ID: {prog_id}\n\nThe verifier log: \n{log}\n\n"
+                         f"Attaching {plan.probe}\n")
+        sys.stdout.flush()
+
+    def _open_perf_buffer(self) -> PerfBuffer:
+        try:
+            return PerfBuffer(self.maps[EVENTS_MAP], self._on_event, pages=self.perf_pages,
+                              lost_callback=self._on_lost)
+        except ValueError:
+            # bpftrace: "mmap: Invalid argument" then "ERROR: Failed to open perf buffer"
+            raise ScriptError("Failed to open perf buffer: BPFTRACE_PERF_RB_PAGES must be a power of two "
+                              f"(it is {self.perf_pages})") from None
+        except OSError as err:
+            raise ScriptError(f"Failed to open perf buffer: {err.strerror or err}") from None
 
     def _attach_all(self, stack: contextlib.ExitStack):
         begin, end, count = [], [], 0
@@ -91,7 +130,10 @@ class Runtime:
         for plan in self.script.probes:
             prog = self._load(plan)
             stack.callback(prog.close)
-            attachments = providers.attach(prog, plan.probe, pid=self.pid)
+            try:
+                attachments = providers.attach(prog, plan.probe, pid=self.pid)
+            except AttachError as err:
+                raise AttachFailure(plan.probe, err) from None
             attached.extend(attachments)
             count += len(attachments)
             if plan.probe == "BEGIN":
@@ -107,32 +149,34 @@ class Runtime:
             self._create_maps(stack)
             events = None
             if EVENTS_MAP in self.maps:
-                events = PerfBuffer(self.maps[EVENTS_MAP], self._on_event, pages=self.perf_pages,
-                                    lost_callback=self._on_lost)
+                events = self._open_perf_buffer()
                 stack.callback(events.close)
             begin, end, count = self._attach_all(stack)
             if not self.quiet:
                 self.writer.attached(count)
-            restore = _trap_sigterm()
+            restore = self._trap_signals()
             stack.callback(restore)
-            try:
-                for att in begin:
-                    att.fire()
-                self._drain(events)
-                if self.child is not None:
-                    self.child.release()
-                while not self._stop:
-                    if events is not None:
-                        events.poll(100)
-                    else:
-                        time.sleep(0.1)
-                    if self.child is not None and self.child.exited():
-                        break
-                    if self.pid > 0 and not _alive(self.pid):
-                        break
-            except KeyboardInterrupt:
-                pass
+            for att in begin:
+                att.fire()
+            self._drain(events)
+            if self.child is not None:
+                self.child.release()
+            while not self._stop:
+                if events is not None:
+                    events.poll(100)
+                else:
+                    time.sleep(0.1)
+                if self._print_maps_requested:
+                    self._print_maps_requested = False
+                    self.print_all_maps()
+                if self.child is not None and self.child.exited():
+                    break
+                if self.pid > 0 and not _alive(self.pid):
+                    break
             self._stop = True
+            if self._discard:
+                self._drain(events)
+            self._discard = False
             for att in end:
                 att.fire()
             self._drain(events)
@@ -141,6 +185,23 @@ class Runtime:
         if self.child is not None:
             self.child.terminate()
         return 0
+
+    def _trap_signals(self):
+        """SIGINT/SIGTERM/SIGHUP: stop in order (END, maps); SIGUSR1: print the maps now."""
+        def stop(signum, frame):
+            self._stop = True
+
+        def print_maps(signum, frame):
+            self._print_maps_requested = True
+
+        handlers = {signal.SIGINT: stop, signal.SIGTERM: stop, signal.SIGHUP: stop, signal.SIGUSR1: print_maps}
+        previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+
+        def restore():
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
 
     def _drain(self, events) -> None:
         if events is not None:
@@ -156,6 +217,8 @@ class Runtime:
             entries.append((key, plan.decode_value(raw_value, self.services)))
         if plan.bucket_key:
             entries = _fold_buckets(plan, entries)
+        if not entries and plan.kind == "count" and not plan.keyed:
+            entries = [((), 0)]  # bpftrace 0.17 prints an unset keyless count() as 0
         return MapData(plan.name, plan.kind, entries, keyed=plan.keyed)
 
     def print_all_maps(self) -> None:
@@ -167,6 +230,8 @@ class Runtime:
     def _on_event(self, cpu: int, records: list) -> None:
         actions, handlers, services = self.script.actions, self._handlers, self.services
         for record in records:
+            if self._discard:
+                return
             action_id = _ACTION_ID.unpack_from(record)[0]
             if action_id >= len(actions):
                 continue
@@ -181,6 +246,7 @@ class Runtime:
 
     def _on_exit(self, action, args) -> None:
         self._stop = True
+        self._discard = True
 
     def _on_print_map(self, action, args) -> None:
         name, top, div = action.data
@@ -210,12 +276,15 @@ class Runtime:
         path = action.data.format(args)
         try:
             with open(path, errors="replace") as fh:
-                self.writer.raw("cat", fh.read(10240))
+                self.writer.raw("cat", fh.read(self.cat_bytes_max))
         except OSError as err:
             self.writer.raw("cat", f"ERROR: failed to open file '{path}': {err.strerror}\n")
 
     def _on_join(self, action, args) -> None:
-        self.writer.raw("join", args[0])
+        from .output.writer import JsonWriter
+
+        # text output ends the joined line; JSON carries it bare, as in bpftrace
+        self.writer.raw("join", args[0] if isinstance(self.writer, JsonWriter) else args[0] + "\n")
 
 
 class VerifierRejection(ScriptError):
@@ -225,6 +294,15 @@ class VerifierRejection(ScriptError):
         self.plan = plan
         self.error = err
         super().__init__(f"Error loading program: {plan.label or plan.probe} ({err.strerror or err})")
+
+
+class AttachFailure(ScriptError):
+    """A probe that the kernel would not attach; the driver adds why, in plain words."""
+
+    def __init__(self, probe: str, err: Exception):
+        self.probe = probe
+        self.error = err
+        super().__init__(f"Error attaching probe: '{probe}'")
 
 
 def _close_all(attachments: list) -> None:
@@ -272,27 +350,14 @@ def _kernel_name(name: str) -> str:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``-p PID`` still runs: a zombie (exited, not yet reaped) counts as gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _trap_sigterm():
-    """Turn SIGTERM (and SIGHUP) into the same orderly stop as Ctrl-C."""
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
-
-    def restore():
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    return restore
+    state = stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3]
+    return state not in (b"Z", b"X")
 
 
 class Child:
@@ -313,7 +378,7 @@ class Child:
 
         binary = argv[0] if "/" in argv[0] else shutil.which(argv[0])
         if binary is None or not os.access(binary, os.X_OK):
-            raise ScriptError(f"failed to find the command '{argv[0]}' to run (-c)")
+            raise ScriptError(f"Failed to fork child: path '{argv[0]}' does not exist or is not executable")
         read_end, self._release_fd = os.pipe()
         # fork/exec by hand: subprocess.Popen would wait for the exec, which waits for us.
         pid = os.fork()

@@ -12,15 +12,33 @@ types, value type, kind) that codegen allocates maps from.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Callable, Optional
+from dataclasses import dataclass, field, replace
+from typing import Callable
 
 from . import ast
 from .diagnostics import Diagnostic, Message, Reporter, Span
 from .types import (
-    DEFAULT_STRLEN, INT64, INT_TYPE_NAMES, NONE, UINT32, UINT64, Field, TracepointFormats, Type,
-    TypeResolver, array_of, buffer_type, compatible, int_type, named, pointer_to, record,
-    string_type, tuple_type,
+    DEFAULT_STRLEN,
+    INT64,
+    INT_TYPE_NAMES,
+    NONE,
+    UINT32,
+    UINT64,
+    Field,
+    LayeredResolver,
+    TracepointFormats,
+    Type,
+    TypeResolver,
+    array_of,
+    buffer_type,
+    compatible,
+    int_type,
+    named,
+    parse_c_structs,
+    pointer_to,
+    record,
+    string_type,
+    tuple_type,
 )
 
 
@@ -28,8 +46,8 @@ from .types import (
 class Env:
     """What the analysis may know about the world; all optional for tests."""
 
-    resolver: Optional[TypeResolver] = None        # BTF or a table
-    tracepoints: Optional[TracepointFormats] = None  # tracefs formats or a table
+    resolver: TypeResolver | None = None        # BTF or a table
+    tracepoints: TracepointFormats | None = None  # tracefs formats or a table
     unsafe: bool = False                          # --unsafe
     has_child: bool = False                       # -c CMD given
     strlen: int = DEFAULT_STRLEN                  # BPFTRACE_STRLEN
@@ -46,9 +64,14 @@ class MapInfo:
 
 @dataclass
 class Analysis:
+    """The result: ``env`` is the one used, with script-defined structs layered
+    over BTF; pass it to ``sizeof_value``/``enum_value`` and read field layouts
+    from ``env.resolver``."""
+
     program: ast.Program
     maps: dict[str, MapInfo]
     warnings: list[Message] = field(default_factory=list)
+    env: Env = field(default_factory=lambda: Env())
 
 
 # -- tables -------------------------------------------------------------------
@@ -74,7 +97,7 @@ REG_KINDS = frozenset(("kprobe", "kretprobe", "uprobe", "uretprobe", "usdt", "pr
                        "asyncwatchpoint", "interval"))
 
 # name -> (min args, max args); None max means unbounded.
-CALL_ARITY: dict[str, tuple[int, Optional[int]]] = {
+CALL_ARITY: dict[str, tuple[int, int | None]] = {
     "printf": (1, None), "system": (1, None), "cat": (1, None), "debugf": (1, None),
     "exit": (0, 0), "signal": (1, 1), "str": (1, 2), "buf": (1, 2), "ksym": (1, 1),
     "usym": (1, 1), "kaddr": (1, 1), "uaddr": (1, 1), "reg": (1, 1), "ntop": (1, 2),
@@ -113,7 +136,7 @@ def _count(n: int) -> str:
     return "one argument" if n == 1 else f"{n} arguments"
 
 
-def _arity_message(name: str, lo: int, hi: Optional[int], n: int) -> str:
+def _arity_message(name: str, lo: int, hi: int | None, n: int) -> str:
     if name in VARARGS:
         if n < lo:
             return f"{name}() requires at least {_count(lo)} ({n} provided)"
@@ -135,6 +158,8 @@ def kind_word(t: Type) -> str:
 
     Anything printed as text (stacks, symbols, ...) counts as a string.
     """
+    if t.is_aggregate:
+        return t.kind
     return {"int": "integer", "pointer": "integer", "none": "none", "tuple": "tuple",
             "buffer": "buffer", "array": "array", "record": "record"}.get(t.kind, "string")
 
@@ -218,9 +243,8 @@ class Checker:
             self.scope.loops -= 1
         elif isinstance(node, ast.Unroll):
             self.unroll(node)
-        elif isinstance(node, ast.Jump):
-            if node.kind != "return" and self.scope.loops == 0:
-                self.error(f"{node.kind} used outside of a loop", node.span)
+        elif isinstance(node, ast.Jump) and node.kind != "return" and self.scope.loops == 0:
+            self.error(f"{node.kind} used outside of a loop", node.span)
 
     def param_value(self, index: int) -> int:
         """A positional parameter as a number (unset or non-numeric: 0)."""
@@ -262,13 +286,15 @@ class Checker:
 
     def assign_none(self, target: ast.Expr, rhs: ast.Expr) -> None:
         """The fallout bpftrace reports after an error left the value untyped."""
+        if isinstance(target, ast.Variable):  # declared, so later uses stay quiet
+            self.scope.vars.setdefault(target.name, NONE)
         if isinstance(rhs, ast.Call):
             return
         if isinstance(target, ast.Map) and target.name in self.maps:
             self.error(f"Type mismatch for {target.name}: trying to assign value of type "
                        f"'none' when map already contains a value of type "
                        f"'{self.maps[target.name].value}", target.span)
-        elif isinstance(rhs, (ast.Map, ast.TupleAccess)):
+        elif isinstance(rhs, (ast.Map, ast.TupleAccess, ast.ArrayAccess)):
             if isinstance(target, ast.Map):
                 self.error(f"Undefined map: {target.name}", target.span)
             self.error("Invalid expression for assignment: none", rhs.span)
@@ -286,6 +312,11 @@ class Checker:
         if value.is_aggregate:
             return
         old = self.scope.vars.get(target.name)
+        if old is not None and old.kind == "none":
+            old = None
+        if old is not None and old.kind == value.kind == "tuple" and not compatible(old, value):
+            self.error(f"Tuple type mismatch: {old} != {value}.", span)
+            return
         if old is not None and not compatible(old, value):
             self.error(f"Type mismatch for {target.name}: trying to assign value of type '{value}' "
                        f"when variable already contains a value of type '{old}'", span)
@@ -298,6 +329,9 @@ class Checker:
         keys = []
         for k in node.keys:
             t = self.expr(k)
+            if t.kind == "tuple":
+                self.error("tuple cannot be used as a map key. Try a multi-key associative array "
+                           "instead (eg `@map[$1, $2] = ...)`.", node.span)
             keys.append(UINT64 if t.is_int else t)
         return tuple(keys)
 
@@ -350,12 +384,22 @@ class Checker:
         return string_type(len(node.value.encode("latin-1", "replace")) + 1)
 
     def e_Identifier(self, node: ast.Identifier) -> Type:
+        """A bare name is an enum value (from BTF), else an error."""
+        lookup = getattr(self.env.resolver, "enum_value", None)
+        if lookup is not None and lookup(node.name) is not None:
+            return INT64
         return self.error(f"Unknown identifier: '{node.name}'", node.span)
 
     def e_StackMode(self, node: ast.StackMode) -> Type:
         return named("stack_mode")
 
     def e_PositionalParam(self, node: ast.PositionalParam) -> Type:
+        params = self.env.params
+        if node.index <= len(params):
+            raw = params[node.index - 1]
+            if not re.fullmatch(r"-?(0[xX][0-9a-fA-F]+|[0-9]+)", raw):
+                return self.error(f'${node.index} used numerically but given "{raw}". '
+                                  f"Try using str(${node.index}).", node.span)
         return INT64
 
     def e_ParamCount(self, node: ast.ParamCount) -> Type:
@@ -389,7 +433,7 @@ class Checker:
             return self.error("The retval builtin can only be used with 'kretprobe' and "
                               f"'uretprobe' and 'kfunc' probes{hint}", node.span)
         if name == "func" and not kinds <= FUNC_KINDS:
-            bad = sorted(kinds - FUNC_KINDS)[0]
+            bad = min(kinds - FUNC_KINDS)
             return self.error(f"The func builtin can not be used with '{bad}' probes", node.span)
         if name == "cpid" and not self.env.has_child:
             return self.error("cpid cannot be used without child command", node.span)
@@ -423,7 +467,7 @@ class Checker:
             self.error(f"{name}() is an unsafe function being used in safe mode", node.span)
         if name in MAP_FUNCS:
             return self.map_func(node)
-        types = [self.expr(a) for a in args]
+        types = [self.arg_type(name, i, a) for i, a in enumerate(args)]
         if name in AGG_FUNCS:
             return self.aggregate(node, types, assigned)
         handler = getattr(self, "c_" + name, None)
@@ -431,10 +475,32 @@ class Checker:
             return handler(node, types)
         return NONE
 
+    def arg_type(self, name: str, i: int, arg: ast.Expr) -> Type:
+        if i == 0 and name == "print":
+            if isinstance(arg, ast.Map) and arg.indexed:
+                return NONE  # reported by c_print
+            return self.whole_map(arg)
+        if i == 0 and name == "str" and isinstance(arg, ast.PositionalParam):
+            t = string_type(self.env.strlen)  # str($1): the parameter's text
+            ast.set_type(arg, t)
+            return t
+        return self.expr(arg)
+
+    def whole_map(self, arg: ast.Expr) -> Type:
+        """print(@m): the whole map, whatever its keys."""
+        if isinstance(arg, ast.Map) and not arg.indexed and arg.name in self.maps:
+            t = self.maps[arg.name].value
+            ast.set_type(arg, t)
+            return t
+        return self.expr(arg)
+
     def map_func(self, node: ast.Call) -> Type:
         arg = node.args[0]
         if not isinstance(arg, ast.Map):
             return self.error(f"{node.name}() expects a map to be provided", node.span)
+        if node.name != "delete" and arg.indexed:
+            return self.error(f"The map passed to {node.name}() should not be indexed by a key",
+                              node.span)
         if arg.name not in self.maps:
             for k in arg.keys:
                 self.expr(k)
@@ -449,10 +515,10 @@ class Checker:
         name = node.name
         if assigned != "map":
             return self.error(f"{name}() should be directly assigned to a map", node.span)
-        if name in ("sum", "min", "max", "avg", "stats", "hist", "lhist") and not types[0].is_int:
-            if types[0].kind != "none":
-                return self.error(f"{name}() only supports integer arguments "
-                                  f"({kind_word(types[0])} provided)", node.span)
+        if name in ("sum", "min", "max", "avg", "stats", "hist", "lhist") and \
+                types[0].kind not in ("int", "none"):
+            return self.error(f"{name}() only supports integer arguments "
+                              f"({kind_word(types[0])} provided)", node.span)
         if name == "lhist":
             self.check_lhist(node)
         return named(name)
@@ -462,8 +528,6 @@ class Checker:
         for a in node.args[1:]:
             if isinstance(a, ast.Integer):
                 lits.append(a.value)
-            elif isinstance(a, ast.Unop) and a.op == "-" and isinstance(a.operand, ast.Integer):
-                lits.append(-a.operand.value)
             elif isinstance(a, ast.PositionalParam):
                 lits.append(self.param_value(a.index))
             else:
@@ -471,6 +535,9 @@ class Checker:
                            node.span)
                 return
         lo, hi, step = lits
+        if lo < 0:
+            self.error(f"lhist() min must be non-negative (provided min {lo})", node.span)
+            return
         if step < 1:
             self.error(f"lhist() step must be >= 1 ({step} provided)", node.span)
             return
@@ -503,7 +570,7 @@ class Checker:
             if verb in INT_VERBS and t.kind not in ("int", "pointer"):
                 self.error(f"{node.name}: %{verb} specifier expects a value of type integer "
                            f"({kind_word(t)} supplied)", node.span)
-            elif verb in STRING_VERBS and t.kind == "int":
+            elif verb in STRING_VERBS and t.kind in ("int", "tuple"):
                 self.error(f"{node.name}: %{verb} specifier expects a value of type string "
                            f"({kind_word(t)} supplied)", node.span)
             elif verb in BUFFER_VERBS and t.kind != "buffer":
@@ -519,7 +586,7 @@ class Checker:
     def _probe_only(self, node: ast.Call, what: str) -> bool:
         special = self.scope.kinds & {"BEGIN", "END"}
         if special:
-            self.error(f'{what} can not be used with "{sorted(special)[0]}" probes', node.span)
+            self.error(f'{what} can not be used with "{min(special)}" probes', node.span)
             return False
         return True
 
@@ -536,12 +603,20 @@ class Checker:
         return NONE
 
     def c_str(self, node: ast.Call, types: list[Type]) -> Type:
+        t = types[0]
+        if t.kind not in ("int", "pointer", "array", "none") and not \
+                isinstance(node.args[0], ast.PositionalParam):
+            return self.error("str() expects an integer or a pointer type as first argument "
+                              f"({t} provided)", node.span)
         size = self.env.strlen
         if len(node.args) == 2 and isinstance(node.args[1], ast.Integer):
             size = min(size, node.args[1].value + 1)
         return string_type(size)
 
     def c_buf(self, node: ast.Call, types: list[Type]) -> Type:
+        if len(node.args) == 1 and types[0].kind not in ("array", "string", "none"):
+            return self.error("buf() expects a length argument for non-array type "
+                              f"{kind_word(types[0])}", node.span)
         size = self.env.strlen
         if len(node.args) == 2 and isinstance(node.args[1], ast.Integer):
             size = node.args[1].value
@@ -549,11 +624,35 @@ class Checker:
             size = types[0].size
         return buffer_type(size + 1)
 
+    def _int_or_pointer(self, node: ast.Call, t: Type) -> bool:
+        if t.kind in ("int", "pointer", "none"):
+            return True
+        self.error(f"{node.name}() expects an integer or pointer argument", node.span)
+        return False
+
+    def _literal(self, node: ast.Call, i: int, t: Type) -> bool:
+        if isinstance(node.args[i], ast.String):
+            return True
+        self.error(f"{node.name}() expects a string literal ({kind_word(t)} provided)", node.span)
+        return False
+
+    def _integer(self, node: ast.Call, t: Type) -> bool:
+        if t.kind in ("int", "none"):
+            return True
+        self.error(f"{node.name}() only supports integer arguments ({kind_word(t)} provided)",
+                   node.span)
+        return False
+
     def c_ksym(self, node: ast.Call, types: list[Type]) -> Type:
-        return named("ksym")
+        return named("ksym") if self._int_or_pointer(node, types[0]) else NONE
 
     def c_usym(self, node: ast.Call, types: list[Type]) -> Type:
-        return named("usym", 16)
+        return named("usym", 16) if self._int_or_pointer(node, types[0]) else NONE
+
+    def c_join(self, node: ast.Call, types: list[Type]) -> Type:
+        if len(node.args) == 2:
+            self._literal(node, 1, types[1])
+        return NONE
 
     def c_kaddr(self, node: ast.Call, types: list[Type]) -> Type:
         if not isinstance(node.args[0], ast.String):
@@ -567,11 +666,15 @@ class Checker:
         return pointer_to(UINT64)
 
     def c_reg(self, node: ast.Call, types: list[Type]) -> Type:
-        if not self._probe_only(node, "reg"):
+        ok = self._probe_only(node, "reg")
+        if not self._literal(node, 0, types[0]) or not ok:
             return NONE
         return UINT64
 
     def c_ntop(self, node: ast.Call, types: list[Type]) -> Type:
+        addr = types[-1]
+        if addr.kind not in ("int", "none") and addr.size not in (4, 16):
+            return self.error(f"{node.name}() argument must be 4 or 16 bytes in size", node.span)
         return named("inet", 24)
 
     def c_pton(self, node: ast.Call, types: list[Type]) -> Type:
@@ -588,7 +691,7 @@ class Checker:
         return NONE
 
     def c_cgroupid(self, node: ast.Call, types: list[Type]) -> Type:
-        return UINT64
+        return UINT64 if self._literal(node, 0, types[0]) else NONE
 
     def c_time(self, node: ast.Call, types: list[Type]) -> Type:
         if node.args and not isinstance(node.args[0], ast.String):
@@ -596,6 +699,8 @@ class Checker:
         return NONE
 
     def c_strftime(self, node: ast.Call, types: list[Type]) -> Type:
+        if not self._literal(node, 0, types[0]) or not self._integer(node, types[1]):
+            return NONE
         return named("timestamp", 16)
 
     def c_strncmp(self, node: ast.Call, types: list[Type]) -> Type:
@@ -604,7 +709,7 @@ class Checker:
                 return self.error(f"strncmp() only supports string arguments ({kind_word(t)} provided)",
                                   node.span)
         n = node.args[2]
-        if isinstance(n, ast.Unop) and n.op == "-":
+        if isinstance(n, ast.Integer) and n.value < 0:
             return self.error("Builtin strncmp requires a non-negative size", node.span)
         return UINT64
 
@@ -621,7 +726,7 @@ class Checker:
         return named("cgroup_path", 16)
 
     def c_bswap(self, node: ast.Call, types: list[Type]) -> Type:
-        return types[0]
+        return types[0] if self._integer(node, types[0]) else NONE
 
     def c_uptr(self, node: ast.Call, types: list[Type]) -> Type:
         return types[0]
@@ -632,7 +737,7 @@ class Checker:
         return string_type(self.env.strlen)
 
     def c_strerror(self, node: ast.Call, types: list[Type]) -> Type:
-        return named("strerror", 8)
+        return named("strerror", 8) if self._integer(node, types[0]) else NONE
 
     def c_kstack(self, node: ast.Call, types: list[Type]) -> Type:
         return named(node.name)
@@ -669,8 +774,10 @@ class Checker:
     def sign_warnings(self, op: str, left: Type, right: Type, op_span: Span,
                       left_node: ast.Expr, right_node: ast.Expr) -> None:
         """bpftrace's warnings about signedness; a non-negative literal fits either sign."""
-        def signed(t: Type, n: ast.Expr) -> Optional[bool]:
-            return None if isinstance(n, ast.Integer) else t.signed
+        def signed(t: Type, n: ast.Expr) -> bool | None:
+            if isinstance(n, ast.Integer):
+                return True if n.value < 0 else None
+            return None if isinstance(n, ast.Identifier) else t.signed
 
         ls, rs = signed(left, left_node), signed(right, right_node)
         if None not in (ls, rs) and ls != rs:
@@ -715,15 +822,23 @@ class Checker:
         keys = self.map_keys(target)
         if not self.check_map_keys(target, keys):
             return NONE
+        info = self.maps.get(target.name)
+        if info is not None and not info.value.is_int:
+            return self.error(f"The {node.op} operator can not be used on expressions of type "
+                              f"'{info.value}'", node.span)
         self._set_map(target, keys, INT64, "value")
         ast.set_type(target, self.maps[target.name].value)
         return self.maps[target.name].value
 
     def e_Ternary(self, node: ast.Ternary) -> Type:
-        self.expr(node.cond)
+        cond = self.expr(node.cond)
         left, right = self.expr(node.left), self.expr(node.right)
+        if cond.kind not in ("int", "pointer", "none"):
+            return self.error(f"Invalid condition in ternary: {kind_word(cond)}", node.span)
         if left.kind == "none" or right.kind == "none":
             return NONE
+        if left.kind == "tuple" and compatible(left, right):
+            return self.error(f"Ternary return type unsupported {kind_word(left)}", node.span)
         if not compatible(left, right):
             return self.error("Ternary operator must return the same type: have "
                               f"'{kind_word(left)}' and '{kind_word(right)}'", node.span)
@@ -759,6 +874,9 @@ class Checker:
                 return self.error(f"Can not access field '{node.field}' on type '{t}'. Try "
                                   f"dereferencing it first, or using '.'", node.span)
             rec = t.elems[0]
+        elif t.kind == "pointer":
+            return self.error(f"Can not access field '{node.field}' on type '{t}'. Try "
+                              "dereferencing it first, or using '->'", node.span)
         elif t.kind != "record":
             return self.error(f"Can not access field '{node.field}' on expression of type '{t}'",
                               node.span)
@@ -771,7 +889,7 @@ class Checker:
         return self.error(f"Struct/union of type '{rec.name}' does not contain a field named "
                           f"'{node.field}'", node.span)
 
-    def record_fields(self, rec: Type, node: ast.Node) -> Optional[list[Field]]:
+    def record_fields(self, rec: Type, node: ast.Node) -> list[Field] | None:
         if rec.name == "struct args":
             return self.tracepoint_fields()
         if self.env.resolver is None:
@@ -779,10 +897,10 @@ class Checker:
         fields = self.env.resolver.struct_fields(rec.name)
         return None if fields is None else list(fields)
 
-    def tracepoint_fields(self) -> Optional[list[Field]]:
+    def tracepoint_fields(self) -> list[Field] | None:
         if self.env.tracepoints is None:
             return None
-        result: Optional[list[Field]] = None
+        result: list[Field] | None = None
         for parts in self.scope.parts:
             if len(parts) == 2 and "*" not in parts[0] + parts[1]:
                 fields = self.env.tracepoints.fields(parts[0], parts[1])
@@ -797,21 +915,25 @@ class Checker:
             return NONE
         if t.kind not in ("array", "pointer"):
             return self.error("The array index operator [] can only be used on arrays and "
-                              f"pointers, found {t}.", node.span)
+                              f"pointers, found {kind_word(t)}.", node.span)
         if not idx.is_int:
             return self.error(f"The array index operator [] only accepts integer indices, found {idx}.",
                               node.span)
         return t.elems[0]
 
     def e_Cast(self, node: ast.Cast) -> Type:
-        self.expr(node.expr)
+        operand = self.expr(node.expr)
         base = INT_TYPE_NAMES.get(node.type_name)
+        if base is not None and not node.pointer and operand.kind not in ("int", "pointer", "none"):
+            return self.error(f'Casts are not supported for type: "{operand}"', node.span)
         if base is None:
             is_struct = node.type_name.startswith(("struct ", "union ", "enum "))
-            if self.env.resolver is None:
-                known = is_struct  # no BTF to check against: trust the script
+            res = self.env.resolver
+            if res is None or (isinstance(res, LayeredResolver) and res.base is None):
+                # no BTF to check against: trust the script
+                known = is_struct or (res is not None and res.struct_fields(node.type_name) is not None)
             else:
-                known = self.env.resolver.struct_fields(node.type_name) is not None
+                known = res.struct_fields(node.type_name) is not None
             if not known:
                 return self.error(f"Unknown struct/union: '{node.type_name}'", node.span)
             size = self.env.resolver.type_size(node.type_name) if self.env.resolver else 0
@@ -830,8 +952,17 @@ class Checker:
         if node.type_name not in INT_TYPE_NAMES:
             size = self.env.resolver.type_size(node.type_name) if self.env.resolver else None
             if size is None:
-                return self.error(f"Unknown struct/union: '{node.type_name}'", node.span)
+                return self.error(f"Unknown identifier: '{node.type_name}'", node.span)
         return UINT64
+
+
+def enum_value(node: ast.Identifier, env: Env) -> int:
+    """The constant an Identifier (an enumerator) stands for, after analysis."""
+    lookup = getattr(env.resolver, "enum_value", None)
+    value = lookup(node.name) if lookup is not None else None
+    if value is None:
+        raise KeyError(node.name)
+    return value
 
 
 def sizeof_value(node: ast.Sizeof, env: Env) -> int:
@@ -843,10 +974,13 @@ def sizeof_value(node: ast.Sizeof, env: Env) -> int:
     return (env.resolver.type_size(node.type_name) if env.resolver else 0) or 0
 
 
-def analyse(program: ast.Program, env: Optional[Env] = None, source: str = "",
+def analyse(program: ast.Program, env: Env | None = None, source: str = "",
             filename: str = "stdin") -> Analysis:
     """Type-check a parsed program; raises Diagnostic (errors and warnings, in order)."""
     env = env or Env()
+    script_structs = parse_c_structs(program.c_definitions, env.resolver)
+    if script_structs:
+        env = replace(env, resolver=LayeredResolver(script_structs, env.resolver))
     maps: dict[str, MapInfo] = {}
     for _ in range(10):
         before = dict(maps)
@@ -857,4 +991,4 @@ def analyse(program: ast.Program, env: Optional[Env] = None, source: str = "",
     Checker(env, maps, report).program(program)
     if report.errors:
         raise Diagnostic(report.messages, source=source, filename=filename)
-    return Analysis(program, maps, report.warnings)
+    return Analysis(program, maps, report.warnings, env)

@@ -55,4 +55,4 @@ def check(program, options) -> None:
 
     env = Env(resolver=BTFResolver(), tracepoints=TracefsFormats(), unsafe=options.unsafe, has_child=bool(options.command),
               strlen=options.strlen, params=tuple(options.params))
-    analyse(program, env, source=options.source, filename=options.filename)
+    return analyse(program, env, source=options.source, filename=options.filename)

@@ -12,9 +12,11 @@ from .output.values import Stack
 
 
 class Services:
-    def __init__(self, maps: dict, pid: int = -1):
+    def __init__(self, maps: dict, pid: int = -1, user_symbols: bool = True):
         self.maps = maps
         self.pid = pid
+        # BPFTRACE_NO_USER_SYMBOLS=1: user addresses print as hex, no ELF is read.
+        self.user_symbols = user_symbols
         self._stack_formatter = None
 
     @property
@@ -40,14 +42,17 @@ class Services:
         if stack_id < 0 or stack_id >= 1 << 63:
             return Stack("")
         ips = read_stack(self.maps[map_name], stack_id, limit)
+        if ips and not self.user_symbols:
+            return Stack("".join(f"\n        {ip:#x}" for ip in ips) + "\n")
         return Stack(self.stacks.ustack(pid, ips, mode) if ips else "")
 
     def ksym(self, addr: int) -> str:
         return self.stacks.kernel.ksym(addr)
 
     def usym(self, addr: int, pid: int) -> str:
+        if not self.user_symbols:
+            return f"{addr:#x}"
         return self.stacks.process(pid).usym(addr)
-
 
     @staticmethod
     @functools.lru_cache(maxsize=None)

@@ -135,6 +135,32 @@ def _decode_inet(shape: Shape, data: bytes, services) -> str:
     return ""
 
 
+def _decode_buffer(shape: Shape, data: bytes, services) -> str:
+    """buf(): bpftrace's %r shows printable ASCII as is and every other byte as \\xNN."""
+    n = min(_U64.unpack_from(data)[0], shape.extra)
+    raw = bytes(data[8:8 + n])
+    return "".join(chr(c) if 32 <= c < 127 else f"\\x{c:02x}" for c in raw)
+
+
+def _decode_bytes(shape: Shape, data: bytes, services) -> list:
+    return list(bytes(data[: shape.extra]))
+
+
+def _decode_macaddr(shape: Shape, data: bytes, services) -> str:
+    return ":".join(f"{c:02X}" for c in bytes(data[:6]))
+
+
+def _decode_strftime(shape: Shape, data: bytes, services) -> str:
+    """bpftrace converts nsecs (CLOCK_MONOTONIC) to wall-clock time; %f is microseconds."""
+    import time
+
+    ns = _U64.unpack_from(data)[0]
+    wall_ns = ns + time.time_ns() - time.monotonic_ns()
+    seconds, rest = divmod(wall_ns, 1_000_000_000)
+    fmt = shape.extra.replace("%f", f"{rest // 1000:06d}")
+    return time.strftime(fmt, time.localtime(seconds))
+
+
 DECODERS: dict[str, Callable] = {
     "int": _decode_int,
     "none": _decode_int,
@@ -147,14 +173,53 @@ DECODERS: dict[str, Callable] = {
     "username": _decode_username,
     "probe": _decode_probe,
     "inet": _decode_inet,
+    "buffer": _decode_buffer,
+    "bytes": _decode_bytes,
+    "macaddr": _decode_macaddr,
+    "strftime": _decode_strftime,
 }
 
 # How each shape's values are passed to printf: as integers or as strings.
-PRINTF_KIND = {"int": "integer", "none": "integer"}
+PRINTF_KIND = {"int": "integer", "none": "integer", "buffer": "buffer"}
 
 
 def printf_kind(shape: Shape) -> str:
     return PRINTF_KIND.get(shape.kind, "string")
+
+
+def _printf_stack(kernel: bool) -> Callable:
+    """printf("%s", kstack): a leading newline and an 8-space indent, unlike maps' 4."""
+    def render(shape: Shape, data: bytes, services) -> str:
+        from ebpfpy.events.stacks import read_stack
+
+        stack_id = _I64.unpack_from(data)[0]
+        map_name, limit, mode = shape.extra
+        ips = read_stack(services.maps[map_name], stack_id, limit) if stack_id >= 0 else ()
+        if not ips:
+            return ""
+        if kernel:
+            return services.stacks.kstack(ips, mode, indent=8)
+        pid = _U64.unpack_from(data, 8)[0]
+        return services.stacks.ustack(pid, ips, mode, indent=8)
+    return render
+
+
+# printf arguments that print differently from map keys and values.
+PRINTF_DECODERS = {"kstack": _printf_stack(True), "ustack": _printf_stack(False)}
+
+
+def printf_decoder(shapes) -> Callable[[bytes, Any], tuple]:
+    """Decode printf's arguments laid end to end (stacks rendered for printf)."""
+    shapes = tuple(shapes)
+    parts, pos = [], 0
+    for shape in shapes:
+        parts.append((PRINTF_DECODERS.get(shape.kind, DECODERS[shape.kind]), shape, pos))
+        pos += shape.size
+
+    def decode_args(data: bytes, services) -> tuple:
+        return tuple(fn(s, data[off:off + s.size], services) for fn, s, off in parts)
+
+    return decode_args
 
 
 def decode(shape: Shape, data: bytes, services) -> Any:

@@ -4,8 +4,11 @@
 by name costs a string search, a type body is decoded when first asked for);
 ``module(name)`` gives a module's split BTF on top of it; ``BTF(bytes)``
 parses any blob (e.g. an object's ``.BTF``) and ``parse_ext`` its ``.BTF.ext``.
+The ``.BTF.ext`` and writer parts load on first use: a one-liner that only
+reads vmlinux does not pay for them.
 """
-from .ext import BTFExt, CoreRelo, CoreReloKind, FuncInfo, LineInfo, parse_ext
+import importlib
+
 from .spec import BTF, BTFError, module, vmlinux
 from .types import (
     VOID,
@@ -26,7 +29,19 @@ from .types import (
     Var,
     VarSecinfo,
 )
-from .writer import encode
+
+_LAZY = {
+    "BTFExt": "ext", "CoreRelo": "ext", "CoreReloKind": "ext", "FuncInfo": "ext", "LineInfo": "ext",
+    "parse_ext": "ext", "encode": "writer",
+}
+
+
+def __getattr__(name):
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'ebpfpy.btf' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{mod}", __name__), name)
+
 
 __all__ = [
     "BTF",

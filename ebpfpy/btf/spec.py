@@ -302,6 +302,8 @@ class BTF:
 
     def find_all(self, name: str, kind: Kind | None = None) -> list[int]:
         """All type ids (base first) named ``name``, optionally of one kind."""
+        if not name:
+            return []  # anonymous types are found by walking, not by name
         out = self.base.find_all(name, kind) if self.base is not None else []
         for off in self._string_offsets(name):
             if off < self._str_base:

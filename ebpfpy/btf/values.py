@@ -1,8 +1,9 @@
-"""Decode raw bytes into Python values following a BTF type (for printing maps and globals).
+"""Raw bytes <-> Python values following a BTF type (typed maps, printing, globals).
 
-ints -> int, char arrays -> str (up to the first NUL), other arrays -> list,
-structs/unions -> dict by member name (bitfields extracted), enums -> the
-enumerator name when one matches, pointers -> int.
+``decode``: ints -> int, char arrays -> str (up to the first NUL), other
+arrays -> list, structs/unions -> dict by member name (bitfields extracted),
+enums -> the enumerator name when one matches, pointers -> int.  ``encode``
+takes the same shapes back.
 """
 from __future__ import annotations
 
@@ -55,3 +56,61 @@ def decode(btf: BTF, type_id: int, raw: bytes) -> Any:
     if k == Kind.DATASEC:
         return {btf[v.type].name: decode(btf, btf[v.type].type, raw[v.offset:v.offset + v.size]) for v in t.vars}
     return raw
+
+
+def encode(btf: BTF, type_id: int, value: Any) -> bytes:
+    """The inverse of ``decode``: ints, enum names, str/bytes for char arrays, lists for
+    arrays, dicts for structs (missing members are zero).  ``bytes`` of the right size
+    pass through unchanged."""
+    tid = btf.resolve(type_id)
+    size = btf.size_of(tid)
+    if isinstance(value, (bytes, bytearray)) and (len(value) == size or btf.kind_of(tid) != Kind.ARRAY):
+        if len(value) > size:
+            raise ValueError(f"{len(value)} bytes do not fit {btf.describe(type_id)} ({size} bytes)")
+        return bytes(value).ljust(size, b"\0")
+    k = btf.kind_of(tid)
+    t = btf[tid]
+    if k in (Kind.ENUM, Kind.ENUM64) and isinstance(value, str):
+        try:
+            value = next(v for n, v in t.values if n == value)
+        except StopIteration:
+            raise ValueError(f"{value!r} is not an enumerator of {btf.describe(type_id)}") from None
+    if k in (Kind.INT, Kind.ENUM, Kind.ENUM64, Kind.PTR):
+        v = int(value)
+        return (v & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+    if k == Kind.FLOAT and size in (4, 8):
+        import struct
+        return struct.pack({4: "<f", 8: "<d"}[size], float(value))
+    if k == Kind.ARRAY:
+        elem = btf.resolve(t.type)
+        esize = btf.size_of(elem)
+        if isinstance(value, str):
+            value = value.encode()
+        if isinstance(value, (bytes, bytearray)):
+            if len(value) > size:
+                raise ValueError(f"{len(value)} bytes do not fit {btf.describe(type_id)}")
+            return bytes(value).ljust(size, b"\0")
+        items = list(value)
+        if len(items) > t.nelems:
+            raise ValueError(f"{len(items)} elements do not fit {btf.describe(type_id)}")
+        return b"".join(encode(btf, elem, x) for x in items).ljust(size, b"\0")[:max(size, esize * len(items))]
+    if k in (Kind.STRUCT, Kind.UNION):
+        if not isinstance(value, dict):
+            raise TypeError(f"{btf.describe(type_id)} takes a dict of members, not {type(value).__name__}")
+        out = bytearray(size)
+        names = {m.name or f"__anon{i}": m for i, m in enumerate(t.members)}
+        for name, v in value.items():
+            m = names.get(name)
+            if m is None:
+                raise KeyError(f"{btf.describe(type_id)} has no member {name!r}")
+            if m.bitfield_size:
+                word = int.from_bytes(out, "little")
+                mask = ((1 << m.bitfield_size) - 1) << m.bit_offset
+                word = (word & ~mask) | ((int(v) << m.bit_offset) & mask)
+                out[:] = word.to_bytes(size, "little")
+                continue
+            raw = encode(btf, m.type, v)
+            off = m.bit_offset // 8
+            out[off:off + len(raw)] = raw
+        return bytes(out)
+    raise TypeError(f"cannot encode a value of {btf.describe(type_id)}")

@@ -101,6 +101,7 @@ def _open_rings(obj):
 @click.option("--pid", type=int, default=-1, help="only this process (uprobes)")
 def run(obj_path, duration, assignments, pid):
     """Load OBJ, attach its programs by section name, and print its maps at the end."""
+    from ebpfpy.attach.errors import AttachError
     from ebpfpy.elf import ObjectError, load_object
     from ebpfpy.sys.errors import BPFError
     try:
@@ -114,7 +115,7 @@ def run(obj_path, duration, assignments, pid):
                 obj.globals[name] = value
             obj.load()
             attached = obj.attach_all(pid=pid)
-        except (ObjectError, BPFError, OSError, KeyError, ValueError) as e:
+        except (ObjectError, BPFError, AttachError, OSError, KeyError, ValueError) as e:
             _fail(e)
         skipped = [p.name for p in obj.programs.values() if p.program is not None and not p.attachable]
         click.echo(f"Attached {len(attached)} probe(s) from {obj_path}"

@@ -12,9 +12,10 @@ from typing import Any
 from ebpfpy.codegen.calls import emit_helper_call
 from ebpfpy.codegen.stack import StackFrame, StackSlot
 from ebpfpy.isa.builder import FP, R0, R1, Builder, BuildError, Reg
+from ebpfpy.sys.consts import UpdateFlag
 
-# flags of map_update_elem (uapi BPF_ANY, BPF_NOEXIST, BPF_EXIST)
-BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
+# flags of map_update_elem under their uapi names (BPF_ANY, BPF_NOEXIST, BPF_EXIST)
+BPF_ANY, BPF_NOEXIST, BPF_EXIST = int(UpdateFlag.ANY), int(UpdateFlag.NOEXIST), int(UpdateFlag.EXIST)
 
 
 def emit_map_lookup(b: Builder, map_ref: Any, key: StackSlot, on_null: str) -> Reg:

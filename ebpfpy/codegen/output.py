@@ -14,10 +14,7 @@ from typing import Any
 from ebpfpy.codegen.calls import emit_helper_call
 from ebpfpy.codegen.stack import StackSlot
 from ebpfpy.isa.builder import R0, Builder, Reg
-
-BPF_F_CURRENT_CPU = 0xFFFFFFFF
-# ringbuf_output/submit flags: wake the consumer now, or never (it polls)
-BPF_RB_NO_WAKEUP, BPF_RB_FORCE_WAKEUP = 1, 2
+from ebpfpy.sys.consts import BPF_F_CURRENT_CPU
 
 
 def emit_perf_event_output(b: Builder, ctx: Reg, map_ref: Any, record: StackSlot,

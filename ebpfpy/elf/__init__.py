@@ -1,6 +1,10 @@
-"""Clang-built BPF ELF objects: programs by libbpf's section names, maps, global data, CO-RE.
+"""Clang-built BPF ELF objects, loaded as libbpf loads them.
 
-``load_object(path)`` opens an object without touching the kernel;
+Programs by libbpf's section names (several per section), BPF-to-BPF calls
+and callbacks, BTF-defined and legacy maps, global data (``.data``,
+``.rodata``, ``.bss``, ``.rodata.*``) as array maps, ``__kconfig`` and
+``__ksym`` externs, func/line info, and CO-RE relocations against the running
+kernel.  ``load_object(path)`` opens an object without touching the kernel;
 ``obj.load()`` loads it, ``obj.attach_all()`` attaches by section name.
 """
 from .objfile import BPFObject, LoadError, ObjProgram, load_object

@@ -228,6 +228,63 @@ def types_compatible(lbtf: BTF, lid: int, tbtf: BTF, tid: int, depth: int = 0) -
     return False
 
 
+def _names_match(a: str, b: str) -> bool:
+    return not a or not b or essential_name(a) == essential_name(b)
+
+
+def types_match(lbtf: BTF, lid: int, tbtf: BTF, tid: int, behind_ptr: bool = False, level: int = 32) -> bool:
+    """TYPE_MATCHES: stricter than compatibility: names, int size and signedness, array
+    lengths, enumerators and (recursively) every local member must agree; behind a
+    pointer a struct only needs its name (a forward declaration will do)."""
+    if level <= 0:
+        return False
+    while True:
+        lid, tid = _skip(lbtf, lid), _skip(tbtf, tid)
+        lt, tt = lbtf[lid], tbtf[tid]
+        if not _names_match(lt.name, tt.name):
+            return False
+        lk, tk = lt.kind, tt.kind
+        if lk == Kind.VOID:
+            return tk == Kind.VOID
+        if lk == Kind.FWD:
+            if tk == Kind.FWD:
+                return lt.is_union == tt.is_union
+            return behind_ptr and tk == (Kind.UNION if lt.is_union else Kind.STRUCT)
+        if lk in (Kind.ENUM, Kind.ENUM64):
+            if tk not in (Kind.ENUM, Kind.ENUM64) or lt.size != tt.size or len(lt.values) > len(tt.values):
+                return False
+            return all(any(_names_match(n, m) for m, _ in tt.values) for n, _ in lt.values)
+        if lk in _COMPOSITE:
+            if behind_ptr:
+                return lk == tk or (tk == Kind.FWD and tt.is_union == (lk == Kind.UNION))
+            if lk != tk or len(lt.members) > len(tt.members):
+                return False
+            return all(any(_names_match(lm.name, tm.name)
+                           and types_match(lbtf, lm.type, tbtf, tm.type, behind_ptr, level - 1)
+                           for tm in tt.members) for lm in lt.members)
+        if lk != tk:
+            return False
+        if lk == Kind.INT:
+            return lt.size == tt.size and lt.signed == tt.signed
+        if lk == Kind.PTR:
+            behind_ptr, lid, tid = True, lt.type, tt.type
+            continue
+        if lk == Kind.ARRAY:
+            if lt.nelems != tt.nelems:
+                return False
+            lid, tid = lt.type, tt.type
+            continue
+        if lk == Kind.FUNC_PROTO:
+            if len(lt.params) != len(tt.params):
+                return False
+            if not all(types_match(lbtf, a.type, tbtf, b.type, behind_ptr, level - 1)
+                       for a, b in zip(lt.params, tt.params)):
+                return False
+            lid, tid = lt.type, tt.type
+            continue
+        return False
+
+
 def candidates(lbtf: BTF, local_id: int, tbtf: BTF) -> list[int]:
     """Target types with the local type's essential name and a compatible kind."""
     lt = lbtf[local_id]
@@ -283,8 +340,8 @@ def resolve(lbtf: BTF, tbtf: BTF, relo: CoreRelo) -> Resolved:
     if kind in _TYPE_KINDS:
         if kind == CoreReloKind.TYPE_ID_LOCAL:
             return Resolved(local_id, local_id)
-        cands = [c for c in candidates(lbtf, lbtf.skip_mods(local_id), tbtf)
-                 if types_compatible(lbtf, local_id, tbtf, c)]
+        check = types_match if kind == CoreReloKind.TYPE_MATCHES else types_compatible
+        cands = [c for c in candidates(lbtf, lbtf.skip_mods(local_id), tbtf) if check(lbtf, local_id, tbtf, c)]
         lvals = {CoreReloKind.TYPE_ID_TARGET: local_id, CoreReloKind.TYPE_EXISTS: 1,
                  CoreReloKind.TYPE_SIZE: lbtf.size_of(local_id) if kind == CoreReloKind.TYPE_SIZE else 0,
                  CoreReloKind.TYPE_MATCHES: 1}

@@ -23,6 +23,8 @@ PSEUDO_MAP_FD = 1
 PSEUDO_MAP_VALUE = 2
 PSEUDO_CALL = 1
 PSEUDO_FUNC = 4
+PSEUDO_KFUNC_CALL = 2
+PSEUDO_BTF_ID = 3
 
 
 @dataclass(frozen=True)
@@ -92,13 +94,16 @@ def _function_at(funcs: list[Function], slot: int) -> Function | None:
 
 
 class Linker:
-    def __init__(self, raw: RawObject, code: dict[int, bytearray], maps: list[MapSpec], ext: BTFExt | None):
+    def __init__(self, raw: RawObject, code: dict[int, bytearray], maps: list[MapSpec], ext: BTFExt | None,
+                 externs: dict[str, tuple[str, int]] | None = None, ksyms: dict[str, int] | None = None):
         self.raw = raw
         self.code = code  # per-section code after CO-RE patching
         self.funcs = functions(raw, code)
         self.maps_at = {(m.shndx, m.offset): m for m in maps if not m.is_global_data}
         self.data_maps = {m.shndx: m for m in maps if m.is_global_data}
         self.ext = ext
+        self.externs = externs or {}  # kconfig extern name -> (map name, offset in its value)
+        self.ksyms = ksyms or {}  # kfunc / per-CPU variable name -> vmlinux BTF id
         self.text_idx = next((i for i, s in raw.sections.items() if s.name == ".text"), None)
 
     def entry_points(self) -> list[Function]:
@@ -132,7 +137,9 @@ class Linker:
             op, regs = prog.code[slot * 8], prog.code[slot * 8 + 1]
             rel = relocs.get(slot_sec)
             is_call = op == CALL and (regs >> 4) == PSEUDO_CALL
-            if rel is not None and op == LD_IMM64:
+            if rel is not None and rel.symbol.shndx == 0 and rel.symbol.name in self.ksyms:
+                self._ksym(prog, slot, op, rel.symbol.name)
+            elif rel is not None and op == LD_IMM64:
                 sym_sec = self.raw.sections.get(rel.symbol.shndx)
                 if sym_sec is not None and sym_sec.is_code:
                     _set_src(prog.code, slot, PSEUDO_FUNC)
@@ -155,6 +162,20 @@ class Linker:
                 raise ObjectError(f"{self.raw.path}: unsupported relocation against {rel.symbol.name!r} "
                                   f"at instruction {slot_sec} of {sec.name}")
 
+    def _ksym(self, prog: LinkedProgram, slot: int, op: int, name: str) -> None:
+        """kfunc call -> BPF_PSEUDO_KFUNC_CALL; per-CPU variable -> LD_IMM64 of a BTF id."""
+        btf_id = self.ksyms[name]
+        if op == CALL:
+            _set_src(prog.code, slot, PSEUDO_KFUNC_CALL)
+            _set_imm(prog.code, slot, btf_id)
+            struct.pack_into("<h", prog.code, slot * 8 + 2, 0)
+        elif op == LD_IMM64:  # a weak ksym the kernel lacks loads as NULL (bpf_ksym_exists)
+            _set_src(prog.code, slot, PSEUDO_BTF_ID if btf_id else 0)
+            _set_imm(prog.code, slot, btf_id)
+            _set_imm(prog.code, slot + 1, 0)
+        else:
+            raise ObjectError(f"{self.raw.path}: unexpected instruction referring to ksym {name!r}")
+
     def _call(self, prog: LinkedProgram, slot: int, tsec: int, target: int,
               placed: dict[tuple[int, int], int]) -> None:
         fn = _function_at(self.funcs.get(tsec, []), target)
@@ -168,6 +189,10 @@ class Linker:
 
     def _map_ref(self, prog: LinkedProgram, slot: int, rel) -> None:
         sym = rel.symbol
+        if sym.shndx == 0 and sym.name in self.externs:
+            map_name, off = self.externs[sym.name]
+            prog.map_refs.append(MapRef(slot, map_name, PSEUDO_MAP_VALUE, off))
+            return
         if sym.shndx == 0:
             raise ObjectError(f"{self.raw.path}: reference to extern {sym.name!r} in {prog.name} is not supported")
         m = self.maps_at.get((sym.shndx, sym.value))

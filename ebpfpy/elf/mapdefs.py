@@ -55,7 +55,8 @@ class MapSpec:
 
     @property
     def readonly(self) -> bool:
-        return self.section.startswith(".rodata")
+        """Read-only for programs and frozen after load: .rodata* and .kconfig."""
+        return self.section.startswith(".rodata") or self.section == ".kconfig"
 
 
 def _sym_name_ok(name: str) -> bool:

@@ -1,9 +1,10 @@
 """``BPFObject``: a clang-built BPF object file, loaded the way libbpf loads it.
 
 Opening reads the ELF and works out programs, maps and global variables
-(nothing touches the kernel); ``load()`` loads the BTF, creates the maps,
-applies CO-RE relocations against the running kernel, links each program
-with its subprograms and loads it; ``attach_all()`` attaches every program
+(nothing touches the kernel); ``load()`` loads the BTF, creates the maps
+(global data and ``.kconfig`` values included), applies CO-RE relocations
+against the running kernel, resolves kfuncs, links each program with its
+subprograms and loads it; ``attach_all()`` attaches every program
 whose section names its target.  Everything owns its fds: ``close()`` (or the
 context manager) releases them all.
 """
@@ -15,8 +16,19 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any, Callable
 
 from ebpfpy.btf import BTF, Kind, vmlinux
+from ebpfpy.sys.consts import MapType
 
 from . import core
+from .externs import (
+    KCONFIG_SEC,
+    fix_kconfig_btf,
+    fix_ksyms_btf,
+    kconfig_externs,
+    kconfig_image,
+    kconfig_size,
+    ksym_externs,
+    resolve_ksyms,
+)
 from .link import (
     LinkedProgram,
     Linker,
@@ -25,7 +37,16 @@ from .link import (
     fill_map_fds,
     functions,
 )
-from .mapdefs import PIN_BY_NAME, GlobalVar, MapSpec, all_maps, global_vars
+from .mapdefs import (
+    BPF_F_MMAPABLE,
+    BPF_F_RDONLY_PROG,
+    PIN_BY_NAME,
+    GlobalVar,
+    MapSpec,
+    all_maps,
+    global_vars,
+    internal_map_name,
+)
 from .reader import ObjectError, RawObject, read_object
 from .sanitize import downgrade, fix_datasecs
 from .sections import SectionKind, classify
@@ -51,7 +72,13 @@ class ObjProgram:
         self.kind = kind
         self.program = None  # ebpfpy.progs.Program once loaded
         self.insns: bytes = b""  # the loaded instruction bytes (fds filled in)
-        self.autoload = kind is not None
+        self.autoload = True  # set False before load() to skip this program
+
+    @property
+    def instructions(self) -> list:
+        """The loaded program as ``ebpfpy.isa`` instructions (map fds filled in)."""
+        from ebpfpy.isa.insn import decode
+        return decode(self.insns)
 
     @property
     def prog_type(self):
@@ -190,6 +217,27 @@ class Globals(MutableMapping):
         return self._var(name).section
 
 
+class Maps(dict):
+    """Loaded maps by name; global-data maps also answer to their section name
+    (``obj.maps[".data"]`` as well as libbpf's ``obj.maps["myprog.data"]``)."""
+
+    def __init__(self, obj: BPFObject):
+        super().__init__()
+        self._obj = obj
+
+    def __missing__(self, key: str):
+        for spec in self._obj.map_specs.values():
+            if spec.is_global_data and spec.section == key and spec.name in self:
+                return self[spec.name]
+        state = "" if self._obj.loaded else " (the object is not loaded yet: see map_specs)"
+        raise KeyError(f"no map {key!r}{state}")
+
+    def __eq__(self, other) -> bool:
+        return dict.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 class BPFObject:
     def __init__(self, raw: RawObject):
         self.raw = raw
@@ -197,24 +245,51 @@ class BPFObject:
         self.name = raw.name
         self.license = raw.license
         self.kern_version = raw.kern_version
-        self.btf: BTF | None = fix_datasecs(raw, raw.btf) if raw.btf is not None else None
         self.ext = raw.ext
+        self._kconfig = kconfig_externs(raw, raw.btf)
+        self._ksyms = ksym_externs(raw, raw.btf)
+        self.btf = self._kernel_ready_btf()
         self.map_specs: dict[str, MapSpec] = {}
-        for m in all_maps(raw):
+        for m in self._map_specs():
             if m.name in self.map_specs:
                 raise ObjectError(f"{self.path}: two maps named {m.name!r}")
             self.map_specs[m.name] = m
         self._vars = global_vars(raw, self.btf)
         self.globals = Globals(self)
+        kmap = internal_map_name(raw.name, KCONFIG_SEC)
+        self._extern_refs = {e.name: (kmap, e.offset) for e in self._kconfig}
         code = {i: bytearray(s.data) for i, s in raw.sections.items() if s.is_code}
-        self._entries = Linker(raw, code, list(self.map_specs.values()), self.ext).entry_points()
         self.programs: dict[str, ObjProgram] = {}
-        for fn in self._entries:
+        for fn in Linker(raw, code, list(self.map_specs.values()), self.ext).entry_points():
             self.programs[fn.name] = ObjProgram(self, fn.name, fn.section.name, classify(fn.section.name))
-        self.maps: dict[str, Any] = {}
+        self.maps: Maps = Maps(self)
         self.btf_fd = None
         self.loaded = False
         self.attachments: list[Any] = []
+
+    def _kernel_ready_btf(self) -> BTF | None:
+        """The object's BTF with the fix-ups the kernel needs (DATASEC sizes and offsets,
+        extern variables and functions made acceptable), type ids unchanged."""
+        btf = self.raw.btf
+        if btf is None:
+            return None
+        btf = fix_datasecs(self.raw, btf)
+        if self._ksyms:
+            btf = fix_ksyms_btf(btf)
+        if self._kconfig:
+            btf = fix_kconfig_btf(btf, self._kconfig)
+        return btf
+
+    def _map_specs(self) -> list[MapSpec]:
+        maps = all_maps(self.raw)
+        if self._kconfig:
+            size = kconfig_size(self._kconfig)
+            maps.append(MapSpec(
+                internal_map_name(self.name, KCONFIG_SEC), MapType.ARRAY, 4, size, 1,
+                BPF_F_MMAPABLE | BPF_F_RDONLY_PROG, btf_value_type_id=self.btf.find(KCONFIG_SEC, Kind.DATASEC),
+                section=KCONFIG_SEC, shndx=-1, data=bytearray(size),  # filled in at load
+            ))
+        return maps
 
     def _data_map_name(self, section: str) -> str:
         for m in self.map_specs.values():
@@ -245,24 +320,29 @@ class BPFObject:
         from ebpfpy.sys.errors import BPFError
         if self.btf is None:
             return
-        for candidate in (self.btf, downgrade(self.btf)):
+        for make in (lambda: self.btf, lambda: downgrade(self.btf)):
             try:
-                self.btf_fd = bpf.btf_load(candidate.data)
+                self.btf_fd = bpf.btf_load(make().data)
                 return
             except BPFError:
                 continue
         self.btf_fd = None  # like libbpf: carry on without BTF (maps and programs lose type info)
 
     def _create_maps(self, pin_root: str) -> None:
+        if self._kconfig:
+            image = kconfig_image(self.btf, self._kconfig, self.path)
+            self.map_specs[internal_map_name(self.name, KCONFIG_SEC)].data[:] = image
         from ebpfpy.maps import Map
         from ebpfpy.sys import bpf
         from ebpfpy.sys.errors import BPFError
         for spec in self.map_specs.values():
             pin_path = os.path.join(pin_root, spec.name) if spec.pinning == PIN_BY_NAME else None
+            codecs = self._codecs(spec)
             if pin_path and os.path.exists(pin_path):
-                self.maps[spec.name] = Map.from_pin(pin_path)
+                self.maps[spec.name] = Map.from_pin(pin_path, **codecs)
                 continue
-            args = {"name": spec.name, "flags": spec.flags, "map_extra": spec.map_extra, "numa_node": spec.numa_node}
+            args = {"name": spec.name, "flags": spec.flags, "map_extra": spec.map_extra,
+                    "numa_node": spec.numa_node, **codecs}
             m = None
             if self.btf_fd is not None and (spec.btf_value_type_id or spec.btf_key_type_id):
                 try:
@@ -285,6 +365,22 @@ class BPFObject:
             if pin_path:
                 bpf.obj_pin(m, pin_path)
 
+    def _codecs(self, spec: MapSpec) -> dict:
+        """key=/value= codecs from the map's BTF types: ``obj.maps["events"][pid]`` gives a
+        dict of the struct's members.  Global-data maps stay raw (``globals`` is their view)."""
+        from ebpfpy.btf import values
+        from ebpfpy.maps import Codec
+        out = {}
+        if self.btf is None or spec.is_global_data:
+            return out
+        btf = self.btf
+        for which, tid, size in (("key", spec.btf_key_type_id, spec.key_size),
+                                 ("value", spec.btf_value_type_id, spec.value_size)):
+            if tid and btf.size_of(tid) == size:
+                out[which] = Codec(size, lambda v, t=tid: values.encode(btf, t, v),
+                                   lambda b, t=tid: values.decode(btf, t, b))
+        return out
+
     def _relocated_code(self, target_btf: BTF | None) -> dict[int, bytearray]:
         code = {i: bytearray(s.data) for i, s in self.raw.sections.items() if s.is_code}
         if self.ext is None or not any(self.ext.core_relos.values()):
@@ -303,7 +399,8 @@ class BPFObject:
     def link(self, target_btf: BTF | None = None) -> dict[str, LinkedProgram]:
         """Programs with subprograms appended and CO-RE applied (map fds not yet filled in)."""
         code = self._relocated_code(target_btf)
-        linker = Linker(self.raw, code, list(self.map_specs.values()), self.ext)
+        ksyms = resolve_ksyms(self._ksyms, self.btf, target_btf or vmlinux(), self.path) if self._ksyms else {}
+        linker = Linker(self.raw, code, list(self.map_specs.values()), self.ext, self._extern_refs, ksyms)
         return {fn.name: linker.link(fn) for fn in linker.entry_points()}
 
     def _attach_btf_id(self, prog: ObjProgram) -> int:
@@ -329,6 +426,9 @@ class BPFObject:
         for name, prog in self.programs.items():
             if not prog.autoload:
                 continue
+            if prog.kind is None:
+                raise ObjectError(f"{self.path}: program {name!r} is in section {prog.section!r}, which names "
+                                  "no known program type (set autoload = False to skip it)")
             lp = linked[name]
             insns = fill_map_fds(lp.code, lp.map_refs, fds)
             btf_args = {}
@@ -338,7 +438,7 @@ class BPFObject:
                                 "line_info": encode_line_info(lp.line_info), "line_info_rec_size": 16}
             try:
                 prog.program = Program.load(
-                    prog.kind.prog_type, bytes(insns), self.license or "GPL", name=name,
+                    prog.kind.prog_type, bytes(insns), self.license, name=name,
                     expected_attach_type=prog.kind.attach_type or None,
                     attach_btf_id=self._attach_btf_id(prog) or None,
                     kern_version=self.kern_version, **btf_args)
@@ -411,7 +511,7 @@ class BPFObject:
             p.close()
         for m in self.maps.values():
             m.close()
-        self.maps = {}
+        self.maps = Maps(self)
         if self.btf_fd is not None:
             self.btf_fd.close()
             self.btf_fd = None

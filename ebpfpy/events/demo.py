@@ -10,15 +10,20 @@ Each record is ``RECORD``: (ktime ns, syscall number, pid_tgid), 24 bytes.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import struct
 import subprocess
+from collections.abc import Iterator
+
+from ebpfpy.sys.consts import BPF_F_CURRENT_CPU, BPF_F_USER_STACK
 
 __all__ = [
     "BPF_F_CURRENT_CPU",
     "RECORD",
     "STACK_RECORD",
+    "attached_on_getpid",
     "compile_c",
     "filter_tgid",
     "load_on_getpid",
@@ -28,7 +33,6 @@ __all__ = [
 
 RECORD = struct.Struct("<QQQ")  # ktime_ns, __syscall_nr, pid_tgid
 STACK_RECORD = struct.Struct("<qqQ")  # user stack id, kernel stack id, pid_tgid
-BPF_F_CURRENT_CPU = 0xFFFFFFFF
 _SYSCALL_NR_OFFSET = 8  # after the 8 bytes of common tracepoint fields
 GETPID_PROBE = "tracepoint:syscalls:sys_enter_getpid"
 
@@ -64,15 +68,29 @@ def syscall_output_program(kind: str, out_map, tgid: int) -> list:
         b.add(R4, -RECORD.size)
         b.mov(R5, RECORD.size)
         b.call("perf_event_output")
-    elif kind == "ringbuf":
-        b.ld_map_fd(R1, out_map)
-        b.mov(R2, FP)
-        b.add(R2, -RECORD.size)
-        b.mov(R3, RECORD.size)
-        b.mov(R4, 0)
-        b.call("ringbuf_output")
-    else:
-        raise ValueError(f"kind must be 'perf' or 'ringbuf', not {kind!r}")
+        return _exit_at_out(b)
+    if kind == "ringbuf":
+        return _ringbuf_output_and_exit(b, out_map, RECORD.size)
+    raise ValueError(f"kind must be 'perf' or 'ringbuf', not {kind!r}")
+
+
+def _ringbuf_output_and_exit(b, out_map, size: int) -> list:
+    """bpf_ringbuf_output of the ``size`` bytes below the frame pointer, then the ``out`` exit."""
+    from ebpfpy.isa.builder import FP, R1, R2, R3, R4
+
+    b.ld_map_fd(R1, out_map)
+    b.mov(R2, FP)
+    b.add(R2, -size)
+    b.mov(R3, size)
+    b.mov(R4, 0)
+    b.call("ringbuf_output")
+    return _exit_at_out(b)
+
+
+def _exit_at_out(b) -> list:
+    """The ``out`` label (where filter_tgid jumps) returning 0; the finished instructions."""
+    from ebpfpy.isa.builder import R0
+
     b.label("out")
     b.mov(R0, 0)
     b.exit()
@@ -85,8 +103,7 @@ def syscall_stack_program(ustack_map, kstack_map, out_map, tgid: int) -> list:
 
     Two stack maps: in one, two different stacks hashing to the same bucket
     make the second ``bpf_get_stackid`` fail with -EEXIST."""
-    from ebpfpy.events.stacks import BPF_F_USER_STACK
-    from ebpfpy.isa.builder import FP, R0, R1, R2, R3, R4, R6, R7, Builder
+    from ebpfpy.isa.builder import FP, R0, R1, R2, R3, R6, R7, Builder
 
     b = Builder()
     filter_tgid(b, tgid, "out")
@@ -97,16 +114,7 @@ def syscall_stack_program(ustack_map, kstack_map, out_map, tgid: int) -> list:
         b.mov(R3, flags)
         b.call("get_stackid")
         b.stx("dw", FP, R0, slot)
-    b.ld_map_fd(R1, out_map)
-    b.mov(R2, FP)
-    b.add(R2, -STACK_RECORD.size)
-    b.mov(R3, STACK_RECORD.size)
-    b.mov(R4, 0)
-    b.call("ringbuf_output")
-    b.label("out")
-    b.mov(R0, 0)
-    b.exit()
-    return b.build()
+    return _ringbuf_output_and_exit(b, out_map, STACK_RECORD.size)
 
 
 def load_on_getpid(insns: list):
@@ -121,6 +129,18 @@ def load_on_getpid(insns: list):
     except BaseException:
         prog.close()
         raise
+
+
+@contextlib.contextmanager
+def attached_on_getpid(insns: list) -> Iterator:
+    """``load_on_getpid`` as a ``with`` block: detaches and unloads on leaving it."""
+    prog, atts = load_on_getpid(insns)
+    try:
+        yield prog
+    finally:
+        for att in atts:
+            att.close()
+        prog.close()
 
 
 def compile_c(source: str, out_dir: str, name: str | None = None, *extra: str) -> str:

@@ -23,11 +23,19 @@ import struct
 from collections.abc import Sequence
 from typing import Callable
 
+from ebpfpy.sys.consts import (  # re-exported: stack users import them from here
+    BPF_F_FAST_STACK_CMP,
+    BPF_F_REUSE_STACKID,
+    BPF_F_SKIP_FIELD_MASK,
+    BPF_F_USER_STACK,
+)
+
 from . import symbols as _symbols
 
 __all__ = [
     "BPF_F_FAST_STACK_CMP",
     "BPF_F_REUSE_STACKID",
+    "BPF_F_SKIP_FIELD_MASK",
     "BPF_F_USER_STACK",
     "MAP_KEY_INDENT",
     "PRINTF_INDENT",
@@ -37,12 +45,6 @@ __all__ = [
     "parse_stack",
     "read_stack",
 ]
-
-# bpf_get_stackid() flags (include/uapi/linux/bpf.h).
-BPF_F_SKIP_FIELD_MASK = 0xFF
-BPF_F_USER_STACK = 1 << 8
-BPF_F_FAST_STACK_CMP = 1 << 9
-BPF_F_REUSE_STACKID = 1 << 10
 
 MAP_KEY_INDENT = 4
 PRINTF_INDENT = 8

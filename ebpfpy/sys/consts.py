@@ -126,6 +126,18 @@ class OpenFlag(enum.IntFlag):
     WRONLY = 1 << 4
 
 
+# Flag arguments of helpers, as the uapi spells them: the one home for
+# codegen, events and the bpftrace compiler.
+BPF_F_CURRENT_CPU = 0xFFFFFFFF  # perf_event_output: the slot of the running CPU
+BPF_F_SKIP_FIELD_MASK = 0xFF  # get_stackid/get_stack: frames to skip
+BPF_F_USER_STACK = 1 << 8
+BPF_F_FAST_STACK_CMP = 1 << 9
+BPF_F_REUSE_STACKID = 1 << 10
+BPF_RB_NO_WAKEUP = 1 << 0  # ringbuf_output/submit: do not wake the consumer (it polls)
+BPF_RB_FORCE_WAKEUP = 1 << 1  # ... or wake it now
+PERF_MAX_STACK_DEPTH = 127  # frames in a STACK_TRACE map value (kernel.perf_event_max_stack default)
+
+
 # The uapi prefix of each enum, for printing names the way bpftool does.
 UAPI_PREFIX = {
     Cmd: "BPF_",

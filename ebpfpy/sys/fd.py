@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from typing import Self
 
 
 class FD:
@@ -67,6 +68,33 @@ class FD:
 
     def __repr__(self) -> str:
         return f"FD({self._fd})" if self._fd >= 0 else "FD(closed)"
+
+
+class FdOwner:
+    """Base of the objects that own one ``FD`` in ``self._fd`` (Map, Program):
+    the fd accessors and the ``with``/``close()`` protocol, written once."""
+
+    _fd: FD
+
+    @property
+    def fd(self) -> int:
+        return self._fd.fd
+
+    def fileno(self) -> int:
+        return self._fd.fd
+
+    @property
+    def closed(self) -> bool:
+        return self._fd.closed
+
+    def close(self) -> None:
+        self._fd.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def fd_number(obj) -> int:

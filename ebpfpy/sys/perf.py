@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import enum
 import fcntl
+import os
 import struct
+from functools import lru_cache
 from typing import Optional
 
 from ebpfpy.sys._shim import ffi, lib
+from ebpfpy.sys.consts import _enum
 from ebpfpy.sys.errors import BPFError
 from ebpfpy.sys.fd import FD, fd_number
 
@@ -20,71 +23,24 @@ PERF_ATTR_SIZE = 128  # PERF_ATTR_SIZE_VER7
 PERF_FLAG_FD_CLOEXEC = 1 << 3
 
 
-class PerfType(enum.IntEnum):
-    HARDWARE = 0
-    SOFTWARE = 1
-    TRACEPOINT = 2
-    HW_CACHE = 3
-    RAW = 4
-    BREAKPOINT = 5
+# The perf uapi enums as tables in uapi order (include/uapi/linux/perf_event.h).
+PerfType = _enum("PerfType", "HARDWARE SOFTWARE TRACEPOINT HW_CACHE RAW BREAKPOINT")  # PERF_TYPE_*
 
+SwEvent = _enum("SwEvent", """
+    CPU_CLOCK TASK_CLOCK PAGE_FAULTS CONTEXT_SWITCHES CPU_MIGRATIONS PAGE_FAULTS_MIN
+    PAGE_FAULTS_MAJ ALIGNMENT_FAULTS EMULATION_FAULTS DUMMY BPF_OUTPUT CGROUP_SWITCHES
+""")  # PERF_COUNT_SW_*
 
-class SwEvent(enum.IntEnum):
-    """PERF_COUNT_SW_*"""
+HwEvent = _enum("HwEvent", """
+    CPU_CYCLES INSTRUCTIONS CACHE_REFERENCES CACHE_MISSES BRANCH_INSTRUCTIONS
+    BRANCH_MISSES BUS_CYCLES STALLED_CYCLES_FRONTEND STALLED_CYCLES_BACKEND REF_CPU_CYCLES
+""")  # PERF_COUNT_HW_*
 
-    CPU_CLOCK = 0
-    TASK_CLOCK = 1
-    PAGE_FAULTS = 2
-    CONTEXT_SWITCHES = 3
-    CPU_MIGRATIONS = 4
-    PAGE_FAULTS_MIN = 5
-    PAGE_FAULTS_MAJ = 6
-    ALIGNMENT_FAULTS = 7
-    EMULATION_FAULTS = 8
-    DUMMY = 9
-    BPF_OUTPUT = 10
-    CGROUP_SWITCHES = 11
+SampleType = enum.IntFlag("SampleType", [(n, 1 << i) for i, n in enumerate("""
+    IP TID TIME ADDR READ CALLCHAIN ID CPU PERIOD STREAM_ID RAW
+""".split())])  # PERF_SAMPLE_*: bit i is the i-th name
 
-
-class HwEvent(enum.IntEnum):
-    """PERF_COUNT_HW_*"""
-
-    CPU_CYCLES = 0
-    INSTRUCTIONS = 1
-    CACHE_REFERENCES = 2
-    CACHE_MISSES = 3
-    BRANCH_INSTRUCTIONS = 4
-    BRANCH_MISSES = 5
-    BUS_CYCLES = 6
-    STALLED_CYCLES_FRONTEND = 7
-    STALLED_CYCLES_BACKEND = 8
-    REF_CPU_CYCLES = 9
-
-
-class SampleType(enum.IntFlag):
-    """PERF_SAMPLE_*"""
-
-    IP = 1 << 0
-    TID = 1 << 1
-    TIME = 1 << 2
-    ADDR = 1 << 3
-    READ = 1 << 4
-    CALLCHAIN = 1 << 5
-    ID = 1 << 6
-    CPU = 1 << 7
-    PERIOD = 1 << 8
-    STREAM_ID = 1 << 9
-    RAW = 1 << 10
-
-
-class BreakpointType(enum.IntEnum):
-    """HW_BREAKPOINT_*"""
-
-    EMPTY = 0
-    R = 1
-    W = 2
-    RW = 3
-    X = 4
+BreakpointType = enum.IntEnum("BreakpointType", [("EMPTY", 0), ("R", 1), ("W", 2), ("RW", 3), ("X", 4)])  # HW_BREAKPOINT_*
 
 
 # Bit numbers of the flag word at offset 40 of perf_event_attr, in uapi order.
@@ -267,7 +223,48 @@ def possible_cpus() -> list[int]:
     return _read_cpus("possible")
 
 
+# ---------------------------------------------------------------------------
+# dynamic PMUs (kprobe, uprobe) described in sysfs: their type number and the
+# config bits of their format entries (retprobe, ref_ctr_offset) differ per
+# kernel, so they are read, never hard-coded.
+
+PMU_ROOT = "/sys/bus/event_source/devices"
+
+
+def pmu_available(pmu: str) -> bool:
+    return os.path.exists(os.path.join(PMU_ROOT, pmu, "type"))
+
+
+@lru_cache(maxsize=None)
 def pmu_type(pmu: str) -> int:
-    """Dynamic PMU type number (kprobe, uprobe, ...) from sysfs."""
-    with open(f"/sys/bus/event_source/devices/{pmu}/type") as f:
+    """Dynamic PMU type number (kprobe, uprobe, ...) from sysfs; FileNotFoundError when absent."""
+    with open(os.path.join(PMU_ROOT, pmu, "type")) as f:
         return int(f.read())
+
+
+def parse_format_bits(text: str) -> tuple[str, int, int]:
+    """`config:0` -> ("config", 0, 0); `config:32-63` -> ("config", 32, 63)."""
+    field, _, bits = text.partition(":")
+    lo, _, hi = bits.partition("-")
+    return field, int(lo), int(hi or lo)
+
+
+@lru_cache(maxsize=None)
+def pmu_format_bits(pmu: str, fmt: str) -> tuple[str, int, int]:
+    """(attr field, first bit, last bit) of a PMU format entry, e.g. retprobe -> ("config", 0, 0).
+
+    FileNotFoundError when the PMU or the entry is absent.
+    """
+    with open(os.path.join(PMU_ROOT, pmu, "format", fmt)) as f:
+        return parse_format_bits(f.read().strip())
+
+
+def pmu_config(pmu: str, fmt: str, value: int) -> int:
+    """`value` shifted into the `config` bits a PMU format entry names."""
+    field, lo, hi = pmu_format_bits(pmu, fmt)
+    if field != "config":
+        raise ValueError(f"{pmu} format {fmt} lives in {field}, which ebpfpy does not set")
+    width = hi - lo + 1
+    if value >> width:
+        raise ValueError(f"{fmt}={value:#x} does not fit {width} bits of the {pmu} PMU's config")
+    return value << lo

@@ -42,6 +42,9 @@ static long (*bpf_get_current_comm)(void *buf, __u32 size_of_buf) = (void *)16;
 #define CORE_ENUM_VALUE(enum_type, value) \
 	__builtin_preserve_enum_value(*(typeof(enum_type) *)value, 1 /* BPF_ENUMVAL_VALUE */)
 
+/* Does a weak __ksym extern exist in the running kernel? (libbpf resolves it to 0 if not) */
+#define bpf_ksym_exists(sym) (!!(&(sym)))
+
 /* Read a bitfield: byte offset/size, then shift left and (arithmetic or logical) right. */
 #define CORE_READ_BITFIELD(s, field) ({ \
 	unsigned long long __val = 0; \

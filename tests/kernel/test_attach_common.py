@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from typing import Callable, Optional
 
 import pytest
+from helpers import emit_slot_lookup
+from helpers import open_fds as own_fds  # noqa: F401  (re-exported to the attach tests)
 
-from ebpfpy.isa.builder import FP, R0, R1, R2, R6, R7, Builder
+from ebpfpy.isa.builder import R0, R1, R6, R7, Builder
 from ebpfpy.maps import Map
 from ebpfpy.progs import Program
 
@@ -24,12 +26,7 @@ Emitter = Callable[[Builder], None]  # leaves a value in R7; ctx is in R6
 
 
 def _add_to_slot(b: Builder, counts: Map, slot: int, value_reg=None) -> None:
-    b.st(4, FP, slot, -16)
-    b.ld_map_fd(R1, counts)
-    b.mov(R2, FP)
-    b.add(R2, -16)
-    b.call("map_lookup_elem")
-    b.jeq(R0, 0, "out")
+    emit_slot_lookup(b, counts, slot, key_off=-16)
     if value_reg is None:
         b.mov(R1, 1)
     else:
@@ -85,10 +82,6 @@ def compile_c(source_name: str, out_dir: str, *flags: str, out_name: Optional[st
     if proc.returncode != 0:
         pytest.fail(f"gcc failed for {source_name}:\n{proc.stderr}")
     return out
-
-
-def own_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
 
 
 def dynamic_events() -> dict[str, str]:

@@ -14,9 +14,9 @@ from ebpfpy.attach import (
     expand,
     list_probes,
 )
-from ebpfpy.attach._perf import pmu_available
 from ebpfpy.isa.builder import R6, R7
 from ebpfpy.sys.errors import BPFError
+from ebpfpy.sys.perf import pmu_available
 
 FUNC = "__x64_sys_getpid"  # reached once per getpid() on x86-64
 

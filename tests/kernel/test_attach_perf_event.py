@@ -13,7 +13,7 @@ from ebpfpy.attach import (
     attach_perf_event,
     expand,
 )
-from ebpfpy.attach._perf import online_cpus
+from ebpfpy.sys.perf import online_cpus
 
 pytestmark = pytest.mark.kernel
 

@@ -2,10 +2,11 @@
 import os
 
 import pytest
+from helpers import emit_slot_lookup
 from test_attach_common import new_counts
 
 from ebpfpy.attach import AttachError, attach, attach_special, context
-from ebpfpy.isa.builder import FP, R0, R1, R2, R3, R6, Builder
+from ebpfpy.isa.builder import R0, R1, R6, Builder
 from ebpfpy.progs import Program
 
 pytestmark = pytest.mark.kernel
@@ -14,35 +15,18 @@ pytestmark = pytest.mark.kernel
 def stamp_prog(slots, which: int) -> Program:
     """slot[which] = ++slot[0] (the order it ran in); slot[which+2] = our tgid as the helper sees it."""
     b = Builder()
-    b.st(4, FP, 0, -4)
-    b.ld_map_fd(R1, slots)
-    b.mov(R2, FP)
-    b.add(R2, -4)
-    b.call("map_lookup_elem")
-    b.jeq(R0, 0, "out")
+    emit_slot_lookup(b, slots, 0)
     b.mov(R6, R0)  # slot 0: the sequence counter
     b.mov(R1, 1)
     b.atomic("add", 8, R6, R1, 0, fetch=True)  # R1 = old value
     b.add(R1, 1)
-    b.st(4, FP, which, -4)
     b.mov(R6, R1)
-    b.ld_map_fd(R1, slots)
-    b.mov(R2, FP)
-    b.add(R2, -4)
-    b.call("map_lookup_elem")
-    b.jeq(R0, 0, "out")
+    emit_slot_lookup(b, slots, which)
     b.stx(8, R0, R6, 0)
-    b.mov(R6, R0)
     b.call("get_current_pid_tgid")
     b.rsh(R0, 32)
-    b.mov(R3, R0)
-    b.st(4, FP, which + 2, -4)
-    b.ld_map_fd(R1, slots)
-    b.mov(R2, FP)
-    b.add(R2, -4)
-    b.mov(R6, R3)
-    b.call("map_lookup_elem")
-    b.jeq(R0, 0, "out")
+    b.mov(R6, R0)
+    emit_slot_lookup(b, slots, which + 2)
     b.stx(8, R0, R6, 0)
     b.label("out")
     b.mov(R0, which)

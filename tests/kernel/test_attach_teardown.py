@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 CHILD = r"""
 import json, os, sys, time
-sys.path.insert(0, {here!r})
+sys.path[:0] = [{here!r}, os.path.dirname({here!r})]  # test_attach_common, and the helpers it imports
 from test_attach_common import counting_prog, link_ids, new_counts
 from ebpfpy.attach import attach_raw_tracepoint, attach_tracepoint, attach_uprobe, attach_usdt
 

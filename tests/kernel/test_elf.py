@@ -20,12 +20,15 @@ pytestmark = [pytest.mark.kernel, pytest.mark.btf, pytest.mark.clang]
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
     """Compile a test object (vmlinux.h generated from this kernel once per module)."""
-    if not shutil.which("bpftool"):
-        pytest.skip("bpftool is needed to generate vmlinux.h")
     out = tmp_path_factory.mktemp("bpfobj")
     with open(out / "vmlinux.h", "w") as f:
-        subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
-                       check=True, stdout=f)
+        if shutil.which("bpftool"):
+            subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
+                           check=True, stdout=f)
+        else:  # our own writer prints the same header
+            from ebpfpy.btf import vmlinux
+            from ebpfpy.btf.cheader import format_header
+            f.write(format_header(vmlinux()))
     built = {}
 
     def compile_(name, *flags):
@@ -38,6 +41,13 @@ def build(tmp_path_factory):
         return built[key]
 
     return lambda name, *flags: compile_(name, *(flags or ("-g",)))
+
+
+@pytest.fixture
+def bpftool():
+    if not shutil.which("bpftool"):
+        pytest.skip("bpftool (the libbpf reference) is not installed")
+    return "bpftool"
 
 
 @pytest.fixture
@@ -94,6 +104,9 @@ def test_core_task_end_to_end(build):
         assert (tgid, ppid, magic) == (os.getpid(), os.getppid(), 0x1234)
         with open(f"/proc/{os.getpid()}/comm", "rb") as f:
             assert comm and comm in f.read()
+        # BTF-typed map access: the value decodes to the struct's members
+        assert obj.maps["events"][os.getpid()] == {"tgid": os.getpid(), "ppid": os.getppid(),
+                                                   "magic": 0x1234, "comm": comm.decode()}
         # the same event went through the BTF-defined ring buffer
         from ebpfpy.events.ringbuf import RingBuffer
         got = []
@@ -138,19 +151,37 @@ def test_subprograms_callbacks_and_globals_test_run(build):
         assert obj.maps["names"].lookup_raw(b"\0\0\0\0") == b"from-rodata-str\0"
 
 
-@pytest.mark.parametrize("name", ["core_task", "calls_data", "tp_btf"])
-def test_xlated_matches_bpftool_loadall(build, bpffs_dir, name):
+def _needs(name):
+    """Skip objects this kernel cannot run (older kernels in the qemu guest)."""
+    if name == "ksyms":
+        _need_kfuncs()
+    if name == "kconfig" and not os.path.exists("/proc/config.gz"):
+        pytest.skip("no /proc/config.gz")
+
+
+def _need_kfuncs():
+    from ebpfpy.btf import Kind, vmlinux
+    if not vmlinux().find_all("bpf_task_from_pid", Kind.FUNC):
+        pytest.skip("kernel lacks the bpf_task_from_pid kfunc (6.2+)")
+
+
+@pytest.mark.parametrize("name", ["core_task", "calls_data", "tp_btf", "kconfig", "ksyms", "callgraph"])
+def test_xlated_matches_bpftool_loadall(bpftool, build, bpffs_dir, name):
     from ebpfpy.sys import bpf
+    _needs(name)
     path = build(name)
     theirs_dir = os.path.join(bpffs_dir, "bpftool")
     subprocess.run(["bpftool", "prog", "loadall", path, theirs_dir], check=True, capture_output=True)
     with load_object(path) as obj:
         obj.load()
+        assert obj.btf_fd is not None  # the kernel accepted the object's (fixed-up) BTF
         assert sorted(os.listdir(theirs_dir)) == sorted(obj.programs)
         for pname, prog in obj.programs.items():
             with bpf.obj_get(os.path.join(theirs_dir, pname)) as fd:
-                theirs = bpf.prog_info(fd).xlated
-            mine = prog.program.info().xlated
+                their_info = bpf.prog_info(fd)
+            my_info = prog.program.info()
+            assert (my_info.type, my_info.name) == (their_info.type, their_info.name), pname
+            theirs, mine = their_info.xlated, my_info.xlated
             assert len(mine) == len(theirs), pname
             assert _norm_xlated(mine) == _norm_xlated(theirs), pname
             # the maps the two programs use look the same too (name, type, sizes, flags)
@@ -174,7 +205,7 @@ def _xlated_text(pin: str) -> str:
     return re.sub(r"map\[id:(\d+)\]", lambda m: f"map[#{ids.setdefault(m.group(1), len(ids))}]", text)
 
 
-def test_func_and_line_info_match_bpftool(build, bpffs_dir):
+def test_func_and_line_info_match_bpftool(bpftool, build, bpffs_dir):
     path = build("core_task")
     theirs = os.path.join(bpffs_dir, "theirs")
     subprocess.run(["bpftool", "prog", "loadall", path, theirs], check=True, capture_output=True)
@@ -188,7 +219,7 @@ def test_func_and_line_info_match_bpftool(build, bpffs_dir):
             assert mine == _xlated_text(os.path.join(theirs, name))
 
 
-def test_loadall_cli_pins_like_bpftool(build, bpffs_dir):
+def test_loadall_cli_pins_like_bpftool(bpftool, build, bpffs_dir):
     from click.testing import CliRunner
 
     from ebpfpy.cli.objects import loadall
@@ -304,7 +335,7 @@ def test_object_btf_sanitised_forms_load(build):
 
 
 @pytest.mark.parametrize("fmt", ["c", "raw"])
-def test_btf_dump_of_object_matches_bpftool(build, fmt):
+def test_btf_dump_of_object_matches_bpftool(bpftool, build, fmt):
     from click.testing import CliRunner
 
     from ebpfpy.cli.btf import btf
@@ -339,3 +370,52 @@ def test_pinned_by_name_map_is_shared(build, bpffs_dir):
         a.programs["count_runs"].program.test_run(bytes(64))
         b.programs["count_runs"].program.test_run(bytes(64))
         assert b.maps["shared_count"].lookup_raw(b"\0\0\0\0") == struct.pack("<Q", 2)
+        assert b.maps["shared_count"][0] == 2  # typed through BTF, also when reopened from the pin
+
+
+def test_kconfig_externs(build):
+    _needs("kconfig")
+    import gzip
+    import re
+    with gzip.open("/proc/config.gz", "rt") as f:
+        cfg = dict(re.findall(r"^(CONFIG_\w+)=(.*)$", f.read(), re.MULTILINE))
+    rel = [int(x) for x in re.findall(r"\d+", os.uname().release)[:3]]
+    with load_object(build("kconfig")) as obj:
+        obj.load()
+        obj.programs["read_kconfig"].test_run(bytes(64))
+        out = struct.unpack("<6Q", obj.globals["out"])
+        localversion = obj.globals["localversion"]
+    tri = {"y": 1, "m": 2}
+    assert out[0] == (rel[0] << 16) + (rel[1] << 8) + min(rel[2], 255)
+    assert out[1] == 1  # CONFIG_BPF_SYSCALL=y, or we could not be here
+    assert out[2] == tri.get(cfg.get("CONFIG_BPF_JIT"), 0)
+    assert out[3] == int(cfg["CONFIG_HZ"])
+    assert out[4:] == (0, 42)  # the weak extern the kernel does not have reads 0
+    assert localversion.rstrip(b"\0").decode() == cfg["CONFIG_LOCALVERSION"].strip('"')[:15]
+
+
+def test_kfuncs_through_ksym_externs(build):
+    _need_kfuncs()
+    with load_object(build("ksyms")) as obj:
+        obj.globals["target_tgid"] = os.getpid()
+        obj.globals["lookup_pid"] = os.getppid()
+        obj.attach_all()
+        os.getpid()
+        os.getpid()
+        res = struct.unpack("<3Q", obj.globals["res"])
+    assert res == (2, os.getppid(), 2)  # two calls; the parent's tgid; the weak kfunc is absent
+
+
+def test_unknown_section_needs_autoload_off(build):
+    from ebpfpy.elf.objfile import BPFObject
+    from ebpfpy.elf.reader import read_object
+    raw = read_object(build("legacy_maps"))
+    raw.section_named("socket").name = "weird/thing"
+    obj = BPFObject(raw)
+    with obj, pytest.raises(ObjectError, match="section 'weird/thing', which names no known program type"):
+        obj.load()
+    obj = BPFObject(raw)
+    with obj:
+        obj.programs["legacy"].autoload = False
+        obj.load()
+        assert obj.programs["legacy"].program is None and "legacy_counts" in obj.maps

@@ -58,14 +58,9 @@ def check_records(records, n, pid):
 def run_output(kind, map_, loop, n, reader, wait_for):
     child = Waiting(loop, n)
     try:
-        prog, atts = demo.load_on_getpid(demo.syscall_output_program(kind, map_, child.pid))
-        try:
+        with demo.attached_on_getpid(demo.syscall_output_program(kind, map_, child.pid)):
             child.run()
             wait_for()
-        finally:
-            for att in atts:
-                att.close()
-            prog.close()
     finally:
         child.kill()
     return child.pid
@@ -115,18 +110,13 @@ def test_perf_buffer_reports_lost_records():
         with Map.create("perf_event_array", 4, 4, os.cpu_count()) as m, \
                 PerfBuffer(m, lambda c, recs: got.extend(recs), pages=1, cpus=[cpu],
                            lost_callback=lambda c, k: lost_seen.append((c, k))) as pb:
-            prog, atts = demo.load_on_getpid(demo.syscall_output_program("perf", m, os.getpid()))
-            try:
+            with demo.attached_on_getpid(demo.syscall_output_program("perf", m, os.getpid())):
                 for _ in range(n):
                     os.getpid()
                 pb.consume()
                 assert 0 < len(got) <= 4096 // 40
                 os.getpid()
                 pb.consume()
-            finally:
-                for att in atts:
-                    att.close()
-                prog.close()
     finally:
         os.sched_setaffinity(0, cpus)
     check_records(got, len(got), os.getpid())
@@ -171,17 +161,11 @@ def test_two_ring_buffers_in_one_epoll(getpid_loop):
             rb.add(ma, got["a"].extend)
         child = Waiting(getpid_loop, n)
         try:
-            loaded = [demo.load_on_getpid(demo.syscall_output_program("ringbuf", m, child.pid))
-                      for m in (ma, mb)]
-            try:
+            with demo.attached_on_getpid(demo.syscall_output_program("ringbuf", ma, child.pid)), \
+                    demo.attached_on_getpid(demo.syscall_output_program("ringbuf", mb, child.pid)):
                 child.run()
                 while rb.poll(200):
                     pass
-            finally:
-                for prog, atts in loaded:
-                    for att in atts:
-                        att.close()
-                    prog.close()
         finally:
             child.kill()
     a = check_records(got["a"], n, child.pid)
@@ -264,15 +248,10 @@ def test_ring_buffer_skips_discarded_records(getpid_loop):
     with Map.create("ringbuf", 0, 0, 1 << 18) as m, RingBuffer(m, got.extend) as rb:
         child = Waiting(getpid_loop, n)
         try:
-            prog, atts = demo.load_on_getpid(discarding_program(m, child.pid))
-            try:
+            with demo.attached_on_getpid(discarding_program(m, child.pid)):
                 child.run()
                 while rb.poll(200):
                     pass
-            finally:
-                for att in atts:
-                    att.close()
-                prog.close()
         finally:
             child.kill()
         discarded = rb.discarded

@@ -58,36 +58,39 @@ def stack_prog(tmp_path_factory):
         pytest.skip("gcc is not installed")
 
 
-def test_user_and_kernel_stacks_symbolized(stack_prog):
+def record_stacks(child, entries: int):
+    """Wake `child` (a byte on its stdin) and record the stacks of its getpid
+    calls until the first record arrives: (records, user ips, kernel ips),
+    the ips those of the first record."""
     from ebpfpy.maps import Map
 
     records = []
+    with Map.create("stack_trace", 4, 8 * 127, entries) as ustacks, \
+            Map.create("stack_trace", 4, 8 * 127, entries) as kstacks, \
+            Map.create("ringbuf", 0, 0, 1 << 14) as out, RingBuffer(out, records.extend) as rb:
+        with demo.attached_on_getpid(demo.syscall_stack_program(ustacks, kstacks, out, child.pid)):
+            child.stdin.write(b"1")
+            child.stdin.flush()
+            while not records and rb.poll(5000):
+                pass
+        assert records, "no stack record arrived"
+        uid, kid, _ = demo.STACK_RECORD.unpack(records[0])
+        return records, read_stack(ustacks, uid), read_stack(kstacks, kid)
+
+
+def test_user_and_kernel_stacks_symbolized(stack_prog):
     child = subprocess.Popen([stack_prog], stdin=subprocess.PIPE)
     try:
-        with Map.create("stack_trace", 4, 8 * 127, 64) as stacks, \
-                Map.create("stack_trace", 4, 8 * 127, 64) as kstacks, \
-                Map.create("ringbuf", 0, 0, 1 << 14) as out, RingBuffer(out, records.extend) as rb:
-            prog, atts = demo.load_on_getpid(demo.syscall_stack_program(stacks, kstacks, out, child.pid))
-            try:
-                child.stdin.write(b"1")
-                child.stdin.flush()
-                while not records and rb.poll(5000):
-                    pass
-            finally:
-                for att in atts:
-                    att.close()
-                prog.close()
-            assert len(records) == 1
-            ustack_id, kstack_id, pid_tgid = demo.STACK_RECORD.unpack(records[0])
-            assert pid_tgid >> 32 == child.pid
-            assert ustack_id >= 0 and kstack_id >= 0, (ustack_id, kstack_id)
-            user = read_stack(stacks, ustack_id)
-            kernel = read_stack(kstacks, kstack_id)
+        records, user, kernel = record_stacks(child, 64)
+        assert len(records) == 1
+        ustack_id, kstack_id, pid_tgid = demo.STACK_RECORD.unpack(records[0])
+        assert pid_tgid >> 32 == child.pid
+        assert ustack_id >= 0 and kstack_id >= 0, (ustack_id, kstack_id)
 
-            fmt = StackFormatter()
-            text = fmt.ustack(child.pid, user)
-            perf = fmt.ustack(child.pid, user, mode="perf")
-            ktext = fmt.kstack(kernel, indent=8)
+        fmt = StackFormatter()
+        text = fmt.ustack(child.pid, user)
+        perf = fmt.ustack(child.pid, user, mode="perf")
+        ktext = fmt.kstack(kernel, indent=8)
     finally:
         child.stdin.close()
         child.wait(timeout=10)
@@ -122,9 +125,6 @@ def test_same_text_as_bpftrace(stack_prog):
     program repeats until both have seen it.)"""
     import shutil
 
-    from ebpfpy.maps import Map
-
-    records = []
     child = subprocess.Popen([stack_prog, "loop"], stdin=subprocess.PIPE)
     script = (f"tracepoint:syscalls:sys_enter_getpid /pid == {child.pid}/ "
               '{ printf("%s%s", ustack, kstack); exit(); }')
@@ -132,24 +132,10 @@ def test_same_text_as_bpftrace(stack_prog):
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert bt.stdout.readline().startswith("Attaching")
-        with Map.create("stack_trace", 4, 8 * 127, 8) as ustacks, \
-                Map.create("stack_trace", 4, 8 * 127, 8) as kstacks, \
-                Map.create("ringbuf", 0, 0, 1 << 14) as out, RingBuffer(out, records.extend) as rb:
-            prog, atts = demo.load_on_getpid(demo.syscall_stack_program(ustacks, kstacks, out, child.pid))
-            try:
-                child.stdin.write(b"1")
-                child.stdin.flush()
-                while not records and rb.poll(5000):
-                    pass
-            finally:
-                for att in atts:
-                    att.close()
-                prog.close()
-            bt_out = bt.communicate(timeout=30)[0]  # printed while the child still runs
-            uid, kid, _ = demo.STACK_RECORD.unpack(records[0])
-            fmt = StackFormatter()
-            ours = (fmt.ustack(child.pid, read_stack(ustacks, uid), indent=8)
-                    + fmt.kstack(read_stack(kstacks, kid), indent=8))
+        _, user, kernel = record_stacks(child, 8)
+        bt_out = bt.communicate(timeout=30)[0]  # printed while the child still runs
+        fmt = StackFormatter()
+        ours = fmt.ustack(child.pid, user, indent=8) + fmt.kstack(kernel, indent=8)
     finally:
         if bt.poll() is None:
             bt.kill()

@@ -5,9 +5,10 @@ import os
 import struct
 
 import pytest
+from helpers import emit_slot_lookup, open_fds, tracepoint_id
 
 from ebpfpy import bpffs, features
-from ebpfpy.isa.builder import FP, R0, R1, R2, Builder
+from ebpfpy.isa.builder import R0, R1, R2, Builder
 from ebpfpy.isa.insn import Insn, encode_all
 from ebpfpy.links import Link, attach_perf_event, attach_raw_tracepoint
 from ebpfpy.maps import Map
@@ -18,12 +19,7 @@ from ebpfpy.sys.errors import BPFError
 
 pytestmark = pytest.mark.kernel
 
-TRACEFS = "/sys/kernel/tracing"
 XDP_PASS = 2
-
-
-def open_fds():
-    return set(os.listdir("/proc/self/fd"))
 
 
 def ret(v):
@@ -33,26 +29,13 @@ def ret(v):
 def counter_prog(counts: Map) -> list:
     """counts[0] += 1 (atomically), return 0."""
     b = Builder()
-    b.st("w", FP, 0, -4)
-    b.ld_map_fd(R1, counts)
-    b.mov(R2, FP)
-    b.add(R2, -4)
-    b.call("map_lookup_elem")
-    b.jeq(R0, 0, "out")
+    emit_slot_lookup(b, counts, 0)
     b.mov(R1, 1)
     b.atomic_add("dw", R0, R1, 0)
     b.label("out")
     b.mov(R0, 0)
     b.exit()
     return b.build()
-
-
-def tracepoint_id(category, event):
-    root = bpffs.ensure_tracefs()
-    path = os.path.join(root, "events", category, event, "id")
-    if not os.path.exists(path):
-        pytest.skip(f"no {category}:{event} tracepoint")
-    return int(open(path).read())
 
 
 # --------------------------------------------------------------------------

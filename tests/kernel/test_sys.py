@@ -8,6 +8,7 @@ import struct
 import subprocess
 
 import pytest
+from helpers import open_fds, ret
 
 from ebpfpy import bpffs, features
 from ebpfpy.sys import bpf, perf
@@ -26,13 +27,6 @@ from ebpfpy.sys.fd import FD
 UAPI_BPF = "/usr/include/linux/bpf.h"
 
 
-def open_fds():
-    return set(os.listdir("/proc/self/fd"))
-
-
-def ret(value):
-    """r0 = value; exit (raw bytes: the syscall layer must not need the ISA layer)."""
-    return struct.pack("<BBhi", 0xB7, 0, 0, value) + struct.pack("<BBhi", 0x95, 0, 0, 0)
 
 
 # --------------------------------------------------------------------------

@@ -4,7 +4,6 @@ import struct
 import pytest
 
 from ebpfpy.attach import ProbeSpecError, kind_of
-from ebpfpy.attach._perf import parse_cpu_list, parse_format_bits
 from ebpfpy.attach.kprobe import parse_spec as parse_kprobe
 from ebpfpy.attach.perf_event import (
     HARDWARE_EVENTS,
@@ -26,6 +25,7 @@ from ebpfpy.attach.usdt import (
     parse_args,
     parse_stapsdt_desc,
 )
+from ebpfpy.sys.perf import parse_cpu_list, parse_format_bits
 
 FORMAT = """name: sched_process_exec
 ID: 315

@@ -152,7 +152,7 @@ def test_header_preprocessor_and_struct():
 
 
 def test_struct_cast_in_body():
-    (lp, st, star, rp, var) = body("(struct task_struct *)$p")
+    (_lp, st, _star, _rp, _var) = body("(struct task_struct *)$p")
     assert st.kind == "STRUCT_TYPE" and st.value == "struct task_struct"
 
 
@@ -185,3 +185,12 @@ def test_attach_point_span_starts_after_comma():
 
 def test_shebang_is_ignored():
     assert kinds("#!/usr/bin/bpftrace\nBEGIN { }") == ["ATTACH", "{", "}", "EOF"]
+
+
+def test_struct_type_shifts_later_columns_like_bpftrace():
+    # bpftrace 0.17 counts one extra column per struct type name in a body
+    toks, _ = tokenize("BEGIN { @x = (struct task_struct *)1; @y = 2; }")
+    st = next(t for t in toks if t.kind == "STRUCT_TYPE")
+    assert st.span == Span(1, 14, 34)  # starts at "(": no whitespace between
+    y = next(t for t in toks if t.text == "@y")
+    assert y.span == Span(1, 40, 42)

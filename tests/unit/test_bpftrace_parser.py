@@ -57,14 +57,16 @@ def test_alias_resolved():
     ("1 < 2 == 3 > 4", A.Binop("==", A.Binop("<", I(1), I(2)), A.Binop(">", I(3), I(4)))),
     ("1 | 2 ^ 3 & 4", A.Binop("|", I(1), A.Binop("^", I(2), A.Binop("&", I(3), I(4))))),
     ("1 || 2 && 3", A.Binop("||", I(1), A.Binop("&&", I(2), I(3)))),
-    ("-1 * 2", A.Binop("*", A.Unop("-", I(1)), I(2))),
+    ("-1 * 2", A.Binop("*", I(-1), I(2))),  # bpftrace folds "-N" into a literal
+    ("-$x * 2", A.Binop("*", A.Unop("-", A.Variable("$x")), I(2))),
+    ("-(1)", A.Unop("-", I(1))),
     ("!1 == ~2", A.Binop("==", A.Unop("!", I(1)), A.Unop("~", I(2)))),
     # bpftrace declares ?: left associative
     ("1 ? 2 : 3 ? 4 : 5", A.Ternary(A.Ternary(I(1), I(2), I(3)), I(4), I(5))),
     ("1 ? 2 : 3 || 4", A.Ternary(I(1), I(2), A.Binop("||", I(3), I(4)))),
     ("(1 + 2) * 3", A.Binop("*", A.Binop("+", I(1), I(2)), I(3))),
     ("(1, \"a\")", A.Tuple((I(1), A.String("a")))),
-    ("(uint8)-1", A.Cast("uint8", 0, A.Unop("-", I(1)))),
+    ("(uint8)-1", A.Cast("uint8", 0, I(-1))),
     ("(struct task_struct *)curtask", A.Cast("struct task_struct", 1, A.Builtin("curtask"))),
     ("*$p->f", A.Unop("*", A.FieldAccess(A.Variable("$p"), "f", True))),
     ("$t.0.1", A.TupleAccess(A.TupleAccess(A.Variable("$t"), 0), 1)),
@@ -145,8 +147,8 @@ SYNTAX_ERRORS = [
     ("BEGIN,  END,   BEGIN { }", "stdin:1:13-21: ERROR: More than one BEGIN probe defined\nBEGIN,  END,   BEGIN { }\n            ~~~~~~~~\n"),
     ("interval:xx:1 { }", "stdin:1:1-14: ERROR: xx is not an accepted unit of time\ninterval:xx:1 { }\n~~~~~~~~~~~~~\n"),
     ("BEGIN { @x = \"\\q\"; }", "stdin:1:14-17: ERROR: invalid escape character '\\q'\nBEGIN { @x = \"\\q\"; }\n             ~~~\n"),
-    ('BEGIN { @x = "abc }', 'stdin:1:14-20: ERROR: unterminated string\nBEGIN { @x = "abc }\n             ~~~~~~\n'
-                            'stdin:1:14-20: ERROR: syntax error, unexpected end of file\nBEGIN { @x = "abc }\n             ~~~~~~\n'),
+    ('BEGIN { @x = "abc }', ('stdin:1:14-20: ERROR: unterminated string\nBEGIN { @x = "abc }\n             ~~~~~~\n'
+                            'stdin:1:14-20: ERROR: syntax error, unexpected end of file\nBEGIN { @x = "abc }\n             ~~~~~~\n')),
     ("END,\n  kprobe { }", "stdin:1-2: ERROR: kprobe probe type requires 1 argument\n"),
 ]
 
@@ -313,3 +315,50 @@ def test_parser_only_raises_diagnostic_on_mutated_programs(prog, data):
         parse(text)
     except Diagnostic as d:
         assert d.format(text)
+
+
+# -- macros and headers ------------------------------------------------------------
+
+def test_define_expands_in_probes():
+    prog = parse("#define LIMIT 5\n#define FIELD (args->x + LIMIT)\nBEGIN { @x = FIELD; @y = LIMIT; }",
+                 include_dirs=())
+    a, b = prog.probes[0].body
+    assert a.expr == A.Binop("+", A.FieldAccess(A.Builtin("args"), "x", True), I(5))
+    assert b.expr == I(5)
+    # the expansion points at the use
+    assert b.expr.span == Span(3, 26, 31)
+
+
+def test_function_like_macros_are_not_expanded():
+    prog = parse("#define F(a) a\nBEGIN { @x = F; }", include_dirs=())
+    assert prog.probes[0].body[0].expr == A.Identifier("F")
+
+
+def test_header_macros_followed_through_includes(tmp_path):
+    (tmp_path / "outer.h").write_text('#include "inner.h"\n#define OUTER (INNER + 1) /* c */\n')
+    (tmp_path / "inner.h").write_text("#ifndef X\n#define INNER 41\n#endif\n")
+    prog = parse("#include <outer.h>\nBEGIN { @x = OUTER; }", include_dirs=(str(tmp_path),))
+    assert prog.probes[0].body[0].expr == A.Binop("+", I(41), I(1))
+
+
+def test_struct_definition_with_semicolon():
+    prog = parse("struct S { int a; };\nBEGIN { }")
+    assert prog.c_definitions == ("struct S { int a; }",)
+
+
+def test_installed_tool_scripts_parse_and_round_trip():
+    import glob
+    paths = sorted(glob.glob("/usr/sbin/*.bt")) + sorted(glob.glob("/usr/share/bpftrace/tools/*.bt"))
+    if not paths:
+        pytest.skip("no bpftrace tool scripts installed")
+    for path in paths:
+        with open(path) as f:
+            text = f.read()
+        prog = parse(text, path)
+        assert parse(to_source(prog), path) == prog, path
+
+
+def test_macros_do_not_touch_field_names():
+    prog = parse("#define pid_field 3\nBEGIN { @x = curtask->pid_field + pid_field; }", include_dirs=())
+    e = prog.probes[0].body[0].expr
+    assert e == A.Binop("+", A.FieldAccess(A.Builtin("curtask"), "pid_field", True), I(3))

@@ -1,17 +1,24 @@
 """Semantic analysis: types on expressions, the map table, and bpftrace's error texts."""
 import pytest
 from hypothesis import HealthCheck, given, settings
+from test_bpftrace_parser import programs  # pytest puts this directory on sys.path
 
 from ebpfpy.bpftrace import ast as A
 from ebpfpy.bpftrace.diagnostics import Diagnostic
 from ebpfpy.bpftrace.parser import parse
 from ebpfpy.bpftrace.semantic import Env, analyse, parse_format, sizeof_value
 from ebpfpy.bpftrace.types import (
-    INT64, UINT64, Field, TableFormats, TableResolver, array_of, int_type, pointer_to, record,
-    string_type, tuple_type,
+    INT64,
+    UINT64,
+    Field,
+    TableFormats,
+    TableResolver,
+    int_type,
+    pointer_to,
+    record,
+    string_type,
+    tuple_type,
 )
-
-from test_bpftrace_parser import programs  # pytest puts this directory on sys.path
 
 TASK = "struct task_struct"
 RESOLVER = TableResolver({
@@ -175,36 +182,36 @@ def test_probe_kind_builtins_allowed():
 
 ERRORS = [
     ('BEGIN { @x = 1; @x = "a"; }',
-     "stdin:1:17-19: ERROR: Type mismatch for @x: trying to assign value of type 'string[2]' when map already contains a value of type 'int64\n"
-     'BEGIN { @x = 1; @x = "a"; }\n                ~~\n'),
+     ("stdin:1:17-19: ERROR: Type mismatch for @x: trying to assign value of type 'string[2]' when map already contains a value of type 'int64\n"
+     'BEGIN { @x = 1; @x = "a"; }\n                ~~\n')),
     ('BEGIN { printf("%d\\n", "a"); }',
-     'stdin:1:9-28: ERROR: printf: %d specifier expects a value of type integer (string supplied)\n'
-     'BEGIN { printf("%d\\n", "a"); }\n        ~~~~~~~~~~~~~~~~~~~\n'),
+     ('stdin:1:9-28: ERROR: printf: %d specifier expects a value of type integer (string supplied)\n'
+     'BEGIN { printf("%d\\n", "a"); }\n        ~~~~~~~~~~~~~~~~~~~\n')),
     ('BEGIN { $x=1;$x="a"; }',
-     "stdin:1:9-17: ERROR: Type mismatch for $x: trying to assign value of type 'string[2]' when variable already contains a value of type 'int64'\n"
-     'BEGIN { $x=1;$x="a"; }\n        ~~~~~~~~\n'),
+     ("stdin:1:9-17: ERROR: Type mismatch for $x: trying to assign value of type 'string[2]' when variable already contains a value of type 'int64'\n"
+     'BEGIN { $x=1;$x="a"; }\n        ~~~~~~~~\n')),
     ("BEGIN { print(retval); }",
-     "stdin:1:9-21: ERROR: The retval builtin can only be used with 'kretprobe' and 'uretprobe' and 'kfunc' probes\n"
-     "BEGIN { print(retval); }\n        ~~~~~~~~~~~~\n"),
+     ("stdin:1:9-21: ERROR: The retval builtin can only be used with 'kretprobe' and 'uretprobe' and 'kfunc' probes\n"
+     "BEGIN { print(retval); }\n        ~~~~~~~~~~~~\n")),
     ("BEGIN { @x[1,2] = 1; @x[1] = 2; }",
-     "stdin:1:22-27: ERROR: Argument mismatch for @x: trying to access with arguments: [unsigned int64] when map expects arguments: [unsigned int64, unsigned int64]\n"
-     "BEGIN { @x[1,2] = 1; @x[1] = 2; }\n                     ~~~~~\n"),
+     ("stdin:1:22-27: ERROR: Argument mismatch for @x: trying to access with arguments: [unsigned int64] when map expects arguments: [unsigned int64, unsigned int64]\n"
+     "BEGIN { @x[1,2] = 1; @x[1] = 2; }\n                     ~~~~~\n")),
     ("BEGIN { @x = lhist(1, 10, 0, 1); }",
-     "stdin:1:14-32: ERROR: lhist() min must be less than max (provided min 10 and max 0)\n"
+     ("stdin:1:14-32: ERROR: lhist() min must be less than max (provided min 10 and max 0)\n"
      "BEGIN { @x = lhist(1, 10, 0, 1); }\n             ~~~~~~~~~~~~~~~~~~\n"
      "stdin:1:14-32: ERROR: lhist() step is too large for the given range (provided step 1 for range -10)\n"
-     "BEGIN { @x = lhist(1, 10, 0, 1); }\n             ~~~~~~~~~~~~~~~~~~\n"),
+     "BEGIN { @x = lhist(1, 10, 0, 1); }\n             ~~~~~~~~~~~~~~~~~~\n")),
     ('BEGIN { signal("SIGTERM"); }',
-     'stdin:1:9-26: ERROR: signal() is an unsafe function being used in safe mode\n'
+     ('stdin:1:9-26: ERROR: signal() is an unsafe function being used in safe mode\n'
      'BEGIN { signal("SIGTERM"); }\n        ~~~~~~~~~~~~~~~~~\n'
      'stdin:1:9-26: ERROR: signal can not be used with "BEGIN" probes\n'
-     'BEGIN { signal("SIGTERM"); }\n        ~~~~~~~~~~~~~~~~~\n'),
+     'BEGIN { signal("SIGTERM"); }\n        ~~~~~~~~~~~~~~~~~\n')),
     ("BEGIN { @x = (1,2).5; }",
-     "stdin:1:14-21: ERROR: Invalid tuple index: 5. Found 2 elements in tuple.\n"
+     ("stdin:1:14-21: ERROR: Invalid tuple index: 5. Found 2 elements in tuple.\n"
      "BEGIN { @x = (1,2).5; }\n             ~~~~~~~\n"
      "stdin:1:9-11: ERROR: Undefined map: @x\nBEGIN { @x = (1,2).5; }\n        ~~\n"
      "stdin:1:14-21: ERROR: Invalid expression for assignment: none\n"
-     "BEGIN { @x = (1,2).5; }\n             ~~~~~~~\n"),
+     "BEGIN { @x = (1,2).5; }\n             ~~~~~~~\n")),
     ('BEGIN { if ("a") {} }',
      'stdin:1:1-1: ERROR: Invalid condition in if(): string\nBEGIN { if ("a") {} }\n\n'),
 ]
@@ -281,3 +288,62 @@ def test_analyse_only_raises_diagnostic(prog):
             for sub in A.walk(node):
                 if isinstance(sub, A.Expr) and not isinstance(sub, (A.Variable, A.Map)):
                     assert sub.type is not None, sub
+
+
+@pytest.mark.btf
+def test_btf_resolver_on_vmlinux():
+    from ebpfpy.bpftrace.types import BTFResolver
+    r = BTFResolver()
+    fields = {f.name: f for f in r.struct_fields("struct task_struct")}
+    assert fields["comm"].type == string_type(16)
+    assert fields["pid"].type == int_type(32, True)
+    assert str(fields["parent"].type) == "struct task_struct *"
+    assert r.struct_fields("struct no_such_struct_here") is None
+    assert r.type_size("struct task_struct") > 1000
+    res = check("BEGIN { @c = curtask->parent->comm; @p = curtask->pid; }", resolver=r)
+    assert res.maps["@c"].value == string_type(16)
+    assert res.maps["@p"].value == INT64
+
+
+def test_enum_values_from_resolver():
+    r = TableResolver({}, enums={"TCP_SYN_SENT": 2})
+    res = check("BEGIN { @s = pid == TCP_SYN_SENT; }", resolver=r)
+    assert res.warnings == []  # an enumerator is a literal for the sign checks
+    from ebpfpy.bpftrace.semantic import enum_value
+    ident = res.program.probes[0].body[0].expr.right
+    assert enum_value(ident, Env(resolver=r)) == 2
+
+
+def test_positional_params():
+    assert first_error("BEGIN { @x = $1; }", params=("abc",)) == \
+        '$1 used numerically but given "abc". Try using str($1).'
+    res = check("BEGIN { @s = str($1); @n = $2 + 1; @z = $3; }", params=("abc", "0x10"))
+    assert res.maps["@s"].value == string_type(64)
+    assert res.maps["@n"].value == INT64
+
+
+def test_script_defined_failure_keeps_variable_declared():
+    # one error, not a second "Undefined or undeclared variable" for $v
+    text = "BEGIN { $v = nosuch; $w = $v + 1; }"
+    with pytest.raises(Diagnostic) as exc:
+        check(text)
+    assert [m.text for m in exc.value.messages] == ["Unknown identifier: 'nosuch'"]
+
+
+def test_script_defined_structs():
+    text = ("struct pair { int a; char tag; u64 b; char name[8]; struct task_struct *t; };\n"
+            "BEGIN { $p = (struct pair *)0; @a = $p->b; @n = $p->name; @s = sizeof(struct pair);"
+            " @c = $p->t->comm; }")
+    res = check(text, resolver=RESOLVER)
+    fields = {f.name: f for f in res.env.resolver.struct_fields("struct pair")}
+    assert [(n, f.offset) for n, f in fields.items()] == [("a", 0), ("tag", 4), ("b", 8), ("name", 16), ("t", 24)]
+    assert res.maps["@n"].value == string_type(8)
+    assert res.maps["@c"].value == string_type(16)
+    sizeof = res.program.probes[0].body[3].expr
+    assert sizeof_value(sizeof, res.env) == 32
+
+
+def test_script_struct_overrides_btf_layout():
+    res = check("struct task_struct { int only; }\nBEGIN { @x = ((struct task_struct *)0)->only; }",
+                resolver=RESOLVER)
+    assert res.maps["@x"].value == INT64

@@ -355,3 +355,33 @@ def test_btf_ext_parse_and_errors():
         parse_ext(_ext_blob([(0, 12)])[:-4], spec)
     with pytest.raises(BTFError):
         parse_ext(b"\0" * 32, spec)
+
+
+@pytest.mark.btf
+@pytest.mark.bpftrace
+@pytest.mark.parametrize("name", ["list_head", "sched_entity", "task_struct"])
+def test_struct_listing_matches_bpftrace_lv(name):
+    """``bpftrace -lv 'struct X'`` prints the same definition (plus a blank line)."""
+    out = subprocess.run(["bpftrace", "-lv", f"struct {name}"], check=True, capture_output=True, text=True,
+                         timeout=60).stdout
+    spec = vmlinux()
+    assert out == spec.format_c(spec.find_struct(name)) + "\n\n"
+
+
+def test_values_encode_decode():
+    from ebpfpy.btf.values import decode, encode
+    spec = small_spec()
+    sid = spec.find("s", Kind.STRUCT)
+    value = {"x": -5, "f1": 5, "f2": 4000, "__anon3": {"a": 7, "b": 7}, "name": "abc"}
+    raw = encode(spec, sid, value)
+    assert len(raw) == 24
+    got = decode(spec, sid, raw)
+    assert (got["x"], got["f1"], got["f2"], got["name"]) == (-5, 5, 4000, "abc")
+    assert got["__anon3"]["a"] == 7
+    color = spec.find("color")
+    assert decode(spec, color, encode(spec, color, "GREEN")) == "GREEN"
+    assert decode(spec, color, encode(spec, color, -1)) == "MINUS"
+    with pytest.raises(KeyError, match="no member 'nope'"):
+        encode(spec, sid, {"nope": 1})
+    with pytest.raises(ValueError):
+        encode(spec, spec.find("color"), "PURPLE")

@@ -111,3 +111,43 @@ def test_apply_reports_one_line_error():
     code = _insn(0xB7, 0, 0, 0, 1)
     apply(code, [relo(K.FIELD_EXISTS, 7, "0:0")], LOCAL, TARGET, "obj.o: sec")
     assert struct.unpack_from("<i", code, 4)[0] == 0
+
+
+def test_typedef_type_relocations_match_typedefs():
+    from ebpfpy.btf import Kind, Ref
+    target = BTF(encode([Int("int", 4, 1, 0, 32), Int("long", 8, 1, 0, 64), Ref(Kind.TYPEDEF, "pid_t", 2)]))
+    local = BTF(encode([Int("int", 4, 1, 0, 32), Ref(Kind.TYPEDEF, "pid_t", 1), Ref(Kind.TYPEDEF, "nope_t", 1)],
+                       strings=b"\0" + b"0\0"))
+    size = resolve(local, target, CoreRelo(0, 2, 1, K.TYPE_SIZE))
+    assert (size.local, size.target) == (4, 8)
+    assert resolve(local, target, CoreRelo(0, 2, 1, K.TYPE_ID_TARGET)).target == 3
+    missing = resolve(local, target, CoreRelo(0, 3, 1, K.TYPE_EXISTS))
+    assert missing.target is None and missing.reason == "the kernel has no typedef nope_t"
+
+
+def test_type_matches_is_stricter_than_compatible():
+    from ebpfpy.btf import Kind, Ref
+    from ebpfpy.elf.core import types_compatible, types_match
+    target = BTF(encode([
+        Int("int", 4, 1, 0, 32),                                             # 1
+        Struct(False, "foo", 8, (Member("a", 1, 0), Member("p", 3, 32))),    # 2
+        Ref(Kind.PTR, "", 4),                                                # 3
+        Struct(False, "bar", 4, (Member("z", 1, 0),)),                       # 4
+    ]))
+    local = BTF(encode([
+        Int("int", 4, 1, 0, 32),                                             # 1
+        Int("long", 8, 1, 0, 64),                                            # 2
+        Struct(False, "foo___ok", 4, (Member("a", 1, 0),)),                  # 3 subset of members
+        Struct(False, "foo___wide", 8, (Member("a", 2, 0),)),                # 4 a is long here
+        Struct(False, "foo___ptr", 8, (Member("p", 6, 0),)),                 # 5
+        Ref(Kind.PTR, "", 7),                                                # 6
+        Struct(False, "bar___other", 0, ()),                                 # 7 behind a pointer: name only
+        Struct(False, "foo___extra", 8, (Member("missing", 1, 0),)),         # 8
+    ], strings=b"\0" + b"0\0"))
+    assert types_match(local, 3, target, 2)
+    assert not types_match(local, 4, target, 2) and types_compatible(local, 4, target, 2)
+    assert types_match(local, 5, target, 2)
+    assert not types_match(local, 8, target, 2)
+    res = resolve(local, target, CoreRelo(0, 4, 1, K.TYPE_MATCHES))
+    assert res.target is None
+    assert resolve(local, target, CoreRelo(0, 3, 1, K.TYPE_MATCHES)).target == 1

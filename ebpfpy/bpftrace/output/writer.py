@@ -2,7 +2,9 @@
 
 ``TextWriter`` and ``JsonWriter`` take the same calls in the same order; each
 knows only how its format spells them. The stream is flushed after every
-record, as bpftrace does, so piping the output shows events as they happen.
+record by default (``-B line``, bpftrace's default), so piping the output
+shows events as they happen; ``-B full`` leaves flushing to the stream's own
+buffer (and to exit), ``-B none`` also flushes inside records.
 """
 from __future__ import annotations
 
@@ -13,13 +15,26 @@ from .values import MapData
 
 
 class Writer:
-    def __init__(self, stream: TextIO):
+    def __init__(self, stream: TextIO, buffering: str = "line"):
         self.stream = stream
+        self.buffering = buffering
+        self._flush = buffering != "full"
+        # bpftrace 0.17 writes the two blank lines before exit-time maps to
+        # stdout even under ``-o FILE``; the driver points this at stdout then.
+        self.separator_stream: TextIO | None = None
 
     def _emit(self, chunk: str) -> None:
         if chunk:
             self.stream.write(chunk)
-            self.stream.flush()
+            if self._flush:
+                self.stream.flush()
+
+    def exit_separator(self) -> None:
+        """The two blank lines bpftrace prints before the maps at exit (in JSON mode too)."""
+        out = self.separator_stream or self.stream
+        out.write("\n\n")
+        if self._flush or out is not self.stream:
+            out.flush()
 
     def close(self) -> None:
         self.stream.flush()
@@ -44,9 +59,6 @@ class TextWriter(Writer):
     def map(self, data: MapData, top: int = 0, div: int = 1) -> None:
         self._emit(text.format_map(data, top, div))
 
-    def exit_separator(self) -> None:
-        self._emit("\n\n")
-
     def lost(self, count: int) -> None:
         self._emit(text.format_lost(count))
 
@@ -69,10 +81,6 @@ class JsonWriter(Writer):
     def map(self, data: MapData, top: int = 0, div: int = 1) -> None:
         self._emit(jsonfmt.map_json(data, top, div))
 
-    def exit_separator(self) -> None:
-        # bpftrace prints the two blank lines in JSON mode too.
-        self._emit("\n\n")
-
     def lost(self, count: int) -> None:
         self._emit(jsonfmt.lost_json(count))
 
@@ -80,8 +88,8 @@ class JsonWriter(Writer):
 WRITERS = {"text": TextWriter, "json": JsonWriter}
 
 
-def make_writer(fmt: str, stream: TextIO) -> Writer:
+def make_writer(fmt: str, stream: TextIO, buffering: str = "line") -> Writer:
     try:
-        return WRITERS[fmt](stream)
+        return WRITERS[fmt](stream, buffering)
     except KeyError:
         raise ValueError(f"Invalid output format \"{fmt}\"\nValid formats: 'text', 'json'") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -143,7 +144,8 @@ def run_one(kernel: kernels.Kernel, options: Options) -> int:
         )
         result = guest.run(command, options.timeout, _emit)
     if options.show_boot or result.status is None:
-        for line in result.boot_log[-60:] if not options.show_boot else result.boot_log:
+        shown = result.boot_log if options.show_boot else result.boot_log[-60:]
+        for line in shown:
             print(f"[guest] {line}", file=sys.stderr)
     log(f"{kernel.release}: guest {result.banner or '(no banner)'}")
     log(
@@ -182,6 +184,8 @@ def missing_tools() -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    # SIGTERM (CI cancelling a job) unwinds like Ctrl-C: qemu is killed, the temporary initrd removed.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     options = parse_args(argv)
     missing = missing_tools()
     if missing:

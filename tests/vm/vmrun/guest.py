@@ -115,6 +115,22 @@ class ConsoleParser:
             self.boot_log.append(text)
 
 
+def _pump(proc: subprocess.Popen, parser: ConsoleParser, deadline: float) -> bool:
+    """Feed qemu's output to `parser` until it closes; True when `deadline` passed first."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True
+            if not selector.select(min(remaining, 1.0)):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                return False
+            parser.feed(chunk)
+
+
 def run(command: list[str], timeout: float, emit: Callable[[str], None]) -> GuestResult:
     """Run qemu until it exits or `timeout` seconds pass (then kill it); pass pytest lines to `emit`."""
     start = time.monotonic()
@@ -125,21 +141,12 @@ def run(command: list[str], timeout: float, emit: Callable[[str], None]) -> Gues
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    timed_out = False
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while True:
-            remaining = start + timeout - time.monotonic()
-            if remaining <= 0:
-                timed_out = True
-                proc.kill()
-                break
-            if not selector.select(min(remaining, 1.0)):
-                continue
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            parser.feed(chunk)
+    try:
+        timed_out = _pump(proc, parser, start + timeout)
+    finally:
+        # Timed out, or the runner was interrupted: never leave qemu behind.
+        if proc.poll() is None:
+            proc.kill()
     parser.finish()
     qemu_status = proc.wait()
     proc.stdout.close()

@@ -22,6 +22,9 @@ hostname ebpfpy-vm
 # Keep kernel chatter off the console so the pytest output stays readable.
 echo 1 > /proc/sys/kernel/printk
 ulimit -l unlimited 2>/dev/null
+# The kernel starts init with 1024 open files (hard 4096); CI hosts allow far more,
+# and wildcard probes (hundreds of perf events and links) need it.
+ulimit -n 65536
 
 . /vm/env
 echo "EBPFPY-VM-GUEST kernel=$(uname -r) kprobe_pmu=$(cat /sys/bus/event_source/devices/kprobe/type 2>/dev/null || echo none) btf=$( [ -e /sys/kernel/btf/vmlinux ] && echo yes || echo no) cpus=$(nproc)"

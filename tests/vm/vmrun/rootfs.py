@@ -56,7 +56,8 @@ PROJECT_EXTRAS = frozenset({"test"})
 ETC_FILES = {
     "/etc/passwd": b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
     "/etc/group": b"root:x:0:\nnogroup:x:65534:\n",
-    "/etc/hosts": b"127.0.0.1 localhost\n::1 localhost\n",
+    "/etc/hosts": b"127.0.0.1 localhost ebpfpy-vm\n::1 localhost\n",
+    "/etc/hostname": b"ebpfpy-vm\n",  # init.sh sets the same name
 }
 LD_SO_CACHE = "/etc/ld.so.cache"
 # Host programs the suite runs that busybox lacks: guest path -> host path. Their libraries follow via ldd.

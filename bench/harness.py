@@ -1,0 +1,497 @@
+"""Shared machinery of the ebpfpy-vs-bpftrace benchmarks.
+
+Every metric module asks this one for three things: how to start each tool
+(``TOOLS``), how to run and time a process while reading its rusage
+(``Proc``), and how to turn samples into a verdict (``Metric``). Pure parts
+(statistics, the ratio/target logic, the writers) take plain values so
+``tests/unit/test_bench_harness.py`` can check them without a kernel.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+# The two command lines compared. ebpfpy runs through this interpreter with
+# ``-m`` so a pyenv shim's own start-up is not charged to it.
+TOOLS: dict[str, list[str]] = {
+    "ebpfpy": [sys.executable, "-m", "ebpfpy.bpftrace"],
+    "bpftrace": ["bpftrace"],
+}
+TOOL_NAMES = ("ebpfpy", "bpftrace")
+
+# Both tools get the same limits: enough keys for the map-printing metric.
+TOOL_ENV = {"BPFTRACE_MAP_KEYS_MAX": "200000"}
+
+
+# -- statistics ------------------------------------------------------------------
+
+def median(values: Sequence[float]) -> Optional[float]:
+    """The middle value (mean of the two middle ones for an even count); None when empty."""
+    vals = sorted(v for v in values if v is not None)
+    if not vals:
+        return None
+    mid = len(vals) // 2
+    return float(vals[mid]) if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
+
+
+def spread(values: Sequence[float]) -> Optional[tuple]:
+    vals = [v for v in values if v is not None]
+    return (min(vals), max(vals)) if vals else None
+
+
+# -- targets -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Target:
+    """A bound on ebpfpy / bpftrace: ``le`` means the ratio must be at most ``bound``, ``ge`` at least.
+
+    ``kind == "report"`` has no bound: the metric is informative only.
+    """
+    kind: str  # "le", "ge", "not_more" (ebpfpy <= bpftrace, absolute) or "report"
+    bound: float = 0.0
+
+    def text(self) -> str:
+        return {"le": f"<= {self.bound:g}", "ge": f">= {self.bound:g}",
+                "not_more": "<= bpftrace's"}.get(self.kind, "reported")
+
+    def met(self, ratio: Optional[float]) -> Optional[bool]:
+        if self.kind == "report" or ratio is None:
+            return None
+        return ratio <= self.bound if self.kind == "le" else ratio >= self.bound
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+    """a / b, None when either is missing or b is zero (a 0/0 counts as 1: equal)."""
+    if a is None or b is None:
+        return None
+    if b == 0:
+        return 1.0 if a == 0 else None
+    return a / b
+
+
+@dataclass
+class Metric:
+    """One row of the results table: samples for both tools, and how they compare.
+
+    ``value`` folds samples into the number compared (median by default);
+    ``na`` maps a tool to the reason it has no number.
+    """
+    name: str
+    unit: str
+    target: Target
+    how: str
+    samples: dict = field(default_factory=lambda: {t: [] for t in TOOL_NAMES})
+    na: dict = field(default_factory=dict)
+    value: Callable[[list], Optional[float]] = median
+    notes: list = field(default_factory=list)
+    raw: dict = field(default_factory=dict)  # anything else worth keeping (per-script tables)
+    ratio_fn: Optional[Callable[["Metric"], Optional[float]]] = None  # when not result/result
+    details: str = ""  # markdown shown under "Details" (per-script tables)
+
+    def result(self, tool: str) -> Optional[float]:
+        if tool in self.na:
+            return None
+        return self.value(self.samples.get(tool, []))
+
+    def ratio(self) -> Optional[float]:
+        if self.na:
+            return None
+        if self.ratio_fn is not None:
+            return self.ratio_fn(self)
+        return ratio(self.result("ebpfpy"), self.result("bpftrace"))
+
+    def met(self) -> Optional[bool]:
+        if self.target.kind == "not_more":
+            a, b = self.result("ebpfpy"), self.result("bpftrace")
+            return None if a is None or b is None else a <= b
+        return self.target.met(self.ratio())
+
+    def cell(self, tool: str) -> str:
+        if tool in self.na:
+            return f"n/a ({self.na[tool]})"
+        val = self.result(tool)
+        if val is None:
+            return "n/a (no samples)"
+        text = f"{fmt(val)} {self.unit}".strip()
+        rng = spread(self.samples.get(tool, []))
+        if rng and len(self.samples[tool]) > 1 and self.value is median:
+            text += f" [{fmt(rng[0])}–{fmt(rng[1])}]"
+        return text
+
+    def to_json(self) -> dict:
+        return {
+            "unit": self.unit,
+            "ebpfpy": self.result("ebpfpy"),
+            "bpftrace": self.result("bpftrace"),
+            "ratio": self.ratio(),
+            "target": self.target.text(),
+            "met": self.met(),
+            "na": dict(self.na),
+            "samples": {t: list(self.samples.get(t, [])) for t in TOOL_NAMES},
+            "how": self.how,
+            "notes": list(self.notes),
+            **({"raw": self.raw} if self.raw else {}),
+        }
+
+
+def fmt(value: Optional[float]) -> str:
+    """Three significant digits, no exponent for the ranges we print."""
+    if value is None:
+        return "n/a"
+    if value == 0:
+        return "0"
+    mag = abs(value)
+    if mag >= 1000:
+        return f"{value:,.0f}"
+    if mag >= 100:
+        return f"{value:.0f}"
+    if mag >= 10:
+        return f"{value:.1f}"
+    if mag >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def verdict(met: Optional[bool]) -> str:
+    return {True: "yes", False: "**NO**", None: "—"}[met]
+
+
+# -- writers -------------------------------------------------------------------------
+
+def render_markdown(metrics: Sequence[Metric], env: dict, library: Sequence[tuple] = ()) -> str:
+    """The results page: environment, the comparison table, the library rows, how each was measured."""
+    lines = ["# ebpfpy vs bpftrace benchmarks", ""]
+    for key in ("date", "kernel", "cpu", "cpus", "python", "bpftrace", "runs", "command", "duration"):
+        if key in env:
+            lines.append(f"- {key}: {env[key]}")
+    lines += ["", "| metric | ebpfpy | bpftrace | ratio | target | met? |", "|---|---|---|---|---|---|"]
+    for m in metrics:
+        r = m.ratio()
+        lines.append(f"| {m.name} | {m.cell('ebpfpy')} | {m.cell('bpftrace')} | "
+                     f"{fmt(r) if r is not None else 'n/a'} | {m.target.text()} | {verdict(m.met())} |")
+    missed = [m.name for m in metrics if m.met() is False]
+    lines.append("")
+    lines.append("Targets missed: " + (", ".join(missed) if missed else "none") + ".")
+    if library:
+        lines += ["", "## ebpfpy library paths (no target)", "", "| path | median | range |", "|---|---|---|"]
+        for name, samples, unit, note in library:
+            if isinstance(samples, str):
+                lines.append(f"| {name} | n/a ({samples}) | |")
+                continue
+            rng = spread(samples)
+            lines.append(f"| {name} | {fmt(median(samples))} {unit} | "
+                         f"{fmt(rng[0])}–{fmt(rng[1])} {unit} |" + (f" {note}" if note else ""))
+    lines += ["", "## How measured", ""]
+    for m in metrics:
+        lines.append(f"- **{m.name}**: {m.how}")
+        for note in m.notes:
+            lines.append(f"  - {note}")
+    for m in metrics:
+        if m.details:
+            lines += ["", f"## Details: {m.name}", "", m.details]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(metrics: Sequence[Metric], env: dict, library: Sequence[tuple], md_path: str,
+                  json_path: str) -> None:
+    with open(md_path, "w") as f:
+        f.write(render_markdown(metrics, env, library))
+    data = {
+        "env": env,
+        "metrics": {m.name: m.to_json() for m in metrics},
+        "library": {name: ({"na": s} if isinstance(s, str) else {"median": median(s), "samples": s,
+                                                                 "unit": unit, "note": note})
+                    for name, s, unit, note in library},
+    }
+    with open(json_path, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+
+
+# -- interleaving -----------------------------------------------------------------------
+
+def interleave(runs: int, fns: dict, order: Sequence[str] = TOOL_NAMES) -> dict:
+    """Call fns[tool]() ``runs`` times, alternating A B A B, so drift hits both tools alike.
+
+    A call returns one sample or None; None (or an exception, kept as a reason)
+    is not added. Returns {tool: samples} and {tool: reason} of the first failure.
+    """
+    samples = {t: [] for t in order}
+    errors: dict = {}
+    for _ in range(runs):
+        for tool in order:
+            if tool in errors and not samples[tool]:
+                continue  # it failed and never worked: do not waste the time again
+            try:
+                val = fns[tool]()
+            except ToolFailed as err:
+                errors.setdefault(tool, str(err))
+                continue
+            if val is not None:
+                samples[tool].append(val)
+    return samples, errors
+
+
+class ToolFailed(Exception):
+    """A tool did not produce a measurement; the message is the short reason shown as n/a."""
+
+
+# -- processes ---------------------------------------------------------------------------
+
+def tool_argv(tool: str, *args: str) -> list:
+    return [*TOOLS[tool], *args]
+
+
+def tool_env() -> dict:
+    env = dict(os.environ)
+    env.update(TOOL_ENV)
+    return env
+
+
+class Proc:
+    """A child process with a start time, its rusage at exit, and line reading with deadlines.
+
+    stdout is a pipe read line by line (``wait_for``); stderr goes to a temp
+    file so a chatty child never blocks and the first error line can become
+    the n/a reason.
+    """
+
+    def __init__(self, argv: list, *, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=None):
+        self.err = tempfile.TemporaryFile()
+        self.t0 = time.perf_counter()
+        self.popen = subprocess.Popen(argv, stdout=stdout, stdin=stdin, stderr=self.err,
+                                      env=env if env is not None else tool_env())
+        self.pid = self.popen.pid
+        self.rusage = None
+        self.status: Optional[int] = None
+        self.t_exit: Optional[float] = None
+        self.lines: list = []
+
+    def readline(self, timeout: float) -> Optional[str]:
+        """The next stdout line, or None at EOF / when nothing arrives in time."""
+        import select
+
+        out = self.popen.stdout
+        r, _, _ = select.select([out], [], [], max(0.0, timeout))
+        if not r:
+            return None
+        line = out.readline()
+        if not line:
+            return None
+        text = line.decode(errors="replace")
+        self.lines.append(text)
+        return text
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float) -> Optional[float]:
+        """Read lines until one satisfies predicate; return the time since start, or None."""
+        deadline = time.perf_counter() + timeout
+        while True:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return None
+            line = self.readline(left)
+            if line is None:
+                if not self.alive() or left <= 0:
+                    return None
+                continue
+            if predicate(line):
+                return time.perf_counter() - self.t0
+
+    def alive(self) -> bool:
+        """True while the child has not exited; unlike Popen.poll it does not reap it (wait4 must)."""
+        if self.status is not None:
+            return False
+        try:
+            info = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return False
+        return info is None
+
+    def drain(self) -> None:
+        if self.popen.stdout is not None:
+            for line in self.popen.stdout:
+                self.lines.append(line.decode(errors="replace"))
+
+    def wait(self, timeout: float = 60.0) -> int:
+        """Reap the child with wait4 (so ru_maxrss is its own), SIGKILL after timeout."""
+        if self.status is not None:
+            return self.status
+        deadline = time.perf_counter() + timeout
+        while True:
+            pid, status, rusage = os.wait4(self.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                os.kill(self.pid, signal.SIGKILL)
+                pid, status, rusage = os.wait4(self.pid, 0)
+                break
+            time.sleep(0.002)
+        self.t_exit = time.perf_counter()
+        self.rusage = rusage
+        self.status = os.waitstatus_to_exitcode(status)
+        self.popen.returncode = self.status  # keep Popen from reaping again
+        return self.status
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGINT, as a user's Ctrl-C, then wait."""
+        if self.alive():
+            try:
+                os.kill(self.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        return self.wait(timeout)
+
+    def kill(self) -> None:
+        if self.status is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.wait(5)
+
+    @property
+    def wall(self) -> float:
+        return (self.t_exit or time.perf_counter()) - self.t0
+
+    @property
+    def maxrss_mb(self) -> Optional[float]:
+        return self.rusage.ru_maxrss / 1024 if self.rusage else None
+
+    def error_text(self) -> str:
+        """The first meaningful stderr line (the RLIMIT_MEMLOCK warning of bpftrace skipped)."""
+        self.err.seek(0)
+        for line in self.err.read().decode(errors="replace").splitlines():
+            if line.strip() and "RLIMIT_MEMLOCK" not in line:
+                return line.strip()[:160]
+        return f"exit status {self.status}"
+
+    def close(self) -> None:
+        self.kill()
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
+        self.err.close()
+
+    def __enter__(self) -> "Proc":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def attaching(line: str) -> bool:
+    return line.startswith("Attaching ")
+
+
+# -- the kernel side ------------------------------------------------------------------------
+
+def prog_ids_of(pid: int) -> set:
+    """Ids of the BPF programs a process holds (prog fds and links), from /proc/PID/fdinfo."""
+    ids = set()
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return ids
+    for fd in fds:
+        try:
+            target = os.readlink(f"{fd_dir}/{fd}")
+            if "bpf-prog" not in target and "bpf_link" not in target:
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                for line in f:
+                    if line.startswith("prog_id:"):
+                        ids.add(int(line.split()[1]))
+        except (OSError, ValueError):
+            continue
+    return ids
+
+
+def tracepoints_attached(pid: int) -> int:
+    """How many tracepoint/uprobe perf events of this process have a program (``bpftool perf``)."""
+    out = subprocess.run(["bpftool", "perf", "list", "-j"], capture_output=True, text=True).stdout
+    try:
+        rows = json.loads(out or "[]")
+    except ValueError:
+        return 0
+    return sum(1 for r in rows if r.get("pid") == pid)
+
+
+def wait_attached(proc: Proc, n: int, timeout: float) -> bool:
+    """Poll until the process has ``n`` tracepoints attached (or it exits / time runs out)."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if not proc.alive():
+            return False
+        if tracepoints_attached(proc.pid) >= n:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def loaded_prog_ids() -> set:
+    out = subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True, text=True).stdout
+    try:
+        return {p["id"] for p in json.loads(out or "[]")}
+    except (ValueError, KeyError):
+        return set()
+
+
+def held_prog_ids() -> set:
+    """Ids of every program some live process holds an fd or link to."""
+    ids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            ids |= prog_ids_of(int(entry))
+    return ids
+
+
+def ensure_tracefs() -> None:
+    if not os.path.exists("/sys/kernel/tracing/events"):
+        os.makedirs("/sys/kernel/tracing", exist_ok=True)
+        subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], check=False)
+
+
+def build_loop(tmpdir: str) -> str:
+    """Compile bench/loop.c into tmpdir; return the binary's path."""
+    out = os.path.join(tmpdir, "loop")
+    subprocess.run(["gcc", "-O2", "-o", out, os.path.join(HERE, "loop.c")], check=True)
+    return out
+
+
+class Loop:
+    """bench/loop.c started with -w: its pid is known before it makes a single syscall."""
+
+    def __init__(self, binary: str, mode: str, n: int):
+        self.popen = subprocess.Popen([binary, "-w", mode, str(n)], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE)
+        self.pid = int(self.popen.stdout.readline())
+
+    def go(self) -> float:
+        self.popen.stdin.write(b"x")
+        self.popen.stdin.flush()
+        return time.perf_counter()
+
+    def finish(self, timeout: float = 120) -> int:
+        """Wait for the loop; return the nanoseconds it reported."""
+        out, _ = self.popen.communicate(timeout=timeout)
+        return int(out.strip() or 0)
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+        self.popen.wait()
+        for s in (self.popen.stdin, self.popen.stdout):
+            try:
+                s.close()
+            except (OSError, BrokenPipeError):
+                pass

@@ -1,0 +1,166 @@
+"""ebpfpy's own library paths (no bpftrace counterpart), and in-process compile time of the largest tool.
+
+Each entry is timed ``runs`` times with time.perf_counter; results are
+(name, samples or n/a reason, unit, note) rows for the harness writer.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import time
+
+from harness import ROOT, Metric, Target
+
+N_INSNS = 1_000_000
+N_TEXT = 100_000
+N_MAP = 100_000
+
+
+def _timed(fn, runs: int) -> list:
+    out = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def _program(n: int) -> list:
+    from ebpfpy.isa.builder import FP, R0, R1, R2, R3, Builder
+
+    b = Builder()
+    for i in range(n // 4 - 1):
+        b.alu("add", R1, i & 0x7fff)
+        b.alu("mov", R2, R1)
+        b.ldx(8, R3, FP, -8)
+        b.stx(8, FP, R3, -16)
+    b.alu("mov", R0, 0)
+    b.exit()
+    return b.build()
+
+
+def _row(name: str, fn, runs: int, unit_note: str = "") -> tuple:
+    try:
+        return (name, _timed(fn, runs), "s", unit_note)
+    except Exception as err:  # a missing API is reported, not fatal
+        return (name, f"{type(err).__name__}: {str(err)[:100]}", "s", "")
+
+
+def measure(runs: int) -> list:
+    from ebpfpy.isa import insn as insn_mod
+
+    rows = []
+    rows.append(_row(f"assemble (Builder) + encode_all, {N_INSNS:,} insns",
+                     lambda: insn_mod.encode_all(_program(N_INSNS)), runs))
+    try:
+        blob = insn_mod.encode_all(_program(N_INSNS))
+        rows.append(_row(f"decode, {N_INSNS:,} insns", lambda: insn_mod.decode(blob), runs))
+    except Exception as err:
+        rows.append((f"decode, {N_INSNS:,} insns", f"{type(err).__name__}: {err}", "s", ""))
+    try:
+        from ebpfpy.isa.asm import assemble
+        from ebpfpy.isa.disasm import format_program
+
+        small = _program(N_TEXT)
+        text = format_program(small, with_index=False)
+        rows.append(_row(f"disassemble (format_program), {N_TEXT:,} insns",
+                         lambda: format_program(small, with_index=False), runs))
+        rows.append(_row(f"assemble text (asm.assemble), {N_TEXT:,} insns", lambda: assemble(text), runs))
+    except Exception as err:
+        rows.append((f"text assembly/disassembly, {N_TEXT:,} insns", f"{type(err).__name__}: {err}", "s", ""))
+    rows.extend(_map_rows(runs))
+    rows.append(_row("vmlinux BTF: parse + look up task_struct", _btf, runs))
+    return rows
+
+
+def _map_rows(runs: int) -> list:
+    """Fill a 100k-entry hash map (BPF_MAP_UPDATE_BATCH when there is one), then time dict(m.items())."""
+    name = f"hash map, {N_MAP:,} entries: dict(m.items())"
+    fill_name = f"hash map, {N_MAP:,} entries: fill"
+    try:
+        from ebpfpy.maps import Map
+        from ebpfpy.sys import bpf
+
+        m = Map.create("hash", 8, 8, N_MAP)
+        try:
+            keys = [i.to_bytes(8, "little") for i in range(N_MAP)]
+            vals = [(i * 3).to_bytes(8, "little") for i in range(N_MAP)]
+            t = time.perf_counter()
+            how = "one update() per key"
+            if hasattr(bpf, "map_update_batch"):
+                try:
+                    bpf.map_update_batch(m.fd, keys, vals)
+                    how = "bpf.map_update_batch"
+                except Exception:
+                    pass
+            if how != "bpf.map_update_batch":
+                for k, v in zip(keys, vals):
+                    m.update(k, v)
+            fill = time.perf_counter() - t
+            samples = _timed(lambda: dict(m.items()), runs)
+            got = dict(m.items())
+            if len(got) != N_MAP or got[keys[7]] != vals[7]:
+                return [(name, "items() returned wrong contents", "s", "")]
+            return [(fill_name, [fill], "s", f"({how})"), (name, samples, "s", "")]
+        finally:
+            m.close()
+    except Exception as err:
+        return [(name, f"{type(err).__name__}: {str(err)[:100]}", "s", "")]
+
+
+def _btf() -> None:
+    from ebpfpy.btf import spec
+
+    fresh = spec.BTF(open("/sys/kernel/btf/vmlinux", "rb").read())  # not the cached vmlinux()
+    fresh.find_struct("task_struct")
+
+
+def compile_time(runs: int) -> list:
+    """Largest tools/*.bt: parse, check, compile, create maps, load every program (in process)."""
+    m = Metric("compile time: largest tools/ script, source to loaded programs", "s", Target("report"),
+               "in-process: `ebpfpy.bpftrace.driver.compile_source` (parse, semantic check, codegen), "
+               "then create every map and `Program.load` every probe, as the runtime does; then close all.")
+    m.na["bpftrace"] = "no in-process API to time"
+    # Largest first; one that does not compile is skipped (and named), the next is tried.
+    scripts = sorted(glob.glob(os.path.join(ROOT, "tools", "*.bt")), key=os.path.getsize, reverse=True)
+    errors = []
+    for path in scripts:
+        try:
+            samples = _timed(lambda: _compile_and_load(path), runs)
+        except Exception as err:
+            errors.append(f"{os.path.basename(path)}: {type(err).__name__}: {str(err)[:120]}")
+            continue
+        m.samples["ebpfpy"] = samples
+        m.notes.append(f"script: tools/{os.path.basename(path)} ({os.path.getsize(path)} bytes), "
+                       f"{runs} runs; the first one ({samples[0]:.3f} s) also pays for imports and "
+                       "reading vmlinux BTF")
+        break
+    else:
+        m.na["ebpfpy"] = "no tools/ script compiled and loaded"
+    m.notes.extend(f"skipped (failed): {e}" for e in errors)
+    return [m]
+
+
+def _compile_and_load(path: str) -> None:
+    from ebpfpy.bpftrace.driver import Options, compile_source
+    from ebpfpy.bpftrace.runtime import _kernel_name
+    from ebpfpy.maps import Map
+    from ebpfpy.progs import Program
+
+    with open(path) as f:
+        source = f.read()
+    _, script = compile_source(Options(source=source, filename=path))
+    maps, progs = {}, []
+    try:
+        for plan in script.maps.values():
+            maps[plan.name] = Map.create(plan.map_type, plan.key_size, plan.value_size, plan.max_entries,
+                                         name=_kernel_name(plan.name))
+        for plan in script.probes:
+            progs.append(Program.load(plan.prog_type, plan.builder.build(maps=maps),
+                                      name=_kernel_name(plan.label or plan.probe),
+                                      expected_attach_type=plan.expected_attach_type))
+    finally:
+        for p in progs:
+            p.close()
+        for mp in maps.values():
+            mp.close()

@@ -1,0 +1,199 @@
+"""The differential corpus: scripts run by both pybpftrace and bpftrace 0.17 against tests/progs/workload.c.
+
+Each case is ``(name, script)`` or ``(name, script, options)`` where options may
+give ``args`` (positional parameters), ``flags`` (extra command-line flags),
+``env`` (environment variables) and ``rounds`` (the workload's argument).
+Every probe on a syscall is filtered by ``pid == cpid`` so only the workload
+counts; what the workload does is fixed (see workload.c), so both tools must
+print the same bytes up to the normalisation in the test.
+"""
+
+OPEN = "t:syscalls:sys_enter_openat /pid == cpid/"
+OPENX = "t:syscalls:sys_exit_openat /pid == cpid/"
+READ = "t:syscalls:sys_enter_read /pid == cpid && args->fd > 2/"
+READX = "t:syscalls:sys_exit_read /pid == cpid && args->ret >= 0 && args->ret < 8/"
+WRITE = "t:syscalls:sys_enter_write /pid == cpid/"
+KILL = "t:syscalls:sys_enter_kill /pid == cpid/"
+GETPID = "t:syscalls:sys_enter_getpid /pid == cpid/"
+CLOSE = "t:syscalls:sys_enter_close /pid == cpid && args->fd > 2/"
+W = "@WORKLOAD@"  # replaced by the path of the built workload
+
+CASES = [
+    # -- aggregations, 0/1/2-part keys -------------------------------------------------
+    ("count_nokey", f"{OPEN} {{ @ = count(); }}"),
+    ("count_named", f"{OPEN} {{ @opens = count(); }}"),
+    ("count_strkey", f"{OPEN} {{ @[str(args->filename)] = count(); }}"),
+    ("count_intkey", f"{OPEN} {{ @[args->flags] = count(); }}"),
+    ("count_2key", f"{OPEN} {{ @[comm, args->flags] = count(); }}"),
+    ("count_2key_int_str", f"{KILL} {{ @[args->sig, comm] = count(); }}"),
+    ("sum_nokey", f"{READ} {{ @ = sum(args->count); }}"),
+    ("sum_key", f"{READ} {{ @[args->fd] = sum(args->count); }}"),
+    ("sum_negative", f"{OPENX} {{ @ = sum(args->ret); }}"),
+    ("avg_nokey", f"{READ} {{ @ = avg(args->count); }}"),
+    ("avg_key", f"{OPENX} {{ @[args->ret] = avg(args->ret); }}"),
+    ("min_max", f"{READ} {{ @mn = min(args->count); @mx = max(args->count); }}"),
+    ("min_max_neg", f"{OPENX} {{ @mn = min(args->ret); @mx = max(args->ret); }}"),
+    ("min_max_key", f"{READ} {{ @mn[comm] = min(args->count); @mx[comm] = max(args->count); }}"),
+    ("stats_nokey", f"{READ} {{ @ = stats(args->count); }}"),
+    ("stats_key", f"{OPENX} {{ @[comm] = stats(args->ret); }}"),
+    ("hist_nokey", f"{READ} {{ @ = hist(args->count); }}"),
+    ("hist_key", f"{READ} {{ @[comm] = hist(args->count); }}"),
+    ("hist_neg", f"{OPENX} {{ @ = hist(args->ret); }}"),
+    ("hist_2key", f"{READ} {{ @[comm, args->fd] = hist(args->count * 1000); }}"),
+    ("lhist_nokey", f"{READ} {{ @ = lhist(args->count, 0, 10, 2); }}"),
+    ("lhist_key", f"{READ} {{ @[comm] = lhist(args->count, 0, 5, 1); }}"),
+    ("lhist_neg", f"{OPENX} {{ @ = lhist(args->ret, -5, 5, 1); }}"),
+    ("lhist_over", f"{READ} {{ @ = lhist(args->count * 100, 0, 300, 100); }}"),
+    ("all_aggs", f"{READ} {{ @c = count(); @s = sum(args->count); @a = avg(args->count); "
+                 "@n = min(args->count); @x = max(args->count); @st = stats(args->count); }"),
+    ("count_many_keys", f"{READX} {{ @[args->ret, comm, args->ret * 2] = count(); }}"),
+    # -- int/string/tuple values -----------------------------------------------------
+    ("map_int_value", f"{OPEN} {{ @last = args->flags; }}"),
+    ("map_str_value", f"{OPEN} {{ @name = str(args->filename); }}"),
+    ("map_tuple_value", f"{KILL} {{ @t = (args->sig, comm, 7); }}"),
+    ("map_tuple_key", f"{KILL} {{ @[(args->sig, comm)] = count(); }}"),
+    ("map_keyed_str_value", f"{OPEN} {{ @[args->flags] = str(args->filename); }}"),
+    ("map_tuple_str_key", f"{OPEN} {{ @[comm, str(args->filename)] = sum(1); }}"),
+    # -- builtins ----------------------------------------------------------------------
+    ("probe_key", f"{OPEN} {{ @[probe] = count(); }}"),
+    ("probe_printf", f"{KILL} {{ printf(\"%s\\n\", probe); }}"),
+    ("comm_printf", f"{KILL} {{ printf(\"[%s]\\n\", comm); }}"),
+    ("pid_tid", f"{KILL} {{ printf(\"%d %d %d\\n\", pid - cpid, tid - cpid, pid == tid); }}"),
+    ("uid_gid", f"{KILL} {{ printf(\"%d %d\\n\", uid, gid); @[uid, gid] = count(); }}"),
+    ("kill_args", f"{KILL} {{ printf(\"sig=%d self=%d\\n\", args->sig, args->pid == cpid); }}"),
+    ("openat_args", f"{OPEN} {{ printf(\"%d %d %s\\n\", args->dfd, args->flags, str(args->filename)); }}"),
+    ("str_n", f"{OPEN} {{ printf(\"%s\\n\", str(args->filename, 5)); }}"),
+    ("str_n_key", f"{OPEN} {{ @[str(args->filename, 8)] = count(); }}"),
+    ("write_args", f"{WRITE} {{ printf(\"fd=%d count=%d\\n\", args->fd, args->count); }}"),
+    ("read_args", f"{READ} {{ printf(\"fd=%d count=%d\\n\", args->fd, args->count); }}"),
+    ("exit_ret", f"{OPENX} {{ printf(\"ret=%d\\n\", args->ret); }}"),
+    ("exit_read_ret", f"{READX} {{ @[args->ret] = count(); }}"),
+    ("exit_ret_sign", f"{OPENX} {{ @[args->ret < 0] = count(); }}"),
+    ("getpid_count", f"{GETPID} {{ @ = count(); }}"),
+    ("close_fd", f"{CLOSE} {{ if (comm == \"workload\") {{ @[args->fd] = count(); }} }}"),
+    ("exit_group", "t:syscalls:sys_enter_exit_group /pid == cpid/ { printf(\"code %d\\n\", args->error_code); }"),
+    # -- printf -------------------------------------------------------------------------
+    ("printf_verbs", f"{KILL} {{ printf(\"%d|%u|%x|%X|%o|%c|%s|%%\\n\", args->sig, args->sig, 255, 255, 8, 65, comm); }}"),
+    ("printf_widths", f"{KILL} {{ printf(\"[%5d][%-5d][%05d][%10s][%-10s]\\n\", args->sig, args->sig, 42, comm, comm); }}"),
+    ("printf_long", f"{KILL} {{ printf(\"%ld %lu %lld %llu %lx\\n\", -1, 2, -3, 4, 255); }}"),
+    ("printf_neg", f"{OPENX} {{ printf(\"%d %u %x\\n\", args->ret, 5, 16); }}"),
+    ("printf_noargs", f"{KILL} {{ printf(\"hello\\n\"); }}"),
+    ("printf_many", f"{KILL} {{ printf(\"%d %d %d %d %d %d %d\\n\", 1, 2, 3, 4, 5, 6, 7); }}"),
+    ("printf_str_width", f"{OPEN} {{ printf(\"%-30s|\\n\", str(args->filename)); }}"),
+    ("printf_hex_width", f"{KILL} {{ printf(\"%08x %-8x|\\n\", 48879, 10); }}"),
+    ("printf_escapes", f"{KILL} {{ printf(\"a\\tb\\\"c\\\\d\\n\"); }}"),
+    # -- print / clear / zero / delete ---------------------------------------------------
+    ("print_map", f"{OPEN} {{ @[str(args->filename)] = count(); }} END {{ print(@); clear(@); }}"),
+    ("print_top", f"{OPEN} {{ @[str(args->filename)] = count(); }} END {{ print(@, 2); clear(@); }}"),
+    ("print_top_div", f"{READ} {{ @[args->count] = sum(args->count * 100); }} END {{ print(@, 2, 10); clear(@); }}"),
+    ("print_value_int", f"{KILL} {{ print(args->sig); }}"),
+    ("print_value_str", f"{KILL} {{ print(comm); }}"),
+    ("print_value_tuple", f"{KILL} {{ print((1, comm, args->sig)); }}"),
+    ("print_hist", f"{READ} {{ @h = hist(args->count); }} END {{ print(@h); clear(@h); }}"),
+    ("clear_map", f"{OPEN} {{ @[args->flags] = count(); }} {KILL} {{ clear(@); }}"),
+    ("zero_map", f"{OPEN} {{ @[args->flags] = count(); }} END {{ zero(@); }}"),
+    ("zero_hist", f"{READ} {{ @ = hist(args->count); }} END {{ zero(@); }}"),
+    ("delete_key", f"{OPEN} {{ @[args->flags] = count(); }} {KILL} {{ delete(@[0]); }}"),
+    ("delete_str", f"{OPEN} {{ @[str(args->filename)] = count(); }} END {{ delete(@[\"/etc/hostname\"]); }}"),
+    # -- variables and control flow ------------------------------------------------------
+    ("vars", f"{READ} {{ $a = args->count; $b = $a * 2; @[$a] = sum($b); }}"),
+    ("var_str", f"{OPEN} {{ $s = str(args->filename); @[$s] = count(); }}"),
+    ("if_else", f"{OPENX} {{ if (args->ret < 0) {{ @fail = count(); }} else {{ @ok = count(); }} }}"),
+    ("if_only", f"{READ} {{ if (args->count > 2) {{ @big = count(); }} }}"),
+    ("if_nested", f"{READ} {{ if (args->count > 1) {{ if (args->count > 3) {{ @[\"gt3\"] = count(); }} "
+                  "else { @[\"2-3\"] = count(); } } else { @[\"le1\"] = count(); } }"),
+    ("ternary", f"{OPENX} {{ @[args->ret >= 0 ? 1 : 0] = count(); }}"),
+    ("ternary_str", f"{OPENX} {{ printf(\"%s\\n\", args->ret >= 0 ? \"ok\" : \"fail\"); }}"),
+    ("ternary_int", f"{READ} {{ @ = sum(args->count > 2 ? 10 : 1); }}"),
+    ("while_loop", "BEGIN { $i = 0; while ($i < 10) { $i++; @ = sum($i); } exit(); }"),
+    ("while_break", "BEGIN { $i = 0; while ($i < 100) { $i++; if ($i == 7) { break; } } printf(\"%d\\n\", $i); exit(); }"),
+    ("while_continue", "BEGIN { $i = 0; $s = 0; while ($i < 10) { $i++; if ($i % 2 == 0) { continue; } $s += $i; } "
+                       "printf(\"%d\\n\", $s); exit(); }"),
+    ("unroll", "BEGIN { $i = 1; unroll(5) { $i = $i * 2; } printf(\"%d\\n\", $i); exit(); }"),
+    ("incdec", "BEGIN { $i = 5; $i++; $i++; $i--; @x++; @x++; @y--; printf(\"%d\\n\", $i); exit(); }"),
+    ("incdec_keyed", f"{OPEN} {{ @[args->flags]++; }}"),
+    ("compound", "BEGIN { $a = 10; $a += 5; $a -= 3; $a *= 4; $a /= 3; $a %= 7; $a <<= 3; $a >>= 1; "
+                 "$a |= 1; $a &= 0xff; $a ^= 2; printf(\"%d\\n\", $a); exit(); }"),
+    ("compound_map", f"{READ} {{ @s += args->count; @m[comm] += 2; }}"),
+    ("str_compare", f"{OPEN} {{ if (str(args->filename) == \"/etc/hostname\") {{ @yes = count(); }} "
+                    "if (comm != \"workload\") { @no = count(); } }"),
+    ("str_compare_var", f"{OPEN} {{ $f = str(args->filename); @[$f == \"/etc/hostname\"] = count(); }}"),
+    ("casts", "BEGIN { printf(\"%d %d %d %d %d %d\\n\", (int8)300, (uint8)300, (int16)70000, (uint16)-1, "
+              "(int32)4294967295, (uint32)-1); exit(); }"),
+    ("cast_arg", f"{OPENX} {{ @[(uint8)args->ret] = count(); }}"),
+    ("arith", "BEGIN { printf(\"%d %d %d %d %d %d\\n\", 7 / 2, 7 % 3, -7 / 2, 1 << 10, 1024 >> 3, 6 & 3 | 8 ^ 1); exit(); }"),
+    ("logic", "BEGIN { printf(\"%d %d %d %d %d\\n\", 1 && 0, 1 || 0, !5, !0, ~0 == -1); exit(); }"),
+    ("compare_signed", "BEGIN { $a = -1; printf(\"%d %d %d\\n\", $a < 0, $a > 1, $a == -1); exit(); }"),
+    ("positional", f"{KILL} {{ printf(\"%d %s %d\\n\", $1, str($2), $#); }}", {"args": ("42", "hello")}),
+    ("positional_pred", "t:syscalls:sys_enter_read /pid == cpid && args->count == $1/ { @ = count(); }",
+     {"args": ("3",)}),
+    ("positional_count", "BEGIN { printf(\"%d\\n\", $#); exit(); }", {"args": ("a", "b", "c")}),
+    # -- BEGIN / END / exit / several probes -------------------------------------------------
+    ("begin_end", f"BEGIN {{ printf(\"start\\n\"); }} {OPEN} {{ @ = count(); }} END {{ printf(\"end %d\\n\", @); }}"),
+    ("end_print", f"{OPEN} {{ @a[args->flags] = count(); }} {KILL} {{ @b = count(); }} END {{ print(@a); print(@b); clear(@a); clear(@b); }}"),
+    ("begin_map", "BEGIN { @start = 1; @name = \"x\"; } END { printf(\"%d %s\\n\", @start, @name); }"),
+    ("exit_probe", f"{KILL} {{ printf(\"got kill\\n\"); exit(); }}"),
+    ("exit_begin", "BEGIN { printf(\"bye\\n\"); exit(); } END { printf(\"end\\n\"); }"),
+    ("shared_block", "t:syscalls:sys_enter_kill,t:syscalls:sys_enter_getpid /pid == cpid/ { @[probe] = count(); }"),
+    ("shared_block3", "t:syscalls:sys_enter_kill,t:syscalls:sys_enter_getpid,t:syscalls:sys_enter_write "
+                      "/pid == cpid/ { @c = count(); }"),
+    ("two_probes", f"{KILL} {{ @k = count(); }} {GETPID} {{ @g = count(); }}"),
+    ("wildcard_open", "t:syscalls:sys_enter_*open* /pid == cpid/ { @[probe] = count(); }"),
+    ("wildcard_kill", "t:syscalls:sys_*_kill /pid == cpid/ { @[probe] = count(); }"),
+    ("wildcard_getpid", "tracepoint:syscalls:sys_*_getpid /pid == cpid/ { @[probe, comm] = count(); }"),
+    ("pred_only_comm", f"t:syscalls:sys_enter_kill /comm == \"workload\" && pid == cpid/ {{ @ = count(); }}"),
+    ("no_pred_filter", "t:syscalls:sys_enter_kill { if (pid == cpid) { @ = count(); } }"),
+    # -- output format and environment ---------------------------------------------------------
+    ("json_count", f"{OPEN} {{ @[str(args->filename)] = count(); }}", {"flags": ("-f", "json")}),
+    ("json_printf", f"{KILL} {{ printf(\"sig %d\\n\", args->sig); }}", {"flags": ("-f", "json")}),
+    ("json_hist", f"{READ} {{ @ = hist(args->count); @l = lhist(args->count, 0, 10, 1); }}", {"flags": ("-f", "json")}),
+    ("json_stats", f"{READ} {{ @s = stats(args->count); @a = avg(args->count); @t = (1, \"x\"); }}", {"flags": ("-f", "json")}),
+    ("json_print", f"{KILL} {{ print(comm); print(5); }}", {"flags": ("-f", "json")}),
+    ("quiet", f"{OPEN} {{ @ = count(); }}", {"flags": ("-q",)}),
+    ("quiet_printf", f"{KILL} {{ printf(\"k\\n\"); }}", {"flags": ("-q",)}),
+    ("strlen", f"{OPEN} {{ @[str(args->filename)] = count(); }}", {"env": {"BPFTRACE_STRLEN": "8"}}),
+    ("strlen_comm", f"{KILL} {{ printf(\"%s %s\\n\", comm, \"abcdefghijklmnop\"); }}",
+     {"env": {"BPFTRACE_STRLEN": "12"}}),
+    ("map_keys_max", f"{OPEN} {{ @[str(args->filename)] = count(); }}", {"env": {"BPFTRACE_MAP_KEYS_MAX": "3"}}),
+    ("map_keys_max_big", f"{READ} {{ @[args->count] = count(); }}", {"env": {"BPFTRACE_MAP_KEYS_MAX": "100"}}),
+    # -- misc --------------------------------------------------------------------------------
+    ("sort_values", f"{READ} {{ @[args->count] = sum(args->count); }}"),
+    ("sort_str_values", f"{OPEN} {{ @[args->flags] = str(args->filename); }}"),
+    ("map_read", f"{READ} {{ @c[comm] = count(); @last = @c[comm]; }}"),
+    ("map_read_missing", f"{KILL} {{ @y[1] = 2; @x = @y[5] + 1; }}"),
+    ("map_read_missing_err", f"{KILL} {{ @x = @q[5] + 1; }}"),
+    ("map_read_missing_str", f"{KILL} {{ @z[1] = 1; printf(\"%d\\n\", @z[2]); }}"),
+    ("variable_reuse", f"{READ} {{ $x = args->count; $x = $x + 1; @[$x] = count(); }}"),
+    ("scoped_vars", f"{READ} {{ if (args->count > 2) {{ $v = 1; }} else {{ $v = 2; }} @[$v] = count(); }}"),
+    ("hist_zero", "BEGIN { @ = hist(0); @ = hist(1); @ = hist(2); @ = hist(3); @ = hist(4); exit(); }"),
+    ("hist_big", "BEGIN { @ = hist(1000000); @ = hist(1048576); @ = hist(2097151); exit(); }"),
+    ("lhist_edges", "BEGIN { @ = lhist(0, 0, 100, 10); @ = lhist(99, 0, 100, 10); @ = lhist(100, 0, 100, 10); "
+                    "@ = lhist(-1, 0, 100, 10); @ = lhist(10, 0, 100, 10); exit(); }"),
+    ("begin_tuple", "BEGIN { @t = (1, -2, \"three\"); $t = (4, \"five\"); printf(\"%d %s\\n\", $t.0, $t.1); exit(); }"),
+    ("begin_str_map", "BEGIN { @[\"a\"] = 1; @[\"b\"] = 2; @[\"c\"] = 2; exit(); }"),
+    ("nested_ternary", f"{READ} {{ @[args->count < 2 ? 0 : (args->count < 4 ? 1 : 2)] = count(); }}"),
+    ("count_div", f"{READ} {{ @ = sum(args->count / 2); @m = sum(args->count % 3); }}"),
+    ("multiple_printf", f"{KILL} {{ printf(\"a\\n\"); printf(\"b %d\\n\", 1); printf(\"c %s\\n\", \"x\"); }}"),
+    # -- functions and builtins beyond the basics ----------------------------------------------
+    ("join", "t:syscalls:sys_enter_execve /pid == cpid/ { join(args->argv); }"),
+    ("join_delim", "t:syscalls:sys_enter_execve /pid == cpid/ { join(args->argv, \",\"); }"),
+    ("join_json", "t:syscalls:sys_enter_execve /pid == cpid/ { join(args->argv); }", {"flags": ("-f", "json")}),
+    ("buf_r", f"{OPEN} {{ printf(\"%r|\\n\", buf(args->filename, 6)); }}"),
+    ("kstack_printf", f"{KILL} {{ printf(\"%s\\n\", kstack); exit(); }}"),
+    ("kstack_key", f"{KILL} {{ @[kstack] = count(); }}"),
+    ("kstack_limit", f"{KILL} {{ @[kstack(2)] = count(); }}"),
+    ("strftime_year", "BEGIN { printf(\"%s\\n\", strftime(\"%Y\", nsecs)); exit(); }"),
+    ("pton_ntop", "BEGIN { printf(\"%s %s\\n\", ntop(pton(\"10.1.2.3\")), ntop(pton(\"fe80::1\"))); exit(); }"),
+    ("sizeof", "BEGIN { printf(\"%d %d %d\\n\", sizeof(int8), sizeof(uint32), sizeof(int64)); exit(); }"),
+    ("curtask_fields", f"{KILL} {{ printf(\"%s %d %d\\n\", curtask->comm, curtask->pid == tid, "
+                       "((struct task_struct *)curtask)->tgid == pid); }"),
+    ("curtask_chain", f"{KILL} {{ @[curtask->real_parent->tgid > 0, curtask->mm->map_count > 0] = count(); }}"),
+    ("uprobe_args", f"u:{W}:workload_sum8 /pid == cpid/ {{ printf(\"%d %d %s\\n\", arg0, arg5, func); }}"),
+    ("uprobe_arg6", f"u:{W}:workload_sum8 {{ printf(\"%d\\n\", arg6); }}"),
+    ("uprobe_sarg", f"u:{W}:workload_sum8 /pid == cpid/ {{ @[sarg0, sarg1] = count(); }}"),
+    ("uretprobe", f"ur:{W}:workload_sum8 /pid == cpid/ {{ @ = sum(retval); @m = max(retval); }}"),
+    ("usdt_args", f"usdt:{W}:workload:round /pid == cpid/ {{ printf(\"%d/%d\\n\", arg0, arg1); }}"),
+    ("usdt_hist", f"usdt:{W}:workload:round /pid == cpid/ {{ @ = lhist(arg0, 0, 4, 1); }}"),
+    ("uaddr", f"u:{W}:main /pid == cpid/ {{ printf(\"%d %d\\n\", arg0, uaddr(\"workload_total\") > 0); }}"),
+    ("exit_after_count", f"{OPEN} {{ @n++; if (@n == 2) {{ printf(\"two\\n\"); exit(); }} }} END {{ clear(@n); }}"),
+]

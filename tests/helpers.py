@@ -1,0 +1,48 @@
+"""Helpers shared by the kernel tests, imported by basename (``from helpers import ...``).
+
+tests/ has no ``__init__.py``; pytest puts tests/ on ``sys.path`` because
+``tests/conftest.py`` lives there, the same way it puts tests/kernel there
+for ``test_attach_common``.
+"""
+from __future__ import annotations
+
+import os
+import struct
+
+_INSN = struct.Struct("<BBhi")  # opcode, dst|src<<4, off, imm
+
+
+def open_fds() -> set[str]:
+    """This process's open fds: compare before and after to prove nothing leaked."""
+    return set(os.listdir("/proc/self/fd"))
+
+
+def ret(value: int) -> bytes:
+    """``r0 = value; exit`` as raw bytes (so the syscall tests need no ISA layer)."""
+    return _INSN.pack(0xB7, 0, 0, value) + _INSN.pack(0x95, 0, 0, 0)
+
+
+def tracepoint_id(category: str, event: str) -> int:
+    """perf config of tracepoint category:event (tracefs mounted when missing); skips the test if absent."""
+    import pytest
+
+    from ebpfpy import bpffs
+
+    path = os.path.join(bpffs.ensure_tracefs(), "events", category, event, "id")
+    if not os.path.exists(path):
+        pytest.skip(f"no {category}:{event} tracepoint")
+    with open(path) as f:
+        return int(f.read())
+
+
+def emit_slot_lookup(b, map_ref, slot: int, *, key_off: int = -4, key_size: int = 4) -> None:
+    """``r0 = map_lookup_elem(map_ref, &slot)`` with the key stored at ``fp + key_off``;
+    jump to the label ``out`` when it is NULL (the null check the verifier wants)."""
+    from ebpfpy.isa.builder import FP, R0, R1, R2
+
+    b.st(key_size, FP, slot, key_off)
+    b.ld_map_fd(R1, map_ref)
+    b.mov(R2, FP)
+    b.add(R2, key_off)
+    b.call("map_lookup_elem")
+    b.jeq(R0, 0, "out")

@@ -1,0 +1,130 @@
+"""Pure helpers of bench/harness.py: statistics, the ratio/target verdicts, the writers."""
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
+
+import harness  # noqa: E402
+from harness import Metric, Target, fmt, interleave, median, ratio, render_markdown, spread  # noqa: E402
+
+
+def test_median_odd_even_and_empty():
+    assert median([3, 1, 2]) == 2
+    assert median([4, 1, 3, 2]) == 2.5
+    assert median([]) is None
+    assert median([None, 5]) == 5
+
+
+def test_spread():
+    assert spread([3, 1, 2]) == (1, 3)
+    assert spread([]) is None
+
+
+def test_ratio_edges():
+    assert ratio(1, 4) == 0.25
+    assert ratio(None, 4) is None
+    assert ratio(0, 0) == 1.0
+    assert ratio(3, 0) is None
+
+
+@pytest.mark.parametrize("target,value,expected", [
+    (Target("le", 0.5), 0.5, True),
+    (Target("le", 0.5), 0.51, False),
+    (Target("ge", 1.0), 0.99, False),
+    (Target("ge", 1.0), 1.0, True),
+    (Target("report"), 3.0, None),
+    (Target("le", 1.0), None, None),
+])
+def test_target_met(target, value, expected):
+    assert target.met(value) is expected
+
+
+def test_metric_uses_medians_and_verdict():
+    m = Metric("x", "s", Target("le", 0.5), "how")
+    m.samples = {"ebpfpy": [1.0, 9.0, 2.0], "bpftrace": [4.0, 4.0, 100.0]}
+    assert m.result("ebpfpy") == 2.0
+    assert m.result("bpftrace") == 4.0
+    assert m.ratio() == 0.5
+    assert m.met() is True
+    m.samples["ebpfpy"] = [3.0]
+    assert m.met() is False
+
+
+def test_metric_na_has_no_ratio_or_verdict():
+    m = Metric("x", "s", Target("le", 0.5), "how")
+    m.samples = {"ebpfpy": [], "bpftrace": [1.0]}
+    m.na = {"ebpfpy": "parse error"}
+    assert m.ratio() is None
+    assert m.met() is None
+    assert m.cell("ebpfpy") == "n/a (parse error)"
+
+
+def test_not_more_target_compares_absolute_values():
+    m = Metric("lost", "events", Target("not_more"), "how")
+    m.samples = {"ebpfpy": [10], "bpftrace": [0]}
+    assert m.met() is False
+    m.samples = {"ebpfpy": [0], "bpftrace": [0]}
+    assert m.met() is True
+
+
+def test_ratio_fn_overrides():
+    m = Metric("x", "", Target("le", 1.0), "how", ratio_fn=lambda m: 1.2)
+    m.samples = {"ebpfpy": [1], "bpftrace": [1]}
+    assert m.ratio() == 1.2 and m.met() is False
+
+
+def test_interleave_alternates_and_records_failures():
+    calls = []
+
+    def ok(name):
+        def f():
+            calls.append(name)
+            return len(calls)
+        return f
+
+    def bad():
+        calls.append("bad")
+        raise harness.ToolFailed("boom")
+
+    samples, errors = interleave(3, {"ebpfpy": ok("a"), "bpftrace": bad})
+    assert calls == ["a", "bad", "a", "a"]  # a tool that never worked is not retried
+    assert samples["ebpfpy"] == [1, 3, 4]
+    assert errors == {"bpftrace": "boom"}
+
+
+def test_fmt():
+    assert fmt(None) == "n/a"
+    assert fmt(0) == "0"
+    assert fmt(12345.6) == "12,346"
+    assert fmt(0.01234) == "0.0123"
+    assert fmt(1.5) == "1.50"
+
+
+def test_markdown_table_and_json(tmp_path):
+    good = Metric("fast", "s", Target("le", 0.5), "timed")
+    good.samples = {"ebpfpy": [0.1, 0.2, 0.3], "bpftrace": [1.0]}
+    slow = Metric("slow", "s", Target("le", 0.5), "timed too")
+    slow.samples = {"ebpfpy": [2.0], "bpftrace": [1.0]}
+    na = Metric("broken", "s", Target("le", 0.5), "never")
+    na.na = {"ebpfpy": "unsupported"}
+    na.samples["bpftrace"] = [1.0]
+    env = {"date": "today", "kernel": "k"}
+    text = render_markdown([good, slow, na], env, [("lib", [1.0, 2.0], "s", ""), ("gone", "missing", "s", "")])
+    lines = text.splitlines()
+    assert "| metric | ebpfpy | bpftrace | ratio | target | met? |" in lines
+    assert any(l.startswith("| fast |") and l.endswith("| yes |") for l in lines)
+    assert any(l.startswith("| slow |") and "**NO**" in l for l in lines)
+    assert any(l.startswith("| broken |") and "n/a (unsupported)" in l for l in lines)
+    assert "Targets missed: slow." in lines
+    assert "- kernel: k" in lines
+    assert "| gone | n/a (missing) | |" in lines
+    md, js = tmp_path / "r.md", tmp_path / "r.json"
+    harness.write_results([good, slow], env, [], str(md), str(js))
+    data = json.loads(js.read_text())
+    row = data["metrics"]["slow"]
+    assert row["ebpfpy"] == 2.0 and row["bpftrace"] == 1.0 and row["ratio"] == 2.0
+    assert row["met"] is False and row["target"] == "<= 0.5"
+    assert row["samples"]["ebpfpy"] == [2.0]
