@@ -455,20 +455,13 @@ class BPFObject:
         """Like libbpf: tie every read-only data map to each program (BPF_PROG_BIND_MAP),
         so tools that read a program's metadata from its .rodata find it."""
         from ebpfpy.sys import bpf
-        from ebpfpy.sys.consts import Cmd
         from ebpfpy.sys.errors import BPFError
-        from ebpfpy.sys.fd import fd_number
         for spec in self.map_specs.values():
             if not (spec.is_global_data and spec.readonly):
                 continue
             m = self.maps[spec.name]
-            bind = getattr(bpf, "prog_bind_map", None)
             try:
-                if bind is not None:
-                    bind(program, m)
-                else:
-                    attr = bytearray(struct.pack("<III", fd_number(program), fd_number(m), 0))
-                    bpf._sys_bpf(Cmd.PROG_BIND_MAP, attr, len(attr))
+                bpf.prog_bind_map(program, m)
             except BPFError:
                 return  # an old kernel without the command: harmless, as in libbpf
 

@@ -121,6 +121,8 @@ LINK_CREATE = Layout("link_create", {
 LINK_DETACH = Layout("link_detach", {"link_fd": (0, "I")}, min_size=4)
 MAP_FREEZE = Layout("map_freeze", {"map_fd": (0, "I")}, min_size=4)
 ENABLE_STATS = Layout("enable_stats", {"type": (0, "I")}, min_size=4)
+PROG_BIND_MAP = Layout("prog_bind_map", {"prog_fd": (0, "I"), "map_fd": (4, "I"), "flags": (8, "I")},
+                       min_size=12)
 
 BTF_LOAD = Layout("btf_load", {
     "btf": (0, "Q"), "btf_log_buf": (8, "Q"), "btf_size": (16, "I"), "btf_log_size": (20, "I"),
@@ -823,6 +825,12 @@ def link_create(prog_fd, target_fd, attach_type: int, *, flags: int = 0, target_
 def link_detach(link_fd) -> None:
     attr, size = LINK_DETACH.pack(link_fd=fd_number(link_fd))
     _sys_bpf(Cmd.LINK_DETACH, attr, size)
+
+
+def prog_bind_map(prog_fd, map_fd, flags: int = 0) -> None:
+    """BPF_PROG_BIND_MAP: keep a map alive with a program that does not reference it in code."""
+    attr, size = PROG_BIND_MAP.pack(prog_fd=fd_number(prog_fd), map_fd=fd_number(map_fd), flags=flags)
+    _sys_bpf(Cmd.PROG_BIND_MAP, attr, size)
 
 
 def enable_stats(stats_type: int = 0) -> FD:
