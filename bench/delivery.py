@@ -17,7 +17,7 @@ import re
 import tempfile
 import time
 
-from harness import Loop, Metric, Proc, Target, ToolFailed, attaching, interleave, tool_argv, wait_attached
+from harness import Loop, Metric, Proc, Target, ToolFailed, interleave, tool_argv, wait_attached
 
 N_EVENTS = 1_000_000
 N_KEYS = 100_000

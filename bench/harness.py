@@ -276,19 +276,35 @@ class Proc:
         self.status: Optional[int] = None
         self.t_exit: Optional[float] = None
         self.lines: list = []
+        self._buf = b""
+        self._eof = False
+        self._fd = self.popen.stdout.fileno() if self.popen.stdout is not None else -1
 
     def readline(self, timeout: float) -> Optional[str]:
-        """The next stdout line, or None at EOF / when nothing arrives in time."""
+        """The next stdout line, or None at EOF / when nothing arrives in time.
+
+        Reads the pipe with os.read into our own buffer: a buffered file
+        object could hold several lines while select() reports nothing new.
+        """
         import select
 
-        out = self.popen.stdout
-        r, _, _ = select.select([out], [], [], max(0.0, timeout))
-        if not r:
-            return None
-        line = out.readline()
-        if not line:
-            return None
-        text = line.decode(errors="replace")
+        deadline = time.perf_counter() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.perf_counter()
+            if self._eof or left <= 0:
+                return None
+            r, _, _ = select.select([self._fd], [], [], left)
+            if not r:
+                return None
+            chunk = os.read(self._fd, 65536)
+            if not chunk:
+                self._eof = True
+                if self._buf:
+                    self._buf += b"\n"
+                continue
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        text = line.decode(errors="replace") + "\n"
         self.lines.append(text)
         return text
 
@@ -301,8 +317,10 @@ class Proc:
                 return None
             line = self.readline(left)
             if line is None:
-                if not self.alive() or left <= 0:
+                if not self.alive():
                     return None
+                if self._eof:
+                    time.sleep(0.01)  # stdout closed but still running: wait for the time out
                 continue
             if predicate(line):
                 return time.perf_counter() - self.t0
@@ -317,10 +335,11 @@ class Proc:
             return False
         return info is None
 
-    def drain(self) -> None:
-        if self.popen.stdout is not None:
-            for line in self.popen.stdout:
-                self.lines.append(line.decode(errors="replace"))
+    def drain(self, timeout: float = 60.0) -> None:
+        """Read stdout until EOF (the child's exit), keeping every line."""
+        deadline = time.perf_counter() + timeout
+        while self._fd >= 0 and not self._eof and time.perf_counter() < deadline:
+            self.readline(0.2)
 
     def wait(self, timeout: float = 60.0) -> int:
         """Reap the child with wait4 (so ru_maxrss is its own), SIGKILL after timeout."""

@@ -36,8 +36,8 @@ WILDCARD = {"ebpfpy": WILD + FIRST, "bpftrace": FIRST + WILD}
 def run_to_exit(tool: str, script: str, timeout: float = 60) -> tuple:
     """(wall seconds, peak RSS MB) of a script that exits by itself."""
     with Proc(tool_argv(tool, "-e", script)) as p:
+        p.drain(timeout)
         status = p.wait(timeout)
-        p.drain()
         if status != 0 or not any(attaching(line) for line in p.lines):
             raise ToolFailed(p.error_text())
         return p.wall, p.maxrss_mb

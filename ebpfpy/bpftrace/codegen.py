@@ -13,28 +13,42 @@ Conventions that keep the verifier happy by construction:
 * every map lookup is followed by its null check (``ebpfpy.codegen``);
 * scratch variables get their stack slots at program entry (found by a first,
   discarded run of the same code generator), so a variable first assigned in
-  one branch is still initialised in the other.
+  one branch is still initialised in the other;
+* that first run also records every expression's shape, so the final run can
+  lay out a printf event or a multi-part map key before evaluating anything
+  and have each argument written straight into its place (``expr_into``);
+* an expression whose value ends in r0 gives its stack temporaries back, and
+  conditions compile to one compare-and-jump (``jump_if_false``);
+* a wildcard whose body ignores the target (apart from ``probe``) is compiled
+  once; each target gets a copy with its probe index patched in.
 
 Each AST node kind has one small method (``expr_<Kind>``/``stmt_<Kind>``);
 builtins and functions are tables of small methods too.
 """
 from __future__ import annotations
 
+import importlib
 import os
-import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-import importlib
-
 providers = importlib.import_module("ebpfpy.attach.provider")
 from ebpfpy.codegen.calls import emit_helper_call
-from ebpfpy.codegen.ctx import emit_arg_load, emit_reg_load, emit_retval_load, pt_regs_offset
-from ebpfpy.codegen.mapops import BPF_NOEXIST, emit_map_add, emit_map_delete, emit_map_update
+from ebpfpy.codegen.ctx import (
+    emit_arg_load,
+    emit_reg_load,
+    emit_retval_load,
+)
+from ebpfpy.codegen.mapops import (
+    BPF_NOEXIST,
+    emit_map_add,
+    emit_map_delete,
+    emit_map_update,
+)
 from ebpfpy.codegen.stack import StackFrame, StackSlot
 from ebpfpy.isa.builder import FP, R0, R1, R2, R3, R6, R7, R8, R9, Builder
-from ebpfpy.sys.consts import MapType, ProgType
+from ebpfpy.sys.consts import MapType
 
 from . import ast, shapes
 from .aggregations import AGGREGATIONS
@@ -46,7 +60,10 @@ from .shapes import INT, NONE, UINT, Shape
 BPF_F_CURRENT_CPU = 0xFFFFFFFF
 BPF_F_USER_STACK = 1 << 8
 STACK_DEPTH = 127
-VARIABLE_AREA = 256  # bytes of stack reserved for $variables; temporaries live below
+# The discarded first run cannot know the variables' sizes: it gets room it is never held to
+# (within the 16-bit offsets instructions can encode); the final run gets the real 512 bytes.
+FIRST_RUN_VARS = 8192
+FIRST_RUN_STACK = 16384
 
 
 @dataclass
@@ -136,9 +153,9 @@ class ProbeCodegen:
         self.b = Builder()
         # $variables live at the top of the stack, sized from the first run's findings; the
         # discarded first run cannot know them yet, so it gets room it will never be held to.
-        var_area = _round8(sum(s.size for s in (variables or {}).values())) if final else 8192
+        var_area = _round8(sum(s.size for s in (variables or {}).values())) if final else FIRST_RUN_VARS
         self.vars_frame = StackFrame(self.b, limit=var_area)
-        self.frame = StackFrame(self.b) if final else StackFrame(self.b, limit=16384)
+        self.frame = StackFrame(self.b) if final else StackFrame(self.b, limit=FIRST_RUN_STACK)
         self.frame.used = var_area
         self.variables: dict[str, Val] = {}
         self.var_shapes: dict[str, Shape] = dict(variables or {})
@@ -256,15 +273,28 @@ class ProbeCodegen:
             slot = self.variables[target.name] = Val(known, self.vars_frame.alloc(known.size, name=target.name))
         self.store(val, slot.slot, known.size)
 
-    def map_key(self, node: ast.Map) -> tuple:
-        """Build the key in a zeroed stack slot; returns (slot, key shapes)."""
+    def map_key(self, node: ast.Map, tail: int = 0) -> tuple:
+        """Build the key on the stack; returns (slot, key shapes). ``tail`` extra bytes are left
+        at the end of the slot, unwritten, for the caller (a histogram's bucket number)."""
         if not node.keys:
-            slot = self.frame.alloc(8, name="key")
+            slot = self.frame.alloc(tail or 8, zero=not tail, name="key")
             return slot, ()
         vals = []
         parts = []
         known = self.state.map_shapes.get(node.name)
         declared = known[1] if known and len(known[1]) == len(node.keys) else (None,) * len(node.keys)
+        hints = [self.state.shape_hints.get((id(k), self.target.probe)) for k in node.keys]
+        if self.final and (tail or len(node.keys) > 1) and all(
+                h is not None and w is not None and (h.kind, h.size) == (w.kind, w.size)
+                for h, w in zip(hints, declared)):
+            # the layout is known: evaluate each part straight into its place in the key
+            slot = self.frame.alloc(sum(w.size for w in declared) + tail, zero=False, name="key")
+            pos = 0
+            for key, want in zip(node.keys, declared):
+                with self.frame.scope():
+                    self.expr_into(key, slot.field(pos, want.size), want, clean=True)
+                pos += want.size
+            return slot, tuple(declared)
         for key, want in zip(node.keys, declared):
             val = self.expr(key)
             if val.slot is None:
@@ -273,9 +303,9 @@ class ProbeCodegen:
                 val = self.coerce(val, want)  # strings take the size the map was declared with
             vals.append(val)
             parts.append(val.shape)
-        if len(vals) == 1 and vals[0].slot.size == parts[0].size:
+        if len(vals) == 1 and vals[0].slot.size == parts[0].size and not tail:
             return vals[0].slot, tuple(parts)  # a one-part key is the value's own slot: no copy
-        size = sum(p.size for p in parts)
+        size = sum(p.size for p in parts) + tail
         slot = self.frame.alloc(size, zero=False, name="key")  # every byte is copied in below
         pos = 0
         for val in vals:
@@ -362,7 +392,7 @@ class ProbeCodegen:
                         f"({len(args)} provided)" if expected else
                         f"{agg}() should take 0 arguments ({len(args)} provided)", call)
         if agg == "lhist":
-            lhist = tuple(self.constant(a, f"lhist() expects a integer literal") for a in args[1:])
+            lhist = tuple(self.constant(a, "lhist() expects a integer literal") for a in args[1:])
             low, high, step = lhist
             if step <= 0 or high <= low or step > high - low:
                 raise error("lhist() step is too large for the given range", call)
@@ -370,17 +400,14 @@ class ProbeCodegen:
         if value_reg_needed:
             self.int_value(args[0])
             b.mov(R7, R0)  # survives the helper calls below
-        key, key_shapes = self.map_key(target)
+        bucketed = AGGREGATIONS[agg].bucketed
+        key, key_shapes = self.map_key(target, tail=8 if bucketed else 0)
         name = self.declare_map(target, agg, key_shapes, INT, lhist)
         self.map_plan(name)
-        if AGGREGATIONS[agg].bucketed:
+        if bucketed:
             self.emit_bucket(agg, lhist)
-            bucket_key = self.frame.alloc(key.size + 8, name="bucket key")
-            self.copy(key, bucket_key.field(0, key.size)) if key_shapes else None
-            b.stx(8, FP, R8, bucket_key.off + (key.size if key_shapes else 0))
-            if not key_shapes:
-                bucket_key = StackSlot(bucket_key.off, 8, "bucket key")
-            emit_map_add(self.frame, name, bucket_key, 1)
+            b.stx(8, FP, R8, key.off + key.size - 8)  # the bucket number ends the key
+            emit_map_add(self.frame, name, key, 1)
             return
         if agg == "count":
             emit_map_add(self.frame, name, key, 1)
@@ -415,18 +442,22 @@ class ProbeCodegen:
         low, high, step = lhist
         buckets = (high - low) // step
         b.mov(R8, 0)
-        self.load_const(R1, low)
-        b.jslt(R7, R1, done)
+        b.jslt(R7, self.operand(low, R1), done)
         b.mov(R8, buckets + 1)
-        self.load_const(R1, high)
-        b.jsge(R7, R1, done)
+        b.jsge(R7, self.operand(high, R1), done)
         b.mov(R8, R7)
-        self.load_const(R1, low)
-        b.sub(R8, R1)
-        self.load_const(R1, step)
-        b.div(R8, R1)
+        if low:
+            b.sub(R8, self.operand(low, R1))
+        b.div(R8, self.operand(step, R1))  # unsigned is right: r8 >= 0 here
         b.add(R8, 1)
         b.label(done)
+
+    def operand(self, value: int, scratch):
+        """An immediate when it fits 32 bits, else ``scratch`` loaded with it."""
+        if -(1 << 31) <= value < (1 << 31):
+            return value
+        self.load_const(scratch, value)
+        return scratch
 
     def emit_pair_update(self, name: str, key: StackSlot, count_first: bool) -> None:
         """avg/stats: value {count, total} += {1, r7}."""
@@ -915,7 +946,7 @@ class ProbeCodegen:
         b = self.b
         try:
             member = spec.member(struct_tid, node.field)
-        except (KeyError, Exception) as exc:  # noqa: B014 - BTF errors are KeyError/BTFError
+        except (KeyError, Exception) as exc:
             raise error(f"Struct/union of type '{spec.describe(struct_tid)}' does not contain "
                         f"a field named '{node.field}'", node) from exc
         if member.bitfield_size or member.bit_offset % 8:
@@ -970,11 +1001,19 @@ class ProbeCodegen:
             emit_helper_call(b, "probe_read_kernel_str", slot, self.env.strlen, R1)
             return Val(shapes.string(self.env.strlen), slot)
         if f.array_len and f.element_size == 1 and "char" in f.type:
-            slot = self.frame.alloc(max(8, f.size + 1), name=f.name)
+            size = _round8(f.size)
+            if f.offset % 8 == 0 and f.size % 8 == 0:
+                # aligned char[8n] (comm fields): plain loads from the context, no helper
+                slot = self.frame.alloc(size, zero=False, name=f.name)
+                for pos in range(0, size, 8):
+                    b.ldx(8, R1, R6, f.offset + pos)
+                    b.stx(8, FP, R1, slot.off + pos)
+                return Val(shapes.string(size), slot)
+            slot = self.frame.alloc(size, name=f.name)
             b.mov(R3, R6)
             b.add(R3, f.offset)
             emit_helper_call(b, "probe_read_kernel", StackSlot(slot.off, f.size), f.size, R3)
-            return Val(shapes.string(max(8, f.size + 1)), slot)
+            return Val(shapes.string(size), slot)
         if f.array_len:
             slot = self.frame.alloc(max(8, f.size), name=f.name)
             b.mov(R3, R6)
@@ -1230,8 +1269,9 @@ class ProbeCodegen:
         emit_helper_call(b, "perf_event_output", R6, self.state.events(), BPF_F_CURRENT_CPU, record, size)
         return Val(NONE)
 
-    def expr_into(self, node: ast.Expr, dest: StackSlot, hint: Shape) -> None:
-        """Evaluate ``node`` into ``dest`` (its expected size), writing every byte of it."""
+    def expr_into(self, node: ast.Expr, dest: StackSlot, hint: Shape, clean: bool = False) -> None:
+        """Evaluate ``node`` into ``dest`` (its expected size), writing every byte of it; with
+        ``clean`` the bytes after a string's NUL are zero too (map keys compare all bytes)."""
         if isinstance(node, ast.String) and self.literal_size(node.value) <= dest.size:
             self.write_literal(node.value, dest, zeroed=False)
             return
@@ -1239,6 +1279,9 @@ class ProbeCodegen:
             emit_helper_call(self.b, "get_current_comm", dest, 16)
             return
         if isinstance(node, ast.Call) and node.name == "str" and hint.kind == "str":
+            if clean:
+                for pos in range(0, dest.size, 8):
+                    self.b.st(8, FP, 0, dest.off + pos)
             val = self.call_str(node, dest=dest)
             if val.slot is dest:
                 return
@@ -1803,7 +1846,7 @@ def _with_probe_index(builder: Builder, sites: list, index: int) -> Builder:
     import dataclasses
 
     clone = copy.copy(builder)
-    clone._items = list(builder._items)  # noqa: SLF001 - the builder has no API to patch an immediate
+    clone._items = list(builder._items)
     for site in sites:
         item = clone._items[site]
         clone._items[site] = dataclasses.replace(item, insn=dataclasses.replace(item.insn, imm=index))

@@ -168,8 +168,9 @@ def _execute(options: Options, script, child) -> int:
     from .output.writer import make_writer
     from .runtime import Runtime
 
+    stdout = _buffered_stdout()
     try:
-        writer = make_writer(options.fmt, sys.stdout, buffering=options.buffering or "line")
+        writer = make_writer(options.fmt, stdout, buffering=options.buffering or "line")
     except ValueError as err:
         return _err(f"ERROR: {err}")
     stream = None
@@ -179,7 +180,7 @@ def _execute(options: Options, script, child) -> int:
         except OutputError as err:
             return _err(f"ERROR: {err}")
         writer.stream = stream
-        writer.separator_stream = sys.stdout  # bpftrace 0.17's quirk, kept
+        writer.separator_stream = stdout  # bpftrace 0.17's quirk, kept
     try:
         runtime = Runtime(script, writer, pid=options.pid if options.pid > 0 else (child.pid if child else -1),
                           child=child, quiet=options.quiet, unsafe=options.unsafe,
@@ -189,8 +190,21 @@ def _execute(options: Options, script, child) -> int:
         return runtime.run()
     finally:
         writer.close()
+        stdout.flush()
         if stream is not None:
             stream.close()
+
+
+def _buffered_stdout():
+    """Our own buffered text stream on fd 1: the writer decides when to flush (``-B``).
+
+    ``sys.stdout`` may be unbuffered (``PYTHONUNBUFFERED``, ``python -u``),
+    which turns every record into a write() system call; under a flood of
+    events that alone halves the rate we can print at.
+    """
+    sys.stdout.flush()
+    return open(sys.stdout.fileno(), "w", buffering=1 << 16, closefd=False,
+                encoding=sys.stdout.encoding or "utf-8", errors="backslashreplace")
 
 
 def _runtime_errors():
@@ -270,7 +284,7 @@ def _verifier_report(err, options: Options) -> str:
 
 def failing_insn(log: str) -> Optional[int]:
     """The index of the last instruction the verifier walked: the one it stopped at."""
-    found = re.findall(r"^(\d+): \(", log, re.M)
+    found = re.findall(r"^(\d+): \(", log, re.MULTILINE)
     return int(found[-1]) if found else None
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Iterator, Optional
+from collections.abc import Iterator
+from typing import Optional
 
 # What bpftrace prints for the kinds it does not enumerate in a full listing.
 SUMMARY_LINES = ("hardware:*:", "iter:task", "iter:task_file", "software:*:")
@@ -30,9 +31,26 @@ def probe_lines(pattern: Optional[str], verbose: bool = False, pid: int = -1) ->
     yield from lister(pattern, pid=pid)
 
 
+_KPROBE_KINDS = ("kprobe", "kretprobe", "k", "kr")
+
+
+def _kprobe_warning(pattern: Optional[str]) -> Optional[str]:
+    """bpftrace warns that it cannot read kernel symbols; we say why there are none to list."""
+    if not pattern or pattern.split(":", 1)[0] not in _KPROBE_KINDS:
+        return None
+    from ebpfpy import features
+
+    if features.has("kprobes"):
+        return None
+    return "WARNING: no kprobes to list: kprobes are not available on this kernel (CONFIG_KPROBES is off)"
+
+
 def list_probes(pattern: Optional[str], verbose: bool = False, pid: int = -1) -> int:
     from ebpfpy.attach.errors import AttachError
 
+    warning = _kprobe_warning(pattern)
+    if warning:
+        sys.stderr.write(warning + "\n")
     try:
         for line in probe_lines(pattern, verbose, pid):
             sys.stdout.write(line + "\n")

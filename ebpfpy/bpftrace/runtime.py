@@ -12,14 +12,13 @@ Signals only set flags here; the event loop looks at them between polls
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import signal
 import struct
 import subprocess
 import time
-from typing import Any, Optional
-
-import importlib
+from typing import Optional
 
 providers = importlib.import_module("ebpfpy.attach.provider")
 from ebpfpy.attach.errors import AttachError
@@ -33,7 +32,6 @@ from .output.printf import PrintfFormat
 from .output.values import Hist, LHist, MapData
 from .output.writer import Writer
 from .services import Services
-
 
 _ACTION_ID = struct.Struct("<Q")
 
@@ -229,14 +227,19 @@ class Runtime:
 
     def _on_event(self, cpu: int, records: list) -> None:
         actions, handlers, services = self.script.actions, self._handlers, self.services
-        for record in records:
-            if self._discard:
-                return
-            action_id = _ACTION_ID.unpack_from(record)[0]
-            if action_id >= len(actions):
-                continue
-            action = actions[action_id]
-            handlers[action.kind](action, action.decode(record[8:], services))
+        unpack, n_actions = _ACTION_ID.unpack_from, len(actions)
+        self.writer.begin_batch()  # one flush per ring read under -B line, not one per record
+        try:
+            for record in records:
+                if self._discard:
+                    return
+                action_id = unpack(record)[0]
+                if action_id >= n_actions:
+                    continue
+                action = actions[action_id]
+                handlers[action.kind](action, action.decode(record[8:], services))
+        finally:
+            self.writer.end_batch()
 
     def _on_lost(self, cpu: int, count: int) -> None:
         self.writer.lost(count)

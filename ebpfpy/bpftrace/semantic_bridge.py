@@ -6,7 +6,8 @@ analyser itself stays testable with plain tables.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 
 class TracefsFormats:

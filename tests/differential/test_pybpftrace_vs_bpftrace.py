@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-
 pytestmark = [pytest.mark.bpftrace, pytest.mark.kernel]
 
 def _load_corpus():
@@ -49,7 +48,7 @@ def _run(argv: list, env: dict) -> subprocess.CompletedProcess:
 
 def run_case(case, workload: str) -> tuple:
     """Run one script under both tools; returns (ours, theirs) as CompletedProcess."""
-    name, script = case[0], case[1].replace("@WORKLOAD@", workload)
+    script = case[1].replace("@WORKLOAD@", workload)
     opts = _options(case)
     command = f"{workload} {opts.get('rounds', ROUNDS)}"
     tail = ["-c", command, *opts.get("flags", ()), "-e", script, *opts.get("args", ())]
@@ -110,13 +109,21 @@ def normalise(text: str, is_json: bool) -> str:
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("workload")
-    binary = tmp / "workload"
+def workload(tmp_path_factory) -> str:
+    binary = tmp_path_factory.mktemp("workload") / "workload"
     subprocess.run(["gcc", "-O1", "-o", str(binary), str(WORKLOAD)], check=True)
+    return str(binary)
+
+
+@pytest.fixture(scope="module")
+def results(workload):
     with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {case[0]: pool.submit(run_case, case, str(binary)) for case in CASES}
+        futures = {case[0]: pool.submit(run_case, case, workload) for case in CASES}
         return {name: fut.result() for name, fut in futures.items()}
+
+
+def _same(ours, theirs, is_json: bool) -> bool:
+    return ours.returncode == theirs.returncode and normalise(ours.stdout, is_json) == normalise(theirs.stdout, is_json)
 
 
 def test_corpus_is_large_enough():
@@ -125,9 +132,12 @@ def test_corpus_is_large_enough():
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_same_output(case, results):
+def test_same_output(case, results, workload):
     ours, theirs = results[case[0]]
     is_json = "json" in _options(case).get("flags", ())
+    if not _same(ours, theirs, is_json):
+        # three scripts at a time on a loaded machine: one serial rerun before judging
+        ours, theirs = run_case(case, workload)
     assert ours.returncode == theirs.returncode, ours.stderr
     assert normalise(ours.stdout, is_json) == normalise(theirs.stdout, is_json), ours.stderr
     if theirs.returncode:  # a script error: the same message (bpftrace may add later ones)

@@ -94,7 +94,7 @@ def test_hist_buckets_match_model():
 @pytest.mark.parametrize("low,high,step", [(0, 100, 10), (0, 10, 1), (5, 50, 7), (0, 1000, 300)])
 def test_lhist_edges_match_model(low, high, step):
     values = sorted({low - 1, low, low + 1, high - 1, high, high + 1, 0, -5, 3 * high}
-                    | {low + k * step + d for k in range(0, (high - low) // step + 1) for d in (-1, 0, 1)})
+                    | {low + k * step + d for k in range((high - low) // step + 1) for d in (-1, 0, 1)})
     body = " ".join(f"@l = lhist({v}, {low}, {high}, {step});" for v in values)
     got = json_maps(pybpftrace(f"BEGIN {{ {body} exit(); }}", "-f", "json"))
     assert buckets_of(got["@l"]) == Counter(lhist_bucket(v, low, high, step) for v in values)
@@ -208,3 +208,60 @@ def test_wildcard_probe_compiles_quickly():
     _, script = compile_source(Options(source="t:syscalls:sys_enter_* { @[probe] = count(); }"))
     assert len(script.probes) > 100
     assert time.monotonic() - start < 5
+
+
+# -- builtins computed at compile time or through BTF -------------------------------------------
+
+def _own_cgroup_path() -> str:
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            if line.startswith("0::"):
+                return "/sys/fs/cgroup" + line.strip()[3:]
+    pytest.skip("no cgroup v2 hierarchy")
+
+
+def test_cgroupid_matches_the_cgroup_builtin():
+    # BEGIN runs in pybpftrace's own process, which is in the same cgroup as this test
+    path = _own_cgroup_path().rstrip("/")
+    out = pybpftrace(f'BEGIN {{ printf("%d\\n", cgroupid("{path}") == cgroup); exit(); }}')
+    assert out.splitlines()[1] == "1"
+
+
+def test_sizeof_and_struct_members_through_btf():
+    from ebpfpy import btf
+
+    spec = btf.vmlinux()
+    size = spec.size_of(spec.find_struct("task_struct"))
+    out = pybpftrace('BEGIN { printf("%d %d %d %s\\n", sizeof(struct task_struct), sizeof(uint16), '
+                     'curtask->tgid == pid, curtask->comm); exit(); }')
+    fields = out.splitlines()[1].split()
+    assert fields[:3] == [str(size), "2", "1"]
+    assert fields[3]  # the comm of pybpftrace's own process
+
+
+def test_strftime_formats_wall_clock_time():
+    import time
+
+    out = pybpftrace('BEGIN { printf("%s\\n", strftime("%Y-%m-%d", nsecs)); exit(); }')
+    assert out.splitlines()[1] in {time.strftime("%Y-%m-%d", time.localtime(time.time() + d)) for d in (-5, 0, 5)}
+
+
+def test_buf_escapes_non_printable_bytes():
+    out = pybpftrace('BEGIN { printf("%r\\n", buf(pton("65.0.10.127"), 4)); exit(); }')
+    assert out.splitlines()[1] == "A\\x00\\x0a\\x7f"
+
+
+def test_kfunc_is_a_clear_error():
+    import os
+
+    proc = subprocess.run([sys.executable, "-m", "ebpfpy.bpftrace", "-e", "kfunc:vfs_read { @ = count(); }"],
+                          capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    assert proc.returncode == 1
+    assert "kfunc" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_unaligned_char_array_field_loads():
+    # task_rename's oldcomm sits at an unaligned offset: read through the helper, not ctx loads
+    out = pybpftrace('t:task:task_rename { @[args->oldcomm, args->newcomm] = count(); } '
+                     'BEGIN { printf("ok\\n"); }', "-c", "/bin/true")
+    assert out.splitlines()[1] == "ok"

@@ -6,11 +6,12 @@ would, and checks stdout, stderr and the exit status.
 import io
 import json
 import os
-import re
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -25,6 +26,15 @@ pytestmark = pytest.mark.kernel
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYBPFTRACE = [sys.executable, "-m", "ebpfpy.bpftrace"]
 RLIMIT_NOISE = "couldn't set RLIMIT_MEMLOCK"
+
+
+def spawn(args, **kwargs):
+    """Popen with a watchdog: a hung run is killed after 60 s instead of hanging the suite."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    watchdog = threading.Timer(60, proc.kill)  # Popen.kill does nothing once the process is reaped
+    watchdog.daemon = True
+    watchdog.start()
+    return proc
 
 
 def pybpftrace(*args, env=None, input=None, timeout=60):
@@ -140,8 +150,7 @@ def test_buffering_modes_run(mode):
 
 def test_line_buffering_shows_events_before_exit():
     """With the default (line) buffering a printf reaches a pipe while the tracer still runs."""
-    proc = subprocess.Popen([*PYBPFTRACE, "-e", 'BEGIN { printf("early\\n"); }'], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = spawn([*PYBPFTRACE, "-e", 'BEGIN { printf("early\\n"); }'])
     try:
         assert proc.stdout.readline() == "Attaching 1 probe...\n"
         assert proc.stdout.readline() == "early\n"
@@ -149,6 +158,18 @@ def test_line_buffering_shows_events_before_exit():
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+def test_full_buffering_holds_output_until_exit():
+    proc = spawn([*PYBPFTRACE, "-B", "full", "-e", 'BEGIN { printf("held\\n"); }'])
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 1.5)
+        assert not ready, "-B full must not flush before exit"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert out == "Attaching 1 probe...\nheld\n\n\n"
 
 
 @pytest.mark.parametrize("flags", [["-k"], ["-kk"], ["--no-warnings"], ["--unsafe"], ["-I", "/tmp"]])
@@ -226,6 +247,17 @@ def test_listing_matches_bpftrace(args):
 def test_full_listing_matches_bpftrace():
     ours, theirs = pybpftrace("-l"), bpftrace("-l")
     assert ours.stdout == theirs.stdout
+
+
+def test_listing_kprobes_without_kprobes_says_why():
+    from ebpfpy import features
+
+    if features.has("kprobes"):
+        pytest.skip("kprobes work here")
+    res = pybpftrace("-l", "kprobe:vfs_*")
+    assert res.returncode == 0 and res.stdout == ""
+    assert res.stderr == ("WARNING: no kprobes to list: kprobes are not available on this kernel "
+                          "(CONFIG_KPROBES is off)\n")
 
 
 def test_listing_verbose_shows_args():
@@ -319,6 +351,16 @@ def test_kprobe_unavailable_is_explained():
     assert "Traceback" not in res.stderr
 
 
+def test_attach_failure_for_a_missing_probe_kind_says_why():
+    from ebpfpy import features
+
+    if features.has("kprobes"):
+        pytest.skip("kprobes work here")
+    text = driver.attach_failure_text("kprobe:tcp_sendmsg", OSError(2, "No such file or directory"))
+    assert text == ("ERROR: Error attaching probe: 'kprobe:tcp_sendmsg'\n"
+                    "  reason: kprobes are not available on this kernel (CONFIG_KPROBES is off)\n")
+
+
 def test_nonexistent_pid():
     res = pybpftrace("-p", "4194000", "-e", "BEGIN { exit(); }")
     assert res.returncode == 1 and res.stderr.startswith("ERROR: ")
@@ -362,15 +404,17 @@ def test_p_exits_when_the_process_exits():
     # the target sleeps once, when told to (after the probes are attached), then exits
     target = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.stdin.readline(); time.sleep(0.05)"],
                               stdin=subprocess.PIPE, text=True)
-    tracer = subprocess.Popen([*PYBPFTRACE, "-p", str(target.pid), "-e",
+    tracer = spawn([*PYBPFTRACE, "-p", str(target.pid), "-e",
                                'tracepoint:syscalls:sys_exit_clock_nanosleep /pid == $1/ { @done = count(); }',
-                               str(target.pid)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               str(target.pid)])
     try:
-        assert tracer.stdout.readline() == "Attaching 1 probe...\n"
+        first = tracer.stdout.readline()
+        assert first == "Attaching 1 probe...\n", tracer.stderr.read() if not first else first
         target.stdin.write("go\n")
         target.stdin.flush()
         out, err = tracer.communicate(timeout=30)  # returns only because the target exited
     finally:
+        target.stdin.close()  # the target's readline returns: it exits even if the test failed
         target.wait()
         if tracer.poll() is None:
             tracer.kill()
@@ -381,8 +425,7 @@ def test_p_exits_when_the_process_exits():
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_signals_run_end_and_print_maps(sig):
-    proc = subprocess.Popen([*PYBPFTRACE, "-e", 'interval:ms:50 { @ticks = count(); } END { printf("end\\n"); }'],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn([*PYBPFTRACE, "-e", 'interval:ms:50 { @ticks = count(); } END { printf("end\\n"); }'])
     assert proc.stdout.readline() == "Attaching 2 probes...\n"
     time.sleep(0.3)
     proc.send_signal(sig)
@@ -393,8 +436,7 @@ def test_signals_run_end_and_print_maps(sig):
 
 
 def test_sigusr1_prints_maps_without_blank_lines():
-    proc = subprocess.Popen([*PYBPFTRACE, "-e", "BEGIN { @a = 1; }"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn([*PYBPFTRACE, "-e", "BEGIN { @a = 1; }"])
     assert proc.stdout.readline() == "Attaching 1 probe...\n"
     time.sleep(0.2)
     proc.send_signal(signal.SIGUSR1)
@@ -438,3 +480,15 @@ def test_lost_events_are_reported():
     # Never more than happened (python's start-up adds a few getpid calls). Fewer is possible:
     # the kernel reports a loss only once a later record fits, so losses at the very end go unsaid.
     assert delivered + total_lost <= 200000 + 1000
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv")
+def test_unprivileged_user_gets_a_clear_error():
+    res = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+                          sys.executable, "-m", "ebpfpy.bpftrace", "-e", "BEGIN { exit(); }"],
+                         capture_output=True, text=True, timeout=60, cwd="/",
+                         env=dict(os.environ, PYTHONPATH=ROOT))
+    if res.returncode in (126, 127) or "No module named" in res.stderr:
+        pytest.skip(f"cannot run python as nobody here: {res.stderr.strip()[:200]}")
+    assert res.returncode == 1
+    assert res.stderr == "ERROR: Operation not permitted: pybpftrace needs root (or CAP_BPF and CAP_PERFMON)\n"

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -35,6 +36,15 @@ END { @end = 1; }
 EXIT_AFTER = "interval:ms:400 { exit(); }\n"
 
 GETTERS = {"prog": bpf.prog_get_fd_by_id, "map": bpf.map_get_fd_by_id, "link": bpf.link_get_fd_by_id}
+
+
+def spawn(args, **kwargs):
+    """Popen with a watchdog: a hung run is killed after 60 s instead of hanging the suite."""
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    watchdog = threading.Timer(60, proc.kill)  # Popen.kill does nothing once the process is reaped
+    watchdog.daemon = True
+    watchdog.start()
+    return proc
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +93,7 @@ def wait_all_gone(ids: dict, timeout: float = 10.0) -> list:
 
 def start(target, extra: str = ""):
     script = SCRIPT.replace("{target}", target) + extra
-    proc = subprocess.Popen([*PYBPFTRACE, "-e", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn([*PYBPFTRACE, "-e", script])
     first = proc.stdout.readline()
     assert first == "Attaching 7 probes...\n" or first == "Attaching 8 probes...\n", proc.stderr.read()
     ids = held_ids(proc.pid)
@@ -130,8 +140,7 @@ def test_sigkill(target):
 
 def test_c_child_is_not_left_behind(target):
     """SIGINT during -c: the command is ended too, and the tracer's objects go."""
-    proc = subprocess.Popen([*PYBPFTRACE, "-c", "/bin/sleep 30", "-e", "interval:ms:50 { @t = count(); }"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn([*PYBPFTRACE, "-c", "/bin/sleep 30", "-e", "interval:ms:50 { @t = count(); }"])
     assert proc.stdout.readline() == "Attaching 1 probe...\n"
     ids = held_ids(proc.pid)
     children = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()

@@ -128,3 +128,21 @@ def test_markdown_table_and_json(tmp_path):
     assert row["ebpfpy"] == 2.0 and row["bpftrace"] == 1.0 and row["ratio"] == 2.0
     assert row["met"] is False and row["target"] == "<= 0.5"
     assert row["samples"]["ebpfpy"] == [2.0]
+
+
+def test_proc_finds_a_line_that_arrived_in_the_same_chunk():
+    # Both lines come in one write: the second must still be found (no select() on buffered data).
+    with harness.Proc(["sh", "-c", "printf 'Attaching 1 probe...\\nfirst event\\n'; sleep 5"]) as p:
+        assert p.wait_for(harness.attaching, 5) is not None
+        t = p.wait_for(lambda line: line.startswith("first event"), 2)
+        assert t is not None and t < 2
+        p.stop(5)
+        assert p.maxrss_mb is not None and p.maxrss_mb > 0
+
+
+def test_proc_wait_reports_exit_status_and_error_line():
+    with harness.Proc(["sh", "-c", "echo 'ERROR: Unknown error -1: couldn''t set RLIMIT_MEMLOCK' >&2; "
+                       "echo 'ERROR: real reason' >&2; exit 3"]) as p:
+        p.drain(5)
+        assert p.wait(5) == 3
+        assert p.error_text() == "ERROR: real reason"

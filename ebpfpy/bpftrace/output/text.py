@@ -102,7 +102,7 @@ def format_map(data: MapData, top: int = 0, div: int = 1) -> str:
     """A whole map as bpftrace prints it at exit or for ``print(@m)``."""
     entries = data.sorted_entries(top)
     if not entries:
-        return "\n"
+        return "\n\n" if data.kind in AVERAGE_KINDS else "\n"  # avg/stats end with a blank line even when empty
     out = []
     if data.kind in HISTOGRAM_KINDS:
         for key, hist in entries:

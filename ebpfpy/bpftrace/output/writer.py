@@ -29,6 +29,20 @@ class Writer:
             if self._flush:
                 self.stream.flush()
 
+    def begin_batch(self) -> None:
+        """Records delivered together (one ring read) are flushed together, once, by ``end_batch``.
+
+        Under ``-B line`` a reader still sees each batch as soon as it was
+        read from the kernel; ``-B none`` keeps one flush per record.
+        """
+        if self.buffering == "line":
+            self._flush = False
+
+    def end_batch(self) -> None:
+        if self.buffering == "line":
+            self._flush = True
+            self.stream.flush()
+
     def exit_separator(self) -> None:
         """The two blank lines bpftrace prints before the maps at exit (in JSON mode too)."""
         out = self.separator_stream or self.stream
