@@ -429,12 +429,16 @@ class ProbeCodegen:
             b.jeq(R7, 0, done)
             b.mov(R1, R7)
             b.mov(R8, 2)
-            for shift in (32, 16, 8, 4, 2, 1):
+            for shift in (32, 16, 8, 4, 2, 1):  # r8 += floor(log2(r1)), by halving
                 skip = b.fresh_label("log2")
-                b.mov(R2, R1)
-                b.rsh(R2, shift)
-                b.jeq(R2, 0, skip)
-                b.mov(R1, R2)
+                if shift == 32:  # 1 << 32 is no immediate: test the shifted copy instead
+                    b.mov(R2, R1)
+                    b.rsh(R2, shift)
+                    b.jeq(R2, 0, skip)
+                    b.mov(R1, R2)
+                else:
+                    b.jlt(R1, 1 << shift, skip)  # r1 > 0 here, so unsigned is right
+                    b.rsh(R1, shift)
                 b.add(R8, shift)
                 b.label(skip)
             b.label(done)

@@ -17,6 +17,7 @@ from typing import Callable
 
 from . import ast
 from .diagnostics import Diagnostic, Message, Reporter, Span
+from .output.printf import check_arguments, find_specifiers
 from .types import (
     DEFAULT_STRLEN,
     INT64,
@@ -116,14 +117,6 @@ FORMAT_FUNCS = frozenset(("printf", "system", "cat", "debugf"))
 ARITHMETIC = frozenset(("+", "-", "*", "/", "%"))
 COMPARISON = frozenset(("==", "!=", "<", ">", "<=", ">="))
 
-# printf verbs: which kind of argument each accepts.
-_FORMAT = re.compile(r"%(?P<flags>[-+ #0]*)(?P<width>[0-9]*)(?:\.(?P<prec>[0-9]+))?"
-                     r"(?P<len>hh|h|ll|l|z|j|t)?(?P<verb>[a-zA-Z%])")
-INT_VERBS = frozenset("diuoxXcp")
-STRING_VERBS = frozenset("s")
-BUFFER_VERBS = frozenset("r")
-
-
 # Functions whose count is checked as a range ("requires at least", "takes up to").
 VARARGS = frozenset(("printf", "system", "cat", "debugf", "str", "buf", "print", "strftime",
                      "ntop", "cgroup_path", "join", "kstack", "ustack", "time"))
@@ -162,18 +155,6 @@ def kind_word(t: Type) -> str:
         return t.kind
     return {"int": "integer", "pointer": "integer", "none": "none", "tuple": "tuple",
             "buffer": "buffer", "array": "array", "record": "record"}.get(t.kind, "string")
-
-
-def parse_format(fmt: str) -> list[str]:
-    """The verbs of a printf format that consume an argument, in order."""
-    verbs = []
-    for m in _FORMAT.finditer(fmt):
-        verb = m.group("verb")
-        if verb == "%":
-            continue
-        if verb in INT_VERBS or verb in STRING_VERBS or verb in BUFFER_VERBS:
-            verbs.append(verb)
-    return verbs
 
 
 # -- the checker ----------------------------------------------------------------
@@ -554,28 +535,16 @@ class Checker:
             self.error(f"{node.name}() expects a string literal ({kind_word(types[0])} provided)",
                        node.span)
             return
-        verbs = parse_format(fmt_node.value)
-        supplied = len(node.args) - 1
-        if supplied < len(verbs):
-            self.error(f"{node.name}: Not enough arguments for format string ({supplied} "
-                       f"supplied, {len(verbs)} expected)", node.span)
-            return
-        if supplied > len(verbs):
-            self.error(f"{node.name}: Too many arguments for format string ({supplied} "
-                       f"supplied, {len(verbs)} expected)", node.span)
-            return
-        for verb, t in zip(verbs, types[1:]):
-            if t.kind == "none":
-                continue
-            if verb in INT_VERBS and t.kind not in ("int", "pointer"):
-                self.error(f"{node.name}: %{verb} specifier expects a value of type integer "
-                           f"({kind_word(t)} supplied)", node.span)
-            elif verb in STRING_VERBS and t.kind in ("int", "tuple"):
-                self.error(f"{node.name}: %{verb} specifier expects a value of type string "
-                           f"({kind_word(t)} supplied)", node.span)
-            elif verb in BUFFER_VERBS and t.kind != "buffer":
-                self.error(f"{node.name}: %{verb} specifier expects a value of type buffer "
-                           f"({kind_word(t)} supplied)", node.span)
+        # One set of specifier rules, shared with the runtime that prints.
+        # An argument whose type is already an error ("none") takes the kind
+        # its specifier wants, so that it is reported once, not twice.
+        specs = find_specifiers(fmt_node.value)
+        kinds = [spec.kind if t.kind == "none" else kind_word(t)
+                 for spec, t in zip(specs, types[1:])]
+        kinds += [kind_word(t) for t in types[1 + len(specs):]]
+        problem = check_arguments(fmt_node.value, kinds, node.name)
+        if problem:
+            self.error(problem, node.span)
 
     def c_printf(self, node: ast.Call, types: list[Type]) -> Type:
         self.check_format(node, types)

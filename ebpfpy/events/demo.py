@@ -143,8 +143,25 @@ def attached_on_getpid(insns: list) -> Iterator:
         prog.close()
 
 
+# Flags -> suffix of the binaries the qemu runner prebuilds (tests/vm/vmrun/prebuild.py)
+_PREBUILT_SUFFIX = {("-O2",): "", ("-O0",): ".O0"}
+
+
 def compile_c(source: str, out_dir: str, name: str | None = None, *extra: str) -> str:
-    """Compile one C file with gcc (frame pointers kept for stack tests)."""
+    """Compile one C file with gcc (frame pointers kept for stack tests).
+
+    A compiler-less machine (the qemu guest of ``tests/vm``) sets
+    ``EBPFPY_PREBUILT`` to a directory of binaries built from
+    ``tests/progs/<stem>.c`` as ``<stem>`` (-O2) and ``<stem>.O0`` (-O0);
+    one of those is returned, when it exists, instead of compiling.
+    """
+    prebuilt = os.environ.get("EBPFPY_PREBUILT")
+    suffix = _PREBUILT_SUFFIX.get(tuple(extra))
+    if prebuilt and suffix is not None:
+        stem = os.path.splitext(os.path.basename(source))[0]
+        path = os.path.join(prebuilt, stem + suffix)
+        if os.path.exists(path):
+            return path
     gcc = shutil.which("gcc") or shutil.which("cc")
     if gcc is None:
         raise FileNotFoundError("gcc is not installed")

@@ -63,16 +63,22 @@ def new_counts(slots: int = 4) -> Map:
     return Map.create("array", key="I", value="q", max_entries=slots)
 
 
+# Flag set -> suffix of the runner's prebuilt binary (tests/vm/vmrun/prebuild.py VARIANTS)
+PREBUILT_SUFFIX = {("-O2",): "", ("-O0",): ".O0"}
+
+
 def compile_c(source_name: str, out_dir: str, *flags: str, out_name: Optional[str] = None) -> str:
     """gcc tests/progs/<source_name> into out_dir; returns the binary path.
 
     In the qemu guest (no compiler) the runner has built every program with
-    -O2 into $EBPFPY_PREBUILT; other flag sets are skipped there.
+    -O2 into $EBPFPY_PREBUILT/<name> and with -O0 into <name>.O0; other flag
+    sets are skipped there.
     """
     name = os.path.splitext(source_name)[0]
     prebuilt = os.environ.get("EBPFPY_PREBUILT")
-    if prebuilt and flags == ("-O2",) and os.path.exists(os.path.join(prebuilt, name)):
-        return os.path.join(prebuilt, name)
+    suffix = PREBUILT_SUFFIX.get(flags)
+    if prebuilt and suffix is not None and os.path.exists(os.path.join(prebuilt, name + suffix)):
+        return os.path.join(prebuilt, name + suffix)
     if not shutil.which("gcc"):
         pytest.skip(f"no gcc to build {source_name} {' '.join(flags)} (and no prebuilt copy)")
     src = os.path.join(PROGS_DIR, source_name)

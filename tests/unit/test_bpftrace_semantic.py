@@ -6,7 +6,7 @@ from test_bpftrace_parser import programs  # pytest puts this directory on sys.p
 from ebpfpy.bpftrace import ast as A
 from ebpfpy.bpftrace.diagnostics import Diagnostic
 from ebpfpy.bpftrace.parser import parse
-from ebpfpy.bpftrace.semantic import Env, analyse, parse_format, sizeof_value
+from ebpfpy.bpftrace.semantic import Env, analyse, sizeof_value
 from ebpfpy.bpftrace.types import (
     INT64,
     UINT64,
@@ -146,8 +146,30 @@ def test_string_map_grows_to_longest():
     assert res.maps["@s"].value == string_type(7)
 
 
-def test_printf_format_parsing():
-    assert parse_format("%d %5.2s %-08lx %% %llu %c %p %r %z") == ["d", "s", "x", "u", "c", "p", "r"]
+@pytest.mark.parametrize("call,text", [
+    # bpftrace 0.17 counts only its own specifiers: flags such as "+", "#", " "
+    # and conversions such as %f, %i are plain text, so they take no argument.
+    ('printf("%+d %f %i\\n", 1)', "printf: Too many arguments for format string (1 supplied, 0 expected)"),
+    ('printf("%%d %-08lx %llu %c %p\\n", 1, 2, 3, 4)',
+     "printf: Not enough arguments for format string (4 supplied, 5 expected)"),
+    ('printf("%s\\n", buf("a", 1))', "printf: %s specifier expects a value of type string (buffer supplied)"),
+    ('printf("%s\\n", @c)', "printf: %s specifier expects a value of type string (count supplied)"),
+    ('printf("%d\\n", (1, 2))', "printf: %d specifier expects a value of type integer (tuple supplied)"),
+    ('cat("%d", "a")', "cat: %d specifier expects a value of type integer (string supplied)"),
+])
+def test_printf_format_errors(call, text):
+    assert first_error(f"BEGIN {{ @c = count(); {call}; }}") == text
+
+
+def test_printf_format_accepts_matching_kinds():
+    check('BEGIN { printf("%-5s|%5.2s|%rx|%hhd|%p|%c\\n", comm, kstack, buf("a", 1), 1, curtask, 65); }')
+
+
+def test_printf_bad_argument_reported_once():
+    # The undefined variable is the error; the format check does not add a second one.
+    text = errors('BEGIN { printf("%d\\n", $nope); }')
+    assert "Undefined or undeclared variable: $nope" in text
+    assert "specifier" not in text
 
 
 def test_signed_division_warns():
