@@ -28,6 +28,7 @@ from ebpfpy.sys.perf import possible_cpus
 
 PAGE_SIZE = mmap.PAGESIZE
 _UNSUPPORTED = (E.EINVAL, E.EOPNOTSUPP, ENOTSUPP)
+_BATCH_MAX = 1 << 16  # elements per BPF_MAP_LOOKUP_BATCH call
 
 
 @dataclass(frozen=True)
@@ -460,8 +461,18 @@ class Map(FdOwner):
         return features.has("batch_ops")
 
     def _batch_items(self) -> list[tuple[bytes, bytes]]:
-        out: list[tuple[bytes, bytes]] = []
-        count = max(1, min(self.max_entries, 256))
+        keys, values = self._batch_columns()
+        return list(zip(keys, values))
+
+    def _batch_columns(self) -> tuple[list[bytes], list[bytes]]:
+        """Keys and values in two lists, read with few, large BPF_MAP_LOOKUP_BATCH calls.
+
+        Each call costs a syscall plus Python work around it, so a batch is
+        as large as the map (up to 64K elements) rather than a few hundred.
+        """
+        keys: list[bytes] = []
+        values: list[bytes] = []
+        count = max(1, min(self.max_entries, _BATCH_MAX))
         token = None
         while True:
             try:
@@ -471,10 +482,30 @@ class Map(FdOwner):
                     count *= 2  # a hash bucket holds more entries than count
                     continue
                 raise
-            out.extend(zip(res.keys, res.values))
+            keys.extend(res.keys)
+            values.extend(res.values)
             if res.done:
-                return out
+                return keys, values
             token = res.token
+
+    def raw_columns(self, batch: Optional[bool] = None) -> tuple[list[bytes], list[bytes]]:
+        """All keys and values as bytes, in two parallel lists (per-CPU values not split).
+
+        For bulk decoders (``struct.iter_unpack`` over ``b"".join(values)``):
+        no per-entry tuple is built. ``batch`` as for ``raw_items``.
+        """
+        self._need_dict_api()
+        forced = batch is True
+        if batch is None:
+            batch = self._batch_ok()
+        if batch:
+            try:
+                return self._batch_columns()
+            except BPFError as exc:
+                if forced or exc.errno not in _UNSUPPORTED:
+                    raise
+        pairs = self.raw_items(False)
+        return [k for k, _ in pairs], [v for _, v in pairs]
 
     def clear(self) -> None:
         """Empty the map: arrays are zeroed (their slots cannot be deleted), others emptied."""

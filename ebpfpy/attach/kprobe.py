@@ -113,9 +113,9 @@ class KprobeProvider:
 
     def expand(self, spec: str, pid: int = -1) -> list[KprobeTarget]:
         target = parse_spec(spec, self.retprobe)
-        require_kprobes()
         if not has_wildcard(target.symbol):
-            return [target]
+            return [target]  # attaching checks for kprobes, so the error names the probe as bpftrace's does
+        require_kprobes()
         return [KprobeTarget(n, 0, self.retprobe) for n in sorted(set(fnmatch.filter(traceable_functions(),
                                                                                     target.symbol)))]
 

@@ -35,7 +35,11 @@ class ProbeContext:
       "pt_regs"     ctx is `struct pt_regs *` (arg0.., retval via the ABI table),
       "usdt"        pt_regs plus `usdt_args` specs saying where each argN lives,
       "perf_event"  ctx is `struct bpf_perf_event_data *`,
+      "btf_func"    ctx is an array of u64 (kfunc): `func_proto` (a BTF FuncProto of
+                    vmlinux) names them; fexit's return value follows the arguments,
       "none"        no arguments (BEGIN/END).
+    Programs chosen at load time (kfunc) also need `expected_attach_type` and
+    `attach_btf_id` passed to BPF_PROG_LOAD.
     """
 
     prog_type: ProgType
@@ -43,6 +47,9 @@ class ProbeContext:
     retval: bool = False
     fields: tuple = ()
     usdt_args: tuple = ()
+    expected_attach_type: Any = None
+    attach_btf_id: int = 0
+    func_proto: Any = None
 
 
 class Target(Protocol):
@@ -193,6 +200,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("rawtracepoint", ("rt",), "tracepoint", "RawTracepointProvider"),
     Kind("kprobe", ("k",), "kprobe", "KprobeProvider", {"retprobe": False}),
     Kind("kretprobe", ("kr",), "kprobe", "KprobeProvider", {"retprobe": True}),
+    Kind("kfunc", ("f",), "fentry", "FentryProvider", {"retprobe": False}),
+    Kind("kretfunc", ("fr",), "fentry", "FentryProvider", {"retprobe": True}),
     Kind("uprobe", ("u",), "uprobe", "UprobeProvider", {"retprobe": False}),
     Kind("uretprobe", ("ur",), "uprobe", "UprobeProvider", {"retprobe": True}),
     Kind("usdt", ("U",), "usdt", "UsdtProvider"),

@@ -933,6 +933,8 @@ class ProbeCodegen:
     def expr_FieldAccess(self, node: ast.FieldAccess) -> Val:
         if isinstance(node.expr, ast.Builtin) and node.expr.name == "args" and self.ctx.args == "tracepoint":
             return self.tracepoint_field(node)
+        if isinstance(node.expr, ast.Builtin) and node.expr.name == "args" and self.ctx.args == "btf_func":
+            return self.kfunc_param(node)
         base = self.expr(node.expr)
         extra = base.shape.extra
         if not (isinstance(extra, tuple) and extra and extra[0] in ("btf", "btf_inline")):
@@ -988,6 +990,52 @@ class ProbeCodegen:
         else:
             b.ldx(size, R0, FP, slot.off)
         return Val(INT if signed else UINT)
+
+    def kfunc_param(self, node: ast.FieldAccess) -> Val:
+        """``args->NAME`` in a kfunc: slot i of the u64 array the trampoline passes."""
+        params = self.ctx.func_proto.params
+        for i, param in enumerate(params):
+            if param.name == node.field:
+                return self.btf_ctx_slot(8 * i, param.type, node, node.field)
+        raise error(f"Can't find function parameter {node.field}", node)
+
+    def btf_ctx_slot(self, off: int, tid: int, node, what: str) -> Val:
+        """Read a kfunc argument or return value of BTF type ``tid`` at ``ctx + off``.
+
+        The verifier checks these loads against the prototype: 8-byte loads at
+        8-aligned offsets, narrower integers extended here by shifts. Pointers
+        to structs come back as typed pointers (``->`` reads members through
+        ``btf_member``); pointers the verifier will not load directly (to
+        pointers, enums, functions) are copied out with probe_read_kernel."""
+        from ebpfpy.btf import Kind
+
+        spec, b = _vmlinux(), self.b
+        rt = spec.resolve(tid) if tid else 0
+        kind = spec.kind_of(rt) if rt else None
+        if kind == Kind.PTR:
+            pointee = spec[rt].type
+            pk = spec.kind_of(spec.resolve(pointee)) if pointee else None
+            if pk in (None, Kind.INT, Kind.STRUCT, Kind.UNION):
+                b.ldx(8, R0, R6, off)
+            else:
+                slot = self.frame.alloc(8, name=what)
+                b.mov(R3, R6)
+                b.add(R3, off)
+                emit_helper_call(b, "probe_read_kernel", slot, 8, R3)
+                b.ldx(8, R0, FP, slot.off)
+            if pk in (Kind.STRUCT, Kind.UNION):
+                return Val(Shape("int", 8, False, extra=("btf", spec.resolve(pointee))))
+            return Val(UINT)
+        if kind in (Kind.INT, Kind.ENUM, Kind.ENUM64):
+            size = spec.size_of(rt)
+            signed = kind == Kind.INT and spec[rt].signed
+            b.ldx(8, R0, R6, off)
+            if size < 8:
+                b.lsh(R0, 64 - 8 * size)
+                b.arsh(R0, 64 - 8 * size) if signed else b.rsh(R0, 64 - 8 * size)
+            return Val(INT if signed else UINT)
+        desc = spec.describe(tid) if tid else "void"
+        raise error(f"kfunc {what} of type '{desc}' is not supported", node)
 
     def tracepoint_field(self, node: ast.FieldAccess) -> Val:
         b = self.b
@@ -1121,6 +1169,11 @@ class ProbeCodegen:
         if not self.ctx.retval:
             raise error("The retval builtin can only be used with 'kretprobe' and 'uretprobe' and "
                         "'kfunc' probes", node)
+        if self.ctx.args == "btf_func":
+            proto = self.ctx.func_proto
+            if not proto.type:
+                raise error(f"{self.target.function} returns void: kretfunc has no retval", node)
+            return self.btf_ctx_slot(8 * len(proto.params), proto.type, node, "retval")
         emit_retval_load(self.b, R0, R6)
         return Val(INT)
 
@@ -1155,6 +1208,8 @@ class ProbeCodegen:
         return Val(INT)
 
     def builtin_func(self, node) -> Val:
+        if self.ctx.args == "btf_func":  # one program per kernel function: its name is a constant
+            return self.expr_String(ast.String(self.target.function, span=node.span))
         if self.ctx.args not in ("pt_regs", "usdt"):
             raise error("The func builtin can only be used with kprobes, uprobes and kfuncs", node)
         kind = self.target.probe.split(":", 1)[0]
@@ -1801,12 +1856,18 @@ def compile_script(program: ast.Program, env: Env) -> CompiledScript:
             gen = ProbeCodegen(state, item.probe, target, ctx, ctx.prog_type,
                                variables=variables[id(item.probe), target.probe])
             builder = gen.generate()
-            state.script.probes.append(ProbePlan(target.probe, ctx.prog_type, builder, label=label))
-            for _, other in group[1:]:
+            state.script.probes.append(_probe_plan(target, ctx, builder, label))
+            for prov_other, other in group[1:]:
                 index = state.probe_index(other.probe)
                 shared = _with_probe_index(builder, gen.probe_sites, index)
-                state.script.probes.append(ProbePlan(other.probe, ctx.prog_type, shared, label=label))
+                state.script.probes.append(_probe_plan(other, prov_other.context(other), shared, label))
     return state.script
+
+
+def _probe_plan(target, ctx, builder: Builder, label: str) -> ProbePlan:
+    """The runtime's plan for one target; kfunc programs are loaded for one BTF function."""
+    return ProbePlan(target.probe, ctx.prog_type, builder, label=label,
+                     expected_attach_type=ctx.expected_attach_type, attach_btf_id=ctx.attach_btf_id)
 
 
 # Builtins whose code depends on the concrete target (its context layout or symbol).

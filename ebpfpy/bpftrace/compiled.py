@@ -48,6 +48,7 @@ class ProbePlan:
     prog_type: ProgType
     builder: Builder
     expected_attach_type: Optional[int] = None
+    attach_btf_id: int = 0  # kfunc: the vmlinux BTF FUNC the program is loaded for
     label: str = ""  # the probe as the user wrote it, for messages
     source_lines: dict = field(default_factory=dict)
 

@@ -1,8 +1,8 @@
 """Probe specs: the table of probe kinds and the parsing of ``kind:part:part``.
 
 Pure parsing: nothing here looks at the kernel.  (Checks that need the
-system, such as "uprobe target file ... does not exist", belong to the attach
-layer.)  The table says, per kind, its aliases, how many ``:``-separated parts
+system, such as "uprobe target file ... does not exist", are made by semantic
+analysis through the hooks in its ``Env``.)  The table says, per kind, its aliases, how many ``:``-separated parts
 it takes after the kind, which parts may hold wildcards, and the wording
 bpftrace 0.17 uses when the count is wrong.
 """

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import select
 import signal
 import struct
 import subprocess
@@ -27,6 +28,7 @@ from ebpfpy.maps import Map
 from ebpfpy.progs import Program
 from ebpfpy.sys.errors import BPFError
 
+from .aggregations import AGGREGATIONS
 from .compiled import EVENTS_MAP, CompiledScript, MapPlan
 from .output.printf import PrintfFormat
 from .output.values import Hist, LHist, MapData
@@ -58,6 +60,7 @@ class Runtime:
         self.log_size = log_size
         self.user_symbols = user_symbols
         self._print_maps_requested = False
+        self._wakeup: Optional[int] = None  # read end of the signal wake-up pipe while running
         self.maps: dict[str, Map] = {}
         self.services = Services(self.maps, pid=pid, user_symbols=user_symbols)
         self._stop = False
@@ -90,7 +93,8 @@ class Runtime:
         extra = {"log_level": 2 | 4, "log_size": min(self.log_size, 1 << 24)} if self.verbose else {}
         try:
             prog = Program.load(plan.prog_type, insns, name=_kernel_name(plan.label or plan.probe),
-                                expected_attach_type=plan.expected_attach_type, **extra)
+                                expected_attach_type=plan.expected_attach_type,
+                                attach_btf_id=getattr(plan, "attach_btf_id", 0) or None, **extra)
         except BPFError as err:
             raise VerifierRejection(plan, err) from None
         if self.verbose:
@@ -159,11 +163,18 @@ class Runtime:
             self._drain(events)
             if self.child is not None:
                 self.child.release()
+            wakeup = self._wakeup
+            if events is not None and wakeup is not None:
+                events.watch(wakeup)
             while not self._stop:
                 if events is not None:
                     events.poll(100)
+                elif wakeup is not None:
+                    select.select((wakeup,), (), (), 0.1)
                 else:
                     time.sleep(0.1)
+                if wakeup is not None:
+                    _empty_pipe(wakeup)
                 if self._print_maps_requested:
                     self._print_maps_requested = False
                     self.print_all_maps()
@@ -194,10 +205,29 @@ class Runtime:
 
         handlers = {signal.SIGINT: stop, signal.SIGTERM: stop, signal.SIGHUP: stop, signal.SIGUSR1: print_maps}
         previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+        # A signal also writes a byte to a pipe the event loop waits on, so
+        # Ctrl-C is served at once, not when the 100 ms poll runs out (the
+        # interpreter restarts an interrupted wait with the time left).
+        read_end = write_end = None
+        old_wakeup = -1
+        try:
+            read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            old_wakeup = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+            self._wakeup = read_end
+        except (ValueError, OSError):  # not the main thread: poll timeouts still notice the flag
+            for fd in (read_end, write_end):
+                if fd is not None:
+                    os.close(fd)
+            read_end = write_end = None
 
         def restore():
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if write_end is not None:
+                signal.set_wakeup_fd(old_wakeup)
+                self._wakeup = None
+                os.close(read_end)
+                os.close(write_end)
 
         return restore
 
@@ -209,10 +239,17 @@ class Runtime:
 
     def read_map(self, plan: MapPlan) -> MapData:
         m = self.maps[plan.name]
-        entries = []
-        for raw_key, raw_value in m.items():
-            key = plan.decode_key(raw_key, self.services) if plan.decode_key else ()
-            entries.append((key, plan.decode_value(raw_value, self.services)))
+        raw_keys, raw_values = m.raw_columns()
+        services = self.services
+        values = _summed_values(plan, m, raw_values)
+        if values is None:
+            split, decode_value = m._decode_value, plan.decode_value
+            values = [decode_value(split(raw), services) for raw in raw_values]
+        if plan.decode_key:
+            decode_key = plan.decode_key
+            entries = [(decode_key(raw, services), value) for raw, value in zip(raw_keys, values)]
+        else:
+            entries = [((), value) for value in values]
         if plan.bucket_key:
             entries = _fold_buckets(plan, entries)
         if not entries and plan.kind == "count" and not plan.keyed:
@@ -308,6 +345,14 @@ class AttachFailure(ScriptError):
         super().__init__(f"Error attaching probe: '{probe}'")
 
 
+def _empty_pipe(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
 def _close_all(attachments: list) -> None:
     """Detach everything, many at a time.
 
@@ -323,6 +368,33 @@ def _close_all(attachments: list) -> None:
 
     with ThreadPoolExecutor(max_workers=min(64, len(attachments))) as pool:
         list(pool.map(lambda att: att.close(), attachments))
+
+
+# Aggregations whose per-CPU value is one i64 and whose fold adds the CPUs up
+# (count, sum, hist, lhist), read from the table so the two cannot drift.
+_SUMMED_KINDS = frozenset(name for name, agg in AGGREGATIONS.items()
+                          if agg.value_size == 8 and agg.fold is AGGREGATIONS["sum"].fold)
+_SUMS: dict[int, struct.Struct] = {}
+
+
+def _summed_values(plan: MapPlan, m: Map, raw_values: list) -> Optional[list]:
+    """count/sum/hist values of a whole per-CPU map at once, or None for other maps.
+
+    One ``iter_unpack`` over the joined batch replaces a split into per-CPU
+    slices and a fold call per entry; the arithmetic is the same sum of i64s.
+    """
+    if plan.kind not in _SUMMED_KINDS or not m.props.percpu or plan.value_size != 8:
+        return None
+    ncpus = m.ncpus
+    fmt = _SUMS.get(ncpus)
+    if fmt is None:
+        fmt = _SUMS[ncpus] = struct.Struct(f"<{ncpus}q")
+    if m.user_value_size != fmt.size:
+        return None
+    blob = b"".join(raw_values)
+    if ncpus == 1:
+        return [v for (v,) in fmt.iter_unpack(blob)]
+    return [sum(cpus) for cpus in fmt.iter_unpack(blob)]
 
 
 def _fold_buckets(plan: MapPlan, entries: list) -> list:

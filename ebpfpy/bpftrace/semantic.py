@@ -11,9 +11,10 @@ types, value type, kind) that codegen allocates maps from.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Callable, Collection
 
 from . import ast
 from .diagnostics import Diagnostic, Message, Reporter, Span
@@ -53,6 +54,12 @@ class Env:
     has_child: bool = False                       # -c CMD given
     strlen: int = DEFAULT_STRLEN                  # BPFTRACE_STRLEN
     params: tuple[str, ...] = ()                  # positional parameters
+    # uprobe/usdt target -> the executable paths it names (raise or return []
+    # when none); ``system_binaries`` asks the file system.  None: not checked.
+    binaries: Callable[[str], list[str]] | None = None
+    # The kernel functions kprobes may attach to; ``system_traceable`` reads
+    # tracefs.  None: not checked.
+    traceable: Callable[[], Collection[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +164,49 @@ def kind_word(t: Type) -> str:
             "buffer": "buffer", "array": "array", "record": "record"}.get(t.kind, "string")
 
 
+# Probe kinds whose first part is a binary -> the word bpftrace's message uses.
+BINARY_KINDS = {"uprobe": "uprobe", "uretprobe": "uprobe", "usdt": "usdt"}
+
+
+def system_binaries(target: str) -> list[str]:
+    """The files a uprobe target names on this system (the attach layer's rules)."""
+    from ebpfpy.attach.binary import resolve_binaries
+
+    return resolve_binaries(target)
+
+
+def _any_executable(binaries: Callable[[str], list[str]], target: str) -> bool:
+    try:
+        paths = binaries(target)
+    except Exception:  # the attach layer's "not found" errors: the message is ours to word
+        return False
+    return any(os.path.isfile(p) and os.access(p, os.X_OK) and _is_elf(p) for p in paths)
+
+
+def system_traceable() -> frozenset[str]:
+    """tracefs available_filter_functions (the attach layer reads it)."""
+    from ebpfpy.attach.kprobe import traceable_functions
+
+    return frozenset(traceable_functions())
+
+
+def _read_traceable(traceable: Callable[[], Collection[str]]) -> Collection[str]:
+    # bpftrace treats an unreadable list (no ftrace, no tracefs) as an empty one.
+    try:
+        return traceable()
+    except OSError:
+        return frozenset()
+
+
+def _is_elf(path: str) -> bool:
+    """bpftrace accepts only ELF files as targets (an executable script is not one)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
 # -- the checker ----------------------------------------------------------------
 
 class _Scope:
@@ -173,6 +223,7 @@ class Checker:
         self.maps = maps
         self.r = report
         self.scope: _Scope = _Scope(frozenset(), [])
+        self._traceable: Collection[str] | None = None
 
     # -- helpers -----------------------------------------------------------
     def error(self, text: str, span: Span) -> Type:
@@ -192,6 +243,9 @@ class Checker:
 
     # -- program -------------------------------------------------------------
     def program(self, program: ast.Program) -> None:
+        # bpftrace resolves attach points before it type-checks the bodies
+        # (whose errors it still reports, so we go on too).
+        self.attach_targets(program)
         for probe in program.probes:
             kinds = frozenset(ap.kind for ap in probe.attach_points if ap.kind)
             self.scope = _Scope(kinds, [ap.parts for ap in probe.attach_points])
@@ -200,6 +254,31 @@ class Checker:
                 if t.kind not in ("int", "pointer", "none"):
                     self.error(f"Invalid type for predicate: {kind_word(t)}", probe.pred_span)
             self.stmts(probe.body)
+
+    def attach_targets(self, program: ast.Program) -> None:
+        """Report uprobe/usdt targets that name no executable ELF file, and
+        warn (as bpftrace does) about kprobes on functions tracefs does not list."""
+        for probe in program.probes:
+            for ap in probe.attach_points:
+                if ap.kind in ("kprobe", "kretprobe") and self.env.traceable is not None:
+                    self.kprobe_target(ap)
+                if self.env.binaries is None:
+                    continue
+                if ap.kind not in BINARY_KINDS or not ap.parts or not ap.parts[0]:
+                    continue
+                if not _any_executable(self.env.binaries, ap.parts[0]):
+                    self.error(f"{BINARY_KINDS[ap.kind]} target file '{ap.parts[0]}' does not exist "
+                               "or is not executable", ap.span)
+
+    def kprobe_target(self, ap: ast.AttachPoint) -> None:
+        func = ap.parts[-1] if ap.parts else ""
+        if not func or func[0].isdigit() or "+" in func or any(c in func for c in "*?["):
+            return
+        if self._traceable is None:
+            self._traceable = _read_traceable(self.env.traceable)
+        if func not in self._traceable:
+            self.r.warning(f'{func} is not traceable (either non-existing, inlined, or marked as "notrace"); '
+                           "attaching to it will likely fail", ap.span)
 
     def stmts(self, stmts: tuple[ast.Stmt, ...]) -> None:
         for s in stmts:

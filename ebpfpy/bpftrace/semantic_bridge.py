@@ -51,9 +51,9 @@ def _pointee(ctype: str):
 
 
 def check(program, options) -> None:
-    from .semantic import Env, analyse
+    from .semantic import Env, analyse, system_binaries
     from .types import BTFResolver
 
-    env = Env(resolver=BTFResolver(), tracepoints=TracefsFormats(), unsafe=options.unsafe, has_child=bool(options.command),
+    env = Env(resolver=BTFResolver(), binaries=system_binaries, tracepoints=TracefsFormats(), unsafe=options.unsafe, has_child=bool(options.command),
               strlen=options.strlen, params=tuple(options.params))
     return analyse(program, env, source=options.source, filename=options.filename)

@@ -221,7 +221,15 @@ class PerfBuffer:
         """Wait up to ``timeout_ms`` (-1: forever) and deliver what is ready;
         returns the number of records delivered."""
         ready = self._epoll.poll(-1 if timeout_ms < 0 else timeout_ms / 1000.0)
-        return sum(self._drain(fd) for fd, _ in ready)
+        rings = self._rings
+        return sum(self._drain(fd) for fd, _ in ready if fd in rings)
+
+    def watch(self, fd: int) -> None:
+        """Also wake ``poll`` when ``fd`` is readable (e.g. a signal wake-up pipe).
+
+        ``poll`` only returns early for it; reading the fd is the caller's job.
+        """
+        self._epoll.register(fd, select.EPOLLIN)
 
     def consume(self) -> int:
         """Deliver everything in every ring without waiting."""

@@ -15,7 +15,7 @@ import pytest
 from ebpfpy.bpftrace.diagnostics import Diagnostic
 from ebpfpy.bpftrace.parser import parse
 from ebpfpy.bpftrace.printer import dump
-from ebpfpy.bpftrace.semantic import Env, analyse
+from ebpfpy.bpftrace.semantic import Env, analyse, system_binaries
 from ebpfpy.bpftrace.types import BTFResolver
 
 pytestmark = [pytest.mark.bpftrace, pytest.mark.btf]
@@ -159,6 +159,9 @@ CASES = [
     'BEGIN { printf("%s\\n", buf("a", 1)); }',
     'BEGIN { printf("%+d %#x % d %i\\n", 1); }',
     'BEGIN { printf("%%d\\n"); }',
+    'BEGIN { printf("%d\\n", curtask->cpus_mask.bits); }',
+    'BEGIN { printf("%s\\n", curtask->cpus_mask); }',
+    'BEGIN { @h = hist(1); printf("%s\\n", @h); }',
     'BEGIN { @c = count(); printf("%s\\n", @c); }',
     'BEGIN { printf("%d\\n", *curtask); }',
     'BEGIN { printf("%s %s\\n", 1, "a"); printf("%d\\n", "x"); }',
@@ -384,6 +387,14 @@ CASES = [
     'tracepoint:foo { }',
     'BEGIN:x { }',
     'uprobe:/bin/bash { }',
+    'uprobe:/x:foo { }',
+    'ur:/x:foo { @x = nope; }',
+    'ur:/x:foo { @x = count(); @x = 1; }',
+    'U:/x:a:b { }',
+    'uprobe:/etc/hostname:foo { }',
+    'uprobe:/x*:foo { }',
+    'uprobe:nosuchbin:foo { }',
+    'BEGIN { exit(); } uprobe:/x:foo, uprobe:/y:foo { }',
     'interval:s { }',
     'interval:xx:1 { }',
     'profile:hz:abc { }',
@@ -429,7 +440,7 @@ def reference():
 def ours(program):
     """Our errors, or for an accepted program our warnings (bpftrace then runs it to exit())."""
     try:
-        result = analyse(parse(program), Env(resolver=RESOLVER), source=program)
+        result = analyse(parse(program), Env(resolver=RESOLVER, binaries=system_binaries), source=program)
     except Diagnostic as d:
         return d.format(program)
     return "".join(w.format(program) for w in result.warnings)

@@ -294,14 +294,22 @@ def test_error_messages(text, message):
 
 # -- property ------------------------------------------------------------------------
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def _fake_binaries(target):
+    """/bin/bash resolves (to itself, an ELF on any Linux), anything else does not."""
+    if target != "/bin/bash":
+        raise LookupError(target)
+    return ["/bin/bash"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(programs)
 def test_analyse_only_raises_diagnostic(prog):
     from ebpfpy.bpftrace.printer import to_source
     text = to_source(prog)
     parsed = parse(text)
     try:
-        res = analyse(parsed, Env(resolver=RESOLVER, tracepoints=FORMATS), source=text)
+        res = analyse(parsed, Env(resolver=RESOLVER, tracepoints=FORMATS, binaries=_fake_binaries,
+                                  traceable=lambda: {"vfs_read"}), source=text)
     except Diagnostic as d:
         assert d.format(text)
         return
@@ -369,3 +377,72 @@ def test_script_struct_overrides_btf_layout():
     res = check("struct task_struct { int only; }\nBEGIN { @x = ((struct task_struct *)0)->only; }",
                 resolver=RESOLVER)
     assert res.maps["@x"].value == INT64
+
+
+# -- uprobe/usdt targets --------------------------------------------------------
+
+@pytest.fixture
+def target_files(tmp_path):
+    """An executable ELF (by its magic), an executable script, and a non-executable ELF."""
+    files = {}
+    for name, data, mode in (("elf", b"\x7fELF\x02\x01\x01", 0o755), ("script", b"#!/bin/sh\n", 0o755),
+                             ("plain", b"\x7fELF\x02\x01\x01", 0o644)):
+        path = tmp_path / name
+        path.write_bytes(data)
+        path.chmod(mode)
+        files[name] = str(path)
+    return files
+
+
+def _binaries(files):
+    def resolve(target):
+        if target not in files:
+            raise LookupError(target)
+        return [files[target]]
+    return resolve
+
+
+@pytest.mark.parametrize("target,word", [("script", "uprobe"), ("missing", "uprobe"), ("plain", "uprobe")])
+def test_uprobe_target_must_be_executable_elf(target_files, target, word):
+    text = f"uprobe:{target}:f {{ }}"
+    assert first_error(text, binaries=_binaries(target_files)) == \
+        f"{word} target file '{target}' does not exist or is not executable"
+
+
+def test_uprobe_target_checks_each_attach_point(target_files):
+    text = errors("uretprobe:elf:f, usdt:missing:a:b { }", binaries=_binaries(target_files))
+    assert "uprobe target file 'elf'" not in text
+    assert "usdt target file 'missing' does not exist or is not executable" in text
+
+
+def test_uprobe_target_accepted(target_files):
+    check("uprobe:elf:f { @ = count(); }", binaries=_binaries(target_files))
+
+
+def test_uprobe_target_not_checked_without_resolver():
+    check("uprobe:/no/such/file:f { @ = count(); }")
+
+
+# -- kprobe targets: bpftrace's "not traceable" warning ---------------------------
+
+def _warnings(text, **env):
+    return [w.text for w in check(text, **env).warnings]
+
+
+NOT_TRACEABLE = ('{} is not traceable (either non-existing, inlined, or marked as "notrace"); '
+                 "attaching to it will likely fail")
+
+
+def test_kprobe_on_untraceable_function_warns():
+    assert _warnings("k:tcp_sendmsg, kr:vfs_read { }", traceable=lambda: {"vfs_read"}) == \
+        [NOT_TRACEABLE.format("tcp_sendmsg")]
+
+
+def test_kprobe_unreadable_function_list_counts_as_empty():
+    def unreadable():
+        raise PermissionError("available_filter_functions")
+    assert _warnings("kprobe:do_nanosleep { }", traceable=unreadable) == [NOT_TRACEABLE.format("do_nanosleep")]
+
+
+def test_kprobe_wildcards_and_addresses_not_checked():
+    assert _warnings("k:tcp_* , k:vfs_read+4, k:0xffff { }", traceable=lambda: set()) == []

@@ -8,7 +8,8 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from .values import AVERAGE_KINDS, HISTOGRAM_KINDS, Avg, LHist, MapData, Stack, Stats, divide
+from .values import (AVERAGE_KINDS, HISTOGRAM_KINDS, INTEGER_KINDS, Avg, LHist, MapData, Stack, Stats,
+                     plain_key, divide)
 
 BAR_WIDTH = 52
 _SUFFIXES = ("", "K", "M", "G", "T", "P", "E")
@@ -110,6 +111,16 @@ def format_map(data: MapData, top: int = 0, div: int = 1) -> str:
             out.append(format_histogram(hist, div))
             out.append("\n")
         return "".join(out)
+    if data.kind in INTEGER_KINDS and (div or 1) == 1 and plain_key(entries[0][0]):
+        # The common big map: integer values under keys of ints and strings
+        # (one shape per map, so the first key speaks for all). str() of each
+        # part is what format_value would give; one f-string per line.
+        name = data.name
+        if not entries[0][0]:
+            return "".join([f"{name}: {value}\n" for _, value in entries])
+        if len(entries[0][0]) == 1:
+            return "".join([f"{name}[{key[0]}]: {value}\n" for key, value in entries])
+        return "".join([f"{name}[{', '.join(map(str, key))}]: {value}\n" for key, value in entries])
     for key, value in entries:
         out.append(f"{format_key(data.name, key)}: {format_value(divide(value, div))}\n")
     if data.kind in AVERAGE_KINDS:

@@ -10,6 +10,7 @@ small classes below.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Optional, Sequence
 
 
@@ -129,9 +130,17 @@ class MapData:
         integers sort by value, averages by their mean, histograms by their total
         count; other values (strings, tuples) stay in key order.
         """
-        entries = sorted(self.entries, key=lambda kv: _key_order(kv[0]))
+        if self.entries and plain_key(self.entries[0][0]):
+            # Keys of one map share their shape, so when the first key holds
+            # only ints and strings every key does, and the key itself orders
+            # exactly as _key_order would, without a tuple per part.
+            entries = sorted(self.entries, key=_FIRST)
+        else:
+            entries = sorted(self.entries, key=lambda kv: _key_order(kv[0]))
         sort_key = _VALUE_ORDER.get(self.kind)
-        if sort_key is not None:
+        if sort_key is _identity:
+            entries.sort(key=_SECOND)
+        elif sort_key is not None:
             entries.sort(key=lambda kv: sort_key(kv[1]))
         if top:
             entries = entries[-top:]
@@ -142,12 +151,24 @@ def _key_order(key: Sequence[Any]) -> tuple:
     return tuple((0, part) if isinstance(part, int) else (1, str(part)) for part in key)
 
 
+def plain_key(key: Sequence[Any]) -> bool:
+    """Only ints and strs (not bool-like subclasses that print differently): ordered as is."""
+    return all(type(part) is int or type(part) is str for part in key)
+
+
+def _identity(v: Any) -> Any:
+    return v
+
+
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
+
 _VALUE_ORDER = {
-    "count": lambda v: v,
-    "sum": lambda v: v,
-    "min": lambda v: v,
-    "max": lambda v: v,
-    "int": lambda v: v,
+    "count": _identity,
+    "sum": _identity,
+    "min": _identity,
+    "max": _identity,
+    "int": _identity,
     "avg": lambda v: v.value,
     "stats": lambda v: v.value,
     "hist": lambda v: v.total,
