@@ -199,13 +199,14 @@ class Parser:
     # -- expressions ---------------------------------------------------------
     def expr(self) -> ast.Expr:
         cond = self.binary(1)
-        while self.tok.kind == "?":
-            self.next()
-            left = self.expr()
-            self.expect(":")
-            right = self.binary(1)
-            cond = ast.Ternary(cond, left, right, span=cond.span.to(right.span))
-        return cond
+        if self.tok.kind != "?":
+            return cond
+        # right-associative, as in bpftrace: a ? b : c ? d : e is a ? b : (c ? d : e)
+        self.next()
+        left = self.expr()
+        self.expect(":")
+        right = self.expr()
+        return ast.Ternary(cond, left, right, span=cond.span.to(right.span))
 
     def binary(self, min_prec: int) -> ast.Expr:
         left = self.unary()

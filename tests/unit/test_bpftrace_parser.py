@@ -62,7 +62,7 @@ def test_alias_resolved():
     ("-(1)", A.Unop("-", I(1))),
     ("!1 == ~2", A.Binop("==", A.Unop("!", I(1)), A.Unop("~", I(2)))),
     # bpftrace declares ?: left associative
-    ("1 ? 2 : 3 ? 4 : 5", A.Ternary(A.Ternary(I(1), I(2), I(3)), I(4), I(5))),
+    ("1 ? 2 : 3 ? 4 : 5", A.Ternary(I(1), I(2), A.Ternary(I(3), I(4), I(5)))),  # right-assoc: bpftrace -d
     ("1 ? 2 : 3 || 4", A.Ternary(I(1), I(2), A.Binop("||", I(3), I(4)))),
     ("(1 + 2) * 3", A.Binop("*", A.Binop("+", I(1), I(2)), I(3))),
     ("(1, \"a\")", A.Tuple((I(1), A.String("a")))),
