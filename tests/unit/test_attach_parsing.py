@@ -181,7 +181,7 @@ def test_kind_table_and_aliases():
     aliases = {a: k.name for k in KINDS for a in k.aliases}
     assert aliases == {"t": "tracepoint", "rt": "rawtracepoint", "k": "kprobe", "kr": "kretprobe", "u": "uprobe",
                        "ur": "uretprobe", "U": "usdt", "p": "profile", "i": "interval", "s": "software",
-                       "h": "hardware"}
+                       "h": "hardware", "f": "kfunc", "fr": "kretfunc"}
     assert kind_of("BEGIN").name == "BEGIN" and kind_of("END").module == "special"
     with pytest.raises(ProbeSpecError, match="unknown probe type"):
         kind_of("nosuchkind")
