@@ -985,10 +985,7 @@ class ProbeCodegen:
                 return Val(Shape("int", 8, False, extra=("btf", pointee)))
             return Val(UINT)
         signed = kind == Kind.INT and spec[tid].signed
-        if signed and size < 8:
-            b.ldx_sx(size, R0, FP, slot.off)
-        else:
-            b.ldx(size, R0, FP, slot.off)
+        _load_extended(b, size, signed, R0, FP, slot.off)
         return Val(INT if signed else UINT)
 
     def kfunc_param(self, node: ast.FieldAccess) -> Val:
@@ -1073,10 +1070,7 @@ class ProbeCodegen:
             emit_helper_call(b, "probe_read_kernel", StackSlot(slot.off, f.size), f.size, R3)
             return Val(Shape("bytes", slot.size, False, extra=f.size), slot)
         size = f.size if f.size in (1, 2, 4, 8) else 8
-        if f.signed and size < 8:
-            b.ldx_sx(size, R0, R6, f.offset)
-        else:
-            b.ldx(size, R0, R6, f.offset)
+        _load_extended(b, size, f.signed, R0, R6, f.offset)
         return Val(INT if f.signed else UINT)
 
     def expr_Builtin(self, node: ast.Builtin) -> Val:
@@ -1776,6 +1770,18 @@ def _elf_symbol(path: str, name: str) -> Optional[int]:
     except (OSError, ValueError):
         return None
     return None
+
+
+def _load_extended(b: Builder, size: int, signed: bool, dst, src, off: int) -> None:
+    """Load ``size`` bytes, sign-extended when ``signed``.
+
+    A plain load and two shifts rather than the ISA v4 sign-extending load,
+    which kernels before 6.6 reject ("BPF_LDX uses reserved fields").
+    """
+    b.ldx(size, dst, src, off)
+    if signed and size < 8:
+        b.lsh(dst, 64 - 8 * size)
+        b.arsh(dst, 64 - 8 * size)
 
 
 def _round8(n: int) -> int:

@@ -254,6 +254,11 @@ def test_buf_escapes_non_printable_bytes():
 def test_kfunc_is_a_clear_error():
     import os
 
+    from ebpfpy import features
+
+    if features.has("fentry"):  # the qemu guest: kfunc attaches (and would run until stopped)
+        pytest.skip("fentry works here: see test_pybpftrace_kprobes.py::test_kfunc_on_tcp_sendmsg")
+
     proc = subprocess.run([sys.executable, "-m", "ebpfpy.bpftrace", "-e", "kfunc:vfs_read { @ = count(); }"],
                           capture_output=True, text=True, timeout=60, env=dict(os.environ))
     assert proc.returncode == 1

@@ -111,7 +111,8 @@ def format_map(data: MapData, top: int = 0, div: int = 1) -> str:
             out.append(format_histogram(hist, div))
             out.append("\n")
         return "".join(out)
-    if data.kind in INTEGER_KINDS and (div or 1) == 1 and plain_key(entries[0][0]):
+    if (data.kind in INTEGER_KINDS and (div or 1) == 1 and plain_key(entries[0][0])
+            and all(type(value) is int for _, value in entries)):
         # The common big map: integer values under keys of ints and strings
         # (one shape per map, so the first key speaks for all). str() of each
         # part is what format_value would give; one f-string per line.
