@@ -363,6 +363,7 @@ class ProbeCodegen:
                 plan.decode_value = shapes.decoder(value)
                 key_parts = key_shapes
             plan.decode_key = shapes.key_decoder(key_parts) if key_parts else None
+            plan.key_shapes = tuple(key_parts)
             plans[name] = plan
         return name
 

@@ -34,6 +34,7 @@ class MapPlan:
     # hist/lhist maps store one entry per (key, bucket); the runtime folds them back.
     bucket_key: bool = False
     lhist: Optional[tuple] = None  # (min, max, step)
+    key_shapes: tuple = ()  # the key's parts, so the runtime can decode integer keys in bulk
 
     @property
     def is_user_map(self) -> bool:

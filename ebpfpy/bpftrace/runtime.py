@@ -422,7 +422,7 @@ def _int_keys(plan: MapPlan, raw_keys: list) -> Optional[list]:
     compiler when it has them); without them every key goes through
     ``plan.decode_key``, which gives the same tuples one call at a time.
     """
-    key_shapes = getattr(plan, "key_shapes", None)
+    key_shapes = plan.key_shapes
     if not key_shapes or not raw_keys:
         return None
     if any(s.kind not in ("int", "none") or s.size != 8 for s in key_shapes):
