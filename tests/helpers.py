@@ -46,3 +46,49 @@ def emit_slot_lookup(b, map_ref, slot: int, *, key_off: int = -4, key_size: int 
     b.add(R2, key_off)
     b.call("map_lookup_elem")
     b.jeq(R0, 0, "out")
+
+
+def trace_while(script: str, trigger, *, stop: bool = True, timeout: float = 90) -> str:
+    """Run pybpftrace ``script`` (this pid as $1), call ``trigger()`` once it has attached, and
+    return its stdout. ``stop``: SIGINT after the trigger, so it prints its maps and exits;
+    otherwise the script exits by itself. A watchdog kills it if it hangs."""
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    import pytest
+
+    proc = subprocess.Popen([sys.executable, "-m", "ebpfpy.bpftrace", "-e", script, str(os.getpid())],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        first = proc.stdout.readline()
+        if not first.startswith("Attaching "):
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"pybpftrace did not attach: {first}{out}{err}")
+        trigger()
+        if stop:
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    return first + out
+
+
+def map_entries(out: str, name: str) -> dict:
+    """`@name[key]: value` lines -> {key: int value} (key None for a scalar map)."""
+    import re
+
+    found = {}
+    for m in re.finditer(rf"^@{name}(?:\[(.*)\])?: (-?\d+)$", out, re.M):
+        found[m.group(1)] = int(m.group(2))
+    return found

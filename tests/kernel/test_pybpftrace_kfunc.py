@@ -6,13 +6,11 @@ known number of times, stops it with SIGINT and checks the maps it prints.
 The scripts filter on this pid and that unusual size, so nothing else counts.
 """
 import os
-import re
-import signal
 import subprocess
 import sys
-import threading
 
 import pytest
+from helpers import map_entries, trace_while
 
 pytestmark = [pytest.mark.kernel, pytest.mark.fentry]
 
@@ -32,36 +30,11 @@ def zero_reads(n=READS, size=READ_SIZE):
 
 
 def run_with_reads(script: str) -> str:
-    proc = subprocess.Popen([*PYBPFTRACE, "-e", script, str(os.getpid())],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    watchdog = threading.Timer(120, proc.kill)
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        first = proc.stdout.readline()
-        if not first.startswith("Attaching "):
-            proc.kill()
-            out, err = proc.communicate()
-            pytest.fail(f"pybpftrace did not attach: {first}{out}{err}")
+    def reads():
         zero_reads()
         zero_reads(3, READ_SIZE + 1)  # filtered out
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err
-    return first + out
 
-
-def map_entries(out: str, name: str) -> dict:
-    found = {}
-    for m in re.finditer(rf"^@{name}(?:\[(.*)\])?: (-?\d+)$", out, re.MULTILINE):
-        found[m.group(1)] = int(m.group(2))
-    return found
+    return trace_while(script, reads, timeout=120)
 
 
 def test_kfunc_count_func_and_args():

@@ -8,15 +8,13 @@ times over a TCP connection on 127.0.0.1 from this process, and checks the
 maps pybpftrace prints. The probes filter on this process's pid (``$1``) so
 that other TCP users cannot change the counts.
 """
-import os
 import re
-import signal
 import socket
 import subprocess
 import sys
-import threading
 
 import pytest
+from helpers import map_entries, trace_while
 
 pytestmark = [pytest.mark.kernel, pytest.mark.kprobes]
 
@@ -63,37 +61,7 @@ def run_with_traffic(script: str, stop: bool = True, epipe: int = 0) -> str:
 
     `stop`: SIGINT after the traffic (pybpftrace prints its maps and exits);
     otherwise the script exits by itself (an interval probe)."""
-    proc = subprocess.Popen([*PYBPFTRACE, "-e", script, str(os.getpid())],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    watchdog = threading.Timer(90, proc.kill)
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        first = proc.stdout.readline()
-        if not first.startswith("Attaching "):
-            proc.kill()
-            out, err = proc.communicate()
-            pytest.fail(f"pybpftrace did not attach: {first}{out}{err}")
-        tcp_traffic(epipe=epipe)
-        if stop:
-            proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=90)
-    finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err
-    return first + out
-
-
-def map_entries(out: str, name: str) -> dict:
-    """`@name[key]: value` lines -> {key: int value} (key None for a scalar map)."""
-    found = {}
-    for m in re.finditer(rf"^@{name}(?:\[(.*)\])?: (-?\d+)$", out, re.M):
-        found[m.group(1)] = int(m.group(2))
-    return found
+    return trace_while(script, lambda: tcp_traffic(epipe=epipe), stop=stop)
 
 
 def hist_buckets(out: str, name: str) -> dict:
