@@ -130,51 +130,43 @@ class Opts:
     args: list = field(default_factory=list)
 
 
+# flag -> (Opts attribute, how the flag sets it). "b" (deprecated in bpftrace), "btf" and
+# "usdt-file-activation" are accepted and set nothing.
+FLAGS = {
+    "e": ("program", "value"), "l": ("listing", "true"), "v": ("verbose", "true"), "d": ("debug", "count"),
+    "p": ("pid", "pid"), "c": ("command", "value"), "o": ("output", "value"), "f": ("fmt", "value"),
+    "q": ("quiet", "true"), "B": ("buffering", "buffering"), "k": ("helper_errors", "count"),
+    "I": ("include_dirs", "append"), "include": ("includes", "append"), "unsafe": ("unsafe", "true"),
+    "no-warnings": ("warnings", "false"), "info": ("info", "true"), "V": ("version", "true"),
+    "h": ("help", "true"), "emit-elf": ("emit_elf", "value"), "emit-llvm": ("emit_llvm", "value"),
+}
+
+
+def _buffering(value: str) -> str:
+    if value not in BUFFERING:
+        raise SystemExit(_fail("ERROR: USAGE: -B must be either 'line', 'full', or 'none'."))
+    return value
+
+
 def _apply(opts: Opts, key: str, value: Optional[str]) -> None:
     """One flag into ``opts``; validates what bpftrace validates while reading flags."""
-    if key == "e":
-        opts.program = value
-    elif key == "l":
-        opts.listing = True
-    elif key == "v":
-        opts.verbose = True
-    elif key == "d":
-        opts.debug += 1
-    elif key == "p":
+    if key not in FLAGS:
+        return
+    attr, how = FLAGS[key]
+    if how == "true":
+        setattr(opts, attr, True)
+    elif how == "false":
+        setattr(opts, attr, False)
+    elif how == "count":
+        setattr(opts, attr, getattr(opts, attr) + 1)
+    elif how == "append":
+        getattr(opts, attr).append(value)
+    elif how == "pid":
         opts.pid = _parse_pid(value)
-    elif key == "c":
-        opts.command = value
-    elif key == "o":
-        opts.output = value
-    elif key == "f":
-        opts.fmt = value
-    elif key == "q":
-        opts.quiet = True
-    elif key == "B":
-        if value not in BUFFERING:
-            raise SystemExit(_fail("ERROR: USAGE: -B must be either 'line', 'full', or 'none'."))
-        opts.buffering = value
-    elif key == "k":
-        opts.helper_errors += 1
-    elif key == "I":
-        opts.include_dirs.append(value)
-    elif key == "include":
-        opts.includes.append(value)
-    elif key == "unsafe":
-        opts.unsafe = True
-    elif key == "no-warnings":
-        opts.warnings = False
-    elif key == "info":
-        opts.info = True
-    elif key == "V":
-        opts.version = True
-    elif key == "h":
-        opts.help = True
-    elif key == "emit-elf":
-        opts.emit_elf = value
-    elif key == "emit-llvm":
-        opts.emit_llvm = value
-    # "b" (deprecated in bpftrace), "btf", "usdt-file-activation": accepted, nothing to do here.
+    elif how == "buffering":
+        opts.buffering = _buffering(value)
+    else:
+        setattr(opts, attr, value)
 
 
 def _parse_pid(text: str) -> int:
