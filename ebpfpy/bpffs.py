@@ -7,11 +7,7 @@ Pinning needs a bpf filesystem; distributions usually mount one at
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
@@ -35,6 +31,8 @@ def _fs_type(path: str) -> Optional[str]:
 
 def mount(source: str, target: str, fstype: str) -> None:
     """mount(2) through libc (no mount binary needed); OSError with errno on failure."""
+    import ctypes.util  # here, not at the top: every pybpftrace start imports this module, few mount
+
     os.makedirs(target, exist_ok=True)
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     rc = libc.mount(source.encode(), target.encode(), fstype.encode(), 0, None)
@@ -94,6 +92,9 @@ def unpin(path: str) -> None:
 @contextmanager
 def temp_dir(prefix: str = "ebpfpy-") -> Iterator[str]:
     """A fresh directory on bpffs, removed with everything pinned in it on exit."""
+    import shutil
+    import tempfile
+
     ensure_bpffs()
     path = tempfile.mkdtemp(prefix=prefix, dir=BPFFS)
     try:

@@ -163,6 +163,25 @@ def _probe_probe_read_kernel() -> tuple[bool, str]:
         return False, _err(exc)
 
 
+def _probe_override_return() -> tuple[bool, str]:
+    """A kprobe program calling bpf_override_return: the kernel knows the helper only
+    with CONFIG_BPF_KPROBE_OVERRIDE (which needs CONFIG_FUNCTION_ERROR_INJECTION)."""
+    from ebpfpy.isa.helpers import helper
+    from ebpfpy.sys.consts import ProgType
+
+    prog = _insns(
+        (0xB7, 2, 0, 0, 0),  # r2 = 0 (r1 is still the context)
+        (0x85, 0, 0, 0, helper("override_return").id),  # call bpf_override_return
+        (0xB7, 0, 0, 0, 0),
+        (0x95,),
+    )
+    try:
+        with _load(ProgType.KPROBE, prog):
+            return True, ""
+    except BPFError as exc:
+        return False, f"bpf_override_return is not available (CONFIG_BPF_KPROBE_OVERRIDE is off; {exc.strerror})"
+
+
 def _probe_tracefs() -> tuple[bool, str]:
     from ebpfpy.bpffs import ensure_tracefs, find_tracefs
 
@@ -186,10 +205,12 @@ PROBES: dict[str, Probe] = {
     "fentry": _probe_fentry,
     "test_run_raw_tp": _probe_test_run_raw_tp,
     "probe_read_kernel": _probe_probe_read_kernel,
+    "override_return": _probe_override_return,
     "tracefs": _probe_tracefs,
 }
 # Probes that need bpf() itself: skip them (with bpf's reason) when it is missing.
-_NEEDS_BPF = {"ringbuf", "batch_ops", "perf_link", "fentry", "test_run_raw_tp", "probe_read_kernel"}
+_NEEDS_BPF = {"ringbuf", "batch_ops", "perf_link", "fentry", "test_run_raw_tp", "probe_read_kernel",
+              "override_return"}
 
 
 def _answer(name: str) -> tuple[bool, str]:

@@ -507,6 +507,45 @@ class Map(FdOwner):
         pairs = self.raw_items(False)
         return [k for k, _ in pairs], [v for _, v in pairs]
 
+    def raw_blobs(self) -> tuple[bytes, bytes, int]:
+        """All keys joined, all values joined (per-CPU values not split), and how many entries.
+
+        The cheapest full read for bulk decoders (``memoryview.cast``,
+        ``struct.iter_unpack``): with batch lookups no per-entry bytes object
+        is made at all. Batches are as large as 16 MB of entries allow.
+        """
+        self._need_dict_api()
+        if self._batch_ok():
+            try:
+                return self._batch_blobs()
+            except BPFError as exc:
+                if exc.errno not in _UNSUPPORTED:
+                    raise
+        keys, values = self.raw_columns(False)
+        return b"".join(keys), b"".join(values), len(keys)
+
+    def _batch_blobs(self) -> tuple[bytes, bytes, int]:
+        key_parts: list[bytes] = []
+        value_parts: list[bytes] = []
+        count = max(1, min(self.max_entries, (16 << 20) // (self.key_size + self.user_value_size)))
+        token = None
+        while True:
+            try:
+                res = bpf.map_lookup_batch(self._fd, self.key_size, self.user_value_size, count, token,
+                                           split=False)
+            except BPFError as exc:
+                if exc.errno == E.ENOSPC and count < (1 << 20):
+                    count *= 2  # a hash bucket holds more entries than count
+                    continue
+                raise
+            key_parts.append(res.key_blob)
+            value_parts.append(res.value_blob)
+            if res.done:
+                keys = key_parts[0] if len(key_parts) == 1 else b"".join(key_parts)
+                values = value_parts[0] if len(value_parts) == 1 else b"".join(value_parts)
+                return keys, values, len(keys) // self.key_size if self.key_size else 0
+            token = res.token
+
     def clear(self) -> None:
         """Empty the map: arrays are zeroed (their slots cannot be deleted), others emptied."""
         self._need_dict_api()

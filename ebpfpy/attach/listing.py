@@ -73,9 +73,30 @@ def list_probes(pattern: Optional[str] = None, pid: int = -1) -> Iterator[str]:
                 yield line
 
 
+def btf_params(function: str) -> list[str]:
+    """A kernel function's parameters as bpftrace -lv prints them (``struct file * file``),
+    from vmlinux BTF, then its return value (``ssize_t retval``)."""
+    from ebpfpy.btf.cformat import type_name
+
+    from .fentry import _btf
+
+    btf = _btf()
+    proto = btf.func_proto(function)
+    ret = type_name(btf, proto.type) if proto.type else "void"
+    return [f"{type_name(btf, p.type)} {p.name}" for p in proto.params] + [f"{ret} retval"]
+
+
 def describe(line: str) -> list[str]:
-    """The `bpftrace -lv` detail lines under one listed probe (tracepoint fields for now)."""
+    """The `bpftrace -lv` detail lines under one listed probe: tracepoint fields, kfunc
+    parameters, iterator context (uprobe parameters would need DWARF, which we do not read)."""
     kind, _, rest = line.partition(":")
+    try:
+        if kind in ("kfunc", "kretfunc"):
+            return [f"    {p}" for p in btf_params(rest.rpartition(":")[2])]
+        if kind == "iter":  # bpf_iter_<name>(meta, ...): bpftrace drops meta and the retval
+            return [f"    {p}" for p in btf_params(f"bpf_iter_{rest}")[1:-1]]
+    except Exception:  # no BTF, or no such function: nothing to detail
+        return []
     if kind != "tracepoint":
         return []
     from .tracefs import tracepoint_format

@@ -328,17 +328,14 @@ def _main(argv: list) -> int:
         usage()
         return 1
 
-    if (opts.includes or opts.include_dirs) and opts.warnings:
-        sys.stderr.write("WARNING: -I and --include are ignored: pybpftrace has no C preprocessor; "
-                         "struct types come from the kernel's BTF\n")
-
     from .driver import Options, run
 
     options = Options(
         source=source, filename=filename, params=tuple(params), pid=opts.pid, command=opts.command,
         output=opts.output, fmt=opts.fmt, quiet=opts.quiet, unsafe=opts.unsafe, debug=opts.debug,
         verbose=opts.verbose, warnings=opts.warnings, buffering=opts.buffering,
-        helper_errors=opts.helper_errors, **env,
+        helper_errors=opts.helper_errors, include_dirs=tuple(opts.include_dirs), includes=tuple(opts.includes),
+        **env,
     )
     return run(options)
 

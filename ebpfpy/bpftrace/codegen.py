@@ -20,20 +20,27 @@ Conventions that keep the verifier happy by construction:
 * an expression whose value ends in r0 gives its stack temporaries back, and
   conditions compile to one compare-and-jump (``jump_if_false``);
 * a wildcard whose body ignores the target (apart from ``probe``) is compiled
-  once; each target gets a copy with its probe index patched in.
+  once; each target gets a copy with its probe index patched in;
+* such a wildcard over many syscall tracepoints (``t:syscalls:sys_enter_*``)
+  becomes one program on ``raw_syscalls`` that finds the probe index by
+  syscall number (``emit_syscall_dispatch``): one attach instead of ~360,
+  and exit no longer waits ~40 ms per tracepoint for the kernel to detach.
 
 Each AST node kind has one small method (``expr_<Kind>``/``stmt_<Kind>``);
 builtins and functions are tables of small methods too.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 providers = importlib.import_module("ebpfpy.attach.provider")
+from ebpfpy.attach.syscalls import raw_syscalls_probe, syscall_of
 from ebpfpy.codegen.calls import emit_helper_call
 from ebpfpy.codegen.ctx import (
     emit_arg_load,
@@ -46,20 +53,20 @@ from ebpfpy.codegen.mapops import (
     emit_map_delete,
     emit_map_update,
 )
-from ebpfpy.codegen.stack import StackFrame, StackSlot
-from ebpfpy.isa.builder import FP, R0, R1, R2, R3, R6, R7, R8, R9, Builder
-from ebpfpy.sys.consts import MapType
+from ebpfpy.codegen.stack import StackError, StackFrame, StackSlot
+from ebpfpy.isa.builder import FP, R0, R1, R2, R3, R6, R7, R8, R9, BuildError, Builder
+from ebpfpy.sys.consts import BPF_F_CURRENT_CPU, BPF_F_USER_STACK, PERF_MAX_STACK_DEPTH, MapType
+from ebpfpy.sys.perf import possible_cpus
 
 from . import ast, shapes
 from .aggregations import AGGREGATIONS
 from .compiled import EVENTS_MAP, ActionPlan, CompiledScript, MapPlan, ProbePlan
 from .diagnostics import Diagnostic, Message
+from .helper_errors import HelperSite, checked, prefix_op_span, read_helper
 from .output.printf import PrintfFormat, check_arguments
 from .shapes import INT, NONE, UINT, Shape
 
-BPF_F_CURRENT_CPU = 0xFFFFFFFF
-BPF_F_USER_STACK = 1 << 8
-STACK_DEPTH = 127
+STACK_DEPTH = PERF_MAX_STACK_DEPTH
 # The discarded first run cannot know the variables' sizes: it gets room it is never held to
 # (within the 16-bit offsets instructions can encode); the final run gets the real 512 bytes.
 FIRST_RUN_VARS = 8192
@@ -79,6 +86,8 @@ class Env:
     start_ns: int = field(default_factory=time.monotonic_ns)
     source: str = ""
     filename: str = "stdin"
+    helper_errors: int = 0  # -k / -kk: which helper calls are followed by a check (helper_errors.py)
+    warnings: bool = True
 
 
 @dataclass
@@ -91,6 +100,15 @@ class Val:
 
 class CompileError(Diagnostic):
     pass
+
+
+def stack_overflow_error(probe: ast.Probe) -> CompileError:
+    """bpftrace 0.17 has no source position for this one (LLVM reports it), so neither do we:
+    its exact text, naming the probe as written, with kinds spelled out."""
+    name = ",".join(":".join((p.kind, *p.parts)) for p in probe.attach_points)
+    return CompileError([Message(f"<unknown>:0:0: in function {name} i64 (i8*): Looks like the BPF stack "
+                                 "limit of 512 bytes is exceeded. Please move large on stack variables "
+                                 "into BPF per-cpu array map.\n\n", None, "error")])
 
 
 def error(message: str, node: Optional[ast.Node]) -> CompileError:
@@ -113,6 +131,7 @@ class ScriptState:
         self.script = CompiledScript()
         self.map_shapes: dict[str, tuple] = {}  # name -> (kind, key shapes, value shape, lhist)
         self.probe_names: list[str] = []
+        self.c_structs: dict = {}  # "struct X" -> [types.Field]: structs the script defines
         self.printf_actions: dict = {}
         # (node id, target) -> Shape, recorded by the first run so the final one can lay out
         # an event before evaluating its arguments straight into it
@@ -124,7 +143,8 @@ class ScriptState:
         return name
 
     def events(self) -> str:
-        return self.need_map(EVENTS_MAP, MapType.PERF_EVENT_ARRAY, 4, 4, _possible_cpus())
+        # one slot per CPU number (BPF_F_CURRENT_CPU indexes it by the running CPU's)
+        return self.need_map(EVENTS_MAP, MapType.PERF_EVENT_ARRAY, 4, 4, max(possible_cpus()) + 1)
 
     def probe_index(self, name: str) -> int:
         if name not in self.probe_names:
@@ -132,18 +152,16 @@ class ScriptState:
         return self.probe_names.index(name)
 
 
-def _possible_cpus() -> int:
-    from ebpfpy.maps import _ncpus
-
-    return _ncpus()
-
-
 class ProbeCodegen:
     """Generates the program for one probe body on one concrete target."""
 
     def __init__(self, state: ScriptState, probe: ast.Probe, target: Any, context, prog_type,
-                 variables: Optional[dict] = None, final: bool = True):
+                 variables: Optional[dict] = None, final: bool = True, dispatch: Optional[str] = None):
         self.state = state
+        # raw_syscalls programs standing for many syscall tracepoints: the map that gives
+        # each syscall number its probe index + 1 (see ``emit_syscall_dispatch``)
+        self.dispatch = dispatch
+        self.probe_slot: Optional[StackSlot] = None
         self.env = state.env
         self.probe = probe
         self.target = target
@@ -163,24 +181,63 @@ class ProbeCodegen:
         self.exit_label = "probe_exit"
         # True right after an unconditional jump: the kernel rejects unreachable instructions
         self.dead = False
+        self.var_reads: list[tuple[int, str]] = []  # first run: (node id, $name) of each read
         self.probe_sites: list[int] = []  # builder items that load this target's probe index
+        self.site_spans: dict = {}  # -k: id(node) -> the span its helper failures report (helper_site)
 
     # -- driver ----------------------------------------------------------------
 
     def generate(self) -> Builder:
+        try:
+            return self._generate()
+        except StackError:
+            raise stack_overflow_error(self.probe) from None
+
+    def _generate(self) -> Builder:
         b = self.b
         b.mov(R6, R1)
+        pred = self.probe.pred
+        # a syscall dispatch program runs for every syscall of the system: a predicate that
+        # does not need ``probe`` (``/pid == 123/``) goes first, so most calls skip the lookup
+        dispatch_first = self.dispatch is not None and (pred is None or _mentions_probe(pred))
+        if dispatch_first:
+            self.emit_syscall_dispatch()
         for name, shape in self.var_shapes.items():
             self.variables[name] = Val(shape, self.vars_frame.alloc(shape.size, name=name))
-        if self.probe.pred is not None:
-            with b.at(self.probe.pred.span[:3]):
-                self.jump_if_false(self.probe.pred, self.exit_label)
+        if pred is not None:
+            with b.at(pred.span[:3]):
+                self.jump_if_false(pred, self.exit_label)
+        if self.dispatch is not None and not dispatch_first:
+            self.emit_syscall_dispatch()
         self.block(self.probe.body)
         b.label(self.exit_label)
         self.dead = False
         b.mov(R0, 0)
         b.exit()
+        if not self.final:
+            # a variable read before a later, wider assignment ($x = "abc"; ...; $x = "longer")
+            # is laid out with the variable's final shape, which is what the final run reads
+            for node_id, name in self.var_reads:
+                self.state.shape_hints[node_id, self.target.probe] = self.var_shapes[name]
         return b
+
+    def emit_syscall_dispatch(self) -> None:
+        """Prologue of a raw_syscalls program standing for many ``syscalls:sys_*`` tracepoints:
+        look the record's syscall number (``id``, where the syscall tracepoints have
+        ``__syscall_nr``) up in the dispatch map, leave at once for syscalls the script does not
+        name, and keep the probe index for ``probe``."""
+        b = self.b
+        nr_limit = self.state.script.maps[self.dispatch].max_entries
+        self.probe_slot = self.frame.alloc(8, name="probe index")
+        b.ldx(8, R0, R6, 8)
+        b.jgt(R0, nr_limit - 1, self.exit_label)  # unsigned: also leaves for id -1
+        b.stx(8, FP, R0, self.probe_slot.off)
+        emit_helper_call(b, "map_lookup_elem", self.dispatch, self.probe_slot)
+        b.jeq(R0, 0, self.exit_label)
+        b.ldx(4, R0, R0, 0)
+        b.jeq(R0, 0, self.exit_label)
+        b.add(R0, -1)
+        b.stx(8, FP, R0, self.probe_slot.off)
 
     def goto(self, label: str) -> None:
         """An unconditional jump that ends the straight-line code (nothing may follow it)."""
@@ -192,7 +249,13 @@ class ProbeCodegen:
             if self.dead:
                 return  # after break/continue/return/exit(): unreachable, and rejected if emitted
             with self.b.at(stmt.span[:3] if stmt.span.line else None), self.frame.scope():
-                getattr(self, "stmt_" + type(stmt).__name__)(stmt)
+                try:
+                    getattr(self, "stmt_" + type(stmt).__name__)(stmt)
+                except BuildError as err:  # an instruction we cannot build: point at its statement
+                    if isinstance(err, StackError) or not stmt.span.line:
+                        raise
+                    raise error(str(err).split(": ", 1)[-1] if str(err).startswith("insn ") else str(err),
+                                stmt) from None
 
     # -- statements --------------------------------------------------------------
 
@@ -205,7 +268,9 @@ class ProbeCodegen:
             expr = ast.Binop(stmt.op, stmt.target, stmt.expr, span=stmt.span)
         if isinstance(stmt.target, ast.Variable):
             self.assign_variable(stmt.target, expr)
-        else:
+            return
+        # -k: bpftrace reports a failed store at the '=', or at the whole statement for 'op='
+        with self.helper_site(stmt.target, stmt.target.span.to(stmt.expr.span) if stmt.op else stmt.span):
             self.assign_map(stmt.target, expr)
 
     def stmt_If(self, stmt: ast.If) -> None:
@@ -268,8 +333,8 @@ class ProbeCodegen:
                         f"'{val.shape.describe()}' when variable already contains a value of type "
                         f"'{known.describe()}'", target)
         slot = self.variables.get(target.name)
-        if slot is None:
-            # discarded first run: give it a slot now so the rest of the body can use it
+        if slot is None or slot.shape != known:
+            # discarded first run: give it a slot now (or a wider one) so the rest of the body can use it
             slot = self.variables[target.name] = Val(known, self.vars_frame.alloc(known.size, name=target.name))
         self.store(val, slot.slot, known.size)
 
@@ -381,6 +446,7 @@ class ProbeCodegen:
         if declared.kind == val.shape.kind and declared.size != val.shape.size:
             val = self.coerce(val, declared)
         emit_map_update(self.b, name, key, val.slot)
+        self.check_helper("map_update_elem", target)
 
     def aggregate(self, target: ast.Map, call: ast.Call) -> None:
         b = self.b
@@ -405,19 +471,21 @@ class ProbeCodegen:
         key, key_shapes = self.map_key(target, tail=8 if bucketed else 0)
         name = self.declare_map(target, agg, key_shapes, INT, lhist)
         self.map_plan(name)
+        checks = {"on_missing": lambda: self.check_lookup_miss(call),
+                  "on_insert": lambda: self.check_helper("map_update_elem", call)}
         if bucketed:
             self.emit_bucket(agg, lhist)
             b.stx(8, FP, R8, key.off + key.size - 8)  # the bucket number ends the key
-            emit_map_add(self.frame, name, key, 1)
+            emit_map_add(self.frame, name, key, 1, **checks)
             return
         if agg == "count":
-            emit_map_add(self.frame, name, key, 1)
+            emit_map_add(self.frame, name, key, 1, **checks)
         elif agg == "sum":
-            emit_map_add(self.frame, name, key, R7)
+            emit_map_add(self.frame, name, key, R7, **checks)
         elif agg in ("avg", "stats"):
-            self.emit_pair_update(name, key, count_first=True)
+            self.emit_pair_update(name, key, count_first=True, site=call)
         else:
-            self.emit_extreme(name, key, agg)
+            self.emit_extreme(name, key, agg, site=call)
 
     def emit_bucket(self, agg: str, lhist) -> None:
         """r8 = the histogram bucket of the value in r7."""
@@ -464,8 +532,8 @@ class ProbeCodegen:
         self.load_const(scratch, value)
         return scratch
 
-    def emit_pair_update(self, name: str, key: StackSlot, count_first: bool) -> None:
-        """avg/stats: value {count, total} += {1, r7}."""
+    def emit_pair_update(self, name: str, key: StackSlot, count_first: bool, site=None) -> None:
+        """avg/stats: value {count, total} += {1, r7}; ``site``: the call -k reports failures at."""
         b = self.b
         missing, done = b.fresh_label("new"), b.fresh_label("updated")
         emit_helper_call(b, "map_lookup_elem", name, key)
@@ -475,14 +543,18 @@ class ProbeCodegen:
         b.atomic_add(8, R0, R7, 8)
         b.ja(done)
         b.label(missing)
+        if site is not None:
+            self.check_lookup_miss(site)
         value = self.frame.alloc(16, name="avg value")
         b.st(8, FP, 1, value.off)
         b.stx(8, FP, R7, value.off + 8)
         emit_map_update(b, name, key, value, BPF_NOEXIST)
+        if site is not None:
+            self.check_helper("map_update_elem", site)
         b.label(done)
 
-    def emit_extreme(self, name: str, key: StackSlot, agg: str) -> None:
-        """min/max: value {value, is_set}; replace when unset or beaten."""
+    def emit_extreme(self, name: str, key: StackSlot, agg: str, site=None) -> None:
+        """min/max: value {value, is_set}; replace when unset or beaten; ``site`` as for avg."""
         b = self.b
         missing, store, done = b.fresh_label("new"), b.fresh_label("store"), b.fresh_label("kept")
         emit_helper_call(b, "map_lookup_elem", name, key)
@@ -496,10 +568,14 @@ class ProbeCodegen:
         b.st(8, R0, 1, 8)
         b.ja(done)
         b.label(missing)
+        if site is not None:
+            self.check_lookup_miss(site)
         value = self.frame.alloc(16, name="min/max value")
         b.stx(8, FP, R7, value.off)
         b.st(8, FP, 1, value.off + 8)
         emit_map_update(b, name, key, value, BPF_NOEXIST)
+        if site is not None:
+            self.check_helper("map_update_elem", site)
         b.label(done)
 
     # -- expressions ----------------------------------------------------------------
@@ -623,6 +699,8 @@ class ProbeCodegen:
         val = self.variables.get(node.name)
         if val is None:
             raise error(f"Undefined or undeclared variable: {node.name}", node)
+        if not self.final:
+            self.var_reads.append((id(node), node.name))
         if val.shape.in_register:
             self.b.ldx(8, R0, FP, val.slot.off)
             return Val(val.shape)
@@ -649,11 +727,19 @@ class ProbeCodegen:
             b.ldx(8, R0, R0, 8 if kind in ("avg", "stats") else 0)
             b.ja(done)
             b.label(missing)
+            self.check_lookup_miss(node)
             b.mov(R0, 0)
             b.label(done)
             return Val(value if kind == "int" else INT)
         slot = self.frame.alloc(value.size, name="map value")
-        b.jeq(R0, 0, done)
+        if self.helper_failed("map_lookup_elem", node) is None:
+            b.jeq(R0, 0, done)
+        else:  # -kk: the miss is reported on its way out
+            found = b.fresh_label("found")
+            b.jne(R0, 0, found)
+            self.check_lookup_miss(node)
+            b.ja(done)
+            b.label(found)
         b.mov(R1, R0)
         for pos in range(0, value.size, 8):
             b.ldx(8, R2, R1, pos)
@@ -818,18 +904,25 @@ class ProbeCodegen:
         if node.op in ("++", "--"):
             target = node.operand
             step = ast.Binop("+" if node.op == "++" else "-", target, ast.Integer(1, span=node.span), span=node.span)
+            # -k: bpftrace checks one lookup and the store, at "x++" or at the "++" of "++x"
+            site = node.span if node.postfix else prefix_op_span(node.op, target.name, node.span, self.env.source)
             if node.postfix:
-                before = self.spill(Val(self.int_value(target)))
-                self.stmt_Assign(ast.Assign(target, step, span=node.span))
+                with self.helper_site(target, site):
+                    before = self.spill(Val(self.int_value(target)))
+                with self.helper_site(target, site, lookups=False):
+                    self.stmt_Assign(ast.Assign(target, step, span=node.span))
                 b.ldx(8, R0, FP, before.slot.off)
                 return Val(INT)
-            self.stmt_Assign(ast.Assign(target, step, span=node.span))
-            self.int_value(target)
+            with self.helper_site(target, site):
+                self.stmt_Assign(ast.Assign(target, step, span=node.span))
+            with self.helper_site(target, site, lookups=False):
+                self.int_value(target)
             return Val(INT)
         if node.op == "*":
             self.int_value(node.operand)
             slot = self.frame.alloc(8, name="deref")
             emit_helper_call(b, "probe_read_kernel", slot, 8, R0)
+            self.check_helper(self.read_name(node.operand), node)
             b.ldx(8, R0, FP, slot.off)
             return Val(INT)
         shape = self.int_value(node.operand)
@@ -917,6 +1010,8 @@ class ProbeCodegen:
         bits = {"int8": 8, "uint8": 8, "int16": 16, "uint16": 16, "int32": 32, "uint32": 32,
                 "int64": 64, "uint64": 64}.get(node.type_name)
         if node.pointer and node.type_name.startswith(("struct ", "union ")):
+            if " ".join(node.type_name.split()) in self.state.c_structs:  # defined in the script
+                return Val(Shape("int", 8, False, extra=("cstruct", " ".join(node.type_name.split()))))
             return Val(Shape("int", 8, False, extra=("btf", _btf_struct(node.type_name, node))))
         if bits is None or node.pointer:
             return Val(UINT)  # other pointers are plain addresses
@@ -938,12 +1033,53 @@ class ProbeCodegen:
             return self.kfunc_param(node)
         base = self.expr(node.expr)
         extra = base.shape.extra
-        if not (isinstance(extra, tuple) and extra and extra[0] in ("btf", "btf_inline")):
+        if not (isinstance(extra, tuple) and extra and extra[0] in ("btf", "btf_inline", "cstruct")):
             raise error(f"Can not access field '{node.field}' on expression of type "
                         f"'{base.shape.describe()}'", node)
         if base.slot is not None:
             self.b.ldx(8, R0, FP, base.slot.off)
+        if extra[0] == "cstruct":
+            return self.script_struct_member(node, extra[1])
         return self.btf_member(node, extra[1])
+
+    def script_struct_member(self, node: ast.FieldAccess, struct_name: str) -> Val:
+        """r0 holds the address of a struct defined in the script: read one member, with the
+        layout ``types.parse_c_structs`` gave it (the one clang gives bpftrace)."""
+        b = self.b
+        field = next((f for f in self.state.c_structs[struct_name] if f.name == node.field), None)
+        if field is None:
+            raise error(f"Struct/union of type '{struct_name}' does not contain a field named "
+                        f"'{node.field}'", node)
+        t = field.type
+        if field.bitfield is not None:
+            return self.btf_bitfield(node, 8 * field.offset + field.bitfield[0], field.bitfield[1])
+        b.add(R0, field.offset)
+        if t.kind == "record":  # an inline struct: its address, read member by member
+            if t.name in self.state.c_structs:
+                return Val(Shape("int", 8, False, extra=("cstruct", t.name)))
+            return Val(Shape("int", 8, False, extra=("btf_inline", _btf_struct(t.name, node))))
+        read = "probe_read_user" if self._user_memory() else "probe_read_kernel"
+        if t.kind in ("string", "array"):
+            size = t.size
+            slot = self.frame.alloc(_round8(size + 1), name=node.field)
+            emit_helper_call(b, read, StackSlot(slot.off, size), size, R0)
+            if t.kind == "string":
+                return Val(shapes.string(_round8(size + 1)), slot)
+            return Val(Shape("bytes", slot.size, False, extra=size), slot)
+        if t.size not in (1, 2, 4, 8):
+            raise error(f"member '{node.field}' of size {t.size} is not supported", node)
+        slot = self.frame.alloc(8, name=node.field)
+        emit_helper_call(b, read, StackSlot(slot.off, t.size), t.size, R0)
+        if t.kind == "pointer":
+            b.ldx(8, R0, FP, slot.off)
+            pointee = t.elems[0]
+            if pointee.kind == "record" and pointee.name in self.state.c_structs:
+                return Val(Shape("int", 8, False, extra=("cstruct", pointee.name)))
+            if pointee.kind == "record":
+                return Val(Shape("int", 8, False, extra=("btf", _btf_struct(pointee.name, node))))
+            return Val(UINT)
+        _load_extended(b, t.size, t.signed, R0, FP, slot.off)
+        return Val(INT if t.signed else UINT)
 
     def btf_member(self, node: ast.FieldAccess, struct_tid: int) -> Val:
         """r0 holds the address of a kernel struct: read one member (pointers stay typed)."""
@@ -956,11 +1092,16 @@ class ProbeCodegen:
         except (KeyError, Exception) as exc:
             raise error(f"Struct/union of type '{spec.describe(struct_tid)}' does not contain "
                         f"a field named '{node.field}'", node) from exc
-        if member.bitfield_size or member.bit_offset % 8:
-            raise error(f"bitfield member '{node.field}' is not supported", node)
-        b.add(R0, member.bit_offset // 8)
         tid = spec.resolve(member.type)
         kind = spec.kind_of(tid)
+        bits, shift = member.bitfield_size, member.bit_offset
+        if not bits and kind == Kind.INT and spec[tid].bits != 8 * spec[tid].size:
+            bits, shift = spec[tid].bits, shift + spec[tid].bit_offset  # kind_flag=0 encoding
+        if bits:
+            return self.btf_bitfield(node, shift, bits)
+        if member.bit_offset % 8:
+            raise error(f"member '{node.field}' is not byte-aligned", node)
+        b.add(R0, member.bit_offset // 8)
         if kind in (Kind.STRUCT, Kind.UNION):
             return Val(Shape("int", 8, False, extra=("btf_inline", tid)))  # an address, read later
         if kind == Kind.ARRAY:
@@ -988,6 +1129,32 @@ class ProbeCodegen:
         signed = kind == Kind.INT and spec[tid].signed
         _load_extended(b, size, signed, R0, FP, slot.off)
         return Val(INT if signed else UINT)
+
+    def btf_bitfield(self, node: ast.FieldAccess, bit_offset: int, bits: int) -> Val:
+        """r0 holds a struct's address: read a bitfield member as bpftrace 0.17 does.
+
+        The bytes that hold the field are copied into a zeroed u64 (little
+        endian, so the first byte is the lowest), shifted down and masked.
+        Like bpftrace 0.17, signed bitfields are not sign-extended: ``int a:3``
+        holding -2 reads as 6."""
+        b = self.b
+        shift = bit_offset % 8
+        nbytes = (shift + bits + 7) // 8
+        if nbytes > 8:
+            raise error(f"bitfield member '{node.field}' spans more than 8 bytes", node)
+        b.add(R0, bit_offset // 8)
+        slot = self.frame.alloc(8, name=node.field)
+        emit_helper_call(b, "probe_read_kernel", StackSlot(slot.off, nbytes), nbytes, R0)
+        b.ldx(8, R0, FP, slot.off)
+        if shift:
+            b.rsh(R0, shift)
+        if bits < 64:
+            if bits < 31:
+                b.and_(R0, (1 << bits) - 1)
+            else:
+                self.load_const(R1, (1 << bits) - 1)
+                b.and_(R0, R1)
+        return Val(UINT)
 
     def kfunc_param(self, node: ast.FieldAccess) -> Val:
         """``args->NAME`` in a kfunc: slot i of the u64 array the trampoline passes."""
@@ -1155,8 +1322,11 @@ class ProbeCodegen:
         return Val(shapes.string(16), slot)
 
     def builtin_probe(self, node) -> Val:
+        if self.probe_slot is not None:  # a syscall dispatch program: the index is data
+            self.b.ldx(8, R0, FP, self.probe_slot.off)
+            return Val(Shape("probe", 8, False, extra=self.state.probe_names))
         index = self.state.probe_index(self.target.probe)
-        self.probe_sites.append(len(self.b))  # patched per target when programs are shared
+        self.probe_sites.append(self.b.mark())  # patched per target when programs are shared
         self.b.mov(R0, index)
         return Val(Shape("probe", 8, False, extra=self.state.probe_names))
 
@@ -1280,6 +1450,78 @@ class ProbeCodegen:
             self.copy(val.slot, record.field(pos, val.shape.size))
             pos += val.shape.size
         emit_helper_call(b, "perf_event_output", R6, events, BPF_F_CURRENT_CPU, record, size)
+
+    # -- -k / -kk: helper error checks (see helper_errors.py) -------------------------
+
+    @contextlib.contextmanager
+    def helper_site(self, node: ast.Node, span, lookups: bool = True):
+        """Failed helper calls made for ``node`` report ``span`` inside the block (its lookups
+        not at all unless ``lookups``). The outermost caller wins: ``@x++`` reports its whole
+        text, as bpftrace does, and the second lookup ``x++`` compiles to is not reported twice."""
+        key = id(node)
+        if key in self.site_spans:
+            yield
+            return
+        self.site_spans[key] = (span, lookups)
+        try:
+            yield
+        finally:
+            del self.site_spans[key]
+
+    def helper_failed(self, helper: str, node: ast.Node) -> Optional[HelperSite]:
+        """Where a failure of ``helper`` called for ``node`` is reported; None when it is not checked."""
+        if not checked(helper, self.env.helper_errors):
+            return None
+        span, lookups = self.site_spans.get(id(node), (node.span, True))
+        if helper == "map_lookup_elem" and not lookups:
+            return None
+        if span is None or not span.line:
+            return None
+        return HelperSite(helper, span, self.env.source, self.env.filename, self.env.warnings)
+
+    def check_helper(self, helper: str, node: ast.Node) -> None:
+        """Right after a call to ``helper``: when r0 < 0, send a helper_error event. No code at all
+        unless -k checks this helper, so programs without -k stay byte for byte the same."""
+        site = self.helper_failed(helper, node)
+        if site is None:
+            return
+        ok = self.b.fresh_label("helper_ok")
+        self.b.jsge(R0, 0, ok)
+        self.report_helper_error(site, R0)
+        self.b.label(ok)
+
+    def read_name(self, pointer: ast.Expr, string: bool = False) -> str:
+        """The probe_read* bpftrace would call (and name in a -kk warning) to read ``pointer``."""
+        kind = self.target.probe.split(":", 1)[0]
+        space = "kernel" if kind in ("kprobe", "kretprobe", "kfunc", "kretfunc") else \
+            "user" if self._user_memory() else ""
+        return read_helper(pointer, space, string)
+
+    def check_lookup_miss(self, node: ast.Node) -> None:
+        """On the path where a map_lookup_elem returned NULL (-kk): report it, with return code 0."""
+        site = self.helper_failed("map_lookup_elem", node)
+        if site is not None:
+            self.report_helper_error(site, 0)
+
+    def report_helper_error(self, site: HelperSite, retcode) -> None:
+        """Send ``[action id][return code]``; r0 holds the return code again afterwards, r1..r5 are
+        clobbered as by any call (nothing reads them after the checked call either)."""
+        b = self.b
+        action = ActionPlan("helper_error", _decode_retcode, site)
+        action_id = self.state.script.add_action(action) if self.final else 0
+        with self.frame.scope():
+            record = self.frame.alloc(16, zero=False, name="helper error")
+            if isinstance(retcode, int):
+                b.st(8, FP, retcode, record.off + 8)
+            else:
+                b.stx(8, FP, retcode, record.off + 8)
+            self.load_const(R1, action_id)
+            b.stx(8, FP, R1, record.off)
+            emit_helper_call(b, "perf_event_output", R6, self.state.events(), BPF_F_CURRENT_CPU, record, 16)
+            if isinstance(retcode, int):
+                b.mov(R0, retcode)
+            else:
+                b.ldx(8, R0, FP, record.off + 8)
 
     def event_args(self, exprs) -> list:
         vals = []
@@ -1424,10 +1666,13 @@ class ProbeCodegen:
         self.declare_map(target, "read", key_shapes, INT)
         self.map_plan(target.name)
         emit_map_delete(self.b, target.name, key)
+        self.check_helper("map_delete_elem", node)
         return Val(NONE)
 
     def call_str(self, node: ast.Call, dest: Optional[StackSlot] = None) -> Val:
         self.argc(node, 1, 2)
+        if isinstance(node.args[0], ast.PositionalParam):
+            return self.str_param(node)
         val = self.expr(node.args[0])
         if val.shape.kind == "str":
             return val
@@ -1445,6 +1690,17 @@ class ProbeCodegen:
         else:
             slot = self.frame.alloc(_round8(size), name="str")  # zeroed: strings are also map keys
         emit_helper_call(b, "probe_read_str", StackSlot(slot.off, size), size, R0)
+        self.check_helper(self.read_name(node.args[0], string=True), node)
+        return Val(shapes.string(_round8(size)), slot)
+
+    def str_param(self, node: ast.Call) -> Val:
+        """``str($1)``: the parameter's text, cut like any str() to BPFTRACE_STRLEN (or n) - 1 bytes."""
+        size = self.env.strlen
+        if len(node.args) == 2:
+            size = max(1, min(size, self.constant(node.args[1], "str() length must be an integer literal") + 1))
+        text = self.param(node.args[0].index).encode()[:size - 1].decode(errors="ignore")
+        slot = self.frame.alloc(_round8(size), name="str")
+        self.write_literal(text, slot, zeroed=True)
         return Val(shapes.string(_round8(size)), slot)
 
     def call_ksym(self, node: ast.Call) -> Val:
@@ -1511,6 +1767,20 @@ class ProbeCodegen:
             self.int_value(arg)
             self.b.mov(R1, R0)
         emit_helper_call(self.b, "send_signal", R1)
+        self.check_helper("send_signal", node)
+        return Val(NONE)
+
+    def call_override(self, node: ast.Call) -> Val:
+        """``override(rc)``: the probed kernel function returns ``rc`` without running
+        (bpf_override_return; the kernel allows it only for functions on its error-injection list)."""
+        self.argc(node, 1)
+        from ebpfpy import features
+
+        if self.final and not features.has("override_return"):
+            raise error("override() is not supported by this kernel: " + features.reason("override_return"), node)
+        self.int_value(node.args[0])
+        self.b.mov(R2, R0)
+        emit_helper_call(self.b, "override_return", R6, R2)
         return Val(NONE)
 
     def call_ntop(self, node: ast.Call) -> Val:
@@ -1623,6 +1893,7 @@ class ProbeCodegen:
         self.b.st(8, FP, n, slot.off)
         read = "probe_read_user" if self._user_memory() else "probe_read_kernel"
         emit_helper_call(self.b, read, StackSlot(slot.off + 8, n), n, R0)
+        self.check_helper(self.read_name(node.args[0]), node)
         return Val(Shape("buffer", slot.size, False, extra=n), slot)
 
     def call_strftime(self, node: ast.Call) -> Val:
@@ -1712,6 +1983,10 @@ _INT_SIZES = {"int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "uint3
               "uint64": 8, "char": 1, "short": 2, "int": 4, "long": 8, "unsigned int": 4,
               "unsigned long": 8, "u8": 1, "u16": 2, "u32": 4, "u64": 8, "s8": 1, "s16": 2, "s32": 4,
               "s64": 8, "bool": 1, "void *": 8}
+
+
+def _decode_retcode(data: bytes, services) -> tuple:
+    return struct.unpack_from("<q", data)
 
 
 def _join_decoder(strlen: int, count: int, delim: str):
@@ -1817,24 +2092,47 @@ class ExpandedProbe:
     targets: list  # (provider, target)
 
 
+# Kinds whose missing functions bpftrace 0.17 drops without a word (the file itself was checked).
+_SILENT_KINDS = frozenset(("uprobe", "uretprobe", "usdt"))
+
+
+class NoProbesError(CompileError):
+    """Every attach point matched nothing: bpftrace prints "No probes to attach" on stdout, exit 1."""
+
+
 def expand_probes(program: ast.Program, pid: int = -1) -> list:
-    """Resolve every attach point into concrete targets (wildcards included)."""
+    """Resolve every attach point into concrete targets (wildcards included).
+
+    Like bpftrace 0.17, a uprobe/usdt function that is not in its (existing)
+    binary is skipped silently, and only a script left with no probe at all fails.
+    """
+    from ebpfpy.attach.errors import ProbeNotFoundError
+
     out = []
     for probe in program.probes:
         targets = []
         for point in probe.attach_points:
             spec = point.raw
+            span = point.span if point.span.line else None
+            prov, rest = None, spec
             try:
                 prov, rest = providers.split_probe(spec)
                 found = prov.expand(rest, pid=pid)
+            except ProbeNotFoundError as exc:
+                if getattr(prov, "kind", None) not in _SILENT_KINDS:
+                    raise CompileError([Message(str(exc).strip("'\""), span)]) from None
+                found = []
             except Exception as exc:  # attach-layer errors carry a readable message
-                raise CompileError([Message(str(exc).strip("'\""), point.span if point.span.line else None)]) \
-                    from None
-            if not found:
-                raise CompileError([Message(f"No probes to attach: {spec}",
-                                            point.span if point.span.line else None)])
+                raise CompileError([Message(str(exc).strip("'\""), span)]) from None
+            kind = getattr(prov, "kind", None)
+            if not found and kind == "tracepoint":
+                raise CompileError([Message(f"tracepoints not found: {rest}", span)])
+            if not found and kind not in _SILENT_KINDS:
+                raise CompileError([Message(f"No probes to attach: {spec}", span)])
             targets.extend((prov, t) for t in found)
         out.append(ExpandedProbe(probe, targets))
+    if out and not any(item.targets for item in out):
+        raise NoProbesError([Message("No probes to attach")])
     return out
 
 
@@ -1842,13 +2140,16 @@ def compile_script(program: ast.Program, env: Env) -> CompiledScript:
     """Compile a parsed script into programs, maps and actions for the runtime."""
     expanded = expand_probes(program, env.pid if env.pid > 0 else (env.cpid or -1))
     state = ScriptState(env)
+    if any(("struct" in d or "union" in d) and "{" in d for d in program.c_definitions):
+        from .types import BTFResolver, parse_c_structs
+
+        state.c_structs = parse_c_structs(program.c_definitions, BTFResolver())
     # First run: discover map shapes and each probe's variables; its output is discarded.
     variables = {}
     for item in expanded:
-        for group in _share_groups(item):
-            prov, target = group[0]
-            ctx = prov.context(target)
-            gen = ProbeCodegen(state, item.probe, target, ctx, ctx.prog_type, final=False)
+        for group, event in _program_groups(item):
+            prov, target, ctx, dispatch = _group_program(state, group, event)
+            gen = ProbeCodegen(state, item.probe, target, ctx, ctx.prog_type, final=False, dispatch=dispatch)
             gen.generate()
             for _, t in group:
                 variables[id(item.probe), t.probe] = gen.var_shapes
@@ -1857,13 +2158,15 @@ def compile_script(program: ast.Program, env: Env) -> CompiledScript:
     ordered = sorted(expanded, key=lambda e: _probe_order(e.probe))
     for item in ordered:
         label = ",".join(p.raw for p in item.probe.attach_points)
-        for group in _share_groups(item):
-            prov, target = group[0]
-            ctx = prov.context(target)
+        for group, event in _program_groups(item):
+            prov, target, ctx, dispatch = _group_program(state, group, event)
             gen = ProbeCodegen(state, item.probe, target, ctx, ctx.prog_type,
-                               variables=variables[id(item.probe), target.probe])
+                               variables=variables[id(item.probe), group[0][1].probe], dispatch=dispatch)
             builder = gen.generate()
             state.script.probes.append(_probe_plan(target, ctx, builder, label))
+            if dispatch is not None:
+                state.script.probes[-1].covers = tuple(t.probe for _, t in group)
+                continue
             for prov_other, other in group[1:]:
                 index = state.probe_index(other.probe)
                 shared = _with_probe_index(builder, gen.probe_sites, index)
@@ -1900,6 +2203,17 @@ def _depends_on_target(probe: ast.Probe) -> bool:
     return walk(probe.pred) or walk(probe.body)
 
 
+def _mentions_probe(node) -> bool:
+    """Whether an expression reads the ``probe`` builtin."""
+    if isinstance(node, ast.Builtin):
+        return node.name == "probe"
+    if isinstance(node, (list, tuple)):
+        return any(_mentions_probe(n) for n in node)
+    if isinstance(node, ast.Node):
+        return any(_mentions_probe(getattr(node, f)) for f in node.__dataclass_fields__ if f not in ("span", "type"))
+    return False
+
+
 def _share_groups(item: ExpandedProbe) -> list:
     """Targets that can share one program: all of them when the body ignores the target
     (a wildcard over 300 tracepoints is compiled once), else one group per target."""
@@ -1912,17 +2226,51 @@ def _share_groups(item: ExpandedProbe) -> list:
     return list(groups.values())
 
 
-def _with_probe_index(builder: Builder, sites: list, index: int) -> Builder:
-    """A copy of ``builder`` whose ``probe`` loads give ``index``: the rest is shared as is."""
-    import copy
-    import dataclasses
+# A wildcard over at least this many syscall tracepoints becomes one raw_syscalls program
+# (``ebpfpy.attach.syscalls``): fewer are cheaper to trace one by one, since the dispatch
+# program runs for every syscall of the system.
+DISPATCH_MIN = 32
 
-    clone = copy.copy(builder)
-    clone._items = list(builder._items)
-    for site in sites:
-        item = clone._items[site]
-        clone._items[site] = dataclasses.replace(item, insn=dataclasses.replace(item.insn, imm=index))
-    return clone
+
+def _program_groups(item: ExpandedProbe) -> list:
+    """``(targets, event)`` per program: ``event`` is ``"sys_enter"``/``"sys_exit"`` where one
+    raw_syscalls program stands for a shared group's syscall tracepoints, else None."""
+    out = []
+    for group in _share_groups(item):
+        by_event: dict = {}
+        if len(group) >= DISPATCH_MIN:
+            for member in group:
+                found = syscall_of(member[1].probe)
+                by_event.setdefault(found[0] if found else None, []).append(member)
+        dispatched = {event: members for event, members in by_event.items()
+                      if event is not None and len(members) >= DISPATCH_MIN}
+        rest = [m for event, members in by_event.items() if event not in dispatched for m in members] \
+            if dispatched else group
+        out.extend((members, event) for event, members in dispatched.items())
+        if rest:
+            out.append((rest, None))
+    return out
+
+
+def _group_program(state: ScriptState, group: list, event: Optional[str]):
+    """The target, context and dispatch map of the program for one of ``_program_groups``."""
+    if event is None:
+        prov, target = group[0]
+        return prov, target, prov.context(target), None
+    prov, rest = providers.split_probe(raw_syscalls_probe(event))
+    target = prov.expand(rest)[0]
+    numbers = [syscall_of(t.probe)[1] for _, t in group]
+    name = state.need_map(f"$syscalls{sum(n.startswith('$syscalls') for n in state.script.maps)}",
+                          MapType.ARRAY, 4, 4, max(numbers) + 1)
+    state.script.maps[name].initial = {
+        nr.to_bytes(4, "little"): (state.probe_index(t.probe) + 1).to_bytes(4, "little")
+        for nr, (_, t) in zip(numbers, group)}
+    return prov, target, prov.context(target), name
+
+
+def _with_probe_index(builder: Builder, sites: list, index: int) -> Builder:
+    """A copy of ``builder`` whose ``probe`` loads (sites from ``Builder.mark``) give ``index``."""
+    return builder.with_imm(sites, index)
 
 
 def _probe_order(probe: ast.Probe) -> int:

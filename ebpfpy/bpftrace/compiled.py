@@ -35,6 +35,7 @@ class MapPlan:
     bucket_key: bool = False
     lhist: Optional[tuple] = None  # (min, max, step)
     key_shapes: tuple = ()  # the key's parts, so the runtime can decode integer keys in bulk
+    initial: dict = field(default_factory=dict)  # key bytes -> value bytes, written after creation
 
     @property
     def is_user_map(self) -> bool:
@@ -52,6 +53,8 @@ class ProbePlan:
     attach_btf_id: int = 0  # kfunc: the vmlinux BTF FUNC the program is loaded for
     label: str = ""  # the probe as the user wrote it, for messages
     source_lines: dict = field(default_factory=dict)
+    # a raw_syscalls program standing for many syscall tracepoints: the probes it counts as
+    covers: tuple = ()
 
 
 @dataclass
@@ -69,6 +72,12 @@ class CompiledScript:
     probes: list = field(default_factory=list)  # ProbePlan, BEGIN first, END last
     actions: list = field(default_factory=list)  # ActionPlan by id
     warnings: list = field(default_factory=list)
+
+    @property
+    def probe_count(self) -> int:
+        """The probes as bpftrace counts them (a syscall dispatch program counts as the
+        tracepoints it stands for)."""
+        return sum(len(p.covers) or 1 for p in self.probes)
 
     def add_action(self, action: ActionPlan) -> int:
         self.actions.append(action)

@@ -63,6 +63,15 @@ class Message:
         return f"{head}{src}\n{' ' * (span.col_start - 1)}{tildes}\n"
 
 
+@dataclass(frozen=True)
+class Verbatim(Message):
+    """A message bpftrace prints as it is, without ``ERROR:`` or a source line (clang's
+    ``definitions.h:2:10: fatal error: ...`` for a missing header)."""
+
+    def format(self, source: str = "", filename: str = "stdin") -> str:
+        return self.text + "\n"
+
+
 class Diagnostic(Exception):
     """Compilation failed; carries every message collected so far, in order.
 

@@ -32,7 +32,7 @@ class Options:
     verbose: bool = False
     warnings: bool = True
     buffering: Optional[str] = None  # None: line, as bpftrace does by default
-    helper_errors: int = 0  # -k / -kk: accepted; helper errors are not reported yet
+    helper_errors: int = 0  # -k / -kk: how many times -k was given (see helper_errors.py)
     strlen: int = 64
     map_keys_max: int = 4096
     max_probes: int = 512
@@ -40,6 +40,8 @@ class Options:
     cat_bytes_max: int = 10240
     no_user_symbols: int = 0
     log_size: int = 1000000
+    include_dirs: tuple = ()  # -I, searched before the system's include directories
+    includes: tuple = ()  # --include: headers read as if the script #included them first
 
 
 def _err(text: str) -> int:
@@ -56,9 +58,11 @@ def compile_source(options: Options, cpid: int = 0, passes: Optional[list] = Non
     """
     from . import semantic_bridge
     from .codegen import Env, compile_script
+    from .lexer import DEFAULT_INCLUDE_DIRS
     from .parser import parse
 
-    program = parse(options.source, options.filename)
+    program = parse(options.source, options.filename,
+                    include_dirs=options.include_dirs + DEFAULT_INCLUDE_DIRS, includes=options.includes)
     if passes is not None:
         passes.append(("parser", _dump(program)))
     analysis = semantic_bridge.check(program, options)
@@ -67,7 +71,7 @@ def compile_source(options: Options, cpid: int = 0, passes: Optional[list] = Non
     _print_warnings(getattr(analysis, "warnings", ()), options)
     env = Env(strlen=options.strlen, map_keys_max=options.map_keys_max, params=options.params,
               cpid=cpid, pid=options.pid, unsafe=options.unsafe, source=options.source,
-              filename=options.filename)
+              filename=options.filename, helper_errors=options.helper_errors, warnings=options.warnings)
     return program, compile_script(program, env)
 
 
@@ -119,7 +123,7 @@ def run(options: Options) -> int:
         passes = [] if options.debug else None
         program, script = compile_source(options, cpid=child.pid if child else 0, passes=passes)
         _print_warnings(getattr(script, "warnings", ()), options)
-        n_probes = len(script.probes)
+        n_probes = script.probe_count
         if n_probes > options.max_probes:
             return _err(f"ERROR: Can't attach to {n_probes} probes because it exceeds the current "
                         f"limit of {options.max_probes} probes.\nYou can increase the limit through "
@@ -132,6 +136,9 @@ def run(options: Options) -> int:
             return 0
         return _execute(options, script, child)
     except Diagnostic as diag:
+        if type(diag).__name__ == "NoProbesError":  # bpftrace 0.17 says this one on stdout
+            sys.stdout.write(diag.message + "\n")
+            return 1
         return _err(diag.format(options.source, options.filename))
     except KeyboardInterrupt:
         return 0

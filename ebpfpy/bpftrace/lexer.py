@@ -440,14 +440,62 @@ def tokenize(text: str, macros: dict[str, str] | None = None) -> tuple[list[Toke
 
 # Where bpftrace's clang finds <headers> on Debian.
 DEFAULT_INCLUDE_DIRS = ("/usr/local/include", "/usr/include/x86_64-linux-gnu", "/usr/include")
-_INCLUDE = re.compile(r'#[ \t]*include[ \t]*[<"]([^>"]+)[>"]')
+_INCLUDE = re.compile(r'#[ \t]*include[ \t]*([<"])([^>"]+)[>"]')
 MAX_HEADERS = 400
 
 
-def header_macros(text: str, include_dirs: tuple[str, ...] = DEFAULT_INCLUDE_DIRS) -> dict[str, str]:
-    """Object-like macros of the headers ``text`` includes (see ``_header_macros``)."""
-    includes = tuple(m.group(1) for m in _INCLUDE.finditer(text))
-    return dict(_header_macros(includes, tuple(include_dirs))) if includes else {}
+class HeaderNotFound(Exception):
+    """A header the script (or ``--include``) names is nowhere on the search path.
+
+    ``str()`` is the line bpftrace prints for it (clang's diagnostic: the
+    script's preprocessor lines are numbered as bpftrace's ``definitions.h``,
+    after one line of its own).
+    """
+
+
+def header_macros(text: str, include_dirs: tuple[str, ...] = DEFAULT_INCLUDE_DIRS,
+                  includes: tuple[str, ...] = ()) -> dict[str, str]:
+    """Object-like macros of the headers ``text`` includes, and of ``includes`` (``--include``),
+    searched in ``include_dirs`` (``-I`` directories first, then the defaults); see ``_header_macros``.
+
+    Raises HeaderNotFound, as clang fails bpftrace, when a ``"quoted"`` or ``--include``d
+    header is missing; a missing ``<system>`` header is skipped (BTF gives the types).
+    """
+    import os
+
+    found = []
+    for name in includes:
+        path = _find_header(name, ("",) + tuple(include_dirs))
+        if path is None:
+            raise HeaderNotFound(f"fatal error: '{name}' file not found")
+        found.append(os.path.abspath(path))
+    directives = [line.strip() for line in text.split("\n") if line.strip().startswith("#")]
+    for number, line in enumerate(directives, start=2):
+        m = _INCLUDE.match(line)
+        if not m:
+            continue
+        # quoted names are looked up in the current directory first, as clang does
+        quoted = m.group(1) == '"'
+        path = _find_header(m.group(2), (("",) if quoted else ()) + tuple(include_dirs))
+        if path is None and not quoted:
+            # <linux/sched.h> without kernel headers installed: bpftrace's clang fails, but the
+            # types such headers are included for come from the kernel's BTF, so go on without it
+            continue
+        if path is None:
+            raise HeaderNotFound(f"definitions.h:{number}:{m.start(1) + 1}: fatal error: "
+                                 f"'{m.group(2)}' file not found")
+        found.append(os.path.abspath(path))
+    return dict(_header_macros(tuple(found), tuple(include_dirs))) if found else {}
+
+
+def _find_header(name: str, include_dirs: tuple[str, ...]):
+    import os
+
+    for d in include_dirs:
+        path = os.path.join(d, name) if d else name
+        if os.path.isfile(path):
+            return path
+    return None
 
 
 @functools.lru_cache(maxsize=32)
@@ -463,10 +511,10 @@ def _header_macros(includes: tuple[str, ...], include_dirs: tuple[str, ...]) -> 
 
     macros: dict[str, str] = {}
     seen: set[str] = set()
-    queue = list(includes)
+    queue = list(includes)  # absolute paths, or names to look up in include_dirs
     while queue and len(seen) < MAX_HEADERS:
         name = queue.pop(0)
-        for d in include_dirs:
+        for d in include_dirs if not os.path.isabs(name) else ("",):
             path = os.path.join(d, name)
             if path in seen or not os.path.isfile(path):
                 continue
@@ -484,6 +532,8 @@ def _header_macros(includes: tuple[str, ...], include_dirs: tuple[str, ...]) -> 
                     macros.setdefault(m.group(1), value)
                 inc = _INCLUDE.match(line)
                 if inc:
-                    queue.append(inc.group(1))
+                    # "name" is looked up next to the including header first
+                    local = os.path.join(os.path.dirname(path), inc.group(2))
+                    queue.append(local if inc.group(1) == '"' and os.path.isfile(local) else inc.group(2))
             break
     return tuple(macros.items())

@@ -14,8 +14,8 @@ Assignments are statements, not expressions.
 from __future__ import annotations
 
 from . import ast
-from .diagnostics import Diagnostic, Message, Span
-from .lexer import DEFAULT_INCLUDE_DIRS, Token, header_macros, tokenize
+from .diagnostics import Diagnostic, Message, Span, Verbatim
+from .lexer import DEFAULT_INCLUDE_DIRS, HeaderNotFound, Token, header_macros, tokenize
 from .probes import parse_spec
 
 BINARY_PRECEDENCE: dict[str, int] = {
@@ -418,13 +418,19 @@ def _check_attach_points(program: ast.Program) -> ast.Program:
 
 
 def parse(text: str, filename: str = "stdin",
-          include_dirs: tuple[str, ...] = DEFAULT_INCLUDE_DIRS) -> ast.Program:
+          include_dirs: tuple[str, ...] = DEFAULT_INCLUDE_DIRS, includes: tuple[str, ...] = ()) -> ast.Program:
     """Parse a whole bpftrace script; raises Diagnostic on any error.
 
-    Names ``#define``d in the script, or in headers it ``#include``s (looked
-    up in ``include_dirs``; pass ``()`` to read no files), are expanded.
+    Names ``#define``d in the script, or in headers it ``#include``s or
+    ``includes`` names (``--include``), looked up in ``include_dirs`` (pass
+    ``()`` to read no files), are expanded.
     """
-    macros = header_macros(text, include_dirs) if include_dirs and "#" in text else {}
+    macros = {}
+    if include_dirs and ("#" in text or includes):
+        try:
+            macros = header_macros(text, include_dirs, includes)
+        except HeaderNotFound as err:
+            raise Diagnostic([Verbatim(str(err))]) from None
     tokens, lex_errors = tokenize(text, macros)
     try:
         program = Parser(tokens).program()

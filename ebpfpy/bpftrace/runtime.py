@@ -3,8 +3,9 @@
 Everything the kernel holds for us is owned by one ``ExitStack`` and held
 through fds (programs, maps, perf events, links), so whatever way the process
 ends, including SIGKILL, the kernel drops it all; a normal exit, Ctrl-C,
-SIGTERM or SIGHUP also closes it in order, after END has run and the maps
-have been printed, as bpftrace does. SIGUSR1 prints the maps and goes on.
+SIGTERM or SIGHUP detaches the probes first, runs END and prints the maps
+(the detaching goes on in background threads meanwhile), then closes the
+rest. SIGUSR1 prints the maps and goes on.
 
 Signals only set flags here; the event loop looks at them between polls
 (at most 100 ms apart), so a signal never lands in the middle of printing.
@@ -13,11 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import operator
 import os
 import select
 import signal
 import struct
-import subprocess
 import time
 from typing import Optional
 
@@ -31,7 +32,7 @@ from ebpfpy.sys.errors import BPFError
 from .aggregations import AGGREGATIONS
 from .compiled import EVENTS_MAP, CompiledScript, MapPlan
 from .output.printf import PrintfFormat
-from .output.values import Hist, LHist, MapData
+from .output.values import Hist, IntColumns, LHist, MapData
 from .output.writer import Writer
 from .services import Services
 
@@ -80,6 +81,7 @@ class Runtime:
             "system": self._on_system,
             "cat": self._on_cat,
             "join": self._on_join,
+            "helper_error": self._on_helper_error,
         }
 
     # -- setup -----------------------------------------------------------------
@@ -92,6 +94,8 @@ class Runtime:
                            name=_kernel_name(plan.name))
             stack.callback(m.close)
             self.maps[plan.name] = m
+            for key, value in plan.initial.items():
+                m.update(key, value)
 
     def _load(self, plan) -> Program:
         insns = plan.builder.build(maps=self.maps)
@@ -133,6 +137,7 @@ class Runtime:
     def _attach_all(self, stack: contextlib.ExitStack):
         begin, end, count = [], [], 0
         attached: list = []
+        self._attached = attached
         stack.callback(_close_all, attached)
         for plan in self.script.probes:
             prog = self._load(plan)
@@ -142,7 +147,7 @@ class Runtime:
             except AttachError as err:
                 raise AttachFailure(plan.probe, err) from None
             attached.extend(attachments)
-            count += len(attachments)
+            count += len(plan.covers) or len(attachments)
             if plan.probe == "BEGIN":
                 begin.extend(attachments)
             elif plan.probe == "END":
@@ -152,6 +157,18 @@ class Runtime:
     # -- the run -----------------------------------------------------------------
 
     def run(self) -> int:
+        detaching = None
+        try:
+            detaching = self._run()
+        finally:
+            if detaching is not None:
+                detaching.join()  # last: the closing of maps and programs overlapped the detach waits
+        if self.child is not None:
+            self.child.terminate()
+        return 0
+
+    def _run(self) -> Optional["_Detach"]:
+        """Set up, serve events until stopped, detach (in the background), run END, print the maps."""
         with contextlib.ExitStack() as stack:
             self._create_maps(stack)
             events = None
@@ -159,10 +176,11 @@ class Runtime:
                 events = self._open_perf_buffer()
                 stack.callback(events.close)
             begin, end, count = self._attach_all(stack)
-            if not self.quiet:
-                self.writer.attached(count)
+            # before "Attaching ...": whoever waits for that line may signal at once
             restore = self._trap_signals()
             stack.callback(restore)
+            if not self.quiet:
+                self.writer.attached(count)
             for att in begin:
                 att.fire()
             self._drain(events)
@@ -197,17 +215,28 @@ class Runtime:
                 if self.pid > 0 and not _alive(self.pid):
                     break
             self._stop = True
-            if self._discard:
+            # Detach first, as bpftrace does, but from background threads: the
+            # kernel waits an RCU grace period per tracepoint (tens of ms each),
+            # and END, the map printing and the closing of the rest run
+            # meanwhile. The detacher takes the probes over; _close_all (on the
+            # stack) keeps only BEGIN and END: no attachment is closed twice.
+            specials = {id(att) for att in begin + end}
+            probes = [att for att in self._attached if id(att) not in specials]
+            self._attached[:] = begin + end
+            detaching = _Detach(probes)
+            try:
+                if self._discard:
+                    self._drain(events)
+                self._discard = False
+                for att in end:
+                    att.fire()
                 self._drain(events)
-            self._discard = False
-            for att in end:
-                att.fire()
-            self._drain(events)
-            self.writer.exit_separator()
-            self.print_all_maps()
-        if self.child is not None:
-            self.child.terminate()
-        return 0
+                self.writer.exit_separator()
+                self.print_all_maps()
+            except BaseException:
+                detaching.join()
+                raise
+        return detaching
 
     def _trap_signals(self):
         """SIGINT/SIGTERM/SIGHUP: stop in order (END, maps); SIGUSR1: print the maps now."""
@@ -253,6 +282,8 @@ class Runtime:
 
     def read_map(self, plan: MapPlan) -> MapData:
         m = self.maps[plan.name]
+        if _int_column_map(plan, m):
+            return _read_int_columns(plan, m)
         raw_keys, raw_values = m.raw_columns()
         services = self.services
         values = _summed_values(plan, m, raw_values)
@@ -326,6 +357,8 @@ class Runtime:
 
     def _on_system(self, action, args) -> None:
         command = action.data.format(args)
+        import subprocess
+
         out = subprocess.run(command, shell=True, stdout=subprocess.PIPE, text=True).stdout
         self.writer.raw("syscall", out)
 
@@ -336,6 +369,10 @@ class Runtime:
                 self.writer.raw("cat", fh.read(self.cat_bytes_max))
         except OSError as err:
             self.writer.raw("cat", f"ERROR: failed to open file '{path}': {err.strerror}\n")
+
+    def _on_helper_error(self, action, args) -> None:
+        """``-k``: a checked helper call failed; ``action.data`` is its ``HelperSite``."""
+        self.writer.helper_error(action.data, args[0])
 
     def _on_join(self, action, args) -> None:
         from .output.writer import JsonWriter
@@ -371,21 +408,55 @@ def _empty_pipe(fd: int) -> None:
 
 
 def _close_all(attachments: list) -> None:
-    """Detach everything, many at a time.
-
-    Each tracepoint perf event and its link wait for an RCU grace period
-    when they are released (30-50 ms each here); closing them from several
-    threads lets the waits overlap: the teardown of a 4-tracepoint script
-    drops from ~0.3 s to ~0.1 s, and of a 360-probe wildcard by half.
-    """
+    """Detach everything, many at a time (see ``_Detach``); a no-op for what is already closed."""
     if len(attachments) < 2:
         for att in attachments:
             att.close()
         return
-    from concurrent.futures import ThreadPoolExecutor
+    _Detach(attachments).join()
 
-    with ThreadPoolExecutor(max_workers=min(64, len(attachments))) as pool:
-        list(pool.map(lambda att: att.close(), attachments))
+
+class _Detach:
+    """Close attachments from up to 64 threads, started at once; ``join`` waits and re-raises.
+
+    Each tracepoint perf event and its link wait for an RCU grace period
+    when they are released (30-50 ms each here); closing them from several
+    threads lets the waits overlap: the teardown of a 4-tracepoint script
+    drops from ~0.3 s to ~0.2 s, and of a 360-probe wildcard by half. The
+    waits are in close(), which releases the GIL, so the main thread meanwhile
+    runs END and prints the maps. Plain threads, not concurrent.futures: its
+    import (logging and all) costs more than the pool saves.
+    """
+
+    def __init__(self, attachments: list):
+        import threading
+
+        self._todo = list(attachments)
+        self._errors: list = []
+        self._threads = [threading.Thread(target=self._work, name="ebpfpy-detach", daemon=True)
+                         for _ in range(min(64, len(self._todo)))]
+        for thread in self._threads:
+            thread.start()
+
+    def _work(self) -> None:
+        todo = self._todo
+        while True:
+            try:
+                att = todo.pop()  # atomic under the GIL: each attachment goes to one thread
+            except IndexError:
+                return
+            try:
+                att.close()
+            except BaseException as err:  # keep detaching the rest; join() reports the first
+                self._errors.append(err)
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+        if self._errors:
+            err, self._errors = self._errors[0], []
+            raise err
 
 
 # Aggregations whose per-CPU value is one i64 and whose fold adds the CPUs up
@@ -413,6 +484,31 @@ def _summed_values(plan: MapPlan, m: Map, raw_values: list) -> Optional[list]:
     if ncpus == 1:
         return [v for (v,) in fmt.iter_unpack(blob)]
     return [sum(cpus) for cpus in fmt.iter_unpack(blob)]
+
+
+def _int_column_map(plan: MapPlan, m: Map) -> bool:
+    """A per-CPU count/sum map keyed by one 64-bit integer: the shape of the big maps, read in bulk."""
+    shapes = plan.key_shapes
+    return (plan.kind in _SUMMED_KINDS and plan.keyed and not plan.bucket_key and plan.value_size == 8
+            and len(shapes) == 1 and shapes[0].kind in ("int", "none") and shapes[0].size == 8
+            and m.key_size == 8 and m.props.percpu and m.user_value_size == 8 * m.ncpus)
+
+
+def _read_int_columns(plan: MapPlan, m: Map) -> IntColumns:
+    """Keys and per-CPU sums as two lists of ints, straight from the joined batch bytes.
+
+    ``memoryview.cast`` turns the bytes into ints in C (native byte order, as
+    the kernel stores them); the CPUs' columns are added with ``map(add)``.
+    No per-entry bytes, tuple or struct call is made.
+    """
+    key_blob, value_blob, _ = m.raw_blobs()
+    keys = memoryview(key_blob).cast("q" if plan.key_shapes[0].signed else "Q").tolist()
+    cells = memoryview(value_blob).cast("q").tolist()
+    ncpus = m.ncpus
+    values = cells[0::ncpus] if ncpus > 1 else cells
+    for cpu in range(1, ncpus):
+        values = list(map(operator.add, values, cells[cpu::ncpus]))
+    return IntColumns(plan.name, plan.kind, keys, values, keyed=plan.keyed)
 
 
 def _int_keys(plan: MapPlan, raw_keys: list) -> Optional[list]:

@@ -24,6 +24,7 @@ from .types import (
     INT64,
     INT_TYPE_NAMES,
     NONE,
+    RETVAL_FIELD,
     UINT32,
     UINT64,
     Field,
@@ -60,6 +61,9 @@ class Env:
     # The kernel functions kprobes may attach to; ``system_traceable`` reads
     # tracefs.  None: not checked.
     traceable: Callable[[], Collection[str]] | None = None
+    # A kfunc wildcard -> the kernel functions it attaches to (``system_kfuncs``
+    # keeps those tracefs lists).  None: every BTF function the pattern matches.
+    kfuncs: Callable[[str], list[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ ARG_KINDS = frozenset(("kprobe", "uprobe", "usdt"))
 SARG_KINDS = frozenset(("kprobe", "uprobe"))
 RETVAL_KINDS = frozenset(("kretprobe", "uretprobe", "kfunc", "kretfunc"))
 ARGS_KINDS = frozenset(("tracepoint", "kfunc", "kretfunc", "uprobe", "uretprobe", "iter"))
+AVAILABLE_FILTER_FUNCTIONS = "/sys/kernel/tracing/available_filter_functions"
+KFUNC_KINDS = frozenset(("kfunc", "kretfunc"))
 FUNC_KINDS = frozenset(("kprobe", "kretprobe", "uprobe", "uretprobe", "usdt", "kfunc", "kretfunc"))
 REG_KINDS = frozenset(("kprobe", "kretprobe", "uprobe", "uretprobe", "usdt", "profile",
                        "kfunc", "kretfunc", "tracepoint", "software", "hardware", "watchpoint",
@@ -190,6 +196,13 @@ def system_traceable() -> frozenset[str]:
     return frozenset(traceable_functions())
 
 
+def system_kfuncs(pattern: str) -> list[str]:
+    """The functions a kfunc wildcard attaches to (the attach layer's rules)."""
+    from ebpfpy.attach.fentry import match_functions
+
+    return match_functions(pattern)
+
+
 def _read_traceable(traceable: Callable[[], Collection[str]]) -> Collection[str]:
     # bpftrace treats an unreadable list (no ftrace, no tracefs) as an empty one.
     try:
@@ -209,12 +222,25 @@ def _is_elf(path: str) -> bool:
 
 # -- the checker ----------------------------------------------------------------
 
+# _Scope.func_args before the probe's kfunc arguments are looked up.
+_UNRESOLVED: list[Field] = []
+
+
 class _Scope:
-    def __init__(self, kinds: frozenset[str], spec_parts: list[tuple[str, ...]]):
+    def __init__(self, kinds: frozenset[str], spec_parts: list[tuple[str, ...]],
+                 attach_points: tuple[ast.AttachPoint, ...] = ()):
         self.kinds = kinds
         self.parts = spec_parts
+        self.attach_points = attach_points
         self.vars: dict[str, Type] = {}
         self.loops = 0
+        # kfunc/kretfunc: the parameters (and $retval) from BTF; None when unknown
+        # (no BTF) or failed (reported); resolved on first use of args/retval.
+        self.func_args: list[Field] | None = _UNRESOLVED
+        self.func_args_failed = False
+        # bpftrace names a kfunc probe's args record after the probe
+        self.args_name = "struct " + ",".join(
+            f"{ap.kind}:{ap.parts[-1] if ap.parts else ''}" for ap in attach_points) + "_args"
 
 
 class Checker:
@@ -248,7 +274,7 @@ class Checker:
         self.attach_targets(program)
         for probe in program.probes:
             kinds = frozenset(ap.kind for ap in probe.attach_points if ap.kind)
-            self.scope = _Scope(kinds, [ap.parts for ap in probe.attach_points])
+            self.scope = _Scope(kinds, [ap.parts for ap in probe.attach_points], probe.attach_points)
             if probe.pred is not None:
                 t = self.expr(probe.pred)
                 if t.kind not in ("int", "pointer", "none"):
@@ -458,8 +484,9 @@ class Checker:
         if node.index <= len(params):
             raw = params[node.index - 1]
             if not re.fullmatch(r"-?(0[xX][0-9a-fA-F]+|[0-9]+)", raw):
-                return self.error(f'${node.index} used numerically but given "{raw}". '
-                                  f"Try using str(${node.index}).", node.span)
+                # bpftrace 0.17 goes on with an int64, so later checks report too
+                self.error(f'${node.index} used numerically but given "{raw}". '
+                           f"Try using str(${node.index}).", node.span)
         return INT64
 
     def e_ParamCount(self, node: ast.ParamCount) -> Type:
@@ -492,6 +519,8 @@ class Checker:
             hint = " (try to use args->ret instead)" if "tracepoint" in kinds else ""
             return self.error("The retval builtin can only be used with 'kretprobe' and "
                               f"'uretprobe' and 'kfunc' probes{hint}", node.span)
+        if name == "retval" and kinds and kinds <= KFUNC_KINDS:
+            return self.kfunc_retval(node)
         if name == "func" and not kinds <= FUNC_KINDS:
             bad = min(kinds - FUNC_KINDS)
             return self.error(f"The func builtin can not be used with '{bad}' probes", node.span)
@@ -513,7 +542,87 @@ class Checker:
         if not kinds or not kinds <= ARGS_KINDS:
             return self.error("The args builtin can only be used with tracepoint/kfunc/uprobe"
                               f"probes ({self.probe_kind_name()} used here)", node.span)
+        if kinds <= KFUNC_KINDS:
+            self.func_args()
+            if self.scope.func_args_failed:
+                return NONE
+            return pointer_to(record(self.scope.args_name))
         return pointer_to(record("struct args"))
+
+    def kfunc_retval(self, node: ast.Builtin) -> Type:
+        """kretfunc's retval has the function's return type (kfunc's is bpftrace's plain u64)."""
+        args = self.func_args()
+        ret = next((f.type for f in args or () if f.name == RETVAL_FIELD), None)
+        if self.scope.func_args_failed:
+            return NONE
+        if ret is None:
+            return UINT64
+        if ret.kind == "none":
+            aps = self.scope.attach_points
+            func = aps[0].parts[-1] if aps and aps[0].parts else ""
+            return self.error(f"{func} returns void: kretfunc has no retval", node.span)
+        return ret
+
+    def func_args(self) -> list[Field] | None:
+        """The probe's kfunc parameters from BTF, as bpftrace's field analyser finds them.
+
+        Every attach point, and every function a wildcard matches, must take
+        parameters of the same names ("mixed arguments" otherwise); the first
+        one's types are used (codegen reads each function's own slots).  An
+        explicit function that cannot be resolved is an error, a wildcard
+        match only a warning.  Resolved once per probe, on first use."""
+        scope = self.scope
+        if scope.func_args is not _UNRESOLVED:
+            return scope.func_args
+        scope.func_args = None
+        resolve = getattr(self.env.resolver, "func_args", None)
+        if resolve is None:
+            return None
+        result: list[Field] | None = None
+        for ap in scope.attach_points:
+            if ap.kind not in KFUNC_KINDS:
+                continue
+            func = ap.parts[-1] if ap.parts else ""
+            wildcard = any(c in func for c in "*?[")
+            for name in self.kfunc_matches(func) if wildcard else [func]:
+                try:
+                    args = resolve(name, ap.kind == "kretfunc")
+                    reason = None if wildcard else self.kfunc_untraceable(name)
+                    if reason:
+                        raise LookupError(reason)
+                except LookupError as exc:
+                    # bpftrace says "kfunc:" for kretfunc too
+                    if wildcard:
+                        self.r.warning(f"kfunc:{func}: {exc.args[0]}", None)
+                        continue
+                    scope.func_args_failed = True
+                    self.error(f"kfunc:{func}: {exc.args[0]}", ap.span)
+                    return None
+                if result is None:
+                    result = args
+                elif {f.name for f in args} != {f.name for f in result}:
+                    self.error("Probe has attach points with mixed arguments", ap.span)
+                    break
+        scope.func_args = result if result is not None else []
+        return scope.func_args
+
+    def kfunc_untraceable(self, func: str) -> str | None:
+        """Why bpftrace would refuse to resolve an explicit kfunc, when tracefs is consulted."""
+        if self.env.traceable is None:
+            return None
+        if self._traceable is None:
+            self._traceable = _read_traceable(self.env.traceable)
+        if func in self._traceable:
+            return None
+        if not self._traceable:
+            return (f"could not read traceable functions from {AVAILABLE_FILTER_FUNCTIONS} "
+                    "(is tracefs mounted?)")
+        return 'function not traceable (probably it is inlined or marked as "notrace")'
+
+    def kfunc_matches(self, pattern: str) -> list[str]:
+        if self.env.kfuncs is not None:
+            return self.env.kfuncs(pattern)
+        return self.env.resolver.functions(pattern)
 
     # calls ----------------------------------------------------------------------
     def e_Call(self, node: ast.Call, statement: bool = False, assigned: str = "") -> Type:
@@ -928,6 +1037,14 @@ class Checker:
         elif t.kind != "record":
             return self.error(f"Can not access field '{node.field}' on expression of type '{t}'",
                               node.span)
+        if rec.name == self.scope.args_name:
+            params = self.func_args()
+            if params is None:
+                return UINT64  # no BTF here: codegen reads the prototype
+            for f in params:
+                if f.name == node.field and f.name != RETVAL_FIELD:
+                    return f.type
+            return self.error(f"Can't find function parameter {node.field}", node.span)
         fields = self.record_fields(rec, node)
         if fields is None:
             return UINT64  # layout unknown here: codegen will need BTF

@@ -51,9 +51,13 @@ def _pointee(ctype: str):
 
 
 def check(program, options) -> None:
-    from .semantic import Env, analyse, system_binaries
+    from functools import lru_cache
+
+    from .semantic import Env, analyse, system_binaries, system_kfuncs
     from .types import BTFResolver
 
+    kfuncs = lru_cache(maxsize=None)(system_kfuncs)  # analysis repeats; tracefs is read once
+
     env = Env(resolver=BTFResolver(), binaries=system_binaries, tracepoints=TracefsFormats(), unsafe=options.unsafe, has_child=bool(options.command),
-              strlen=options.strlen, params=tuple(options.params))
+              strlen=options.strlen, params=tuple(options.params), kfuncs=kfuncs)
     return analyse(program, env, source=options.source, filename=options.filename)

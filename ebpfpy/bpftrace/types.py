@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 DEFAULT_STRLEN = 64
+# bpftrace 0.17 reads at most this many kfunc parameters (x86-64's argument registers).
+MAX_KFUNC_ARGS = 6
+# The name under which a kretfunc's return value travels with its parameters (as in bpftrace).
+RETVAL_FIELD = "$retval"
 
 # Kinds whose value is a plain integer at run time.
 INT_KINDS = frozenset(("int",))
@@ -213,6 +217,7 @@ class BTFResolver:
         self._btf = btf
         self._cache: dict[str, list[Field] | None] = {}
         self._enums: dict[str, int] | None = None
+        self._functions: list[str] | None = None
 
     def enum_value(self, name: str) -> int | None:
         """Enumerators of every BTF enum, indexed on first use (~0.1 s for vmlinux)."""
@@ -253,6 +258,41 @@ class BTFResolver:
             return INT_TYPE_NAMES[name].size
         tid = self._find(name)
         return None if tid is None else self.btf.size_of(tid)
+
+    def func_args(self, name: str, ret: bool = False) -> list[Field]:
+        """Kernel function ``name``'s parameters as kfunc ``args`` fields, plus ``$retval``
+        (a ``void`` return is ``none``) for kretfunc.
+
+        The trampoline passes every argument as one u64, so parameter i is at
+        offset 8*i and the return value follows the last one.  Failures raise
+        LookupError worded as bpftrace 0.17's ``BTF::resolve_args``."""
+        from ebpfpy.btf import FuncProto, Kind
+
+        btf = self.btf
+        ids = btf.find_all(name, Kind.FUNC) if name else []
+        if not ids:
+            raise LookupError(f"no BTF data for {name}")
+        proto = btf[btf[ids[0]].type]
+        if not isinstance(proto, FuncProto):
+            raise LookupError(f"{name} is not a function")
+        if len(proto.params) > MAX_KFUNC_ARGS:
+            raise LookupError(f"functions with more than {MAX_KFUNC_ARGS} parameters are not supported.")
+        out = [Field(p.name, 8 * i, self.convert(p.type)) for i, p in enumerate(proto.params)]
+        if ret:
+            rt = self.convert(proto.type) if btf.resolve(proto.type) else NONE
+            out.append(Field(RETVAL_FIELD, 8 * len(out), rt))
+        return out
+
+    def functions(self, pattern: str) -> list[str]:
+        """Names of the BTF functions a kfunc wildcard matches, sorted."""
+        import fnmatch
+
+        from ebpfpy.btf import Kind
+
+        if self._functions is None:
+            btf = self.btf
+            self._functions = sorted({btf.name_of(i) for i in btf.ids() if btf.kind_of(i) == Kind.FUNC})
+        return fnmatch.filter(self._functions, pattern)
 
     def _fields(self, tid: int, base_bits: int) -> list[Field]:
         out: list[Field] = []
@@ -316,7 +356,7 @@ for _bits in (8, 16, 32, 64):
 
 _C_STRUCT = re.compile(r"\b(struct|union)\s+([_a-zA-Z]\w*)\s*\{")
 _C_MEMBER = re.compile(r"^(?P<type>[_a-zA-Z][\w\s]*?)\s*(?P<stars>[\s*]*)(?P<name>[_a-zA-Z]\w*)"
-                       r"(?P<dims>(\s*\[\s*\d+\s*\])*)\s*(:\s*\d+)?$")
+                       r"(?P<dims>(\s*\[\s*\d+\s*\])*)\s*(:\s*(?P<bits>\d+))?$")
 
 
 def _c_type(spec: str, stars: int, resolver: TypeResolver | None) -> Type | None:
@@ -341,6 +381,17 @@ def _c_type(spec: str, stars: int, resolver: TypeResolver | None) -> Type | None
     for _ in range(stars):
         base = pointer_to(base)
     return base
+
+
+def _align_up(n: int, a: int) -> int:
+    return (n + a - 1) // a * a
+
+
+def _field_end(f: Field) -> int:
+    """The byte just past a member (a bitfield ends with its last bit, not its type)."""
+    if f.bitfield is not None:
+        return f.offset + (f.bitfield[0] + f.bitfield[1] + 7) // 8
+    return f.offset + f.type.size
 
 
 def _align(t: Type) -> int:
@@ -384,7 +435,7 @@ def parse_c_structs(definitions: Sequence[str],
         name = f"{m.group(1)} {m.group(2)}"
         body = text[m.end():text.rfind("}")]
         fields: list[Field] = []
-        offset = size = align = 0
+        bits = size = align = 0  # bits: where the next member may start
         ok = True
         for decl in body.split(";"):
             decl = " ".join(decl.split())
@@ -398,14 +449,25 @@ def parse_c_structs(definitions: Sequence[str],
             for n in reversed(re.findall(r"\d+", dm.group("dims") or "")):
                 t = string_type(int(n)) if t.kind == "int" and t.size == 1 else array_of(t, int(n))
             a = _align(t)
+            width = int(dm.group("bits")) if dm.group("bits") else None
+            if width is not None and (t.kind != "int" or not 0 < width <= 8 * t.size):
+                ok = False
+                break
             if m.group(1) == "union":
-                fields.append(Field(dm.group("name"), 0, t))
+                fields.append(Field(dm.group("name"), 0, t, (0, width) if width else None))
                 size = max(size, t.size)
+            elif width:
+                # C packs bitfields into units of their type, never across one
+                if bits // (8 * a) != (bits + width - 1) // (8 * a):
+                    bits = _align_up(bits, 8 * a)
+                fields.append(Field(dm.group("name"), bits // 8, t, (bits % 8, width)))
+                bits += width
+                size = (bits + 7) // 8
             else:
-                offset = (offset + a - 1) // a * a
-                fields.append(Field(dm.group("name"), offset, t))
-                offset += t.size
-                size = offset
+                bits = 8 * _align_up((bits + 7) // 8, a)
+                fields.append(Field(dm.group("name"), bits // 8, t))
+                bits += 8 * t.size
+                size = bits // 8
             align = max(align, a)
         if ok:
             align = align or 1
@@ -429,7 +491,7 @@ class LayeredResolver:
     def type_size(self, name: str) -> int | None:
         if name in self.script:
             fields = self.script[name]
-            end = max((f.offset + f.type.size for f in fields), default=0)
+            end = max((_field_end(f) for f in fields), default=0)
             align = max((_align(f.type) for f in fields), default=1)
             return (end + align - 1) // align * align
         return self.base.type_size(name) if self.base is not None else None
@@ -437,3 +499,9 @@ class LayeredResolver:
     def enum_value(self, name: str) -> int | None:
         lookup = getattr(self.base, "enum_value", None)
         return lookup(name) if lookup is not None else None
+
+    def __getattr__(self, name: str):
+        # kfunc prototypes (func_args, functions) come from the base (BTF) alone
+        if name in ("func_args", "functions") and self.base is not None:
+            return getattr(self.base, name)
+        raise AttributeError(name)

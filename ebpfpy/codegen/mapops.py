@@ -7,7 +7,7 @@ no code generator can forget it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Optional
 
 from ebpfpy.codegen.calls import emit_helper_call
 from ebpfpy.codegen.stack import StackFrame, StackSlot
@@ -37,12 +37,16 @@ def emit_map_delete(b: Builder, map_ref: Any, key: StackSlot) -> Reg:
     return R0
 
 
-def emit_map_add(frame: StackFrame, map_ref: Any, key: StackSlot, amount: Reg | int = 1) -> None:
+def emit_map_add(frame: StackFrame, map_ref: Any, key: StackSlot, amount: Reg | int = 1,
+                 on_missing: Optional[Callable[[], None]] = None,
+                 on_insert: Optional[Callable[[], None]] = None) -> None:
     """``map[key] += amount`` for an 8-byte value, creating the entry when missing.
 
     The common aggregation (bpftrace's ``count()``/``sum()``): an atomic add on the value in place
     when the key exists, else an insert of ``amount``. ``amount`` must not live in r0..r5, which
     the lookup clobbers. Two CPUs inserting at once may lose one increment (as in bpftrace).
+    ``on_missing`` emits code where the lookup found nothing (r0 = 0) and ``on_insert`` right
+    after the insert (r0 = its result): the places a caller checks the helpers' results.
     """
     b = frame.b
     if isinstance(amount, Reg) and amount.n <= 5:
@@ -56,6 +60,8 @@ def emit_map_add(frame: StackFrame, map_ref: Any, key: StackSlot, amount: Reg | 
         b.atomic_add(8, R0, R1)
     b.ja(done)
     b.label(missing)
+    if on_missing is not None:
+        on_missing()
     with frame.scope():
         value = frame.alloc(8, zero=False, name="new value")
         if isinstance(amount, Reg):
@@ -63,4 +69,6 @@ def emit_map_add(frame: StackFrame, map_ref: Any, key: StackSlot, amount: Reg | 
         else:
             b.st(8, FP, amount, value.off)
         emit_map_update(b, map_ref, key, value, BPF_NOEXIST)
+        if on_insert is not None:
+            on_insert()
     b.label(done)

@@ -83,11 +83,14 @@ def _compile(pattern: str) -> re.Pattern[str]:
         seen.add(name)
         return f"(?P<{name}>{PIECES[name]})"
 
-    tokens = re.findall(r"\{\w+\}|\w+|\S", pattern)
-    return re.compile(r"\s*" + r"\s*".join(map(token, tokens)) + r"\s*$")
+    return re.compile(r"\s*" + r"\s*".join(map(token, _tokens(pattern))) + r"\s*$")
 
 
-@dataclass
+def _tokens(pattern: str) -> list[str]:
+    return re.findall(r"\{\w+\}|\w+|\S", pattern)
+
+
+@dataclass(slots=True)
 class _Line:
     """The pieces of one matched line, with the conversions every builder needs."""
 
@@ -108,10 +111,15 @@ class _Line:
 
     def wide(self, *names: str) -> bool:
         """64-bit (r) or 32-bit (w) operation; all named registers must agree."""
-        kinds = {self.groups[n][0] for n in names if self.groups.get(n)}  # type: ignore[index]
-        if len(kinds) > 1:
-            raise ISAError("mixes r and w registers")
-        return kinds != {"w"}
+        kind = None
+        for name in names:
+            text = self.groups.get(name)
+            if text:
+                if kind is None:
+                    kind = text[0]
+                elif text[0] != kind:
+                    raise ISAError("mixes r and w registers")
+        return kind != "w"
 
     def size(self) -> oc.Size:
         return SIZE_BY_BITS[int(self.groups["sz"][1:])]  # type: ignore[index]
@@ -362,15 +370,48 @@ FAMILIES: dict[str, tuple[str, Callable[[_Line], Insn]]] = {
 }  # fmt: skip
 
 
+# The characters a line can start with when its first token is one of these pieces.
+_PIECE_STARTS = {"d": "rw", "s": "rw", "r0": "rw"}
+
+Family = tuple[str, re.Pattern[str], Callable[[_Line], Insn]]
+
+
 @functools.cache
-def _compiled() -> list[tuple[str, re.Pattern[str], Callable[[_Line], Insn]]]:
-    """The grammar as regexes, compiled on first use so importing the ISA stays cheap."""
-    return [
-        (name, _compile(pattern), build) for name, (pattern, build) in FAMILIES.items()
-    ]
+def _compiled() -> tuple[dict[str, list[Family]], list[Family]]:
+    """The grammar as regexes, grouped by the first character a matching line can have.
+
+    Compiled on first use so importing the ISA stays cheap. A line is only tried against the
+    families of its first character (plus any whose first piece could start with anything),
+    in the order of `FAMILIES`, so the first match is the one trying them all would find.
+    """
+    by_start: dict[str, list[Family]] = {}
+    anywhere: list[Family] = []
+    for name, (pattern, build) in FAMILIES.items():
+        family = (name, _compile(pattern), build)
+        first = _tokens(pattern)[0]
+        if first.startswith("{"):
+            starts = _PIECE_STARTS.get(first[1:-1])
+        else:
+            starts = first[0]
+        if starts is None:
+            anywhere.append(family)
+            for group in by_start.values():
+                group.append(family)
+            continue
+        for char in starts:
+            by_start.setdefault(char, list(anywhere)).append(family)
+    return by_start, anywhere
 
 
 _TWO_SLOTS = {"ldimm64", "ld_pseudo"}
+# Forms whose instruction depends on where the line is (a jump target, a callee that may be a
+# label). Every other form depends on the line's text alone, so assemble() builds each distinct
+# text once: a program repeats its loads, stores and moves many times over.
+_POSITIONAL = {
+    name
+    for name, (pattern, _) in FAMILIES.items()
+    if "{target}" in pattern or "{callee}" in pattern
+}
 
 # Line furniture: comments, objdump's index and raw-bytes columns, its <label> annotations,
 # and whole lines of objdump's that are not code (headers, `-r` relocations).
@@ -387,19 +428,25 @@ _LABEL = re.compile(
 
 def assemble(text: str) -> list[Insn]:
     """Parse assembler text into instructions; errors name the line number and its text."""
-    parsed: list[tuple[int, str, re.Match[str], str, Callable[[_Line], Insn], int]] = []
+    parsed: list[tuple[int, str, Family, re.Match[str], str, int]] = []
     labels: dict[str, int] = {}
     at = 0
+    by_start, anywhere = _compiled()
+    seen: dict[str, tuple[Family, re.Match[str]]] = {}  # line text -> its family and match
     for lineno, raw in enumerate(text.splitlines(), 1):
-        if _NOT_CODE.match(raw):
+        # The furniture regexes only run on lines with the character each one needs.
+        if ":" in raw and _NOT_CODE.match(raw):
             continue
-        line = _INDEX.sub("", _COMMENT.sub("", raw), count=1)
-        annotation = _ANNOTATION.search(line)
+        line = _COMMENT.sub("", raw) if ("/" in raw or ";" in raw or "#" in raw) else raw
+        if ":" in line:
+            line = _INDEX.sub("", line, count=1)
+        annotation = _ANNOTATION.search(line) if "<" in line else None
         note = annotation.group("note") if annotation else ""
         line = line[: annotation.start()] if annotation else line
-        if not line.strip():
+        stripped = line.lstrip()
+        if not stripped:
             continue
-        label = _LABEL.match(line)
+        label = _LABEL.match(line) if ":" in line else None
         if label:
             name = label.group("sym") or label.group("label")
             if name in labels:
@@ -408,22 +455,32 @@ def assemble(text: str) -> list[Insn]:
                 )
             labels[name] = at
             continue
-        for name, regex, build in _compiled():
-            m = regex.match(line)
-            if m:
-                parsed.append((lineno, raw, m, note, build, at))
-                at += 2 if name in _TWO_SLOTS else 1
-                break
-        else:
-            raise ISAError(f"line {lineno}: cannot parse {raw.strip()!r}", line=lineno)
+        found = seen.get(line)
+        if found is None:
+            for family in by_start.get(stripped[0], anywhere):
+                m = family[1].match(line)
+                if m:
+                    found = seen[line] = (family, m)
+                    break
+            else:
+                raise ISAError(f"line {lineno}: cannot parse {raw.strip()!r}", line=lineno)
+        family, m = found
+        parsed.append((lineno, raw, family, m, note, at))
+        at += 2 if family[0] in _TWO_SLOTS else 1
     insns = []
-    for lineno, raw, m, note, build, at in parsed:
-        try:
-            insn = build(_Line(m.groupdict(), at, labels, note))
-            insn.check()
-        except ISAError as e:
-            raise ISAError(
-                f"line {lineno}: {e} in {raw.strip()!r}", line=lineno
-            ) from None
+    built: dict[tuple[str, str], Insn] = {}  # (text, note) -> instruction, for other forms
+    for lineno, raw, (name, _, build), m, note, at in parsed:
+        by_text = name not in _POSITIONAL
+        insn = built.get((m.string, note)) if by_text else None
+        if insn is None:
+            try:
+                insn = build(_Line(m.groupdict(), at, labels, note))
+                insn.check()
+            except ISAError as e:
+                raise ISAError(
+                    f"line {lineno}: {e} in {raw.strip()!r}", line=lineno
+                ) from None
+            if by_text:
+                built[m.string, note] = insn
         insns.append(insn)
     return insns

@@ -24,15 +24,16 @@ Opcode numbers follow RFC 9669 (the few this module needs are spelled out below)
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
 from ebpfpy.isa.errors import ISAError
 from ebpfpy.isa.helpers import Helper, UnknownHelperError, helper
-from ebpfpy.isa.insn import Insn
+from ebpfpy.isa.insn import Insn, _normalise, _trusted
 from ebpfpy.isa.opcodes import (
     FETCH,
     LD_IMM64,
@@ -97,9 +98,13 @@ _SIZE_ALIASES: dict[Any, Size] = {
     "u32": Size.W,
     "u64": Size.DW,
 }
-_ALU_OPS = {op.name.lower(): op for op in AluOp}
-# Signed division and modulo reuse div/mod with off=1 (RFC 9669 section 4.1).
-_SIGNED_ALU = {"sdiv": "div", "smod": "mod"}
+# ALU operation name -> (operation, off). Signed division and modulo reuse div/mod with off=1
+# (RFC 9669 section 4.1); neg and end have methods of their own.
+_ALU_FORMS = {
+    op.name.lower(): (int(op), 0) for op in AluOp if op not in (AluOp.NEG, AluOp.END)
+} | {"sdiv": (int(AluOp.DIV), 1), "smod": (int(AluOp.MOD), 1)}
+_ALU, _ALU64, _X = int(Class.ALU), int(Class.ALU64), int(Source.X)
+_LDX_MEM, _STX_MEM = int(Class.LDX | Mode.MEM), int(Class.STX | Mode.MEM)
 _CONDITIONS = {
     op.name[1:].lower(): op
     for op in JmpOp
@@ -129,9 +134,14 @@ def _size(size: SizeSpec) -> Size:
 
 
 def _reg(value: Any, what: str = "register") -> int:
-    if not isinstance(value, Reg) or not 0 <= value.n <= 10:
-        raise BuildError(f"{what} must be one of R0..R10, not {value!r}")
-    return value.n
+    """The register number, a plain int in 0..10 (so the instruction can skip its own checks)."""
+    if isinstance(value, Reg):
+        n = value.n
+        if type(n) is int and 0 <= n <= 10:
+            return n
+        if isinstance(n, int) and 0 <= n <= 10:
+            return int(n)  # a bool or IntEnum number: stored as the int it stands for
+    raise BuildError(f"{what} must be one of R0..R10, not {value!r}")
 
 
 def _signed(value: int, bits: int) -> int:
@@ -146,6 +156,8 @@ def _imm32(value: int, wide: bool) -> int:
     0xffffffff80000000. We refuse that instead of surprising the writer; 32-bit operations may use
     the full unsigned range.
     """
+    if type(value) is int and _S32[0] <= value <= _S32[1]:
+        return value  # already the signed field (the common case, checked first)
     if not isinstance(value, int) or isinstance(value, bool):
         raise BuildError(f"immediate must be an int or a register, not {value!r}")
     top = _S32[1] if wide else (1 << 32) - 1
@@ -156,19 +168,33 @@ def _imm32(value: int, wide: bool) -> int:
 
 
 def _off16(value: int) -> int:
+    """The offset as a plain int (so the instruction can skip its own checks)."""
     if not _S16[0] <= value <= _S16[1]:
         raise BuildError(f"offset {value} does not fit 16 bits")
-    return value
+    return value if type(value) is int else _normalise(value, 16, "offset", unsigned_ok=False)
+
+
+@dataclass(frozen=True)
+class _Fixup:
+    """What ``build()`` still has to fill into one instruction: a jump offset, a map fd..."""
+
+    kind: str | None  # "jump", "gotol", "call", "func", "map_fd", "map_value" (None: nothing)
+    target: str | None = None  # label for jump/gotol/call/func
+    map_ref: Any = None  # map object (has .fd) or name, for map_fd/map_value
+    map_offset: int = 0
+
+
+_NO_FIXUP = _Fixup(None)
 
 
 @dataclass(frozen=True)
 class _Item:
-    """One emitted instruction plus what still has to be filled in at build time."""
+    """One emitted instruction with its metadata: the read-only view ``Builder._items`` gives."""
 
     insn: Insn
-    fixup: str | None = None  # "jump", "gotol", "call", "func", "map_fd", "map_value"
-    target: str | None = None  # label for jump/gotol/call/func
-    map_ref: Any = None  # map object (has .fd) or name, for map_fd/map_value
+    fixup: str | None = None
+    target: str | None = None
+    map_ref: Any = None
     map_offset: int = 0
     span: Span | None = None
     comments: tuple[str, ...] = ()
@@ -216,8 +242,13 @@ class Builder:
     """Collects instructions with symbolic labels, helper names and map references."""
 
     def __init__(self) -> None:
-        self._items: list[_Item] = []
-        self._labels: dict[str, int] = {}  # label -> item index it precedes
+        # One entry per emitted instruction, in parallel lists rather than one record each: a
+        # million-instruction program then costs a million objects, not two (and half the GC).
+        self._insns: list[Insn] = []  # as emitted, before build() fills in the fixups
+        self._item_spans: list[Span | None] = []
+        self._notes: dict[int, tuple[str, ...]] = {}  # instruction index -> comments
+        self._fixups: dict[int, _Fixup] = {}  # instruction index -> what build() fills in
+        self._labels: dict[str, int] = {}  # label -> slot of the instruction it precedes
         self._pending_comments: list[str] = []
         self._counter = itertools.count(1)
         self._pc = 0
@@ -234,25 +265,86 @@ class Builder:
         return self._pc
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._insns)
 
-    def _emit(self, insn: Insn, **meta: Any) -> None:
-        item = _Item(
-            insn, span=self.span, comments=tuple(self._pending_comments), **meta
-        )
-        self._pending_comments.clear()
-        self._items.append(item)
-        self._pc += item.slots
+    @property
+    def _items(self) -> list[_Item]:
+        """The emitted instructions with their metadata, unresolved (for tests and debugging)."""
+        out = []
+        for i, (insn, span) in enumerate(zip(self._insns, self._item_spans)):
+            fix = self._fixups.get(i, _NO_FIXUP)
+            out.append(_Item(insn, fix.kind, fix.target, fix.map_ref, fix.map_offset, span,
+                             self._notes.get(i, ())))
+        return out
+
+    def _emit(
+        self,
+        insn: Insn,
+        fixup: str | None = None,
+        target: str | None = None,
+        map_ref: Any = None,
+        map_offset: int = 0,
+    ) -> None:
+        if fixup is not None:
+            self._fixups[len(self._insns)] = _Fixup(fixup, target, map_ref, map_offset)
+        if self._pending_comments:
+            self._notes[len(self._insns)] = tuple(self._pending_comments)
+            self._pending_comments.clear()
+        self._insns.append(insn)
+        self._item_spans.append(self.span)
+        self._pc += 2 if insn.op == LD_IMM64 else 1
 
     def insn(self, insn: Insn) -> None:
         """Append a ready-made instruction (no labels or maps to resolve)."""
         self._emit(insn)
 
+    def mark(self) -> int:
+        """The site of the next instruction to be emitted, for `with_imm`.
+
+        A site is the instruction's position in emission order (not its slot number, which an
+        LD_IMM64 before it would shift); it stays valid for copies made by `with_imm`.
+        """
+        return len(self._insns)
+
+    def with_imm(self, sites: Iterable[int], value: int) -> Builder:
+        """A copy of this builder in which the instructions at ``sites`` (from `mark`) have
+        ``imm = value``.
+
+        Why: a code generator that emits the same program for many targets that differ in one
+        constant (pybpftrace's ``probe`` index, when one body serves 300 tracepoints) generates
+        it once, marks where the constant goes, and stamps out a copy per target instead of
+        generating again. Labels, map references, spans and comments come along; the copy and
+        this builder share nothing that either can change. Only immediates the writer chose can
+        be patched: one that ``build()`` fills in (a jump, call or map reference) is refused, as
+        is a value the instruction cannot hold.
+        """
+        clone = copy.copy(self)
+        clone._insns = insns = list(self._insns)
+        clone._item_spans = list(self._item_spans)
+        clone._notes, clone._fixups = dict(self._notes), dict(self._fixups)
+        clone._labels, clone._pending_comments = dict(self._labels), list(self._pending_comments)
+        clone._counter = copy.copy(self._counter)
+        clone.spans, clone.comments = list(self.spans), dict(self.comments)
+        clone.label_slots, clone.subprograms = dict(self.label_slots), list(self.subprograms)
+        for site in sites:
+            if not (isinstance(site, int) and 0 <= site < len(insns)):
+                raise BuildError(f"no instruction at site {site!r}")
+            if site in self._fixups:
+                raise BuildError(
+                    f"the immediate at site {site} is filled in by build() "
+                    f"({self._fixups[site].kind}), it cannot be patched"
+                )
+            try:
+                insns[site] = dataclasses.replace(insns[site], imm=value)
+            except ISAError as e:
+                raise BuildError(f"site {site}: {e}") from None
+        return clone
+
     def label(self, name: str) -> str:
         """Mark the position of the next instruction as ``name``."""
         if name in self._labels:
             raise BuildError(f"duplicate label {name!r}", index=self._pc, label=name)
-        self._labels[name] = len(self._items)
+        self._labels[name] = self._pc
         return name
 
     def fresh_label(self, hint: str = "L") -> str:
@@ -278,19 +370,16 @@ class Builder:
     # --- ALU -----------------------------------------------------------------------------------
     def alu(self, op: str, dst: Reg, src: Operand, wide: bool = True) -> None:
         """Generic ALU instruction by name (``"add"``, ``"sdiv"``, ...); 64-bit unless ``wide=False``."""
-        off = 0
-        if op in _SIGNED_ALU:
-            op, off = _SIGNED_ALU[op], 1
-        if op not in _ALU_OPS or op in ("neg", "end"):
-            raise BuildError(f"unknown ALU operation {op!r}")
-        cls = Class.ALU64 if wide else Class.ALU
+        try:
+            operation, off = _ALU_FORMS[op]
+        except KeyError:
+            raise BuildError(f"unknown ALU operation {op!r}") from None
+        code = (_ALU64 if wide else _ALU) | operation
         d = _reg(dst, "destination")
         if isinstance(src, Reg):
-            self._emit(Insn(cls | Source.X | _ALU_OPS[op], d, _reg(src), off, 0))
+            self._emit(_trusted(code | _X, d, _reg(src), off, 0))
         else:
-            self._emit(
-                Insn(cls | Source.K | _ALU_OPS[op], d, 0, off, _imm32(src, wide))
-            )
+            self._emit(_trusted(code, d, 0, off, _imm32(src, wide)))
 
     mov, mov32 = _alu_method("mov", True), _alu_method("mov", False)
     add, add32 = _alu_method("add", True), _alu_method("add", False)
@@ -341,9 +430,7 @@ class Builder:
     # --- loads and stores ------------------------------------------------------------------------
     def ldx(self, size: SizeSpec, dst: Reg, src: Reg, off: int = 0) -> None:
         """``dst = *(size *)(src + off)``, zero-extended."""
-        self._emit(
-            Insn(Class.LDX | Mode.MEM | _size(size), _reg(dst), _reg(src), _off16(off))
-        )
+        self._emit(_trusted(_LDX_MEM | _size(size), _reg(dst), _reg(src), _off16(off), 0))
 
     def ldx_sx(self, size: SizeSpec, dst: Reg, src: Reg, off: int = 0) -> None:
         """``dst = *(signed size *)(src + off)``, sign-extended (not for 8-byte loads)."""
@@ -354,22 +441,13 @@ class Builder:
 
     def stx(self, size: SizeSpec, dst: Reg, src: Reg, off: int = 0) -> None:
         """``*(size *)(dst + off) = src``."""
-        self._emit(
-            Insn(Class.STX | Mode.MEM | _size(size), _reg(dst), _reg(src), _off16(off))
-        )
+        self._emit(_trusted(_STX_MEM | _size(size), _reg(dst), _reg(src), _off16(off), 0))
 
     def st(self, size: SizeSpec, dst: Reg, imm: int, off: int = 0) -> None:
         """``*(size *)(dst + off) = imm`` (an 8-byte store sign-extends the 32-bit immediate)."""
         s = _size(size)
-        self._emit(
-            Insn(
-                Class.ST | Mode.MEM | s,
-                _reg(dst),
-                0,
-                _off16(off),
-                _imm32(imm, s == Size.DW),
-            )
-        )
+        code = Class.ST | Mode.MEM | s
+        self._emit(_trusted(code, _reg(dst), 0, _off16(off), _imm32(imm, s == Size.DW)))
 
     def atomic(
         self,
@@ -457,9 +535,9 @@ class Builder:
         cls = Class.JMP if wide else Class.JMP32
         d = _reg(dst, "jump operand")
         if isinstance(src, Reg):
-            insn = Insn(cls | Source.X | _CONDITIONS[cond], d, _reg(src))
+            insn = _trusted(cls | Source.X | _CONDITIONS[cond], d, _reg(src), 0, 0)
         else:
-            insn = Insn(cls | Source.K | _CONDITIONS[cond], d, 0, 0, _imm32(src, wide))
+            insn = _trusted(cls | Source.K | _CONDITIONS[cond], d, 0, 0, _imm32(src, wide))
         self._emit(insn, fixup="jump", target=label)
 
     def jmp32(self, cond: str, dst: Reg, src: Operand, label: str) -> None:
@@ -514,47 +592,55 @@ class Builder:
         ``subprograms`` (the first slot of each function: 0 and every call/callback target, which
         is what BTF ``func_info`` must describe). May be called again, e.g. with other map fds.
         """
-        starts = list(itertools.accumulate((it.slots for it in self._items), initial=0))
-        end = starts[-1]
-        label_slots = {name: starts[i] for name, i in self._labels.items()}
+        label_slots = dict(self._labels)
+        end = self._pc
         out: list[Insn] = []
         spans: list[Span | None] = []
         comments: dict[int, tuple[str, ...]] = {}
-        for item, pc in zip(self._items, starts):
-            insn = self._resolve(item, pc, label_slots, end, maps)
+        entries = {0}
+        fixups, notes = self._fixups, self._notes
+        append, add_span = out.append, spans.append
+        pc = 0
+        for i, (insn, span) in enumerate(zip(self._insns, self._item_spans)):
+            if i in fixups:
+                fix = fixups[i]
+                insn = self._resolve(insn, fix, pc, label_slots, end, maps)
+                if fix.kind in ("call", "func"):
+                    entries.add(label_slots[fix.target])  # type: ignore[index]
             try:
                 insn.check()
             except ISAError as e:
                 raise BuildError(str(e), index=pc) from None
-            out.append(insn)
-            spans.extend([item.span] * item.slots)
-            if item.comments:
-                comments[pc] = item.comments
+            append(insn)
+            add_span(span)
+            if i in notes:
+                comments[pc] = notes[i]
+            if insn.op == LD_IMM64:
+                add_span(span)
+                pc += 2
+            else:
+                pc += 1
         if self._pending_comments:
             comments[end] = tuple(self._pending_comments)
-        entries = {
-            label_slots[it.target] for it in self._items if it.fixup in ("call", "func")
-        }
         self.spans, self.comments, self.label_slots = spans, comments, label_slots
-        self.subprograms = sorted(entries | {0}) if out else []
+        self.subprograms = sorted(entries) if out else []
         return out
 
     def _resolve(
         self,
-        item: _Item,
+        insn: Insn,
+        fix: _Fixup,
         pc: int,
         labels: dict[str, int],
         end: int,
         maps: Mapping[str, Any] | None,
     ) -> Insn:
-        fix = item.fixup
-        if fix is None:
-            return item.insn
-        if fix in ("map_fd", "map_value"):
-            fd = _map_fd(item.map_ref, maps, pc)
-            imm = fd if fix == "map_fd" else fd | (item.map_offset << 32)
-            return dataclasses.replace(item.insn, imm=imm)
-        target = item.target
+        kind = fix.kind
+        if kind in ("map_fd", "map_value"):
+            fd = _map_fd(fix.map_ref, maps, pc)
+            imm = fd if kind == "map_fd" else fd | (fix.map_offset << 32)
+            return dataclasses.replace(insn, imm=imm)
+        target = fix.target
         if target not in labels:
             raise BuildError(f"undefined label {target!r}", index=pc, label=target)
         if labels[target] >= end:
@@ -562,7 +648,7 @@ class Builder:
                 f"label {target!r} is past the last instruction", index=pc, label=target
             )
         delta = labels[target] - (pc + 1)
-        if fix == "jump":
+        if kind == "jump":
             if not _S16[0] <= delta <= _S16[1]:
                 raise BuildError(
                     f"jump to {target!r} is {delta} slots away, beyond a 16-bit offset; "
@@ -570,12 +656,12 @@ class Builder:
                     index=pc,
                     label=target,
                 )
-            return dataclasses.replace(item.insn, off=delta)
+            return dataclasses.replace(insn, off=delta)
         if not _S32[0] <= delta <= _S32[1]:
             raise BuildError(
                 f"target {target!r} is {delta} slots away", index=pc, label=target
             )
-        return dataclasses.replace(item.insn, imm=delta)  # gotol, call, func
+        return dataclasses.replace(insn, imm=delta)  # gotol, call, func
 
 
 def _map_fd(ref: Any, maps: Mapping[str, Any] | None, pc: int) -> int:

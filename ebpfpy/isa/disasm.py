@@ -16,6 +16,7 @@ from __future__ import annotations
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 from . import opcodes as oc
@@ -64,6 +65,12 @@ class Parts:
     data_regs: tuple[str, ...] = ()
 
 
+# The describers below return Parts' fields as a plain tuple, (form, values, narrow, data_regs):
+# `describe` wraps it in `Parts`, `format_program` renders it straight away.
+Described = tuple[str, dict[str, object], bool, tuple[str, ...]]
+_DATA = ("d", "s")
+
+
 def _base(insn: Insn) -> dict[str, object]:
     return {
         "op": insn.op,
@@ -74,56 +81,50 @@ def _base(insn: Insn) -> dict[str, object]:
     }
 
 
-def _alu(insn: Insn) -> Parts:
+def _alu(insn: Insn) -> Described:
     operation = oc.alu_op(insn.op)
-    narrow = insn.cls == oc.Class.ALU
+    narrow = insn.op & 0x07 == oc.Class.ALU
     v = _base(insn)
     if operation == oc.AluOp.END:
         kind = "bswap" if insn.cls == oc.Class.ALU64 else END_NAMES[oc.source(insn.op)]
-        return Parts("end", {**v, "kind": kind, "bits": insn.imm})
+        v.update(kind=kind, bits=insn.imm)
+        return "end", v, False, ()
     if operation == oc.AluOp.NEG:
-        return Parts("neg", v, narrow, ("d",))
+        return "neg", v, narrow, ("d",)
     if operation == oc.AluOp.MOV and insn.off:
         if insn.off == oc.ADDR_SPACE_CAST:
-            return Parts(
-                "addr_space_cast",
-                {**v, "to": insn.imm >> 16 & 0xFFFF, "from": insn.imm & 0xFFFF},
-            )
+            v.update({"to": insn.imm >> 16 & 0xFFFF, "from": insn.imm & 0xFFFF})
+            return "addr_space_cast", v, False, ()
         if insn.off == oc.ADDR_PERCPU:
-            return Parts("percpu", v)
-        return Parts("movsx", {**v, "bits": insn.off}, narrow, ("d", "s"))
+            return "percpu", v, False, ()
+        v["bits"] = insn.off
+        return "movsx", v, narrow, _DATA
     symbols = (
         SIGNED_ALU_SYMBOLS
         if insn.off == 1 and operation in SIGNED_ALU_SYMBOLS
         else ALU_SYMBOLS
     )
-    form = "alu_x" if oc.source(insn.op) == oc.Source.X else "alu_k"
-    return Parts(form, {**v, "sym": symbols[operation]}, narrow, ("d", "s"))
+    v["sym"] = symbols[operation]
+    return ("alu_x" if insn.op & oc.Source.X else "alu_k"), v, narrow, _DATA
 
 
-def _jmp(insn: Insn) -> Parts:
+def _jmp(insn: Insn) -> Described:
     operation = oc.jmp_op(insn.op)
     v = _base(insn)
     if operation == oc.JmpOp.JA:
-        return Parts("gotol" if insn.cls == oc.Class.JMP32 else "ja", v)
+        return ("gotol" if insn.cls == oc.Class.JMP32 else "ja"), v, False, ()
     if operation == oc.JmpOp.EXIT:
-        return Parts("exit", v)
+        return "exit", v, False, ()
     if operation == oc.JmpOp.JCOND:
-        return Parts("may_goto", v)
+        return "may_goto", v, False, ()
     if operation == oc.JmpOp.CALL and oc.source(insn.op) == oc.Source.X:
-        return Parts("callx", v)
+        return "callx", v, False, ()
     if operation == oc.JmpOp.CALL:
-        return Parts(
-            "call." + CALL_NAMES[oc.CallKind(insn.src)],
-            {**v, "helper": _LazyHelperName(insn.imm)},
-        )
-    form = "jcond_x" if oc.source(insn.op) == oc.Source.X else "jcond_k"
-    return Parts(
-        form,
-        {**v, "sym": JMP_SYMBOLS[operation]},
-        insn.cls == oc.Class.JMP32,
-        ("d", "s"),
-    )
+        v["helper"] = _LazyHelperName(insn.imm)
+        return "call." + CALL_NAMES[oc.CallKind(insn.src)], v, False, ()
+    v["sym"] = JMP_SYMBOLS[operation]
+    form = "jcond_x" if insn.op & oc.Source.X else "jcond_k"
+    return form, v, insn.op & 0x07 == oc.Class.JMP32, _DATA
 
 
 class _LazyHelperName:
@@ -136,65 +137,65 @@ class _LazyHelperName:
         return format(_helper_name(self.helper_id), spec)
 
 
-def _ld(insn: Insn) -> Parts:
-    v = {**_base(insn), "sz": _size(insn.op, "u")}
+def _ld(insn: Insn) -> Described:
+    v = _base(insn)
+    v["sz"] = _size(insn.op, "u")
     if insn.is_ldimm64:
         if insn.src == oc.Pseudo.IMM:
-            return Parts("ldimm64", v)
-        lo, hi = insn.imm & 0xFFFF_FFFF, (insn.imm >> 32) & 0xFFFF_FFFF
-        return Parts(
-            "ld_pseudo." + PSEUDO_NAMES[oc.Pseudo(insn.src)],
-            {**v, "pseudo": insn.src, "lo": lo, "hi": hi},
-        )
-    return Parts("ld_abs" if oc.mode(insn.op) == oc.Mode.ABS else "ld_ind", v)
+            return "ldimm64", v, False, ()
+        v.update(pseudo=insn.src, lo=insn.imm & 0xFFFF_FFFF, hi=(insn.imm >> 32) & 0xFFFF_FFFF)
+        return "ld_pseudo." + PSEUDO_NAMES[oc.Pseudo(insn.src)], v, False, ()
+    return ("ld_abs" if oc.mode(insn.op) == oc.Mode.ABS else "ld_ind"), v, False, ()
 
 
-def _mem(insn: Insn) -> Parts:
+def _mem(insn: Insn) -> Described:
     """LDX, ST and STX: the address is always `dst + off` (stores) or `src + off` (loads)."""
     md = oc.mode(insn.op)
     v = _base(insn)
     narrow = oc.size(insn.op) != oc.Size.DW
-    if insn.cls == oc.Class.LDX:
+    klass = insn.op & 0x07
+    if klass == oc.Class.LDX:
         signed = md == oc.Mode.MEMSX
-        return Parts(
-            "ldsx" if signed else "ldx",
-            {**v, "sz": _size(insn.op, "s" if signed else "u")},
-            narrow,
-            ("d",),
-        )
+        v["sz"] = _size(insn.op, "s" if signed else "u")
+        return ("ldsx" if signed else "ldx"), v, narrow, ("d",)
     v["sz"] = _size(insn.op, "u")
-    if insn.cls == oc.Class.ST:
-        return Parts("st", v)
+    if klass == oc.Class.ST:
+        return "st", v, False, ()
     if md == oc.Mode.MEM:
-        return Parts("stx", v, narrow, ("s",))
+        return "stx", v, narrow, ("s",)
     wide = not narrow
     v.update(a64="64" if wide else "", xs="_64" if wide else "32_32", r0=0)
     if insn.imm == oc.AtomicOp.XCHG:
-        return Parts("xchg", v, narrow, ("s",))
+        return "xchg", v, narrow, ("s",)
     if insn.imm == oc.AtomicOp.CMPXCHG:
-        return Parts("cmpxchg", v, narrow, ("s", "r0"))
+        return "cmpxchg", v, narrow, ("s", "r0")
     operation = oc.AluOp(insn.imm & ~oc.FETCH)
     v.update(sym=ALU_SYMBOLS[operation], name=ATOMIC_NAMES[operation])
     if insn.imm & oc.FETCH:
-        return Parts("fetch", v, narrow, ("s",))
+        return "fetch", v, narrow, ("s",)
     # The v1 "xadd" (32-bit add without fetch) is the one atomic every LLVM cpu decodes.
-    return Parts("lock.add" if operation == oc.AluOp.ADD else "lock", v, narrow, ("s",))
+    return ("lock.add" if operation == oc.AluOp.ADD else "lock"), v, narrow, ("s",)
 
 
 def _size(op: int, prefix: str) -> str:
     return prefix + SIZE_NAMES[oc.size(op)]
 
 
-_DESCRIBE: dict[oc.Class, Callable[[Insn], Parts]] = {
+_DESCRIBERS: dict[oc.Class, Callable[[Insn], Described]] = {
     oc.Class.ALU: _alu, oc.Class.ALU64: _alu, oc.Class.JMP: _jmp, oc.Class.JMP32: _jmp,
     oc.Class.LD: _ld, oc.Class.LDX: _mem, oc.Class.ST: _mem, oc.Class.STX: _mem,
 }  # fmt: skip
+_DESCRIBE = tuple(_DESCRIBERS[c] for c in oc.Class)  # indexed by the class bits, op & 7
+
+
+def _described(insn: Insn) -> Described:
+    insn.check()
+    return _DESCRIBE[insn.op & 0x07](insn)
 
 
 def describe(insn: Insn) -> Parts:
     """Form and parts of a valid instruction (raises `ISAError` for an invalid one)."""
-    insn.check()
-    return _DESCRIBE[insn.cls](insn)
+    return Parts(*_described(insn))
 
 
 def _helper_name(helper_id: int) -> str:
@@ -299,6 +300,10 @@ BPFTOOL_TEMPLATES = {
 }
 
 
+# A template compiled once per form: (literal text, part name or None, how to format the part).
+Pieces = tuple[tuple[str, "str | None", Callable[[object], str]], ...]
+
+
 @dataclass(frozen=True)
 class Style:
     templates: Mapping[str, str]
@@ -309,31 +314,60 @@ class Style:
     raw: str  # how the raw bytes join the text
     # Trailing ` <...>` notes keeping what the syntax proper cannot say (see LLVM_ANNOTATIONS).
     annotations: Mapping[str, str] = field(default_factory=dict)
+    # (form, annotate) -> its template, parsed on first use (string.Formatter would parse the
+    # template again for every instruction, in Python).
+    _compiled: dict[tuple[str, bool], Pieces] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def render(self, parts: Parts, annotate: bool = True) -> str:
-        form = parts.form
+        return self._render(parts.form, parts.values, parts.narrow, parts.data_regs, annotate)
+
+    def _render(
+        self,
+        form: str,
+        values: Mapping[str, object],
+        narrow: bool,
+        data_regs: tuple[str, ...],
+        annotate: bool,
+    ) -> str:
+        pieces = self._compiled.get((form, annotate)) or self._compile(form, annotate)
+        w = "w" if narrow and form in self.w_forms else "r"
+        out = []
+        for literal, name, fmt in pieces:
+            if name is None:
+                out.append(literal)
+                continue
+            value = values[name]
+            if name in _REG_PARTS:
+                value = f"{w if name in data_regs else 'r'}{value}"
+            out.append(literal + fmt(value))
+        return "".join(out)
+
+    def _compile(self, form: str, annotate: bool) -> Pieces:
         template = self.templates.get(form) or self.templates[form.split(".")[0]]
         if annotate and form in self.annotations:
             template += self.annotations[form]
-        values = dict(parts.values)
-        narrow = "w" if parts.narrow and form in self.w_forms else "r"
-        for name in _REG_PARTS & values.keys():
-            values[name] = f"{narrow if name in parts.data_regs else 'r'}{values[name]}"
-        return _SpecFormatter(self.specs).format(template, **values)
+        pieces = []
+        for literal, name, spec, conversion in string.Formatter().parse(template):
+            if name is None:
+                pieces.append((literal, None, str))
+                continue
+            # Templates name plain parts: no conversions, attributes or nested fields.
+            assert name.isidentifier() and not conversion and "{" not in spec, template
+            fmt = self.specs.get(spec) or (partial(_format, spec=spec) if spec else format)
+            pieces.append((literal, name, fmt))
+        self._compiled[form, annotate] = compiled = tuple(pieces)
+        return compiled
+
+
+def _format(value: object, spec: str) -> str:
+    return format(value, spec)
 
 
 _REG_PARTS = {"d", "s", "r0"}
 _ALU32 = frozenset({"alu_k", "alu_x", "neg", "movsx", "jcond_k", "jcond_x"})
 _ATOMIC32 = frozenset({"lock", "fetch", "xchg", "cmpxchg"})
-
-
-class _SpecFormatter(string.Formatter):
-    def __init__(self, specs: Mapping[str, Callable[[int], str]]):
-        self.specs = specs
-
-    def format_field(self, value: object, format_spec: str) -> str:
-        spec = self.specs.get(format_spec)
-        return spec(value) if spec else format(value, format_spec)  # type: ignore[arg-type]
 
 
 STYLES: dict[str, Style] = {
@@ -378,11 +412,11 @@ def format_insn(insn: Insn, style: str = "llvm", *, annotate: bool = True) -> st
     With ``annotate=False`` the text is exactly llvm-objdump's (for the llvm styles), at the
     price of not telling local and kfunc calls from helper calls.
     """
-    return _style(style).render(describe(insn), annotate)
+    return _style(style)._render(*_described(insn), annotate)
 
 
 def raw_bytes(insn: Insn) -> str:
-    return " ".join(f"{b:02x}" for b in insn.encode())
+    return insn.encode().hex(" ")
 
 
 def format_program(
@@ -399,11 +433,11 @@ def format_program(
     index = 0
     for insn in insns:
         try:
-            text = st.render(describe(insn), annotate)
+            text = st._render(*_described(insn), annotate)
         except ISAError as e:
             raise ISAError(f"instruction {index}: {e}", index=index) from None
         if raw:
             text = st.raw.format(raw=raw_bytes(insn), text=text)
         lines.append(st.index.format(index=index) + text if with_index else text)
-        index += insn.size
+        index += 2 if insn.op == oc.LD_IMM64 else 1
     return "\n".join(lines) + ("\n" if lines else "")

@@ -14,14 +14,17 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from . import opcodes as oc
 from .errors import ISAError
 
-_SLOT = struct.Struct("<BBhI")  # imm as unsigned bits; Insn folds it back to signed
+_SLOT = struct.Struct("<BBhi")  # Insn keeps imm signed, so it packs and unpacks as it is
+_UNSIGNED_SLOT = struct.Struct("<BBhI")  # the two halves of an LD_IMM64 constant
 SLOT_SIZE = _SLOT.size  # 8
 MAX_REG = 10  # r0..r10; the 4-bit fields could name r15, the ISA stops at r10
+_S16_MIN, _S16_MAX = -(1 << 15), (1 << 15) - 1
+_S32_MIN, _S32_MAX = -(1 << 31), (1 << 31) - 1
 
 
 def _normalise(value: int, bits: int, what: str, unsigned_ok: bool = True) -> int:
@@ -32,7 +35,7 @@ def _normalise(value: int, bits: int, what: str, unsigned_ok: bool = True) -> in
     return int(value - (1 << bits) if value >= 1 << (bits - 1) else value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Insn:
     """One instruction. `op` is the opcode byte (see `opcodes`), `off` is signed 16-bit,
     `imm` signed 32-bit, or signed 64-bit for LD_IMM64 (an unsigned spelling such as
@@ -44,25 +47,21 @@ class Insn:
     off: int = 0
     imm: int = 0
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.op, int) or not 0 <= self.op <= 0xFF:
-            raise ISAError(f"opcode {self.op!r} is not a byte")
-        for name in ("dst", "src"):
-            reg = getattr(self, name)
-            if not isinstance(reg, int) or not 0 <= reg <= 15:
-                raise ISAError(f"{name} register {reg!r} is not in 0..15")
-        # Store plain ints (not IntEnum members) so equality and repr stay simple.
-        object.__setattr__(self, "op", int(self.op))
-        object.__setattr__(self, "dst", int(self.dst))
-        object.__setattr__(self, "src", int(self.src))
-        object.__setattr__(
-            self, "off", _normalise(self.off, 16, "offset", unsigned_ok=False)
-        )
-        object.__setattr__(
-            self,
-            "imm",
-            _normalise(self.imm, 64 if self.is_ldimm64 else 32, "immediate"),
-        )
+    def __init__(self, op: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> None:
+        # Plain ints already in their signed ranges are what nearly every caller passes: they are
+        # stored as they are. Anything else (IntEnum members, unsigned spellings, errors) takes
+        # the general path, which normalises or raises.
+        if not (
+            type(op) is int and type(dst) is int and type(src) is int and type(off) is int
+            and type(imm) is int and 0 <= op <= 0xFF and 0 <= dst <= 15 and 0 <= src <= 15
+            and _S16_MIN <= off <= _S16_MAX and _S32_MIN <= imm <= _S32_MAX
+        ):  # fmt: skip
+            op, dst, src, off, imm = _normalised_fields(op, dst, src, off, imm)
+        _set_op(self, op)
+        _set_dst(self, dst)
+        _set_src(self, src)
+        _set_off(self, off)
+        _set_imm(self, imm)
 
     def __str__(self) -> str:
         """The llvm-objdump text, so that printing a program reads like a listing."""
@@ -129,10 +128,12 @@ class Insn:
 
     def encode(self) -> bytes:
         regs = (self.src << 4) | self.dst
-        first = _SLOT.pack(self.op, regs, self.off, self.imm & 0xFFFF_FFFF)
-        if not self.is_ldimm64:
-            return first
-        return first + _SLOT.pack(0, 0, 0, (self.imm >> 32) & 0xFFFF_FFFF)
+        if self.op != oc.LD_IMM64:
+            return _SLOT.pack(self.op, regs, self.off, self.imm)
+        imm = self.imm
+        pack = _UNSIGNED_SLOT.pack
+        low, high = imm & 0xFFFF_FFFF, (imm >> 32) & 0xFFFF_FFFF
+        return pack(self.op, regs, self.off, low) + pack(0, 0, 0, high)
 
     def check(self) -> None:
         """Raise `ISAError` unless RFC 9669 defines this instruction, reserved fields zero.
@@ -140,17 +141,122 @@ class Insn:
         Also accepted, being in LLVM 19 and in the kernel's own dumps: may_goto, callx,
         addr_space_cast and the kernel's per-cpu mov (see opcodes).
         """
-        if not oc.is_valid(self.op):
-            raise ISAError(f"unknown opcode {self.op:#04x}")
-        for name in ("dst", "src"):
-            if getattr(self, name) > MAX_REG:
-                raise ISAError(f"{name} register r{getattr(self, name)} does not exist")
-        problem = _CHECKS[self.cls](self)
-        if problem:
-            raise ISAError(f"opcode {self.op:#04x}: {problem}")
+        usual = _USUAL[self.op]
+        if usual is _UNSEEN:
+            usual = _USUAL[self.op] = _usual_fields(self.op)
+        if usual is not None:
+            dsts, srcs, offs, imms = usual
+            if (
+                self.dst in dsts and self.src in srcs and (offs is None or self.off in offs)
+                and (imms is None or self.imm in imms)
+            ):  # fmt: skip
+                return
+        _check_rules(self)  # off the usual path: the rules decide, and say what is wrong
+
+
+def _normalised_fields(op: int, dst: int, src: int, off: int, imm: int) -> tuple[int, ...]:
+    """The general path of `Insn()`: validate each field, fold unsigned spellings to signed."""
+    if not isinstance(op, int) or not 0 <= op <= 0xFF:
+        raise ISAError(f"opcode {op!r} is not a byte")
+    for name, reg in (("dst", dst), ("src", src)):
+        if not isinstance(reg, int) or not 0 <= reg <= 15:
+            raise ISAError(f"{name} register {reg!r} is not in 0..15")
+    # Store plain ints (not IntEnum members) so equality and repr stay simple.
+    op = int(op)
+    off = _normalise(off, 16, "offset", unsigned_ok=False)
+    imm = _normalise(imm, 64 if op == oc.LD_IMM64 else 32, "immediate")
+    return op, int(dst), int(src), off, imm
+
+
+# The slot setters of the frozen dataclass: `Insn.__init__` and `_trusted` write through them once.
+_set_op, _set_dst, _set_src, _set_off, _set_imm = (
+    Insn.__dict__[name].__set__ for name in ("op", "dst", "src", "off", "imm")
+)
+_new = object.__new__
+
+
+def _trusted(op: int, dst: int, src: int, off: int, imm: int) -> Insn:
+    """An `Insn` from fields already known to be plain ints in range (decoded from bytes, or
+    checked by the builder), without the checks of `Insn()`: decoding a million instructions
+    should not validate each field twice. Not for values a user typed."""
+    insn = _new(Insn)
+    _set_op(insn, op)
+    _set_dst(insn, dst)
+    _set_src(insn, src)
+    _set_off(insn, off)
+    _set_imm(insn, imm)
+    return insn
+
+
+# -- the usual fields, as a table -------------------------------------------------------------
+# For each opcode: sets of (dst, src, off, imm) values such that any instruction with all four
+# fields inside them is valid; None means any value. `Insn.check` accepts such an instruction at
+# once and leaves everything else (errors, and rare variants such as a kfunc call with an `off`
+# or an addr_space_cast with an `imm`) to the per-class rules below, which have the final word
+# and the error messages. So this table may be narrower than the rules but never wider;
+# tests/unit/test_isa_insn.py holds it against them on every opcode.
+
+_UNSEEN = object()
+_USUAL: list = [_UNSEEN] * 256  # filled on first use, opcode by opcode
+_ANY = None
+_REGS = frozenset(range(MAX_REG + 1))
+_ZERO = frozenset({0})
+_PSEUDOS = frozenset(map(int, oc.Pseudo))
+_CALL_KINDS = frozenset(map(int, oc.CallKind))
+_ATOMICS = frozenset(map(int, oc.AtomicOp))
+_WIDTHS = frozenset(oc.END_WIDTHS)
+
+FieldSets = tuple[frozenset, frozenset, Optional[frozenset], Optional[frozenset]]
+
+
+def _usual_fields(op: int) -> FieldSets | None:
+    if not oc.is_valid(op):
+        return None
+    klass, x = oc.cls(op), oc.source(op) == oc.Source.X
+    if klass in (oc.Class.ALU, oc.Class.ALU64):
+        operation = oc.alu_op(op)
+        if operation == oc.AluOp.END:
+            return _REGS, _ZERO, _ZERO, _WIDTHS
+        if operation == oc.AluOp.NEG:
+            return _REGS, _ZERO, _ZERO, _ZERO
+        offs = frozenset(_alu_offsets(op, operation))
+        return (_REGS, _REGS, offs, _ZERO) if x else (_REGS, _ZERO, offs, _ANY)
+    if klass in (oc.Class.JMP, oc.Class.JMP32):
+        operation = oc.jmp_op(op)
+        if operation == oc.JmpOp.EXIT:
+            return _ZERO, _ZERO, _ZERO, _ZERO
+        if operation == oc.JmpOp.JCOND:
+            return _ZERO, _ZERO, _ANY, _ZERO
+        if operation == oc.JmpOp.CALL:
+            return (_REGS, _ZERO, _ZERO, _ZERO) if x else (_ZERO, _CALL_KINDS, _ZERO, _ANY)
+        if operation == oc.JmpOp.JA:
+            gotol = klass == oc.Class.JMP32
+            return (_ZERO, _ZERO, _ZERO, _ANY) if gotol else (_ZERO, _ZERO, _ANY, _ZERO)
+        return (_REGS, _REGS, _ANY, _ZERO) if x else (_REGS, _ZERO, _ANY, _ANY)
+    if op == oc.LD_IMM64:
+        return _REGS, _PSEUDOS, _ZERO, _ANY
+    if klass == oc.Class.LD:  # LD_ABS, LD_IND
+        return _ZERO, (_ZERO if oc.mode(op) == oc.Mode.ABS else _REGS), _ZERO, _ANY
+    if klass == oc.Class.STX and oc.mode(op) == oc.Mode.ATOMIC:
+        return _REGS, _REGS, _ANY, _ATOMICS
+    return (_REGS, _ZERO, _ANY, _ANY) if klass == oc.Class.ST else (_REGS, _REGS, _ANY, _ZERO)
 
 
 # -- per-class field rules --------------------------------------------------------------------
+
+
+def _check_rules(insn: Insn) -> None:
+    """`Insn.check` without the table of usual fields: the rules themselves."""
+    if not oc.is_valid(insn.op):
+        raise ISAError(f"unknown opcode {insn.op:#04x}")
+    for name in ("dst", "src"):
+        if getattr(insn, name) > MAX_REG:
+            raise ISAError(f"{name} register r{getattr(insn, name)} does not exist")
+    problem = _CHECKS[insn.cls](insn)
+    if problem:
+        raise ISAError(f"opcode {insn.op:#04x}: {problem}")
+
+
 # Each returns a description of the first problem, or None. They only look at fields the
 # opcode leaves free; the opcode itself was already checked by opcodes.is_valid.
 
@@ -170,7 +276,7 @@ def _check_alu(insn: Insn) -> str | None:
         return _zero(insn, "src", "off")
     if operation == oc.AluOp.NEG:
         return _zero(insn, "src", "off", "imm")
-    allowed = _alu_offsets(insn, operation)
+    allowed = _alu_offsets(insn.op, operation)
     if insn.off not in allowed:
         return f"offset must be one of {allowed}, not {insn.off}"
     if oc.source(insn.op) == oc.Source.K:
@@ -182,12 +288,12 @@ def _check_alu(insn: Insn) -> str | None:
     )
 
 
-def _alu_offsets(insn: Insn, operation: oc.AluOp) -> tuple[int, ...]:
+def _alu_offsets(op: int, operation: oc.AluOp) -> tuple[int, ...]:
     if operation != oc.AluOp.MOV:
         return oc.ALU_OFF_VARIANTS.get(operation, (0,))
-    if oc.source(insn.op) == oc.Source.K:
+    if oc.source(op) == oc.Source.K:
         return (0,)
-    if insn.cls == oc.Class.ALU:
+    if oc.cls(op) == oc.Class.ALU:
         return (0, 8, 16)
     return (*oc.ALU_OFF_VARIANTS[operation], oc.ADDR_SPACE_CAST, oc.ADDR_PERCPU)
 
@@ -256,7 +362,14 @@ _CHECKS: dict[oc.Class, Callable[[Insn], str | None]] = {
 
 
 def encode_all(insns: Iterable[Insn]) -> bytes:
-    return b"".join(insn.encode() for insn in insns)
+    pack, parts = _SLOT.pack, []
+    append = parts.append
+    for insn in insns:
+        if insn.op == oc.LD_IMM64:
+            append(insn.encode())
+        else:
+            append(pack(insn.op, (insn.src << 4) | insn.dst, insn.off, insn.imm))
+    return b"".join(parts)
 
 
 def decode(data: bytes) -> list[Insn]:
@@ -268,27 +381,27 @@ def decode(data: bytes) -> list[Insn]:
             f"(instruction {len(data) // SLOT_SIZE} is truncated)",
             index=len(data) // SLOT_SIZE,
         )
-    slots = list(_SLOT.iter_unpack(data))
     insns: list[Insn] = []
+    append = insns.append
+    slots = _SLOT.iter_unpack(data)
     i = 0
-    while i < len(slots):
-        op, regs, off, imm = slots[i]
+    for op, regs, off, imm in slots:
         try:
             if op == oc.LD_IMM64:
-                imm = _join_ldimm64(slots, i)
-            insn = Insn(op, regs & 0x0F, regs >> 4, off, imm)
+                imm = _join_ldimm64(imm, next(slots, None))
+            insn = _trusted(op, regs & 0x0F, regs >> 4, off, imm)  # the slot's ranges are Insn's
             insn.check()
         except ISAError as e:
             raise ISAError(f"instruction {i}: {e}", index=i) from None
-        insns.append(insn)
-        i += insn.size
+        append(insn)
+        i += 2 if op == oc.LD_IMM64 else 1
     return insns
 
 
-def _join_ldimm64(slots: list[tuple[int, int, int, int]], i: int) -> int:
-    if i + 1 >= len(slots):
+def _join_ldimm64(lo: int, second: tuple[int, int, int, int] | None) -> int:
+    if second is None:
         raise ISAError("LD_IMM64 is missing its second slot")
-    op2, regs2, off2, hi = slots[i + 1]
+    op2, regs2, off2, hi = second
     if op2 or regs2 or off2:
         raise ISAError("second slot of LD_IMM64 must be zero apart from imm")
-    return (hi << 32) | slots[i][3]
+    return (hi << 32) | (lo & 0xFFFF_FFFF)  # hi is signed: the constant comes out signed

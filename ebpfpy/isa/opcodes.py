@@ -186,24 +186,51 @@ def is_ldst(op: int) -> bool:
     return cls(op) in (Class.LD, Class.LDX, Class.ST, Class.STX)
 
 
+# The field accessors index tuples by the field's bits instead of calling ``Enum(value)``, which
+# costs a microsecond: the disassembler and the checks ask several times per instruction.
+def _by_bits(enum: type[IntEnum], mask: int, shift: int) -> tuple:
+    members = {int(m): m for m in enum}
+    return tuple(members.get(i << shift) for i in range((mask >> shift) + 1))
+
+
+_SOURCES = _by_bits(Source, 0x08, 3)
+_SIZES = _by_bits(Size, 0x18, 3)
+_ALU_OPS = _by_bits(AluOp, 0xF0, 4)
+_JMP_OPS = _by_bits(JmpOp, 0xF0, 4)
+_MODES = _by_bits(Mode, 0xE0, 5)
+
+
+def _undefined(enum: type[IntEnum], value: int) -> ValueError:
+    return ValueError(f"{value!r} is not a valid {enum.__qualname__}")  # Enum's own message
+
+
 def source(op: int) -> Source:
-    return Source(op & 0x08)
+    return _SOURCES[(op & 0x08) >> 3]
 
 
 def alu_op(op: int) -> AluOp:
-    return AluOp(op & 0xF0)
+    member = _ALU_OPS[(op & 0xF0) >> 4]
+    if member is None:
+        raise _undefined(AluOp, op & 0xF0)
+    return member
 
 
 def jmp_op(op: int) -> JmpOp:
-    return JmpOp(op & 0xF0)
+    member = _JMP_OPS[(op & 0xF0) >> 4]
+    if member is None:
+        raise _undefined(JmpOp, op & 0xF0)
+    return member
 
 
 def size(op: int) -> Size:
-    return Size(op & 0x18)
+    return _SIZES[(op & 0x18) >> 3]
 
 
 def mode(op: int) -> Mode:
-    return Mode(op & 0xE0)
+    member = _MODES[(op & 0xE0) >> 5]
+    if member is None:
+        raise _undefined(Mode, op & 0xE0)
+    return member
 
 
 def alu(operation: AluOp, src: Source = Source.K, klass: Class = Class.ALU64) -> int:

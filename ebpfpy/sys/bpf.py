@@ -316,6 +316,8 @@ class BatchResult:
     values: list
     token: Optional[bytes]
     done: bool
+    key_blob: bytes = b""  # the same entries unsplit; with split=False, keys and values stay empty
+    value_blob: bytes = b""
 
 
 def _batch_token_size(key_size: int) -> int:
@@ -324,7 +326,7 @@ def _batch_token_size(key_size: int) -> int:
 
 
 def _lookup_batch(cmd: Cmd, map_fd, key_size: int, value_size: int, count: int,
-                  token: Optional[bytes], elem_flags: int, flags: int) -> BatchResult:
+                  token: Optional[bytes], elem_flags: int, flags: int, split: bool = True) -> BatchResult:
     mem = _Memory()
     tsize = _batch_token_size(key_size)
     out_addr, out_buf = mem.out(tsize)
@@ -344,22 +346,27 @@ def _lookup_batch(cmd: Cmd, map_fd, key_size: int, value_size: int, count: int,
     keys = mem.read(kbuf, key_size * got)
     values = mem.read(vbuf, value_size * got)
     return BatchResult(
-        keys=[keys[i * key_size:(i + 1) * key_size] for i in range(got)],
-        values=[values[i * value_size:(i + 1) * value_size] for i in range(got)],
+        keys=[keys[i * key_size:(i + 1) * key_size] for i in range(got)] if split else [],
+        values=[values[i * value_size:(i + 1) * value_size] for i in range(got)] if split else [],
         token=None if done else mem.read(out_buf, tsize),
         done=done,
+        key_blob=keys,
+        value_blob=values,
     )
 
 
 def map_lookup_batch(map_fd, key_size: int, value_size: int, count: int, token: Optional[bytes] = None,
-                     *, elem_flags: int = 0, flags: int = 0) -> BatchResult:
+                     *, elem_flags: int = 0, flags: int = 0, split: bool = True) -> BatchResult:
     """Up to ``count`` entries after ``token`` (from the start when None).
 
     ``value_size`` is the size user space sees per element (for per-CPU maps:
     the 8-rounded value size times the possible CPUs). ENOSPC means a hash
     bucket holds more than ``count`` entries: call again with a larger count.
+    ``split=False`` skips cutting the result into per-entry bytes (bulk
+    decoders read ``key_blob``/``value_blob``).
     """
-    return _lookup_batch(Cmd.MAP_LOOKUP_BATCH, map_fd, key_size, value_size, count, token, elem_flags, flags)
+    return _lookup_batch(Cmd.MAP_LOOKUP_BATCH, map_fd, key_size, value_size, count, token, elem_flags, flags,
+                         split)
 
 
 def map_lookup_and_delete_batch(map_fd, key_size: int, value_size: int, count: int,

@@ -417,6 +417,9 @@ CASES = [
     'BEGIN { @x = 1 uprobe:/bin/ls:x }',
     'BEGIN { @x = 1 #include <x> }',
     'BEGIN { @x = 1',
+    # headers: clang's own diagnostic for a missing one; found ones give their macros
+    '// c\n#include <stdio.h>\n  #include   "no_such_header.h"\nBEGIN { exit(); }',
+    '#include <linux/socket.h>\nBEGIN { @x = AF_INET + 1 + NO_SUCH_MACRO; exit(); }',
 ]
 
 

@@ -1,6 +1,7 @@
 """`bpftrace -l` listings: our lines against the real tracefs/ELF data and bpftrace 0.17."""
 import os
 import subprocess
+import sys
 
 import pytest
 from test_attach_common import compile_c
@@ -86,3 +87,65 @@ def test_verbose_fields_same_as_bpftrace(pattern):
     proc = subprocess.run(["bpftrace", "-lv", pattern], capture_output=True, text=True, timeout=60)
     expected = [line for line in proc.stdout.splitlines() if line]
     assert list(list_probes(pattern, verbose=True)) == expected
+
+
+def _cli(tool, flag, pattern, *more):
+    argv = ["bpftrace"] if tool == "bpftrace" else [sys.executable, "-m", "ebpfpy.bpftrace"]
+    proc = subprocess.run([*argv, *more, flag, *([] if pattern is None else [pattern])],
+                          capture_output=True, text=True, timeout=120)
+    err = "".join(line for line in proc.stderr.splitlines(True) if "RLIMIT_MEMLOCK" not in line)
+    return proc.stdout, err, 128 - proc.returncode if proc.returncode < 0 else proc.returncode  # SIGABRT: 134
+
+
+# Every listing form of bpftrace 0.17, compared whole (stdout, stderr, exit status) through the CLI.
+# UPROBE/NODBG/USDT stand for the test binaries (NODBG: debug info stripped). `uprobe:/path` alone
+# differs on purpose (we list the binary, 0.17 rejects it), so it is tested in test_seed_examples.py.
+CLI_LISTINGS = [
+    ("-l", None), ("-l", "*"), ("-l", "*sched_switch*"), ("-l", "sched_sw*"), ("-l", "sched_switch"),
+    ("-l", "software:*"), ("-l", "software:cpu*"), ("-l", "s:cpu-clock:100"), ("-l", "software:nosuch"),
+    ("-l", "h:*"), ("-l", "hardware:nosuch"), ("-l", "BEGIN,END"), ("-l", "interval:s:1"), ("-l", "profile:*"),
+    ("-l", "profile:hz:*"), ("-l", "iter:*"), ("-l", "iter:task"), ("-l", "watchpoint:0x1:8:w"),
+    ("-l", "aw:0x1:8:w"), ("-l", "tracepoint:sched_sw*"), ("-l", "t:sched_switch"), ("-l", "t:fib*:*"),
+    ("-l", "tracepoint:nosuch:*"), ("-l", "kprobe:*"), ("-l", "kfunc:vfs_read"), ("-l", "rawtracepoint:*"),
+    ("-l", "foo:bar"), ("-l", ""), ("-l", "BEGIN { 1 }"), ("-l", "struct task_s*"), ("-l", "union *"),
+    ("-l", "UPROBE:w*"), ("-l", "uprobe:/nonexistent:*"), ("-l", "uprobe:*"), ("-l", "UPROBE:"),
+    ("-l", "UPROBE:0x1000"), ("-l", "u*:UPROBE_PATH:w*"), ("-l", "*:UPROBE_PATH:w*"), ("-l", "USDT:k*"),
+    ("-l", "USDT:*:k*"), ("-l", "usdt:*"), ("-l", "UPROBE:w*,USDT:*"),
+    ("-l", "u*:UPROBE_PATH"), ("-l", "h*:a:b:c"), ("-l", "x*:foo"), ("-l", "h*:nosuch"),
+    ("-l", "u*:/nonexistent:x,software:nosuch"), ("-l", "u*:UPROBE_PATH:w*,t:sched:sched_switch"),
+    ("-l", "software:nosuch,hardware:nosuch"), ("-l", "software:cpu,software"), ("-l", "*:vfs_read"),
+    ("-l", "*:task"),
+    ("-lv", "tracepoint:syscalls:sys_enter_open*"), ("-lv", "struct task_struct"), ("-lv", "software:*"),
+    ("-lv", "NODBG:*"), ("-lv", "USDT:*"), ("-lv", "kfunc:vfs_read"), ("-lv", "BEGIN"),
+]
+
+
+@pytest.mark.bpftrace
+@pytest.mark.parametrize("flag,pattern", CLI_LISTINGS, ids=[f"{f} {p}" for f, p in CLI_LISTINGS])
+def test_cli_listing_same_as_bpftrace(flag, pattern, binaries, tmp_path_factory):
+    uprobe_bin, usdt_bin = binaries
+    nodbg = str(tmp_path_factory.mktemp("nodbg") / "uprobe_nodbg")
+    subprocess.run(["cp", uprobe_bin, nodbg], check=True)
+    subprocess.run(["strip", "--strip-debug", nodbg], check=True)
+    if pattern is not None:
+        pattern = (pattern.replace("UPROBE_PATH", uprobe_bin).replace("UPROBE", f"uprobe:{uprobe_bin}")
+                   .replace("NODBG", f"uprobe:{nodbg}").replace("USDT", f"usdt:{usdt_bin}"))
+    assert _cli("pybpftrace", flag, pattern) == _cli("bpftrace", flag, pattern)
+
+
+@pytest.mark.bpftrace
+@pytest.mark.skipif(not os.path.exists(SYSTEM_PYTHON), reason="needs Debian's python3.11")
+def test_cli_usdt_listing_by_pid_same_as_bpftrace():
+    child = subprocess.Popen([SYSTEM_PYTHON, "-c", "import sys, time; print(1, flush=True); time.sleep(30)"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        child.stdout.readline()
+        for pattern in ("usdt:*", "usdt:gc*", "usdt:*:python:gc__st*", "*:*:gc__start",
+                        f"usdt:{SYSTEM_PYTHON}:gc__st*"):
+            ours = _cli("pybpftrace", "-l", pattern, "-p", str(child.pid))
+            assert ours == _cli("bpftrace", "-l", pattern, "-p", str(child.pid)), pattern
+            assert ours[0]
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()

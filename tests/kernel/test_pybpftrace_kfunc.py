@@ -61,40 +61,41 @@ def test_kfunc_arg_builtin_rejected():
     assert "The arg0 builtin can only be used with 'kprobes', 'uprobes' and 'usdt' probes" in proc.stderr
 
 
-def test_kfunc_btf_member_chain_through_codegen():
-    """``args->file->f_inode->i_rdev`` straight from the parameter's BTF type.
-
-    Semantic analysis does not type kfunc ``args`` from BTF yet (it rejects
-    ``->`` on them), so this drives the parser and compiler directly and loads
-    and attaches the programs the way the runtime does."""
-    import contextlib
-
-    from ebpfpy.attach import attach
-    from ebpfpy.bpftrace.codegen import Env, compile_script
-    from ebpfpy.bpftrace.parser import parse
-    from ebpfpy.bpftrace.runtime import Runtime
-    from ebpfpy.maps import Map
-    from ebpfpy.progs import Program
-
+def _dev_zero_rdev() -> int:
     st = os.stat("/dev/zero").st_rdev
-    rdev = (os.major(st) << 20) | os.minor(st)  # the kernel's dev_t encoding
-    src = (f"kretfunc:vfs_read /pid == {os.getpid()} && args->count == {READ_SIZE}/ "
-           "{ @dev[args->file->f_inode->i_rdev, retval] = count(); }")
-    script = compile_script(parse(src), Env(source=src))
-    (plan,) = script.probes
-    assert plan.attach_btf_id and plan.expected_attach_type is not None
-    runtime = Runtime(script, writer=None)
-    with contextlib.ExitStack() as stack:
-        for mp in script.maps.values():
-            m = Map.create(mp.map_type, mp.key_size, mp.value_size, mp.max_entries)
-            stack.callback(m.close)
-            runtime.maps[mp.name] = m
-        prog = Program.load(plan.prog_type, plan.builder.build(maps=runtime.maps),
-                            expected_attach_type=plan.expected_attach_type, attach_btf_id=plan.attach_btf_id)
-        stack.callback(prog.close)
-        for att in attach(prog, plan.probe):
-            stack.callback(att.close)
+    return (os.major(st) << 20) | os.minor(st)  # the kernel's dev_t encoding
+
+
+def test_kfunc_args_and_retval_typed_from_btf_without_casts():
+    """``args->file->f_inode->i_rdev`` straight from the parameter's BTF type (struct file *),
+    and ``retval`` as the function's ssize_t: a refused read is negative."""
+    def reads():
         zero_reads()
-        zero_reads(2, READ_SIZE + 1)
-        data = runtime.read_map(script.maps["@dev"])
-    assert [(tuple(k), v) for k, v in data.entries] == [((rdev, READ_SIZE), READS)]
+        fd = os.open("/dev/null", os.O_WRONLY)
+        try:
+            for _ in range(2):
+                with pytest.raises(OSError):
+                    os.read(fd, READ_SIZE)  # vfs_read returns -EBADF
+        finally:
+            os.close(fd)
+
+    out = trace_while("kretfunc:vfs_read /pid == $1 && args->count == " + str(READ_SIZE) + "/ "
+                      "{ @dev[args->file->f_inode->i_rdev, retval] = count(); "
+                      "@neg = sum(retval < 0); @min = min(retval); }", reads, timeout=120)
+    assert map_entries(out, "dev")[f"{_dev_zero_rdev()}, {READ_SIZE}"] == READS
+    assert map_entries(out, "neg") == {None: 2}
+    assert map_entries(out, "min") == {None: -9}  # -EBADF
+
+
+def test_kretfunc_struct_pointer_retval_and_str_of_a_member():
+    """do_filp_open returns ``struct file *`` and takes ``struct filename *``: both chains typed."""
+    opens = 4
+
+    def open_zero():
+        for _ in range(opens):
+            os.close(os.open("/dev/zero", os.O_RDONLY))
+
+    out = trace_while("kretfunc:do_filp_open /pid == $1/ "
+                      "{ @[str(args->pathname->name), retval->f_inode->i_rdev] = count(); }",
+                      open_zero, timeout=120)
+    assert map_entries(out, "")[f"/dev/zero, {_dev_zero_rdev()}"] == opens

@@ -377,3 +377,16 @@ def test_probe_kind_aliases_agree_with_attach_layer():
     shared = language.keys() & attach.keys()
     assert len(shared) >= 10
     assert {n: language[n] for n in shared} == {n: attach[n] for n in shared}
+
+
+def test_missing_system_headers_are_skipped_but_quoted_ones_are_errors(tmp_path):
+    from ebpfpy.bpftrace.diagnostics import Diagnostic
+
+    # <linux/blkdev.h> needs kernel headers bpftrace's clang would want; BTF has the types
+    parse("#include <no/such/kernel_header.h>\nBEGIN { }", include_dirs=(str(tmp_path),))
+    with pytest.raises(Diagnostic) as err:
+        parse('#include <stdio.h>\n#include "no_such.h"\nBEGIN { }', include_dirs=(str(tmp_path),))
+    assert err.value.format() == "definitions.h:3:10: fatal error: 'no_such.h' file not found\n"
+    with pytest.raises(Diagnostic) as err:
+        parse("BEGIN { }", include_dirs=(str(tmp_path),), includes=("gone.h",))
+    assert err.value.format() == "fatal error: 'gone.h' file not found\n"

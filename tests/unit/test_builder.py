@@ -304,3 +304,74 @@ def test_every_jump_lands_on_its_label(program):
     for at, label in wanted:
         assert slots[at].jump_target(at) == b.label_slots[label]
         assert slots[b.label_slots[label]] == Insn(0xB7, 0, 0, 0, int(label[1:]))
+
+
+def _stamped_program():
+    """A program with a marked constant among labels, an LD_IMM64, a map load, spans and comments."""
+    b = Builder()
+    with b.at((1, 1, 9)):
+        b.ld_imm64(R1, 1 << 40)
+        b.comment("the constant")
+        site = b.mark()
+        b.mov(R0, 0)
+    b.jeq(R0, 0, "out")
+    b.ld_map_fd(R2, "counts")
+    b.label("out")
+    b.exit()
+    return b, site
+
+
+class _Map:
+    fd = 7
+
+
+def test_with_imm_stamps_out_a_copy_and_leaves_the_original_alone():
+    b, site = _stamped_program()
+    assert site == 1  # a site counts instructions, not slots (the LD_IMM64 before it has two)
+    copies = {n: b.with_imm([site], n) for n in (3, -1, 0x7FFFFFFF)}
+    maps = {"counts": _Map()}
+    original = b.build(maps=maps)
+    assert original[1] == Insn(0xB7, 0, 0, 0, 0)
+    for n, clone in copies.items():
+        insns = clone.build(maps=maps)
+        assert insns[1] == Insn(0xB7, 0, 0, 0, n)
+        assert insns[:1] + insns[2:] == original[:1] + original[2:]  # jumps and maps still resolve
+        assert clone.spans == b.spans and clone.comments == b.comments == {2: ("the constant",)}
+    assert b.build(maps=maps) == original
+
+
+def test_with_imm_copies_share_nothing_mutable():
+    b, site = _stamped_program()
+    clone = b.with_imm([site], 5)
+    clone.mov(R3, 1)
+    clone.label("more")
+    clone.comment("only in the copy")
+    assert len(clone) == len(b) + 1 and b.pc == clone.pc - 1
+    assert len(clone.build(maps={"counts": _Map()})) == len(b.build(maps={"counts": _Map()})) + 1
+    assert "more" in clone.label_slots and "more" not in b.label_slots
+    assert b.comments == {2: ("the constant",)}
+    assert b.fresh_label() == clone.fresh_label()  # each continues the same count on its own
+
+
+@pytest.mark.parametrize(
+    "sites, value, message",
+    [
+        ([9], 1, "no instruction at site 9"),
+        ([-1], 1, "no instruction at site -1"),
+        ([2], 1, r"filled in by build\(\) \(jump\)"),
+        ([3], 1, r"filled in by build\(\) \(map_fd\)"),
+        ([1], 1 << 32, "site 1: immediate .* does not fit in 32 bits"),
+    ],
+)
+def test_with_imm_refuses_what_it_cannot_patch(sites, value, message):
+    b, _ = _stamped_program()
+    with pytest.raises(BuildError, match=message):
+        b.with_imm(sites, value)
+
+
+def test_with_imm_patches_an_ld_imm64_with_a_64_bit_value():
+    b = Builder()
+    site = b.mark()
+    b.ld_imm64(R1, 0)
+    b.exit()
+    assert b.with_imm([site], -(1 << 40)).build()[0] == Insn(0x18, 1, 0, 0, -(1 << 40))

@@ -112,4 +112,10 @@ def lost_json(count: int) -> str:
     return f'{{"type": "lost_events", "data": {{"events": {count}}}}}\n'
 
 
-__all__ = ["attached_json", "event_json", "key_json", "lost_json", "map_json", "value_json"]
+def helper_error_json(helper: str, retcode: int, line: int, col: int) -> str:
+    """``-k``: a helper call failed at ``line``:``col`` (the start of its span)."""
+    return (f'{{"type": "helper_error", "helper": {_string(helper)}, "retcode": {retcode}, '
+            f'"line": {line}, "col": {col}}}\n')
+
+
+__all__ = ["attached_json", "event_json", "helper_error_json", "key_json", "lost_json", "map_json", "value_json"]

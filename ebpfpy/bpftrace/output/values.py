@@ -147,6 +147,51 @@ class MapData:
         return entries
 
 
+class IntColumns(MapData):
+    """A count/sum map keyed by one integer, held as two parallel lists of ints.
+
+    The big maps (``@[nsecs] = count()``: 100,000 keys and more) are this
+    shape. Sorting and printing straight from the columns skips a key tuple
+    and an entry pair per element; ``entries`` and ``sorted_entries`` still
+    give the ordinary pairs to anyone who asks (JSON output, ``print`` with a
+    divisor). ``keys`` are unique, as in any map.
+    """
+
+    def __init__(self, name: str, kind: str, keys: list, values: list, keyed: bool = True):
+        self.name = name
+        self.kind = kind
+        self.keyed = keyed
+        self.keys = keys
+        self.values = values
+        self._entries: Optional[list] = None
+
+    @property
+    def entries(self) -> list:  # type: ignore[override]
+        if self._entries is None:
+            self._entries = [((key,), value) for key, value in zip(self.keys, self.values)]
+        return self._entries
+
+    def sorted_order(self, top: int = 0) -> list:
+        """Indices into ``keys``/``values`` in print order: by value, ties by key.
+
+        That is the order of ``MapData.sorted_entries`` (keys first, then a
+        stable sort by value), as two sorts of indices keyed by plain ints.
+        """
+        keys, values = self.keys, self.values
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        order.sort(key=values.__getitem__)
+        return order[-top:] if top else order
+
+    def sorted_columns(self, top: int = 0) -> tuple:
+        """(keys, values) in print order (see ``sorted_order``)."""
+        order = self.sorted_order(top)
+        return list(map(self.keys.__getitem__, order)), list(map(self.values.__getitem__, order))
+
+    def sorted_entries(self, top: int = 0) -> list:
+        keys, values = self.sorted_columns(top)
+        return [((key,), value) for key, value in zip(keys, values)]
+
+
 def _key_order(key: Sequence[Any]) -> tuple:
     return tuple((0, part) if isinstance(part, int) else (1, str(part)) for part in key)
 

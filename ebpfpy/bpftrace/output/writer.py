@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, TextIO
 
+from .. import helper_errors
 from . import jsonfmt, text
 from .values import MapData
 
@@ -76,6 +77,11 @@ class TextWriter(Writer):
     def lost(self, count: int) -> None:
         self._emit(text.format_lost(count))
 
+    def helper_error(self, site, retcode: int) -> None:
+        """``-k``: bpftrace's warning, in the output stream (``--no-warnings`` drops it)."""
+        if site.warnings:
+            self._emit(helper_errors.text_warning(site, retcode))
+
 
 class JsonWriter(Writer):
     fmt = "json"
@@ -97,6 +103,10 @@ class JsonWriter(Writer):
 
     def lost(self, count: int) -> None:
         self._emit(jsonfmt.lost_json(count))
+
+    def helper_error(self, site, retcode: int) -> None:
+        """``-k``: a ``helper_error`` record (bpftrace writes it even under ``--no-warnings``)."""
+        self._emit(jsonfmt.helper_error_json(site.helper, retcode, site.span.line, site.span.col_start))
 
 
 WRITERS = {"text": TextWriter, "json": JsonWriter}

@@ -127,6 +127,7 @@ CASES = [
     ("positional", f"{KILL} {{ printf(\"%d %s %d\\n\", $1, str($2), $#); }}", {"args": ("42", "hello")}),
     ("positional_pred", "t:syscalls:sys_enter_read /pid == cpid && args->count == $1/ { @ = count(); }",
      {"args": ("3",)}),
+    ("var_string_widens", 'BEGIN { $x = "abc"; printf("%s|\\n", $x); $x = "abcdefghijk"; printf("%s|\\n", $x); exit(); }'),
     ("positional_count", "BEGIN { printf(\"%d\\n\", $#); exit(); }", {"args": ("a", "b", "c")}),
     # -- BEGIN / END / exit / several probes -------------------------------------------------
     ("begin_end", f"BEGIN {{ printf(\"start\\n\"); }} {OPEN} {{ @ = count(); }} END {{ printf(\"end %d\\n\", @); }}"),
@@ -139,6 +140,10 @@ CASES = [
                       "/pid == cpid/ { @c = count(); }"),
     ("two_probes", f"{KILL} {{ @k = count(); }} {GETPID} {{ @g = count(); }}"),
     ("wildcard_open", "t:syscalls:sys_enter_*open* /pid == cpid/ { @[probe] = count(); }"),
+    # every syscall tracepoint: one raw_syscalls program stands for them (ebpfpy.attach.syscalls)
+    ("wildcard_all_enter", "t:syscalls:sys_enter_* /pid == cpid/ { @[probe] = count(); }"),
+    ("wildcard_all_exit", "t:syscalls:sys_exit_*, t:syscalls:sys_enter_kill /pid == cpid/ "
+                          "{ @[probe] = count(); $one = 1; @total = sum($one); }"),
     ("wildcard_kill", "t:syscalls:sys_*_kill /pid == cpid/ { @[probe] = count(); }"),
     ("wildcard_getpid", "tracepoint:syscalls:sys_*_getpid /pid == cpid/ { @[probe, comm] = count(); }"),
     ("pred_only_comm", "t:syscalls:sys_enter_kill /comm == \"workload\" && pid == cpid/ { @ = count(); }"),
