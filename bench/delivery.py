@@ -16,8 +16,9 @@ import os
 import re
 import tempfile
 import time
+from typing import Optional
 
-from harness import Loop, Metric, Proc, Target, ToolFailed, interleave, tool_argv, wait_attached
+from harness import Loop, Metric, Proc, Target, ToolFailed, interleave, tool_argv, tool_env, wait_attached
 
 N_EVENTS = 1_000_000
 N_KEYS = 100_000
@@ -25,8 +26,12 @@ EVENT_LINE = re.compile(rb"^ev \d+$", re.M)
 LOST_LINE = re.compile(rb"Lost (\d+) events")
 
 
-def _start(tool: str, script: str, out_path: str) -> Proc:
-    p = Proc(tool_argv(tool, "-o", out_path, "-e", script))
+# Both tools may keep every key of the map-printing metric.
+MAP_PRINT_ENV = {"BPFTRACE_MAP_KEYS_MAX": "200000"}
+
+
+def _start(tool: str, script: str, out_path: str, env: Optional[dict] = None) -> Proc:
+    p = Proc(tool_argv(tool, "-o", out_path, "-e", script), env=tool_env(env))
     if not wait_attached(p, 1, 30):
         p.kill()
         err = p.error_text()
@@ -72,7 +77,7 @@ def print_map_once(tool: str, loop_binary: str) -> tuple:
     os.close(fd)
     try:
         script = f"t:syscalls:sys_enter_getpid /pid == {loop.pid}/ {{ @[nsecs] = count(); }}"
-        p = _start(tool, script, out)
+        p = _start(tool, script, out, MAP_PRINT_ENV)
         with p:
             loop.go()
             loop.finish()

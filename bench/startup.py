@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from harness import (TOOL_ENV, Loop, Metric, Proc, Target, ToolFailed, attaching, interleave, median,
+from harness import (DEFAULT_MAP_KEYS_MAX, Loop, Metric, Proc, Target, ToolFailed, attaching, interleave, median,
                      tool_argv, tracepoints_attached)
 
 BEGIN_EXIT = "BEGIN { exit(); }"
@@ -38,7 +38,7 @@ WILDCARD = {"ebpfpy": WILD + FIRST, "bpftrace": FIRST + WILD}
 def kernel_floor(runs: int = 3) -> dict:
     """Seconds of kernel work in FIVE_PROBES that neither tool can skip, measured in-process.
 
-    Creating its four per-CPU hash maps with BPFTRACE_MAP_KEYS_MAX entries,
+    Creating its four per-CPU hash maps with BPFTRACE_MAP_KEYS_MAX (4096) entries,
     preallocated (map_flags 0, as bpftrace 0.17 creates them): the kernel makes
     one per-CPU allocation per entry under one mutex. Detaching its four
     tracepoints from four threads at once, as pybpftrace does: each release
@@ -52,7 +52,7 @@ def kernel_floor(runs: int = 3) -> dict:
     from ebpfpy.maps import Map
     from ebpfpy.progs import Program
 
-    entries = int(TOOL_ENV["BPFTRACE_MAP_KEYS_MAX"])
+    entries = DEFAULT_MAP_KEYS_MAX
     maps, detach = [], []
     prog = Program.load("tracepoint", asm.assemble("r0 = 0\nexit"), name="bench_floor")
     try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,8 +86,7 @@ class TracepointProvider:
         return found
 
     def context(self, target: Tracepoint) -> ProbeContext:
-        fmt = tracefs.tracepoint_format(target.category, target.name)
-        return ProbeContext(ProgType.TRACEPOINT, "tracepoint", fields=fmt.fields)
+        return ProbeContext(ProgType.TRACEPOINT, "tracepoint", fields=_FormatFields(target))
 
     def attach(self, prog: Any, target: Tracepoint, pid: int = -1) -> Attachment:
         tp_id = tracefs.tracepoint_id(target.category, target.name)
@@ -100,6 +99,23 @@ class TracepointProvider:
         for tp in match_tracepoints(category, name):
             if wild or _exists(tp):
                 yield tp.probe
+
+
+class _FormatFields(Sequence):
+    """A tracepoint's record fields, read from tracefs when first asked for: the contexts
+    of a 360-tracepoint wildcard are made to group its targets, which needs no fields."""
+
+    def __init__(self, target: Tracepoint):
+        self._target = target
+
+    def _fields(self) -> tuple:
+        return tracefs.tracepoint_format(self._target.category, self._target.name).fields
+
+    def __getitem__(self, index):
+        return self._fields()[index]
+
+    def __len__(self) -> int:
+        return len(self._fields())
 
 
 def _exists(tp: Tracepoint) -> bool:
