@@ -15,12 +15,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 
-from harness import ROOT, Metric, Target
+from harness import Metric, Target
+from install import DEPENDENCIES, PIP, build_wheel
 
-DEPENDENCIES = ("pyelftools", "cffi", "pycparser", "click")  # pyproject's dependencies, cffi's pycparser
 TARGET = 0.02
 
 
@@ -52,18 +51,9 @@ def tree_bytes(top: str) -> tuple:
 
 def ebpfpy_installed(tmp: str) -> dict:
     """Build ebpfpy's wheel from this tree, ``pip install --target`` it, and measure what landed."""
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    # A copy of what the sdist holds, so the build leaves nothing (build/, *.so) in the checkout.
-    src = os.path.join(tmp, "src")
-    junk = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", "*.egg-info", "build")
-    shutil.copytree(os.path.join(ROOT, "ebpfpy"), os.path.join(src, "ebpfpy"), ignore=junk)
-    shutil.copytree(os.path.join(ROOT, "csrc"), os.path.join(src, "csrc"), ignore=junk)
-    for name in ("pyproject.toml", "setup.py", "README.md"):
-        shutil.copy(os.path.join(ROOT, name), src)
-    wheels, target = os.path.join(tmp, "wheel"), os.path.join(tmp, "target")
-    subprocess.run([*pip, "wheel", "--no-deps", "-w", wheels, src], check=True, capture_output=True)
-    wheel = glob.glob(os.path.join(wheels, "ebpfpy-*.whl"))[0]
-    subprocess.run([*pip, "install", "--no-deps", "--no-index", "--target", target, wheel], check=True,
+    wheel = build_wheel(tmp)
+    target = os.path.join(tmp, "target")
+    subprocess.run([*PIP, "install", "--no-deps", "--no-index", "--target", target, wheel], check=True,
                    capture_output=True)
     total, files = tree_bytes(target)
     pyc = sum(os.path.getsize(p) for p in glob.glob(os.path.join(target, "**", "*.pyc"), recursive=True))

@@ -172,7 +172,7 @@ def verdict(met: Optional[bool]) -> str:
 def render_markdown(metrics: Sequence[Metric], env: dict, library: Sequence[tuple] = ()) -> str:
     """The results page: environment, the comparison table, the library rows, how each was measured."""
     lines = ["# ebpfpy vs bpftrace benchmarks", ""]
-    for key in ("date", "kernel", "cpu", "cpus", "python", "bpftrace", "runs", "command", "duration"):
+    for key in ("date", "kernel", "cpu", "cpus", "python", "bpftrace", "runs", "command", "duration", "pybpftrace"):
         if key in env:
             lines.append(f"- {key}: {env[key]}")
     lines += ["", "| metric | ebpfpy | bpftrace | ratio | target | met? |", "|---|---|---|---|---|---|"]

@@ -50,6 +50,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 runs per tool (1 for the wildcard), not 5 (3)")
     ap.add_argument("--only", nargs="*", choices=GROUPS, help="run only these groups")
     ap.add_argument("--out", default=HERE, help="directory for results.md/results.json")
+    ap.add_argument("--from-checkout", action="store_true",
+                    help="run pybpftrace from this interpreter's (editable) install, not a fresh venv")
     args = ap.parse_args(argv)
     runs = 3 if args.quick else 5
     wild_runs = 1 if args.quick else 3
@@ -61,6 +63,18 @@ def main(argv=None) -> int:
     import compileall
 
     compileall.compile_dir(os.path.join(os.path.dirname(HERE), "ebpfpy"), quiet=1)
+    venv_tmp = tempfile.TemporaryDirectory(prefix="ebpfpy-bench-venv-")
+    installed = "this interpreter's install of the checkout"
+    if not args.from_checkout:
+        import install
+
+        try:
+            python = install.venv_python(venv_tmp.name, install.build_wheel(venv_tmp.name))
+            harness.TOOLS["ebpfpy"] = [python, "-m", "ebpfpy.bpftrace"]
+            installed = "a fresh venv holding the wheel built from this tree and its dependencies"
+        except (OSError, subprocess.CalledProcessError) as err:
+            print(f"[bench] could not build a venv ({err}); timing the checkout's install", file=sys.stderr)
+    print(f"[bench] pybpftrace runs from {installed}", file=sys.stderr)
     before = harness.loaded_prog_ids()
     started = time.perf_counter()
     metrics, library = [], []
@@ -89,6 +103,8 @@ def main(argv=None) -> int:
             print(f"[bench] {group} done in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
     env = environment(runs, args)
     env["duration"] = f"{time.perf_counter() - started:.0f} s"
+    env["pybpftrace"] = installed
+    venv_tmp.cleanup()
     harness.write_results(metrics, env, library, os.path.join(args.out, "results.md"),
                           os.path.join(args.out, "results.json"))
     # Other users of the machine may be running programs of their own: only

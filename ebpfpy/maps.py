@@ -7,10 +7,10 @@ batch operations) is one table, ``MAP_TYPES``, so adding a type is one row.
 """
 from __future__ import annotations
 
-import ctypes
 import errno as E
 import mmap
 import struct
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
@@ -125,6 +125,8 @@ def struct_codec(fmt: str) -> Codec:
 
 
 def ctypes_codec(ctype) -> Codec:
+    import ctypes
+
     size = ctypes.sizeof(ctype)
 
     def encode(v) -> bytes:
@@ -172,8 +174,11 @@ def make_codec(spec, size: Optional[int]) -> Optional[Codec]:
         return spec
     if isinstance(spec, str):
         return struct_codec(spec)
-    if isinstance(spec, type) and issubclass(spec, (ctypes._SimpleCData, ctypes.Structure,
-                                                   ctypes.Union, ctypes.Array)):
+    # A ctypes type can only exist once its caller imported ctypes: a tool that uses struct
+    # formats never pays for importing it.
+    ctypes = sys.modules.get("ctypes")
+    if ctypes is not None and isinstance(spec, type) and issubclass(
+            spec, (ctypes._SimpleCData, ctypes.Structure, ctypes.Union, ctypes.Array)):
         return ctypes_codec(spec)
     raise TypeError(f"key/value must be a struct format, a ctypes type or a Codec, not {spec!r}")
 

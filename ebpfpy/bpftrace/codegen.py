@@ -1486,7 +1486,9 @@ class ProbeCodegen:
         if site is None:
             return
         ok = self.b.fresh_label("helper_ok")
-        self.b.jsge(R0, 0, ok)
+        # 32-bit compare: before 6.4 the map ops the verifier calls directly return int, so the
+        # upper half of r0 is zero and -E2BIG looks like 0xfffffff9 to a 64-bit test.
+        self.b.jsge32(R0, 0, ok)
         self.report_helper_error(site, R0)
         self.b.label(ok)
 
@@ -1986,7 +1988,7 @@ _INT_SIZES = {"int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "uint3
 
 
 def _decode_retcode(data: bytes, services) -> tuple:
-    return struct.unpack_from("<q", data)
+    return struct.unpack_from("<i", data)  # the low half: see check_helper
 
 
 def _join_decoder(strlen: int, count: int, delim: str):

@@ -465,7 +465,7 @@ def header_macros(text: str, include_dirs: tuple[str, ...] = DEFAULT_INCLUDE_DIR
 
     found = []
     for name in includes:
-        path = _find_header(name, ("",) + tuple(include_dirs))
+        path = find_header(name, ("",) + tuple(include_dirs))
         if path is None:
             raise HeaderNotFound(f"fatal error: '{name}' file not found")
         found.append(os.path.abspath(path))
@@ -476,7 +476,7 @@ def header_macros(text: str, include_dirs: tuple[str, ...] = DEFAULT_INCLUDE_DIR
             continue
         # quoted names are looked up in the current directory first, as clang does
         quoted = m.group(1) == '"'
-        path = _find_header(m.group(2), (("",) if quoted else ()) + tuple(include_dirs))
+        path = find_header(m.group(2), (("",) if quoted else ()) + tuple(include_dirs))
         if path is None and not quoted:
             # <linux/sched.h> without kernel headers installed: bpftrace's clang fails, but the
             # types such headers are included for come from the kernel's BTF, so go on without it
@@ -488,7 +488,8 @@ def header_macros(text: str, include_dirs: tuple[str, ...] = DEFAULT_INCLUDE_DIR
     return dict(_header_macros(tuple(found), tuple(include_dirs))) if found else {}
 
 
-def _find_header(name: str, include_dirs: tuple[str, ...]):
+def find_header(name: str, include_dirs: tuple[str, ...]):
+    """The path of header ``name`` in the first of ``include_dirs`` that has it (``""``: as given), or None."""
     import os
 
     for d in include_dirs:

@@ -5,8 +5,9 @@
     'r0 = 0x1'
 
 `opcodes` holds the field tables, `insn` the `Insn` value type and its byte encoding, `disasm`
-and `asm` the llvm-objdump syntax both ways. The builder (labels, map references) and the helper
-table are sibling modules, imported on first use so that decoding bytes stays cheap.
+and `asm` the llvm-objdump syntax both ways. The text modules, the builder (labels, map
+references) and the helper table are imported on first use: decoding bytes stays cheap, and a
+compiler that only builds programs (pybpftrace without -d) never loads the text syntax.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .asm import assemble
-from .disasm import STYLES, format_insn, format_program
 from .errors import ISAError
 from .insn import Insn, decode, encode_all
 from .opcodes import (
@@ -53,7 +52,13 @@ __all__ = [
     "format_program",
 ]  # fmt: skip
 
-_LAZY = {"Builder": "ebpfpy.isa.builder"}
+_LAZY = {
+    "Builder": "ebpfpy.isa.builder",
+    "assemble": "ebpfpy.isa.asm",
+    "STYLES": "ebpfpy.isa.disasm",
+    "format_insn": "ebpfpy.isa.disasm",
+    "format_program": "ebpfpy.isa.disasm",
+}
 
 
 def __getattr__(name: str) -> Any:

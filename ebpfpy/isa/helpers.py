@@ -13,7 +13,6 @@ helpers a tracing front end needs; other helpers have ``args=None`` (unknown, no
 
 from __future__ import annotations
 
-import difflib
 import enum
 from dataclasses import dataclass
 
@@ -433,6 +432,8 @@ def helper(name_or_id: str | int | Helper) -> Helper:
     bare = name.removeprefix("bpf_")
     found = HELPERS_BY_NAME.get(bare)
     if found is None or bare == "unspec":
+        import difflib  # only for this error's hint
+
         close = difflib.get_close_matches(bare, list(HELPERS_BY_NAME), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownHelperError(f"unknown BPF helper {name!r}{hint}")

@@ -18,6 +18,7 @@ import pytest
 
 from ebpfpy import features
 from ebpfpy.bpftrace import driver
+from ebpfpy.bpftrace.lexer import DEFAULT_INCLUDE_DIRS, find_header
 from ebpfpy.bpftrace.output.writer import make_writer
 from ebpfpy.bpftrace.runtime import Runtime, VerifierRejection
 from ebpfpy.isa.builder import R0, R2, Builder
@@ -325,7 +326,10 @@ def test_unsupported_emit_flags():
     res = pybpftrace("--emit-elf", "x", "-e", "BEGIN { exit(); }")
     assert res.returncode == 1 and res.stderr.startswith("ERROR: --emit-elf")
     res = pybpftrace("--include", "sys/socket.h", "-e", 'BEGIN { printf("%d\\n", AF_INET6); exit(); }')
-    assert res.returncode == 0 and res.stderr == "" and res.stdout.splitlines()[1] == "10"
+    if find_header("sys/socket.h", DEFAULT_INCLUDE_DIRS):
+        assert res.returncode == 0 and res.stderr == "" and res.stdout.splitlines()[1] == "10"
+    else:  # the kernel-matrix guest has no /usr/include: clang's error, as bpftrace prints it
+        assert res.returncode == 1 and res.stderr == "fatal error: 'sys/socket.h' file not found\n"
 
 
 def test_warnings_and_no_warnings():
