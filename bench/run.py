@@ -1,6 +1,6 @@
 """Run every ebpfpy-vs-bpftrace benchmark and write bench/results.md and bench/results.json.
 
-Usage: python bench/run.py [--quick] [--only GROUP ...]
+Usage: python bench/run.py [--quick] [--only GROUP ...] [--from-checkout]
 Needs root, gcc, bpftool and bpftrace 0.17. Nothing stays loaded: every
 tool is stopped with SIGINT and reaped, and the loaded-program list is
 compared before and after (a difference is reported on stderr).

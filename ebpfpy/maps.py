@@ -477,20 +477,27 @@ class Map(FdOwner):
         """
         keys: list[bytes] = []
         values: list[bytes] = []
-        count = max(1, min(self.max_entries, _BATCH_MAX))
+        for res in self._lookup_batches(max(1, min(self.max_entries, _BATCH_MAX)), split=True):
+            keys.extend(res.keys)
+            values.extend(res.values)
+        return keys, values
+
+    def _lookup_batches(self, count: int, split: bool) -> Iterator:
+        """Every BPF_MAP_LOOKUP_BATCH result of a full read, ``count`` entries a call at first;
+        ``split``: as per-entry lists (else one key blob and one value blob a call)."""
         token = None
         while True:
             try:
-                res = bpf.map_lookup_batch(self._fd, self.key_size, self.user_value_size, count, token)
+                res = bpf.map_lookup_batch(self._fd, self.key_size, self.user_value_size, count, token,
+                                           split=split)
             except BPFError as exc:
                 if exc.errno == E.ENOSPC and count < (1 << 20):
                     count *= 2  # a hash bucket holds more entries than count
                     continue
                 raise
-            keys.extend(res.keys)
-            values.extend(res.values)
+            yield res
             if res.done:
-                return keys, values
+                return
             token = res.token
 
     def raw_columns(self, batch: Optional[bool] = None) -> tuple[list[bytes], list[bytes]]:
@@ -533,23 +540,12 @@ class Map(FdOwner):
         key_parts: list[bytes] = []
         value_parts: list[bytes] = []
         count = max(1, min(self.max_entries, (16 << 20) // (self.key_size + self.user_value_size)))
-        token = None
-        while True:
-            try:
-                res = bpf.map_lookup_batch(self._fd, self.key_size, self.user_value_size, count, token,
-                                           split=False)
-            except BPFError as exc:
-                if exc.errno == E.ENOSPC and count < (1 << 20):
-                    count *= 2  # a hash bucket holds more entries than count
-                    continue
-                raise
+        for res in self._lookup_batches(count, split=False):
             key_parts.append(res.key_blob)
             value_parts.append(res.value_blob)
-            if res.done:
-                keys = key_parts[0] if len(key_parts) == 1 else b"".join(key_parts)
-                values = value_parts[0] if len(value_parts) == 1 else b"".join(value_parts)
-                return keys, values, len(keys) // self.key_size if self.key_size else 0
-            token = res.token
+        keys = key_parts[0] if len(key_parts) == 1 else b"".join(key_parts)
+        values = value_parts[0] if len(value_parts) == 1 else b"".join(value_parts)
+        return keys, values, len(keys) // self.key_size if self.key_size else 0
 
     def clear(self) -> None:
         """Empty the map: arrays are zeroed (their slots cannot be deleted), others emptied."""

@@ -54,20 +54,27 @@ def test_uprobe_and_usdt_listing(binaries):
 SYSTEM_PYTHON = "/usr/bin/python3.11"  # Debian's python3.11 carries USDT notes
 
 
-@pytest.mark.skipif(not os.path.exists(SYSTEM_PYTHON), reason="needs Debian's python3.11")
-def test_usdt_listing_by_pid():
-    child = subprocess.Popen([SYSTEM_PYTHON, "-c", "import sys, time; print(1, flush=True); time.sleep(10)"],
+@pytest.fixture
+def python_child():
+    """A running Debian python3.11 (it has USDT probes), started and ready; killed afterwards."""
+    if not os.path.exists(SYSTEM_PYTHON):
+        pytest.skip("needs Debian's python3.11")
+    child = subprocess.Popen([SYSTEM_PYTHON, "-c", "import time; print(1, flush=True); time.sleep(60)"],
                              stdout=subprocess.PIPE, text=True)
     try:
         child.stdout.readline()
-        lines = list(list_probes("usdt:*", pid=child.pid))
-        assert f"usdt:{SYSTEM_PYTHON}:python:function__entry" in lines
-        assert list(list_probes("usdt:*:python:gc__st*", pid=child.pid)) == [
-            f"usdt:{SYSTEM_PYTHON}:python:gc__start"]
+        yield child
     finally:
         child.kill()
         child.wait()
         child.stdout.close()
+
+
+def test_usdt_listing_by_pid(python_child):
+    lines = list(list_probes("usdt:*", pid=python_child.pid))
+    assert f"usdt:{SYSTEM_PYTHON}:python:function__entry" in lines
+    assert list(list_probes("usdt:*:python:gc__st*", pid=python_child.pid)) == [
+        f"usdt:{SYSTEM_PYTHON}:python:gc__start"]
 
 
 @pytest.mark.bpftrace
@@ -134,18 +141,10 @@ def test_cli_listing_same_as_bpftrace(flag, pattern, binaries, tmp_path_factory)
 
 
 @pytest.mark.bpftrace
-@pytest.mark.skipif(not os.path.exists(SYSTEM_PYTHON), reason="needs Debian's python3.11")
-def test_cli_usdt_listing_by_pid_same_as_bpftrace():
-    child = subprocess.Popen([SYSTEM_PYTHON, "-c", "import sys, time; print(1, flush=True); time.sleep(30)"],
-                             stdout=subprocess.PIPE, text=True)
-    try:
-        child.stdout.readline()
-        for pattern in ("usdt:*", "usdt:gc*", "usdt:*:python:gc__st*", "*:*:gc__start",
-                        f"usdt:{SYSTEM_PYTHON}:gc__st*"):
-            ours = _cli("pybpftrace", "-l", pattern, "-p", str(child.pid))
-            assert ours == _cli("bpftrace", "-l", pattern, "-p", str(child.pid)), pattern
-            assert ours[0]
-    finally:
-        child.kill()
-        child.wait()
-        child.stdout.close()
+def test_cli_usdt_listing_by_pid_same_as_bpftrace(python_child):
+    pid = str(python_child.pid)
+    for pattern in ("usdt:*", "usdt:gc*", "usdt:*:python:gc__st*", "*:*:gc__start",
+                    f"usdt:{SYSTEM_PYTHON}:gc__st*"):
+        ours = _cli("pybpftrace", "-l", pattern, "-p", pid)
+        assert ours == _cli("bpftrace", "-l", pattern, "-p", pid), pattern
+        assert ours[0]
