@@ -48,7 +48,7 @@ def loaded_size(tool: str, path: str, timeout: float = 30.0) -> tuple:
         while same < 3 and time.perf_counter() < deadline:
             if not p.alive():
                 break
-            ids = prog_ids_of(p.pid)
+            ids = prog_ids_of(p.tool_pid)
             same = same + 1 if ids and ids == last else 0
             last = ids
             time.sleep(0.1)

@@ -29,6 +29,11 @@ TOOLS: dict[str, list[str]] = {
 }
 TOOL_NAMES = ("ebpfpy", "bpftrace")
 
+# bench/spawn.c, built by run.py: when set, every tool runs under it so that its peak RSS is
+# its own (a process started straight from this ~25 MB Python process inherits that as its
+# ru_maxrss floor, because Linux keeps maxrss across execve).
+SPAWN: Optional[str] = None
+
 # Both tools run with bpftrace's defaults (BPFTRACE_MAP_KEYS_MAX 4096, ...), as their users
 # run them; a metric that needs more (map printing: 100,000 keys) passes its own ``env``.
 DEFAULT_MAP_KEYS_MAX = 4096
@@ -269,10 +274,16 @@ class Proc:
 
     def __init__(self, argv: list, *, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=None):
         self.err = tempfile.TemporaryFile()
+        self._report = None
+        self._rss_kb: Optional[int] = None
+        if SPAWN:  # run the tool under bench/spawn.c, which reports the tool's own peak RSS
+            fd, self._report = tempfile.mkstemp(prefix="ebpfpy-bench-rss-")
+            os.close(fd)
+            argv = [SPAWN, self._report, *argv]
         self.t0 = time.perf_counter()
         self.popen = subprocess.Popen(argv, stdout=stdout, stdin=stdin, stderr=self.err,
                                       env=env if env is not None else tool_env())
-        self.pid = self.popen.pid
+        self.pid = self.popen.pid  # signals go here (spawn passes them on)
         self.rusage = None
         self.status: Optional[int] = None
         self.t_exit: Optional[float] = None
@@ -358,6 +369,8 @@ class Proc:
             time.sleep(0.002)
         self.t_exit = time.perf_counter()
         self.rusage = rusage
+        fields = self._report_fields()  # spawn wrote the tool's peak RSS before it exited
+        self._rss_kb = int(fields[1]) if len(fields) >= 2 else None
         self.status = os.waitstatus_to_exitcode(status)
         self.popen.returncode = self.status  # keep Popen from reaping again
         return self.status
@@ -383,8 +396,28 @@ class Proc:
     def wall(self) -> float:
         return (self.t_exit or time.perf_counter()) - self.t0
 
+    def _report_fields(self) -> list:
+        if self._report is None:
+            return []
+        with open(self._report) as f:
+            return f.read().split()
+
+    @property
+    def tool_pid(self) -> int:
+        """The tool's own pid (for /proc and bpftool lookups): spawn's child when spawn runs it."""
+        if self._report is None:
+            return self.pid
+        deadline = time.perf_counter() + 5
+        while True:
+            fields = self._report_fields()
+            if fields or time.perf_counter() > deadline:
+                return int(fields[0]) if fields else self.pid
+            time.sleep(0.001)
+
     @property
     def maxrss_mb(self) -> Optional[float]:
+        if self._rss_kb is not None:
+            return self._rss_kb / 1024
         return self.rusage.ru_maxrss / 1024 if self.rusage else None
 
     def error_text(self) -> str:
@@ -400,6 +433,9 @@ class Proc:
         if self.popen.stdout is not None:
             self.popen.stdout.close()
         self.err.close()
+        if self._report is not None:
+            os.unlink(self._report)
+            self._report = None
 
     def __enter__(self) -> "Proc":
         return self
@@ -452,7 +488,7 @@ def wait_attached(proc: Proc, n: int, timeout: float) -> bool:
     while time.perf_counter() < deadline:
         if not proc.alive():
             return False
-        if tracepoints_attached(proc.pid) >= n:
+        if tracepoints_attached(proc.tool_pid) >= n:
             return True
         time.sleep(0.05)
     return False
@@ -481,11 +517,15 @@ def ensure_tracefs() -> None:
         subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], check=False)
 
 
-def build_loop(tmpdir: str) -> str:
-    """Compile bench/loop.c into tmpdir; return the binary's path."""
-    out = os.path.join(tmpdir, "loop")
-    subprocess.run(["gcc", "-O2", "-o", out, os.path.join(HERE, "loop.c")], check=True)
+def build_c(tmpdir: str, name: str) -> str:
+    """Compile bench/NAME.c into tmpdir; return the binary's path."""
+    out = os.path.join(tmpdir, name)
+    subprocess.run(["gcc", "-O2", "-o", out, os.path.join(HERE, name + ".c")], check=True)
     return out
+
+
+def build_loop(tmpdir: str) -> str:
+    return build_c(tmpdir, "loop")
 
 
 class Loop:

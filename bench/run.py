@@ -80,6 +80,7 @@ def main(argv=None) -> int:
     metrics, library = [], []
     with tempfile.TemporaryDirectory(prefix="ebpfpy-bench-") as tmp:
         loop = harness.build_loop(tmp)
+        harness.SPAWN = harness.build_c(tmp, "spawn")
         steps = {
             "startup": lambda: __import__("startup").measure(runs, wild_runs, loop),
             "codesize": lambda: __import__("codesize").measure(),

@@ -146,3 +146,33 @@ def test_proc_wait_reports_exit_status_and_error_line():
         p.drain(5)
         assert p.wait(5) == 3
         assert p.error_text() == "ERROR: real reason"
+
+
+@pytest.fixture
+def spawn(tmp_path, monkeypatch):
+    """Proc runs its commands under bench/spawn.c (built here with gcc), as bench/run.py does."""
+    monkeypatch.setattr(harness, "SPAWN", harness.build_c(str(tmp_path), "spawn"))
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+def test_spawn_reports_the_tools_own_peak_rss(spawn):
+    # Started straight from this (large) pytest process, a small tool's ru_maxrss could not be
+    # below this process's RSS; under spawn it is the tool's own.
+    with harness.Proc(["sh", "-c", "echo ready; sleep 5"]) as p:
+        assert p.wait_for(lambda line: line.startswith("ready"), 5) is not None
+        assert p.tool_pid != p.pid
+        with open(f"/proc/{p.tool_pid}/comm") as f:
+            assert f.read().strip() == "sh"
+        p.stop(5)  # SIGINT to spawn reaches the tool, which dies of it
+        assert p.status == -2
+        assert 0 < p.maxrss_mb < min(8.0, _rss_mb() / 2)
+
+
+def test_spawn_passes_the_exit_status_on(spawn):
+    with harness.Proc(["sh", "-c", "exit 7"]) as p:
+        p.drain(5)
+        assert p.wait(5) == 7
