@@ -4,12 +4,16 @@ Why: ``t:syscalls:sys_enter_*`` is ~360 tracepoints. Attaching a program to
 each is quick, but detaching is not: closing each perf event waits for an
 RCU grace period under the kernel's ``event_mutex``, ~40 ms apiece, so a
 wildcard run took 15 s to exit. Every syscall tracepoint is also reached
-through ``raw_syscalls:sys_enter``/``sys_exit``, whose record has the same
-layout (``id`` where ``__syscall_nr`` is, then the arguments or ``ret``), so
-one program there can stand for all of them if it knows which syscall
-number belongs to which tracepoint. The kernel does not export that mapping
-(``sys_call_table`` is not in kallsyms), but syscall numbers are ABI and
-never change, so it can be a table.
+through the raw tracepoints ``sys_enter``/``sys_exit`` (the ones behind
+``raw_syscalls:*``), whose arguments are the task's saved registers and the
+syscall number (or return value), so one program there can stand for all of
+them if it knows which syscall number belongs to which tracepoint. The
+kernel does not export that mapping (``sys_call_table`` is not in kallsyms),
+but syscall numbers are ABI and never change, so it can be a table.
+
+The syscall tracepoints ignore 32-bit (compat) syscalls, whose numbers are
+the i386 ones; the registers tell them apart (``cs`` is the 32-bit user code
+segment), so the program skips them too (``COMPAT_CS``).
 
 The x86-64 table: numbers from the uapi ``asm/unistd_64.h`` (plus the
 syscalls added after the header Debian ships: 335-336, 451-469), names as
@@ -106,6 +110,11 @@ def syscall_of(probe: str) -> Optional[tuple]:
     return None if nr is None else (match.group(1), nr)
 
 
+# x86-64's __USER32_CS (GDT entry 4, RPL 3): the code segment a 32-bit process's syscall saves.
+COMPAT_CS = 0x23
+
+
 def raw_syscalls_probe(event: str) -> str:
-    """The tracepoint every ``syscalls:<event>_*`` tracepoint's syscall also passes through."""
-    return f"tracepoint:raw_syscalls:{event}"
+    """The raw tracepoint every ``syscalls:<event>_*`` tracepoint's syscall also passes through:
+    its arguments are ``(struct pt_regs *regs, long id)`` (``long ret`` for ``sys_exit``)."""
+    return f"rawtracepoint:{event}"

@@ -22,9 +22,10 @@ Conventions that keep the verifier happy by construction:
 * a wildcard whose body ignores the target (apart from ``probe``) is compiled
   once; each target gets a copy with its probe index patched in;
 * such a wildcard over many syscall tracepoints (``t:syscalls:sys_enter_*``)
-  becomes one program on ``raw_syscalls`` that finds the probe index by
-  syscall number (``emit_syscall_dispatch``): one attach instead of ~360,
-  and exit no longer waits ~40 ms per tracepoint for the kernel to detach.
+  becomes one program on the raw tracepoint behind ``raw_syscalls`` that finds
+  the probe index by syscall number (``emit_syscall_dispatch``): one attach
+  instead of ~360, and exit no longer waits ~40 ms per tracepoint for the
+  kernel to detach.
 
 Each AST node kind has one small method (``expr_<Kind>``/``stmt_<Kind>``);
 builtins and functions are tables of small methods too.
@@ -40,12 +41,13 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 providers = importlib.import_module("ebpfpy.attach.provider")
-from ebpfpy.attach.syscalls import raw_syscalls_probe, syscall_of
+from ebpfpy.attach.syscalls import COMPAT_CS, raw_syscalls_probe, syscall_of
 from ebpfpy.codegen.calls import emit_helper_call
 from ebpfpy.codegen.ctx import (
     emit_arg_load,
     emit_reg_load,
     emit_retval_load,
+    pt_regs_offset,
 )
 from ebpfpy.codegen.mapops import (
     BPF_NOEXIST,
@@ -53,6 +55,7 @@ from ebpfpy.codegen.mapops import (
     emit_map_delete,
     emit_map_update,
 )
+from ebpfpy.codegen.memory import emit_probe_read
 from ebpfpy.codegen.stack import StackError, StackFrame, StackSlot
 from ebpfpy.isa.builder import FP, R0, R1, R2, R3, R6, R7, R8, R9, BuildError, Builder
 from ebpfpy.sys.consts import BPF_F_CURRENT_CPU, BPF_F_USER_STACK, PERF_MAX_STACK_DEPTH, MapType
@@ -222,16 +225,23 @@ class ProbeCodegen:
         return b
 
     def emit_syscall_dispatch(self) -> None:
-        """Prologue of a raw_syscalls program standing for many ``syscalls:sys_*`` tracepoints:
-        look the record's syscall number (``id``, where the syscall tracepoints have
-        ``__syscall_nr``) up in the dispatch map, leave at once for syscalls the script does not
-        name, and keep the probe index for ``probe``."""
+        """Prologue of a program on the raw tracepoint ``sys_enter``/``sys_exit`` standing for
+        many ``syscalls:sys_*`` tracepoints: read the syscall number (``orig_ax``) and code
+        segment from the saved registers, leave at once for 32-bit (compat) syscalls, which the
+        syscall tracepoints ignore, and for syscalls the script does not name (the dispatch
+        map), and keep the probe index for ``probe``."""
         b = self.b
         nr_limit = self.state.script.maps[self.dispatch].max_entries
-        self.probe_slot = self.frame.alloc(8, name="probe index")
-        b.ldx(8, R0, R6, 8)
-        b.jgt(R0, nr_limit - 1, self.exit_label)  # unsigned: also leaves for id -1
-        b.stx(8, FP, R0, self.probe_slot.off)
+        first, last = pt_regs_offset("orig_ax"), pt_regs_offset("cs")
+        regs = self.frame.alloc(last + 8 - first, zero=False, name="syscall registers")
+        b.ldx(8, R3, R6, 0)  # ctx[0]: struct pt_regs *
+        b.add(R3, first)
+        emit_probe_read(b, regs, R3, space="kernel")
+        b.ldx(8, R0, FP, regs.off + last - first)
+        b.jeq(R0, COMPAT_CS, self.exit_label)
+        self.probe_slot = regs.field(0, 8)  # the syscall number, then the probe index
+        b.ldx(8, R0, FP, regs.off)
+        b.jgt(R0, nr_limit - 1, self.exit_label)  # unsigned: also leaves for -1 and x32's numbers
         emit_helper_call(b, "map_lookup_elem", self.dispatch, self.probe_slot)
         b.jeq(R0, 0, self.exit_label)
         b.ldx(4, R0, R0, 0)

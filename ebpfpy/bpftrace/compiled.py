@@ -53,7 +53,7 @@ class ProbePlan:
     attach_btf_id: int = 0  # kfunc: the vmlinux BTF FUNC the program is loaded for
     label: str = ""  # the probe as the user wrote it, for messages
     source_lines: dict = field(default_factory=dict)
-    # a raw_syscalls program standing for many syscall tracepoints: the probes it counts as
+    # a sys_enter/sys_exit raw tracepoint program standing for many syscall tracepoints: the probes it counts as
     covers: tuple = ()
 
 

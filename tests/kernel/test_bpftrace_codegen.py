@@ -198,7 +198,7 @@ def test_strings_of_different_sizes_share_a_map():
     assert "@v: abcdefghijklmnopqrst" in out
 
 
-def test_syscall_wildcard_is_one_raw_syscalls_program():
+def test_syscall_wildcard_is_one_raw_tracepoint_program():
     from ebpfpy.attach.syscalls import syscall_numbers, syscall_of
     from ebpfpy.bpftrace.driver import Options, compile_source
 
@@ -206,7 +206,7 @@ def test_syscall_wildcard_is_one_raw_syscalls_program():
         pytest.skip("no syscall table for this architecture")
     _, script = compile_source(Options(source="t:syscalls:sys_enter_* { @[probe] = count(); }"))
     dispatch = [p for p in script.probes if p.covers]
-    assert [p.probe for p in dispatch] == ["tracepoint:raw_syscalls:sys_enter"]
+    assert [p.probe for p in dispatch] == ["rawtracepoint:sys_enter"]
     covered = dispatch[0].covers
     # the rest (syscalls newer than the table) are attached one by one
     assert all(syscall_of(p) for p in covered)

@@ -302,7 +302,7 @@ def test_max_probes_env():
 
 @pytest.mark.bpftrace
 def test_max_probes_counts_every_tracepoint_of_a_syscall_wildcard():
-    # one raw_syscalls program stands for them, but bpftrace's limit counts tracepoints
+    # one raw tracepoint program stands for them, but bpftrace's limit counts tracepoints
     assert_same(["-e", "tracepoint:syscalls:sys_enter_* { @[probe] = count(); }"], env={"BPFTRACE_MAX_PROBES": "300"})
 
 

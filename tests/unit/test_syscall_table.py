@@ -31,4 +31,4 @@ def test_syscall_of_probe_names():
     assert syscall_of("tracepoint:syscalls:sys_exit_read") == ("sys_exit", 0)
     assert syscall_of("tracepoint:syscalls:sys_enter_no_such_call") is None
     assert syscall_of("tracepoint:sched:sched_switch") is None
-    assert raw_syscalls_probe("sys_exit") == "tracepoint:raw_syscalls:sys_exit"
+    assert raw_syscalls_probe("sys_exit") == "rawtracepoint:sys_exit"

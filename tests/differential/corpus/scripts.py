@@ -140,7 +140,7 @@ CASES = [
                       "/pid == cpid/ { @c = count(); }"),
     ("two_probes", f"{KILL} {{ @k = count(); }} {GETPID} {{ @g = count(); }}"),
     ("wildcard_open", "t:syscalls:sys_enter_*open* /pid == cpid/ { @[probe] = count(); }"),
-    # every syscall tracepoint: one raw_syscalls program stands for them (ebpfpy.attach.syscalls)
+    # every syscall tracepoint: one sys_enter raw tracepoint program stands for them (ebpfpy.attach.syscalls)
     ("wildcard_all_enter", "t:syscalls:sys_enter_* /pid == cpid/ { @[probe] = count(); }"),
     ("wildcard_all_exit", "t:syscalls:sys_exit_*, t:syscalls:sys_enter_kill /pid == cpid/ "
                           "{ @[probe] = count(); $one = 1; @total = sum($one); }"),
