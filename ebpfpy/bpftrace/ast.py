@@ -12,14 +12,43 @@ has its own class rather than a generic node with a tag.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import FrozenInstanceError, dataclass, field, fields
 from typing import Any
 
 from .diagnostics import NOWHERE, Span
 
 
-@dataclass(frozen=True)
-class Node:
+def node(cls):
+    """``@dataclass`` for AST nodes: values, frozen once built.
+
+    Not ``@dataclass(frozen=True)``: that generates a ``__setattr__`` and a
+    ``__delattr__`` per class, which made importing this module a tenth of a
+    one-liner's start-up. ``Node`` instead refuses to change a field that is
+    already set (the generated ``__init__`` sets each once), and gives the
+    hash that goes with the generated ``__eq__``.
+    """
+    cls = dataclass(cls)
+    cls.__hash__ = _Frozen.__hash__
+    return cls
+
+
+class _Frozen:
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self.__dict__:
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, f.name) for f in fields(self) if f.compare))
+
+
+@node
+class Node(_Frozen):
     span: Span = field(default=NOWHERE, compare=False, repr=False, kw_only=True)
 
     def children(self) -> Iterator[Node]:
@@ -38,7 +67,7 @@ class Node:
 
 # -- expressions ------------------------------------------------------------
 
-@dataclass(frozen=True)
+@node
 class Expr(Node):
     type: Any = field(default=None, compare=False, repr=False, kw_only=True)
 
@@ -48,52 +77,52 @@ def set_type(node: Expr, typ: Any) -> None:
     object.__setattr__(node, "type", typ)
 
 
-@dataclass(frozen=True)
+@node
 class Integer(Expr):
     value: int
 
 
-@dataclass(frozen=True)
+@node
 class String(Expr):
     value: str
 
 
-@dataclass(frozen=True)
+@node
 class Builtin(Expr):
     """A builtin variable: ``pid``, ``arg0``, ``retval``, ``kstack``, ..."""
     name: str
 
 
-@dataclass(frozen=True)
+@node
 class Identifier(Expr):
     """A bare name in expression position (an enum value or an error)."""
     name: str
 
 
-@dataclass(frozen=True)
+@node
 class StackMode(Expr):
     """``bpftrace`` / ``perf`` as the first argument of kstack()/ustack()."""
     name: str
 
 
-@dataclass(frozen=True)
+@node
 class PositionalParam(Expr):
     """``$1`` .. ``$N``."""
     index: int
 
 
-@dataclass(frozen=True)
+@node
 class ParamCount(Expr):
     """``$#``."""
 
 
-@dataclass(frozen=True)
+@node
 class Variable(Expr):
     """A scratch variable ``$name`` (name includes the ``$``)."""
     name: str
 
 
-@dataclass(frozen=True)
+@node
 class Map(Expr):
     """``@name`` or ``@name[k1, k2]``; ``@`` alone has the name ``@``."""
     name: str
@@ -101,20 +130,20 @@ class Map(Expr):
     indexed: bool = False  # written with [...]
 
 
-@dataclass(frozen=True)
+@node
 class Call(Expr):
     name: str
     args: tuple[Expr, ...] = ()
 
 
-@dataclass(frozen=True)
+@node
 class Sizeof(Expr):
     """``sizeof(type)`` (``type_name`` set) or ``sizeof(expr)``."""
     type_name: str | None = None
     expr: Expr | None = None
 
 
-@dataclass(frozen=True)
+@node
 class Binop(Expr):
     """``span`` covers the whole expression; ``op_span`` the operator (warnings)."""
     op: str
@@ -123,7 +152,7 @@ class Binop(Expr):
     op_span: Span = field(default=NOWHERE, compare=False, repr=False, kw_only=True)
 
 
-@dataclass(frozen=True)
+@node
 class Unop(Expr):
     """``! ~ - *`` and ``++ --`` (``postfix`` for ``x++``)."""
     op: str
@@ -131,14 +160,14 @@ class Unop(Expr):
     postfix: bool = False
 
 
-@dataclass(frozen=True)
+@node
 class Ternary(Expr):
     cond: Expr
     left: Expr
     right: Expr
 
 
-@dataclass(frozen=True)
+@node
 class FieldAccess(Expr):
     """``expr.field`` or ``expr->field`` (``arrow``)."""
     expr: Expr
@@ -146,20 +175,20 @@ class FieldAccess(Expr):
     arrow: bool = False
 
 
-@dataclass(frozen=True)
+@node
 class TupleAccess(Expr):
     """``expr.N``."""
     expr: Expr
     index: int
 
 
-@dataclass(frozen=True)
+@node
 class ArrayAccess(Expr):
     expr: Expr
     index: Expr
 
 
-@dataclass(frozen=True)
+@node
 class Cast(Expr):
     """``(type)expr``; ``type_name`` like ``uint8`` or ``struct task_struct``."""
     type_name: str
@@ -167,24 +196,24 @@ class Cast(Expr):
     expr: Expr
 
 
-@dataclass(frozen=True)
+@node
 class Tuple(Expr):
     elems: tuple[Expr, ...]
 
 
 # -- statements -------------------------------------------------------------
 
-@dataclass(frozen=True)
+@node
 class Stmt(Node):
     pass
 
 
-@dataclass(frozen=True)
+@node
 class ExprStmt(Stmt):
     expr: Expr
 
 
-@dataclass(frozen=True)
+@node
 class Assign(Stmt):
     """``target = expr`` or ``target op= expr`` (``op`` like ``+`` or ``<<``).
 
@@ -195,7 +224,7 @@ class Assign(Stmt):
     op: str = ""
 
 
-@dataclass(frozen=True)
+@node
 class If(Stmt):
     """``else if`` is an else block holding one If."""
     cond: Expr
@@ -203,19 +232,19 @@ class If(Stmt):
     orelse: tuple[Stmt, ...] | None = None
 
 
-@dataclass(frozen=True)
+@node
 class Unroll(Stmt):
     count: Expr
     body: tuple[Stmt, ...]
 
 
-@dataclass(frozen=True)
+@node
 class While(Stmt):
     cond: Expr
     body: tuple[Stmt, ...]
 
 
-@dataclass(frozen=True)
+@node
 class Jump(Stmt):
     """``break``, ``continue`` or ``return``."""
     kind: str
@@ -223,7 +252,7 @@ class Jump(Stmt):
 
 # -- top level ---------------------------------------------------------------
 
-@dataclass(frozen=True)
+@node
 class AttachPoint(Node):
     """One probe spec: the raw text, its kind (alias resolved) and ':' parts."""
     raw: str
@@ -231,7 +260,7 @@ class AttachPoint(Node):
     parts: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@node
 class Probe(Node):
     """``pred_span`` covers the predicate with its slashes (bpftrace reports that)."""
     attach_points: tuple[AttachPoint, ...]
@@ -240,7 +269,7 @@ class Probe(Node):
     pred_span: Span = field(default=NOWHERE, compare=False, repr=False, kw_only=True)
 
 
-@dataclass(frozen=True)
+@node
 class Program(Node):
     """``c_definitions``: ``#include``/``#define`` lines and struct definitions, in order."""
     c_definitions: tuple[str, ...]

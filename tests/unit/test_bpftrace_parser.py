@@ -390,3 +390,19 @@ def test_missing_system_headers_are_skipped_but_quoted_ones_are_errors(tmp_path)
     with pytest.raises(Diagnostic) as err:
         parse("BEGIN { }", include_dirs=(str(tmp_path),), includes=("gone.h",))
     assert err.value.format() == "fatal error: 'gone.h' file not found\n"
+
+
+def test_nodes_are_values_frozen_once_built():
+    import dataclasses
+
+    a = A.Binop("+", A.Integer(1), A.Builtin("pid"), span=Span(1, 1, 5))
+    b = A.Binop("+", A.Integer(1), A.Builtin("pid"))
+    assert a == b and hash(a) == hash(b)  # spans and types do not count
+    assert a != A.Binop("-", A.Integer(1), A.Builtin("pid"))
+    assert len({a, b, A.Integer(1)}) == 2
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.op = "-"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del a.left
+    A.set_type(a, "u64")  # semantic analysis annotates, once
+    assert a.type == "u64" and a == b
