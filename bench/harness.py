@@ -524,10 +524,6 @@ def build_c(tmpdir: str, name: str) -> str:
     return out
 
 
-def build_loop(tmpdir: str) -> str:
-    return build_c(tmpdir, "loop")
-
-
 class Loop:
     """bench/loop.c started with -w: its pid is known before it makes a single syscall."""
 

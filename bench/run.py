@@ -63,23 +63,22 @@ def main(argv=None) -> int:
     import compileall
 
     compileall.compile_dir(os.path.join(os.path.dirname(HERE), "ebpfpy"), quiet=1)
-    venv_tmp = tempfile.TemporaryDirectory(prefix="ebpfpy-bench-venv-")
-    installed = "this interpreter's install of the checkout"
-    if not args.from_checkout:
-        import install
-
-        try:
-            python = install.venv_python(venv_tmp.name, install.build_wheel(venv_tmp.name))
-            harness.TOOLS["ebpfpy"] = [python, "-m", "ebpfpy.bpftrace"]
-            installed = "a fresh venv holding the wheel built from this tree and its dependencies"
-        except (OSError, subprocess.CalledProcessError) as err:
-            print(f"[bench] could not build a venv ({err}); timing the checkout's install", file=sys.stderr)
-    print(f"[bench] pybpftrace runs from {installed}", file=sys.stderr)
     before = harness.loaded_prog_ids()
     started = time.perf_counter()
     metrics, library = [], []
     with tempfile.TemporaryDirectory(prefix="ebpfpy-bench-") as tmp:
-        loop = harness.build_loop(tmp)
+        installed = "this interpreter's install of the checkout"
+        if not args.from_checkout:
+            import install
+
+            try:
+                python = install.venv_python(tmp, install.build_wheel(tmp))
+                harness.TOOLS["ebpfpy"] = [python, "-m", "ebpfpy.bpftrace"]
+                installed = "a fresh venv holding the wheel built from this tree and its dependencies"
+            except (OSError, subprocess.CalledProcessError) as err:
+                print(f"[bench] could not build a venv ({err}); timing the checkout's install", file=sys.stderr)
+        print(f"[bench] pybpftrace runs from {installed}", file=sys.stderr)
+        loop = harness.build_c(tmp, "loop")
         harness.SPAWN = harness.build_c(tmp, "spawn")
         steps = {
             "startup": lambda: __import__("startup").measure(runs, wild_runs, loop),
@@ -105,7 +104,6 @@ def main(argv=None) -> int:
     env = environment(runs, args)
     env["duration"] = f"{time.perf_counter() - started:.0f} s"
     env["pybpftrace"] = installed
-    venv_tmp.cleanup()
     harness.write_results(metrics, env, library, os.path.join(args.out, "results.md"),
                           os.path.join(args.out, "results.json"))
     # Other users of the machine may be running programs of their own: only

@@ -23,9 +23,9 @@ def node(cls):
 
     Not ``@dataclass(frozen=True)``: that generates a ``__setattr__`` and a
     ``__delattr__`` per class, which made importing this module a tenth of a
-    one-liner's start-up. ``Node`` instead refuses to change a field that is
-    already set (the generated ``__init__`` sets each once), and gives the
-    hash that goes with the generated ``__eq__``.
+    one-liner's start-up. Their shared base ``_Frozen`` instead refuses to
+    change a field that is already set (the generated ``__init__`` sets each
+    once) and gives the hash that goes with the generated ``__eq__``.
     """
     cls = dataclass(cls)
     cls.__hash__ = _Frozen.__hash__
