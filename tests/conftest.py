@@ -7,6 +7,7 @@ this machine's 6.18 kernel and in the 6.1 qemu guest (tests/vm/run).
 """
 import os
 import shutil
+import threading
 
 import pytest
 
@@ -70,3 +71,12 @@ def pytest_runtest_setup(item):
             ok, reason = _available(marker.name)
             if not ok:
                 pytest.skip(f"needs {marker.name}: {reason}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Cancel the watchdog timers tests start beside their subprocesses (each kills a hung
+    run after a minute): left running, one may wake while the interpreter shuts down."""
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()
+            thread.join(timeout=5)

@@ -234,6 +234,16 @@ def test_host_path_recreates_symlinked_directories(tmp_path):
     ]
 
 
+def test_libraries_glibc_dlopens_are_shipped():
+    """libgcc_s: dlopened by glibc for pthread_exit, so ldd never names it (test_guest_python)."""
+    (path,) = rootfs.dlopened_libraries(["libgcc_s.so.1"])
+    assert os.path.basename(os.path.realpath(path)).startswith("libgcc_s.so")
+    shipped = {e.path for e in rootfs.with_libraries([]) if e.kind == "file"}
+    assert os.path.realpath(path) in shipped
+    with pytest.raises(OSError, match="libnosuch.so.9"):
+        rootfs.dlopened_libraries(["libnosuch.so.9"])
+
+
 def test_distribution_closure_follows_ebpfpy_requirements():
     names = {
         rootfs._normalise(d.metadata["Name"]) for d in rootfs.distribution_closure()

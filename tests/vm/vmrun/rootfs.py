@@ -64,6 +64,11 @@ LD_SO_CACHE = "/etc/ld.so.cache"
 HOST_TOOLS = {
     "/sbin/ldconfig": "/sbin/ldconfig",  # `ldconfig -p`: library lookup by name (ebpfpy.attach.binary)
 }
+# Libraries glibc loads with dlopen, so `ldd` never names them: libgcc_s unwinds a thread
+# that leaves through pthread_exit (CPython ends a daemon thread that wakes during
+# interpreter shutdown that way); without it the process aborts ("libgcc_s.so.1 must be
+# installed for pthread_exit to work"), status 134 after a green run.
+DLOPENED_LIBRARIES = ("libgcc_s.so.1",)
 EMPTY_DIRS = ("/proc", "/sys", "/dev", "/tmp", "/run", "/root", "/bin", "/sbin", "/mnt")
 
 
@@ -171,11 +176,32 @@ def shared_libraries(binaries: Iterable[str]) -> list[str]:
     return list(found)
 
 
+_LDCONFIG_LINE = re.compile(r"^\s*(\S+) \(([^)]*)\) => (/\S+)$")
+
+
+def dlopened_libraries(names: Iterable[str] = DLOPENED_LIBRARIES) -> list[str]:
+    """Host paths of the 64-bit libraries in `names`, looked up in the loader's cache
+    (`ldconfig -p`) as dlopen finds them (the guest is x86-64 only)."""
+    wanted = list(names)
+    result = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True, check=False)
+    found: dict[str, str] = {}
+    for line in result.stdout.splitlines():
+        match = _LDCONFIG_LINE.match(line)
+        if match and match.group(1) in wanted and "x86-64" in match.group(2):
+            found.setdefault(match.group(1), match.group(3))
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        raise OSError(f"not in the loader cache (ldconfig -p): {', '.join(missing)}")
+    return [found[name] for name in wanted]
+
+
 def with_libraries(entries: list[Entry]) -> list[Entry]:
-    """Add every shared library the ELF files among `entries` need."""
+    """Add every shared library the ELF files among `entries` need, those glibc dlopens,
+    and what those in turn need."""
     elves = [e.source for e in entries if e.kind == "file" and _is_elf(e.source)]
-    libraries = [entry for lib in shared_libraries(elves) for entry in host_path(lib)]
-    return entries + libraries
+    extra = dlopened_libraries()
+    libraries = dict.fromkeys(shared_libraries(elves) + extra + shared_libraries(extra))
+    return entries + [entry for lib in libraries for entry in host_path(lib)]
 
 
 def _is_elf(path: str) -> bool:
