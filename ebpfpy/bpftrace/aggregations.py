@@ -21,11 +21,21 @@ def _sum(values: list) -> int:
     return sum(_I64.unpack_from(v)[0] for v in values)
 
 
-def _extreme(pick: Callable) -> Callable:
-    def fold(values: list) -> int:
-        seen = [value for value, is_set in (_PAIR.unpack_from(v) for v in values) if is_set]
-        return pick(seen) if seen else 0
-    return fold
+# bpftrace 0.17 keeps min() as MIN_BIAS - value, so that min and max share one
+# update rule (store when new >= old, signed, a missing entry counting as 0)
+# and one fold (the largest per-CPU copy). See BpfCodegen.emit_extreme.
+MIN_BIAS = 0xFFFFFFFF
+
+
+def _max(values: list) -> int:
+    """The largest per-CPU copy; a CPU that never stored holds 0, which is also the floor."""
+    return max(max(_I64.unpack_from(v)[0] for v in values), 0)
+
+
+def _min(values: list) -> int:
+    """Undo the bias of the largest copy; all zero (never stored, or zero()) prints 0."""
+    top = _max(values)
+    return MIN_BIAS - top if top else 0
 
 
 def _average(cls) -> Callable:
@@ -50,8 +60,8 @@ class Aggregation:
 AGGREGATIONS = {
     "count": Aggregation("count", 8, _sum),
     "sum": Aggregation("sum", 8, _sum),
-    "min": Aggregation("min", 16, _extreme(min)),  # {value, is_set}
-    "max": Aggregation("max", 16, _extreme(max)),
+    "min": Aggregation("min", 8, _min),  # MIN_BIAS - value
+    "max": Aggregation("max", 8, _max),
     "avg": Aggregation("avg", 16, _average(Avg)),  # {count, total}
     "stats": Aggregation("stats", 16, _average(Stats)),
     "hist": Aggregation("hist", 8, _sum, bucketed=True),

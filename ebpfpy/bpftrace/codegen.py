@@ -62,7 +62,7 @@ from ebpfpy.sys.consts import BPF_F_CURRENT_CPU, BPF_F_USER_STACK, PERF_MAX_STAC
 from ebpfpy.sys.perf import possible_cpus
 
 from . import ast, shapes
-from .aggregations import AGGREGATIONS
+from .aggregations import AGGREGATIONS, MIN_BIAS
 from .compiled import EVENTS_MAP, ActionPlan, CompiledScript, MapPlan, ProbePlan
 from .diagnostics import Diagnostic, Message
 from .helper_errors import HelperSite, checked, prefix_op_span, read_helper
@@ -564,25 +564,29 @@ class ProbeCodegen:
         b.label(done)
 
     def emit_extreme(self, name: str, key: StackSlot, agg: str, site=None) -> None:
-        """min/max: value {value, is_set}; replace when unset or beaten; ``site`` as for avg."""
+        """min/max as bpftrace 0.17 keeps them: one i64 per CPU, replaced when the new value
+        is >= the old one (signed), a missing entry counting as 0; min stores MIN_BIAS - value
+        so that the same rule keeps the smallest. 0.17's quirks follow and are kept: a negative
+        max() and a min() above 0xffffffff are never stored, so never printed.
+        ``site`` as for avg."""
         b = self.b
-        missing, store, done = b.fresh_label("new"), b.fresh_label("store"), b.fresh_label("kept")
+        missing, done = b.fresh_label("new"), b.fresh_label("kept")
+        if agg == "min":
+            self.load_const(R1, MIN_BIAS)
+            b.sub(R1, R7)
+            b.mov(R7, R1)
         emit_helper_call(b, "map_lookup_elem", name, key)
         b.jeq(R0, 0, missing)
-        b.ldx(8, R1, R0, 8)
-        b.jeq(R1, 0, store)
         b.ldx(8, R1, R0, 0)
-        b.jmp("sge" if agg == "min" else "sle", R7, R1, done)
-        b.label(store)
+        b.jmp("sgt", R1, R7, done)
         b.stx(8, R0, R7, 0)
-        b.st(8, R0, 1, 8)
         b.ja(done)
         b.label(missing)
         if site is not None:
             self.check_lookup_miss(site)
-        value = self.frame.alloc(16, name="min/max value")
+        b.jslt(R7, 0, done)
+        value = self.frame.alloc(8, name="min/max value")
         b.stx(8, FP, R7, value.off)
-        b.st(8, FP, 1, value.off + 8)
         emit_map_update(b, name, key, value, BPF_NOEXIST)
         if site is not None:
             self.check_helper("map_update_elem", site)

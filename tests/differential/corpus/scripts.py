@@ -34,6 +34,12 @@ CASES = [
     ("min_max", f"{READ} {{ @mn = min(args->count); @mx = max(args->count); }}"),
     ("min_max_neg", f"{OPENX} {{ @mn = min(args->ret); @mx = max(args->ret); }}"),
     ("min_max_key", f"{READ} {{ @mn[comm] = min(args->count); @mx[comm] = max(args->count); }}"),
+    # 0.17 keeps min as 0xffffffff - value and stores when new >= old (missing = 0): a max of
+    # negatives and a min above 0xffffffff are never stored, a min of 0xffffffff prints 0
+    ("max_negative_only", "t:syscalls:sys_exit_openat /pid == cpid && args->ret < 0/ "
+                          "{ @mx = max(args->ret); @mxk[comm] = max(args->ret); @mn = min(args->ret); }"),
+    ("min_biased", f"{READ} {{ @big = min(args->count + (1 << 33)); @top = min(args->count * 0 + 0xffffffff); "
+                   "@mx = max(args->count - 1000000); @ok = min(args->count); }"),
     ("stats_nokey", f"{READ} {{ @ = stats(args->count); }}"),
     ("stats_key", f"{OPENX} {{ @[comm] = stats(args->ret); }}"),
     ("hist_nokey", f"{READ} {{ @ = hist(args->count); }}"),
