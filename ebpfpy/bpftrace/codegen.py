@@ -508,16 +508,12 @@ class ProbeCodegen:
             b.jeq(R7, 0, done)
             b.mov(R1, R7)
             b.mov(R8, 2)
-            for shift in (32, 16, 8, 4, 2, 1):  # r8 += floor(log2(r1)), by halving
+            # r8 += floor(log2(r1)) by halving, from 16 down as bpftrace 0.17 does: values of
+            # 2**32 and more all land in the last bucket it prints, [2G, 4G)
+            for shift in (16, 8, 4, 2, 1):
                 skip = b.fresh_label("log2")
-                if shift == 32:  # 1 << 32 is no immediate: test the shifted copy instead
-                    b.mov(R2, R1)
-                    b.rsh(R2, shift)
-                    b.jeq(R2, 0, skip)
-                    b.mov(R1, R2)
-                else:
-                    b.jlt(R1, 1 << shift, skip)  # r1 > 0 here, so unsigned is right
-                    b.rsh(R1, shift)
+                b.jlt(R1, 1 << shift, skip)  # r1 > 0 here, so unsigned is right
+                b.rsh(R1, shift)
                 b.add(R8, shift)
                 b.label(skip)
             b.label(done)
@@ -1663,6 +1659,8 @@ class ProbeCodegen:
             name = self._map_arg(node)
             top = self.constant(node.args[1]) if len(node.args) > 1 else 0
             div = self.constant(node.args[2]) if len(node.args) > 2 else 1
+            if self.state.map_shapes[name][0] == "stats":
+                top, div = 0, 1  # ignored, as semantic analysis warned
             self.emit_event(ActionPlan("print_map", lambda data, services: (), (name, top, div)), [])
             return Val(NONE)
         vals = self.event_args(node.args[:1])

@@ -845,6 +845,9 @@ class Checker:
             self.error("The map passed to print() should not be indexed by a key", node.span)
         elif len(node.args) > 1 and not isinstance(node.args[0], ast.Map):
             self.error(f"Non-map print() only takes 1 argument, {len(node.args)} found", node.span)
+        elif len(node.args) > 1 and types[0].kind == "stats":
+            self.r.warning("print()'s top and div arguments are ignored when used on stats() maps.",
+                           node.span)
         return NONE
 
     def c_cgroupid(self, node: ast.Call, types: list[Type]) -> Type:

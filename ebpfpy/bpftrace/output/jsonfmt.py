@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from .text import format_stack
-from .values import HISTOGRAM_KINDS, Avg, LHist, MapData, Stack, Stats, divide
+from .values import HISTOGRAM_KINDS, Avg, LHist, MapData, Stack, Stats, divide, hist_divisor
 
 
 def _string(text: str) -> str:
@@ -44,10 +44,12 @@ def _key_text(part: Any) -> str:
 
 
 def _hist_rows(hist, div: int) -> str:
-    counts = [divide(count, div) for count in hist.counts]
-    used = [index for index, count in enumerate(counts) if count]
+    """Buckets from the lowest to the highest non-empty one; the divisor as in text.format_histogram."""
+    used = [index for index, count in enumerate(hist.counts) if count]
     if not used:
         return "[]"
+    shown = hist_divisor(hist, div)
+    counts = [divide(count, shown) for count in hist.counts]
     rows = []
     for index in range(used[0], used[-1] + 1):
         low, high = _bucket_bounds(hist, index)

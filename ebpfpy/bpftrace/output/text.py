@@ -9,7 +9,7 @@ import struct
 from typing import Any
 
 from .values import (AVERAGE_KINDS, HISTOGRAM_KINDS, INTEGER_KINDS, Avg, IntColumns, LHist, MapData, Stack,
-                     Stats, plain_key, divide)
+                     Stats, plain_key, divide, hist_divisor)
 
 BAR_WIDTH = 52
 _SUFFIXES = ("", "K", "M", "G", "T", "P", "E")
@@ -84,18 +84,22 @@ def _labels(hist):
 
 
 def format_histogram(hist, div: int = 1) -> str:
-    """Rows from the lowest to the highest non-empty bucket: label, count and a 52-column bar."""
-    counts = [divide(count, div) for count in hist.counts]
+    """Rows from the lowest to the highest non-empty bucket: label, count and a 52-column bar.
+
+    print()'s divisor divides the shown counts of a hist only; the rows and bars still
+    come from the undivided counts, and an lhist ignores it (all as bpftrace 0.17)."""
+    counts = hist.counts
     used = [index for index, count in enumerate(counts) if count]
     if not used:
         return ""
     label = _labels(hist)
     top = max(counts)
+    shown = hist_divisor(hist, div)
     rows = []
     for index in range(used[0], used[-1] + 1):
         count = counts[index]
         bar = "@" * bar_length(count, top)
-        rows.append(f"{label(index):<16}{count:>8} |{bar:<{BAR_WIDTH}}|\n")
+        rows.append(f"{label(index):<16}{divide(count, shown):>8} |{bar:<{BAR_WIDTH}}|\n")
     return "".join(rows)
 
 

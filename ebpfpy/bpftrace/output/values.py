@@ -44,6 +44,11 @@ class Stats(Avg):
     """count, average and total, printed together."""
 
 
+# bpftrace 0.17 finds a value's power of two in five halving steps (16, 8, 4, 2, 1), so
+# everything from 2**32 up shares its last bucket, [2G, 4G).
+LAST_LOG2_BUCKET = 33
+
+
 @dataclass(frozen=True)
 class Hist:
     """A power-of-two histogram: ``counts[i]`` is bucket ``i`` as bpftrace numbers them.
@@ -60,7 +65,7 @@ class Hist:
             return 0
         if value == 0:
             return 1
-        return value.bit_length() + 1
+        return min(value.bit_length(), LAST_LOG2_BUCKET - 1) + 1
 
     @property
     def total(self) -> int:
@@ -222,11 +227,21 @@ _VALUE_ORDER = {
 
 
 def divide(value: Any, div: int) -> Any:
-    """Apply print()'s divisor to an integer value; other kinds ignore it, as in bpftrace."""
-    if div and div != 1 and isinstance(value, int):
-        quotient = abs(value) // div
-        return -quotient if value < 0 else quotient
+    """Apply print()'s divisor to an integer or an average (truncating toward zero, as C
+    does); other kinds ignore it, as in bpftrace. stats() maps never get here with one:
+    bpftrace ignores top and div for them, with a warning."""
+    if div and div != 1:
+        if type(value) is Avg:
+            value = value.value
+        if isinstance(value, int):
+            quotient = abs(value) // div
+            return -quotient if value < 0 else quotient
     return value
+
+
+def hist_divisor(hist: Any, div: int) -> int:
+    """The divisor for a histogram's shown counts: print()'s for a hist, none for an lhist."""
+    return 1 if isinstance(hist, LHist) else div
 
 
 def key_of(value: Optional[tuple]) -> tuple:

@@ -91,6 +91,13 @@ CASES = [
     # -- print / clear / zero / delete ---------------------------------------------------
     ("print_map", f"{OPEN} {{ @[str(args->filename)] = count(); }} END {{ print(@); clear(@); }}"),
     ("print_top", f"{OPEN} {{ @[str(args->filename)] = count(); }} END {{ print(@, 2); clear(@); }}"),
+    # print()'s divisor: an avg is divided, a hist's counts are but not its rows or bars,
+    # an lhist ignores it, a stats map ignores top and div (with a warning on stderr)
+    ("print_top_div_kinds", f"{READ} {{ @a[args->fd] = avg(args->count); @h = hist(args->count); "
+                            "@l[args->fd] = lhist(args->count, 0, 1000, 100); @s[args->fd] = stats(args->count); } "
+                            "END { print(@a, 1, 3); print(@h, 0, 3); print(@l, 1, 3); print(@s, 1, 2); "
+                            "clear(@a); clear(@h); clear(@l); clear(@s); }"),
+    ("hist_beyond_32_bits", f"{READ} {{ @ = hist(args->count << 30); @k[comm] = hist(args->count * 0x100000000); }}"),
     ("print_top_div", f"{READ} {{ @[args->count] = sum(args->count * 100); }} END {{ print(@, 2, 10); clear(@); }}"),
     ("print_value_int", f"{KILL} {{ print(args->sig); }}"),
     ("print_value_str", f"{KILL} {{ print(comm); }}"),
