@@ -38,7 +38,7 @@ import os
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 providers = importlib.import_module("ebpfpy.attach.provider")
 from ebpfpy.attach.syscalls import COMPAT_CS, raw_syscalls_probe, syscall_of
@@ -91,6 +91,9 @@ class Env:
     filename: str = "stdin"
     helper_errors: int = 0  # -k / -kk: which helper calls are followed by a check (helper_errors.py)
     warnings: bool = True
+    # the value of an enumerator named in the script (true, TCP_SYN_SENT), None when unknown:
+    # semantic analysis's resolver (BTF), which has already checked every name
+    enum_value: Callable[[str], Optional[int]] = lambda name: None
 
 
 @dataclass
@@ -799,6 +802,10 @@ class ProbeCodegen:
                 raise error(f"Invalid operand type {left.shape.describe()} for '{node.op}'", node)
             b.ldx(8, R0, FP, left.slot.off)
         operand, signed = self.right_operand(node, left.shape)
+        if node.op in ("/", "%") and isinstance(operand, int) and operand == 0:
+            # the verifier rejects a constant divisor of 0; bpftrace's LLVM folds x/0 and x%0 to 0
+            b.mov(R0, 0)
+            return Val(INT if signed else UINT)
         if node.op in _COMPARE:
             cond = _COMPARE[node.op]
             if signed:
@@ -914,6 +921,10 @@ class ProbeCodegen:
         if node.op in ("++", "--"):
             target = node.operand
             step = ast.Binop("+" if node.op == "++" else "-", target, ast.Integer(1, span=node.span), span=node.span)
+            declared = getattr(target, "type", None)
+            if isinstance(target, ast.Variable) and declared is not None and declared.is_int and declared.size < 8:
+                # a narrow variable keeps its width and wraps, as in C and bpftrace: (uint8)255 + 1 is 0
+                step = ast.Cast(f"{'' if declared.signed else 'u'}int{declared.size * 8}", 0, step, span=node.span)
             # -k: bpftrace checks one lookup and the store, at "x++" or at the "++" of "++x"
             site = node.span if node.postfix else prefix_op_span(node.op, target.name, node.span, self.env.source)
             if node.postfix:
@@ -1973,6 +1984,15 @@ class ProbeCodegen:
         if addr is None:
             raise error(f"Could not resolve symbol: {binary}:{node.args[0].value}", node)
         self.load_const(R0, addr)
+        return Val(UINT)
+
+    def expr_Identifier(self, node: ast.Identifier) -> Val:
+        """An enumerator from BTF (bpftrace 0.17 has no other bare names; ``true`` and
+        ``false`` are the kernel's own enum): an unsigned 64-bit constant."""
+        value = self.env.enum_value(node.name)
+        if value is None:
+            raise error(f"Unknown identifier: '{node.name}'", node)
+        self.load_const(R0, value & (1 << 64) - 1)
         return Val(UINT)
 
     def expr_Sizeof(self, node: ast.Sizeof) -> Val:

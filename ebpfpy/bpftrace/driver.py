@@ -72,6 +72,9 @@ def compile_source(options: Options, cpid: int = 0, passes: Optional[list] = Non
     env = Env(strlen=options.strlen, map_keys_max=options.map_keys_max, params=options.params,
               cpid=cpid, pid=options.pid, unsafe=options.unsafe, source=options.source,
               filename=options.filename, helper_errors=options.helper_errors, warnings=options.warnings)
+    resolver = getattr(getattr(analysis, "env", None), "resolver", None)
+    if hasattr(resolver, "enum_value"):
+        env.enum_value = resolver.enum_value
     return program, compile_script(program, env)
 
 

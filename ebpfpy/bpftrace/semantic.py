@@ -473,7 +473,7 @@ class Checker:
         """A bare name is an enum value (from BTF), else an error."""
         lookup = getattr(self.env.resolver, "enum_value", None)
         if lookup is not None and lookup(node.name) is not None:
-            return INT64
+            return UINT64  # as bpftrace 0.17 types enumerators
         return self.error(f"Unknown identifier: '{node.name}'", node.span)
 
     def e_StackMode(self, node: ast.StackMode) -> Type:

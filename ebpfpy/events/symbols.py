@@ -58,8 +58,9 @@ _KALLSYMS_SKIP = frozenset("UaA")
 
 
 def format_address(addr: int) -> str:
-    """bpftrace prints unresolved addresses as C++ prints ``(void *)addr``."""
-    return hex(addr)
+    """bpftrace prints unresolved addresses as C++ prints ``(void *)addr``: hex with a
+    ``0x`` base, which C++'s showbase leaves off zero."""
+    return hex(addr) if addr else "0"
 
 
 def _with_offset(name: str, offset: int, show_offset: bool) -> str:
@@ -72,8 +73,10 @@ def _with_offset(name: str, offset: int, show_offset: bool) -> str:
 class KernelSymbols:
     """Sorted kallsyms, loaded on first use.
 
-    At one address the first name in file order wins (``_text`` aliases and
-    the like); the same rule is used for every lookup so output is stable.
+    At one address the last name in file order wins (``_text`` over
+    ``srso_alias_untrain_ret`` and the like): what bpftrace 0.17 (bcc's sorted
+    table, searched with upper_bound) picks for nearly every alias pair here.
+    The same rule serves every lookup, so output is stable.
     """
 
     def __init__(self, path: str = "/proc/kallsyms") -> None:
@@ -107,6 +110,7 @@ class KernelSymbols:
             names: list[str] = []
             for addr, name in pairs:
                 if addrs and addrs[-1] == addr:
+                    names[-1] = name  # a later alias replaces an earlier one
                     continue
                 addrs.append(addr)
                 names.append(name)

@@ -38,10 +38,11 @@ def ksyms(tmp_path):
 def test_kernel_lookup_offsets_and_aliases(ksyms):
     assert ksyms.ksym(0xFFFFFFFF81001000) == "do_thing"
     assert ksyms.ksym(0xFFFFFFFF81001020, offset=True) == "do_thing+32"
-    assert ksyms.ksym(0xFFFFFFFF81000004, offset=True) == "_stext+4"  # first alias wins
+    assert ksyms.ksym(0xFFFFFFFF81000004, offset=True) == "_text+4"  # the last alias in file order wins
     assert ksyms.ksym(0xFFFFFFFF81000900, offset=True) == "earlier_fn+256"  # file order != address order
     assert ksyms.ksym(0xFFFFFFFFC0001008, offset=True) == "mod_fn+8"
     assert ksyms.ksym(0x1000) == "0x1000"  # below every symbol: hex as bpftrace prints it
+    assert ksyms.ksym(0) == "0"  # ... without the base for zero (C++ showbase)
 
 
 def test_kernel_skips_absolute_and_undefined(ksyms):

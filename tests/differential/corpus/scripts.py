@@ -123,6 +123,13 @@ CASES = [
     ("while_continue", "BEGIN { $i = 0; $s = 0; while ($i < 10) { $i++; if ($i % 2 == 0) { continue; } $s += $i; } "
                        "printf(\"%d\\n\", $s); exit(); }"),
     ("unroll", "BEGIN { $i = 1; unroll(5) { $i = $i * 2; } printf(\"%d\\n\", $i); exit(); }"),
+    ("enum_identifiers", "BEGIN { @[TCP_CLOSE] = count(); @t = true; @f = false; "
+                         "printf(\"%d %d\\n\", TCP_SYN_SENT, true + 1); exit(); }"),
+    ("narrow_incdec_wraps", "BEGIN { $a = (uint8)255; $a++; $b = (int8)127; $b++; $c = (int16)-32768; $c--; "
+                            "$d = (uint8)255; printf(\"%d %d %d %d \", $a, $b, $c, $d++); "
+                            "printf(\"%d\\n\", ++$d); exit(); }"),
+    ("divide_by_constant_zero", "BEGIN { printf(\"%d %d %d\\n\", 7 / 0, 7 % 0, (uint64)9 / 0); exit(); }"),
+    ("ksym_usym_zero", "BEGIN { printf(\"%s %s %s %s\\n\", ksym(0), usym(0), ksym(1), usym(16)); exit(); }"),
     ("incdec", "BEGIN { $i = 5; $i++; $i++; $i--; @x++; @x++; @y--; printf(\"%d\\n\", $i); exit(); }"),
     ("incdec_keyed", f"{OPEN} {{ @[args->flags]++; }}"),
     ("compound", "BEGIN { $a = 10; $a += 5; $a -= 3; $a *= 4; $a /= 3; $a %= 7; $a <<= 3; $a >>= 1; "
