@@ -67,6 +67,7 @@ from .compiled import EVENTS_MAP, ActionPlan, CompiledScript, MapPlan, ProbePlan
 from .diagnostics import Diagnostic, Message
 from .helper_errors import HelperSite, checked, prefix_op_span, read_helper
 from .output.printf import PrintfFormat, check_arguments
+from .semantic import is_data_loc_field
 from .shapes import INT, NONE, UINT, Shape
 
 STACK_DEPTH = PERF_MAX_STACK_DEPTH
@@ -1223,7 +1224,9 @@ class ProbeCodegen:
         desc = spec.describe(tid) if tid else "void"
         raise error(f"kfunc {what} of type '{desc}' is not supported", node)
 
-    def tracepoint_field(self, node: ast.FieldAccess) -> Val:
+    def tracepoint_field(self, node: ast.FieldAccess, strlen: int = 0) -> Val:
+        """``args->name`` of a tracepoint; ``strlen``: the bytes a ``__data_loc`` string may take
+        (str()'s length plus its NUL; default BPFTRACE_STRLEN)."""
         b = self.b
         fields = {f.name: f for f in self.ctx.fields}
         f = fields.get(node.field)
@@ -1231,13 +1234,13 @@ class ProbeCodegen:
             raise error(f"Struct/union of type '{_tracepoint_struct(self.target)}' does not contain "
                         f"a field named '{node.field}'", node)
         if f.data_loc:
-            slot = self.frame.alloc(self.env.strlen, name=f.name)
+            size = strlen or self.env.strlen
+            slot = self.frame.alloc(_round8(size), name=f.name)
             b.ldx(4, R1, R6, f.offset)
-            b.and_(R1, 0xFFFF)
-            b.mov(R3, R6) if False else None
+            b.and_(R1, 0xFFFF)  # the low half is the string's offset in the record
             b.add(R1, R6)
-            emit_helper_call(b, "probe_read_kernel_str", slot, self.env.strlen, R1)
-            return Val(shapes.string(self.env.strlen), slot)
+            emit_helper_call(b, "probe_read_kernel_str", StackSlot(slot.off, size), size, R1)
+            return Val(shapes.string(_round8(size)), slot)
         if f.array_len and f.element_size == 1 and "char" in f.type:
             size = _round8(f.size)
             if f.offset % 8 == 0 and f.size % 8 == 0:
@@ -1698,6 +1701,11 @@ class ProbeCodegen:
         self.argc(node, 1, 2)
         if isinstance(node.args[0], ast.PositionalParam):
             return self.str_param(node)
+        if is_data_loc_field(node.args[0]) and self.ctx.args == "tracepoint":
+            size = self.env.strlen
+            if len(node.args) == 2:
+                size = max(1, min(size, self.constant(node.args[1], "str() length must be an integer literal") + 1))
+            return self.tracepoint_field(node.args[0], strlen=size)
         val = self.expr(node.args[0])
         if val.shape.kind == "str":
             return val

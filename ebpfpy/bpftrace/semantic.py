@@ -20,6 +20,7 @@ from . import ast
 from .diagnostics import Diagnostic, Message, Reporter, Span
 from .output.printf import check_arguments, find_specifiers
 from .types import (
+    DATA_LOC,
     DEFAULT_STRLEN,
     INT64,
     INT_TYPE_NAMES,
@@ -762,7 +763,7 @@ class Checker:
     def c_str(self, node: ast.Call, types: list[Type]) -> Type:
         t = types[0]
         if t.kind not in ("int", "pointer", "array", "none") and not \
-                isinstance(node.args[0], ast.PositionalParam):
+                isinstance(node.args[0], ast.PositionalParam) and not is_data_loc_field(node.args[0]):
             return self.error("str() expects an integer or a pointer type as first argument "
                               f"({t} provided)", node.span)
         size = self.env.strlen
@@ -1160,3 +1161,10 @@ def analyse(program: ast.Program, env: Env | None = None, source: str = "",
     if report.errors:
         raise Diagnostic(report.messages, source=source, filename=filename)
     return Analysis(program, maps, report.warnings, env)
+
+
+def is_data_loc_field(node: ast.Expr) -> bool:
+    """``args->name`` where name is a tracepoint's ``__data_loc char[]`` field (after analysis)."""
+    typ = getattr(node, "type", None)
+    return (isinstance(node, ast.FieldAccess) and isinstance(node.expr, ast.Builtin)
+            and node.expr.name == "args" and typ is not None and typ.name == DATA_LOC)

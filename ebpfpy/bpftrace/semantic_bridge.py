@@ -17,7 +17,7 @@ class TracefsFormats:
         from ebpfpy.attach.errors import AttachError
         from ebpfpy.attach.tracefs import tracepoint_format
 
-        from .types import Field, array_of, int_type, pointer_to, string_type
+        from .types import Field, array_of, data_loc_string, int_type, pointer_to, string_type
 
         if "*" in category or "*" in event or "?" in category + event:
             return None
@@ -28,7 +28,7 @@ class TracefsFormats:
         out = []
         for f in fmt.args:
             if f.data_loc:
-                typ = string_type(64)
+                typ = data_loc_string(64)
             elif f.array_len:
                 elem = int_type(f.element_size * 8, f.signed)
                 typ = string_type(f.size) if "char" in f.type and f.element_size == 1 else array_of(elem, f.array_len)

@@ -96,6 +96,15 @@ def string_type(size: int) -> Type:
     return Type("string", size)
 
 
+# The name that marks a tracepoint's `__data_loc char[]` field: a string to us, but one that
+# str() also accepts, as bpftrace 0.17 (where such a field is the string's address) requires.
+DATA_LOC = "__data_loc"
+
+
+def data_loc_string(size: int) -> Type:
+    return Type("string", size, name=DATA_LOC)
+
+
 def buffer_type(size: int) -> Type:
     return Type("buffer", size)
 

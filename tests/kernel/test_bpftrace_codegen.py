@@ -57,7 +57,7 @@ def hist_bucket(v: int) -> tuple:
         return (None, -1)
     if v == 0:
         return (0, 0)
-    k = v.bit_length() - 1
+    k = min(v.bit_length() - 1, 31)  # bpftrace 0.17: everything from 2**32 up is in [2G, 4G)
     return (1 << k, (1 << (k + 1)) - 1)
 
 

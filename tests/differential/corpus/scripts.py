@@ -201,6 +201,9 @@ CASES = [
     ("multiple_printf", f"{KILL} {{ printf(\"a\\n\"); printf(\"b %d\\n\", 1); printf(\"c %s\\n\", \"x\"); }}"),
     # -- functions and builtins beyond the basics ----------------------------------------------
     ("join", "t:syscalls:sys_enter_execve /pid == cpid/ { join(args->argv); }"),
+    # a __data_loc char[] field read with str(), whole and cut (0.17 rejects str() on a string)
+    ("data_loc_str", "t:sched:sched_process_exec /pid == cpid/ "
+                     "{ printf(\"%s|%s|\\n\", str(args->filename), str(args->filename, 4)); }"),
     ("join_delim", "t:syscalls:sys_enter_execve /pid == cpid/ { join(args->argv, \",\"); }"),
     ("join_json", "t:syscalls:sys_enter_execve /pid == cpid/ { join(args->argv); }", {"flags": ("-f", "json")}),
     ("buf_r", f"{OPEN} {{ printf(\"%r|\\n\", buf(args->filename, 6)); }}"),
