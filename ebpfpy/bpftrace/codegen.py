@@ -1420,14 +1420,21 @@ class ProbeCodegen:
         b.stx(8, FP, R0, slot.off + 8)
         return Val(Shape("usym", 16, False), slot)
 
+    def stack_map(self, space: str, limit: int) -> str:
+        """The stack-trace map for stacks of ``limit`` frames: one per depth, as in bpftrace,
+        because the kernel keeps (and compares, to give one id per distinct stack) only as
+        many frames as a map value holds; so kstack(1) of two different callers is one key."""
+        name = f"${space}" if limit == STACK_DEPTH else f"${space}_{limit}"
+        return self.state.need_map(name, MapType.STACK_TRACE, 4, 8 * max(1, limit), 4096)
+
     def builtin_kstack(self, node, limit: int = STACK_DEPTH, mode: str = "bpftrace") -> Val:
-        name = self.state.need_map("$kstack", MapType.STACK_TRACE, 4, 8 * STACK_DEPTH, 4096)
+        name = self.stack_map("kstack", limit)
         emit_helper_call(self.b, "get_stackid", R6, name, 0)
         return Val(Shape("kstack", 8, False, extra=(name, limit, mode)))
 
     def builtin_ustack(self, node, limit: int = STACK_DEPTH, mode: str = "bpftrace") -> Val:
         b = self.b
-        name = self.state.need_map("$ustack", MapType.STACK_TRACE, 4, 8 * STACK_DEPTH, 4096)
+        name = self.stack_map("ustack", limit)
         slot = self.frame.alloc(16, name="ustack")
         emit_helper_call(b, "get_stackid", R6, name, BPF_F_USER_STACK)
         b.stx(8, FP, R0, slot.off)
