@@ -27,24 +27,29 @@ class Services:
             self._stack_formatter = StackFormatter()
         return self._stack_formatter
 
-    def kstack(self, map_name: str, stack_id: int, limit: Optional[int] = None, mode: str = "bpftrace") -> Stack:
+    # bpftrace indents a stack's frames by 4 in a map key and by 8 in a map value (and printf)
+    KEY_INDENT, VALUE_INDENT = 4, 8
+
+    def kstack(self, map_name: str, stack_id: int, limit: Optional[int] = None, mode: str = "bpftrace",
+               indent: int = KEY_INDENT) -> Stack:
         from ebpfpy.events.stacks import read_stack
 
         if stack_id < 0 or stack_id >= 1 << 63:
             return Stack("")
         ips = read_stack(self.maps[map_name], stack_id, limit)
-        return Stack(self.stacks.kstack(ips, mode) if ips else "")
+        return Stack(self.stacks.kstack(ips, mode, indent=indent) if ips else "")
 
     def ustack(self, map_name: str, stack_id: int, pid: int, limit: Optional[int] = None,
-               mode: str = "bpftrace") -> Stack:
+               mode: str = "bpftrace", indent: int = KEY_INDENT) -> Stack:
         from ebpfpy.events.stacks import read_stack
 
         if stack_id < 0 or stack_id >= 1 << 63:
             return Stack("")
         ips = read_stack(self.maps[map_name], stack_id, limit)
         if ips and not self.user_symbols:
-            return Stack("".join(f"\n        {ip:#x}" for ip in ips) + "\n")
-        return Stack(self.stacks.ustack(pid, ips, mode) if ips else "")
+            pad = " " * indent
+            return Stack("".join(f"\n{pad}{ip:#x}" for ip in ips) + "\n")
+        return Stack(self.stacks.ustack(pid, ips, mode, indent=indent) if ips else "")
 
     def ksym(self, addr: int) -> str:
         return self.stacks.kernel.ksym(addr)

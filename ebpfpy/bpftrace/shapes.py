@@ -93,16 +93,21 @@ def _decode_tuple(shape: Shape, data: bytes, services) -> tuple:
                  for elem, off in zip(shape.elems, shape.offsets()))
 
 
-def _decode_kstack(shape: Shape, data: bytes, services) -> Stack:
-    stack_id = _I64.unpack_from(data)[0]
-    map_name, limit, mode = shape.extra
-    return services.kstack(map_name, stack_id, limit, mode)
+def _stack_decoders(indent_of: Callable) -> tuple[Callable, Callable]:
+    """kstack and ustack decoders whose frames are indented by ``indent_of(services)``."""
+    def kstack(shape: Shape, data: bytes, services) -> Stack:
+        stack_id = _I64.unpack_from(data)[0]
+        map_name, limit, mode = shape.extra
+        return services.kstack(map_name, stack_id, limit, mode, indent=indent_of(services))
+
+    def ustack(shape: Shape, data: bytes, services) -> Stack:
+        stack_id, pid = struct.unpack_from("<qQ", data)
+        map_name, limit, mode = shape.extra
+        return services.ustack(map_name, stack_id, pid, limit, mode, indent=indent_of(services))
+    return kstack, ustack
 
 
-def _decode_ustack(shape: Shape, data: bytes, services) -> Stack:
-    stack_id, pid = struct.unpack_from("<qQ", data)
-    map_name, limit, mode = shape.extra
-    return services.ustack(map_name, stack_id, pid, limit, mode)
+_decode_kstack, _decode_ustack = _stack_decoders(lambda services: services.KEY_INDENT)
 
 
 def _decode_ksym(shape: Shape, data: bytes, services) -> str:
@@ -226,8 +231,14 @@ def decode(shape: Shape, data: bytes, services) -> Any:
     return DECODERS[shape.kind](shape, data, services)
 
 
+# Map values that print differently from the same shape in a key.
+_VALUE_KSTACK, _VALUE_USTACK = _stack_decoders(lambda services: services.VALUE_INDENT)
+VALUE_DECODERS = {"kstack": _VALUE_KSTACK, "ustack": _VALUE_USTACK}
+
+
 def decoder(shape: Shape) -> Callable[[bytes, Any], Any]:
-    fn = DECODERS[shape.kind]
+    """The decoder of a map value of this shape."""
+    fn = VALUE_DECODERS.get(shape.kind) or DECODERS[shape.kind]
     return lambda data, services: fn(shape, data, services)
 
 

@@ -43,3 +43,19 @@ def test_limited_stacks_make_one_key_per_distinct_prefix(tmp_path):
     assert len({key for key, _ in two}) == 2  # the second frames differ: the two callers
     first_frames = {key.splitlines()[0] for key, _ in two}
     assert first_frames == {maps["@one"][0][0].splitlines()[0]}
+
+
+@pytest.mark.parametrize("env", [{}, {"BPFTRACE_NO_USER_SYMBOLS": "1"}])
+def test_stack_frames_indent_4_in_keys_and_8_in_values(tmp_path, env):
+    prog = compile_c("two_callers.c", str(tmp_path), "-O0")
+    script = ("t:syscalls:sys_enter_getppid /pid == cpid/ "
+              "{ @[ustack(1)] = count(); @u = ustack(1); @k[kstack(1)] = kstack(1); }")
+    res = subprocess.run([sys.executable, "-m", "ebpfpy.bpftrace", "-c", f"{prog} 1", "-e", script],
+                         capture_output=True, text=True, timeout=120, env=dict(os.environ, **env))
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    frames = {}  # the line that opens each entry -> the indent of the frame after it
+    for opener, frame in zip(lines, lines[1:]):
+        if opener in ("@[", "@k[", "@u: ", "]: "):
+            frames[opener] = len(frame) - len(frame.lstrip(" "))
+    assert frames == {"@[": 4, "@k[": 4, "@u: ": 8, "]: ": 8}, res.stdout
