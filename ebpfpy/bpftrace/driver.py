@@ -69,6 +69,10 @@ def compile_source(options: Options, cpid: int = 0, passes: Optional[list] = Non
     if passes is not None:
         passes.append(("Semantic", _dump(program)))
     _print_warnings(getattr(analysis, "warnings", ()), options)
+    if options.verbose:
+        from .printer import node_count
+
+        print(f"INFO: node count: {node_count(program)}", file=sys.stderr, flush=True)
     env = Env(strlen=options.strlen, map_keys_max=options.map_keys_max, params=options.params,
               cpid=cpid, pid=options.pid, unsafe=options.unsafe, source=options.source,
               filename=options.filename, helper_errors=options.helper_errors, warnings=options.warnings)

@@ -8,6 +8,7 @@ round-trip property test pins that.  ``dump`` follows the layout of bpftrace
 """
 from __future__ import annotations
 
+from dataclasses import fields
 from functools import singledispatch
 
 from . import ast
@@ -327,3 +328,26 @@ def dump(program: ast.Program) -> str:
             _dump_expr(probe.pred, 3, out)
         _dump_stmts(probe.body, 2, out)
     return "\n".join(out) + "\n"
+
+
+def node_count(program: ast.Program) -> int:
+    """How many nodes bpftrace 0.17 counts in this program (``-v``: "INFO: node count: N").
+
+    Its parser builds a few nodes ours leaves out, so those are added back: a
+    predicate wrapper, the ``*`` it reads ``a->b`` as (``(*a).b``), and for
+    ``x op= y`` the ``x op y`` it rewrites the statement to (a second copy of x).
+    """
+    def count(obj) -> int:
+        if isinstance(obj, (tuple, list)):
+            return sum(count(o) for o in obj)
+        if not isinstance(obj, ast.Node):
+            return 0
+        n = 1 + sum(count(getattr(obj, f.name)) for f in fields(obj) if f.name not in ("span", "type"))
+        if isinstance(obj, ast.Probe) and obj.pred is not None:
+            n += 1
+        elif isinstance(obj, ast.FieldAccess) and obj.arrow:
+            n += 1
+        elif isinstance(obj, ast.Assign) and obj.op:
+            n += 1 + count(obj.target)
+        return n
+    return count(program)

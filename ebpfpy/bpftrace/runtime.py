@@ -59,6 +59,7 @@ class Runtime:
         self.unsafe = unsafe
         self.perf_pages = perf_pages
         self.verbose = verbose
+        self._verbose_blocks: list[str] = []
         self.log = log
         self.cat_bytes_max = cat_bytes_max
         self.log_size = log_size
@@ -99,7 +100,8 @@ class Runtime:
 
     def _load(self, plan) -> Program:
         insns = plan.builder.build(maps=self.maps)
-        extra = {"log_level": 2 | 4, "log_size": min(self.log_size, 1 << 24)} if self.verbose else {}
+        # level 1: on success the kernel keeps only its "processed N insns" line, as bpftrace -v shows
+        extra = {"log_level": 1, "log_size": min(self.log_size, 1 << 24)} if self.verbose else {}
         try:
             prog = Program.load(plan.prog_type, insns, name=_kernel_name(plan.label or plan.probe),
                                 expected_attach_type=plan.expected_attach_type,
@@ -111,7 +113,9 @@ class Runtime:
         return prog
 
     def _verbose_load(self, prog: Program, plan) -> None:
-        """``-v``: bpftrace's lines after each load: the program id and the verifier's statistics."""
+        """``-v``: bpftrace's lines for each load: the program id and the verifier's statistics
+        on stdout, after the "Attaching N probes..." line (held until then), and
+        "Attaching <probe>" on stderr."""
         import sys
 
         try:
@@ -119,9 +123,17 @@ class Runtime:
         except (BPFError, OSError, AttributeError):
             prog_id = "?"
         log = (prog.verifier_log or "").strip("\n\0 ")
-        sys.stdout.write(f"\nProgram ID: {prog_id}\n\nThe verifier log: \n{log}\n\n"
-                         f"Attaching {plan.probe}\n")
-        sys.stdout.flush()
+        self._verbose_blocks.append(f"\nProgram ID: {prog_id}\n\nThe verifier log: \n{log}\n\n")
+        sys.stderr.write(f"Attaching {plan.probe}\n")
+        sys.stderr.flush()
+
+    def _flush_verbose(self) -> None:
+        import sys
+
+        if self._verbose_blocks:
+            sys.stdout.write("".join(self._verbose_blocks))
+            sys.stdout.flush()
+            self._verbose_blocks = []
 
     def _open_perf_buffer(self) -> PerfBuffer:
         try:
@@ -181,6 +193,7 @@ class Runtime:
             stack.callback(restore)
             if not self.quiet:
                 self.writer.attached(count)
+            self._flush_verbose()
             for att in begin:
                 att.fire()
             self._drain(events)

@@ -7,6 +7,7 @@ are missing (a missing file is an error; a missing function is dropped, and a
 script left with no probe prints "No probes to attach" on stdout).
 """
 import os
+import re
 import subprocess
 import sys
 
@@ -58,3 +59,29 @@ def test_same_as_bpftrace(case):
     ours = _run([sys.executable, "-m", "ebpfpy.bpftrace", "-e", script, *args], env)
     assert (ours.stdout, _stderr(ours.stderr), ours.returncode) == \
         (theirs.stdout, _stderr(theirs.stderr), theirs.returncode)
+
+
+# -v: the node count (stderr), "Attaching <probe>" lines (stderr), and after the
+# "Attaching N probes..." line one block per program with its id and the verifier's
+# statistics line (stdout). Program ids and the instruction counts are ours to differ.
+VERBOSE_CASES = [
+    "BEGIN { @ = count(); exit(); }",
+    't:syscalls:sys_enter_getppid /pid > 1/ { @[comm] = sum(args->__syscall_nr); } i:ms:100 { exit(); }',
+    'BEGIN { $x = 1; $x += 2; $x++; if ($x > 1) { printf("%d\\n", $x); } else { print(1); } exit(); }',
+    'BEGIN { $t = (1, "a"); @m[1, 2] = $t.0 ? 3 : 4; unroll(2) { $t = (2, "b"); } @x[1] += 2; exit(); }',
+    "BEGIN { @ = ((struct task_struct *)curtask)->pid > 0; $i = 0; while ($i < 3) { $i++; } exit(); }",
+]
+
+
+def _verbose_normalised(text: str) -> str:
+    text = re.sub(r"Program ID: \d+", "Program ID: N", text)
+    return re.sub(r"processed \d+ insns .*", "processed N insns", text)
+
+
+@pytest.mark.parametrize("script", VERBOSE_CASES)
+def test_verbose_same_as_bpftrace(script):
+    theirs = _run(["bpftrace", "-v", "-e", script], {})
+    ours = _run([sys.executable, "-m", "ebpfpy.bpftrace", "-v", "-e", script], {})
+    assert "INFO: node count: " in ours.stderr and "Program ID: " in ours.stdout
+    assert (_verbose_normalised(ours.stdout), _stderr(ours.stderr), ours.returncode) == \
+        (_verbose_normalised(theirs.stdout), _stderr(theirs.stderr), theirs.returncode)

@@ -215,7 +215,9 @@ def test_verbose_prints_program_id_and_verifier_stats():
     assert res.returncode == 0, res.stderr
     assert "Program ID: " in res.stdout
     assert "processed " in res.stdout and "insns" in res.stdout
-    assert "Attaching BEGIN" in res.stdout
+    assert "Attaching BEGIN" in res.stderr  # bpftrace's INFO stream, like the node count
+    assert res.stderr.startswith("INFO: node count: 5\n")
+    assert res.stdout.index("Attaching 1 probe...") < res.stdout.index("Program ID: ")
 
 
 def test_dry_run_shows_ast_and_annotated_instructions():
