@@ -1049,6 +1049,8 @@ class Checker:
                 if f.name == node.field and f.name != RETVAL_FIELD:
                     return f.type
             return self.error(f"Can't find function parameter {node.field}", node.span)
+        if rec.name == "struct args":
+            return self.tracepoint_field(node)
         fields = self.record_fields(rec, node)
         if fields is None:
             return UINT64  # layout unknown here: codegen will need BTF
@@ -1058,6 +1060,25 @@ class Checker:
         return self.error(f"Struct/union of type '{rec.name}' does not contain a field named "
                           f"'{node.field}'", node.span)
 
+    def tracepoint_field(self, node: ast.FieldAccess) -> Type:
+        """``args->name``: every tracepoint of the probe must have the field; like bpftrace,
+        one error per tracepoint that lacks it, in the order of their struct names."""
+        found: Type | None = None
+        missing = []
+        formats = list(self._tracepoint_formats())
+        if not formats:
+            return UINT64  # formats unknown here (tests without tracefs)
+        for category, event, fields in formats:
+            match = next((f for f in fields if f.name == node.field), None)
+            if match is None:
+                missing.append(f"struct _tracepoint_{category}_{event}")
+            else:
+                found = match.type
+        for struct in sorted(set(missing)):
+            self.error(f"Struct/union of type '{struct}' does not contain a field named "
+                       f"'{node.field}'", node.span)
+        return NONE if missing or found is None else found
+
     def record_fields(self, rec: Type, node: ast.Node) -> list[Field] | None:
         if rec.name == "struct args":
             return self.tracepoint_fields()
@@ -1066,16 +1087,23 @@ class Checker:
         fields = self.env.resolver.struct_fields(rec.name)
         return None if fields is None else list(fields)
 
-    def tracepoint_fields(self) -> list[Field] | None:
+    def _tracepoint_formats(self):
+        """(category, event, fields) of each of this probe's tracepoints whose format is known."""
         if self.env.tracepoints is None:
-            return None
-        result: list[Field] | None = None
+            return
         for parts in self.scope.parts:
             if len(parts) == 2 and "*" not in parts[0] + parts[1]:
                 fields = self.env.tracepoints.fields(parts[0], parts[1])
                 if fields is not None:
-                    result = list(fields)
+                    yield parts[0], parts[1], fields
+
+    def tracepoint_fields(self) -> list[Field] | None:
+        """The fields of the probe's (last) tracepoint, as ``args`` exposes them."""
+        result: list[Field] | None = None
+        for _, _, fields in self._tracepoint_formats():
+            result = list(fields)
         return result
+
 
     def e_ArrayAccess(self, node: ast.ArrayAccess) -> Type:
         t = self.expr(node.expr)
