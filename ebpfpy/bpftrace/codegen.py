@@ -57,7 +57,7 @@ from ebpfpy.codegen.mapops import (
 )
 from ebpfpy.codegen.memory import emit_probe_read
 from ebpfpy.codegen.stack import StackError, StackFrame, StackSlot
-from ebpfpy.isa.builder import FP, R0, R1, R2, R3, R6, R7, R8, R9, BuildError, Builder
+from ebpfpy.isa.builder import FP, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, BuildError, Builder
 from ebpfpy.sys.consts import BPF_F_CURRENT_CPU, BPF_F_USER_STACK, PERF_MAX_STACK_DEPTH, MapType
 from ebpfpy.sys.perf import possible_cpus
 
@@ -1319,6 +1319,10 @@ class ProbeCodegen:
         self._call_int("get_smp_processor_id")
         return Val(UINT)
 
+    def builtin_numaid(self, node) -> Val:
+        self._call_int("get_numa_node_id")
+        return Val(UINT)
+
     def builtin_rand(self, node) -> Val:
         self._call_int("get_prandom_u32")
         return Val(UINT)
@@ -1742,6 +1746,89 @@ class ProbeCodegen:
         slot = self.frame.alloc(_round8(size), name="str")
         self.write_literal(text, slot, zeroed=True)
         return Val(shapes.string(_round8(size)), slot)
+
+    def call_path(self, node: ast.Call) -> Val:
+        raise error("path() is not supported yet", node)
+
+    def call_kptr(self, node: ast.Call) -> Val:
+        """kptr()/uptr() only tell bpftrace which address space a pointer is in: the value is
+        unchanged (ours picks the read helper per use, so nothing more to record)."""
+        self.argc(node, 1)
+        return self.expr(node.args[0])
+
+    call_uptr = call_kptr
+
+    def call_bswap(self, node: ast.Call) -> Val:
+        """The argument's bytes reversed at its own width (an 8-bit value is itself); 16 and
+        32-bit results are zero-extended, as bpftrace prints them."""
+        self.argc(node, 1)
+        typ = getattr(node.args[0], "type", None)
+        size = typ.size if typ is not None and typ.is_int else 8
+        self.int_value(node.args[0])
+        if size > 1:
+            self.b.bswap(R0, size * 8)
+        return Val(UINT)
+
+    def call_strerror(self, node: ast.Call) -> Val:
+        """An error number, printed as the C library's text for it."""
+        self.argc(node, 1)
+        self.int_value(node.args[0])
+        return Val(Shape("strerror", 8, True))
+
+    def call_strcontains(self, node: ast.Call) -> Val:
+        """1 when the first string contains the second (an empty needle is in every string).
+
+        A bounded loop over where the needle may start, and for each start the needle's
+        bytes compared one by one, unrolled over the needle's slot: each comparison is then
+        a branch the verifier sees once per start, not once per (start, position) state,
+        which kept a 64-by-64 search under its 1M-instruction budget only just. No helper
+        is called inside, so r1-r5 are free for the index and the bytes."""
+        self.argc(node, 2)
+        hay, needle = self.expr(node.args[0]), self.expr(node.args[1])
+        if hay.shape.kind != "str" or needle.shape.kind != "str":
+            raise error("strcontains() expects two strings", node)
+        b = self.b
+        outer, next_i = b.fresh_label("sc_start"), b.fresh_label("sc_next")
+        found, missing, done = b.fresh_label("sc_found"), b.fresh_label("sc_missing"), b.fresh_label("sc_done")
+        h, n = hay.slot, needle.slot
+        b.mov(R4, 0)                          # i: where the needle is tried in the haystack
+        b.label(outer)
+        b.jge(R4, h.size, missing)
+        for j in range(n.size):
+            matched = b.fresh_label("sc_match")
+            b.ldx(1, R2, FP, n.off + j)       # needle[j]
+            b.jeq(R2, 0, found)
+            b.mov(R3, R4)
+            if j:
+                b.add(R3, j)
+            b.jge(R3, h.size, missing)
+            b.mov(R1, FP)
+            b.add(R1, h.off)
+            b.add(R1, R3)
+            b.ldx(1, R1, R1, 0)               # haystack[i + j]
+            # a match jumps and a mismatch falls through: the verifier follows the fall-through
+            # first and stacks the jumps, so this keeps its stack of pending branches a few per
+            # start deep (jumping on mismatch stacked two per compared byte: over its 8192 limit
+            # at BPFTRACE_STRLEN=200)
+            b.jeq(R1, R2, matched)
+            b.ja(next_i)
+            b.label(matched)
+        b.ja(found)                           # the needle filled its slot, every byte matched
+        b.label(next_i)
+        b.mov(R1, FP)
+        b.add(R1, h.off)
+        b.add(R1, R4)
+        b.ldx(1, R1, R1, 0)
+        b.jeq(R1, 0, missing)                 # the haystack ended
+        b.add(R4, 1)
+        b.ja(outer)
+        b.label(found)
+        b.mov(R0, 1)
+        b.ja(done)
+        b.label(missing)
+        b.mov(R0, 0)
+        b.label(done)
+        return Val(UINT)
 
     def call_ksym(self, node: ast.Call) -> Val:
         self.argc(node, 1)

@@ -98,7 +98,8 @@ class Parser:
             end = self.expect("ENDPRED", "end predicate")
             pred_span = slash.span.to(end.span)
             if self.tok.kind != "{":
-                raise self.fail()
+                # bison names what it expected only for a second '/' (a second predicate)
+                raise self.fail("{") if self.tok.kind == "/" else self.fail()
         if self.tok.kind != "{":
             raise self.fail("{")
         if not aps:

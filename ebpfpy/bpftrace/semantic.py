@@ -65,6 +65,9 @@ class Env:
     # A kfunc wildcard -> the kernel functions it attaches to (``system_kfuncs``
     # keeps those tracefs lists).  None: every BTF function the pattern matches.
     kfuncs: Callable[[str], list[str]] | None = None
+    # Whether the kernel offers BPF_FUNC_d_path (tracing programs: fentry), for path().
+    # None: not checked.
+    has_d_path: Callable[[], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -895,6 +898,12 @@ class Checker:
     c_kptr = c_uptr
 
     def c_path(self, node: ast.Call, types: list[Type]) -> Type:
+        """path(): bpftrace 0.17's two checks, in its order (the kernel's helper, then the probe)."""
+        if self.env.has_d_path is not None and not self.env.has_d_path():
+            self.error("BPF_FUNC_d_path not available for your kernel version", node.span)
+        if not self.scope.kinds or not self.scope.kinds <= {"kfunc", "kretfunc", "iter"}:
+            return self.error("The path function can only be used with 'kfunc', 'kretfunc', 'iter' probes",
+                              node.span)
         return string_type(self.env.strlen)
 
     def c_strerror(self, node: ast.Call, types: list[Type]) -> Type:

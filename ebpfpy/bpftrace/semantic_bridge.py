@@ -59,5 +59,13 @@ def check(program, options) -> None:
     kfuncs = lru_cache(maxsize=None)(system_kfuncs)  # analysis repeats; tracefs is read once
 
     env = Env(resolver=BTFResolver(), binaries=system_binaries, tracepoints=TracefsFormats(), unsafe=options.unsafe, has_child=bool(options.command),
-              strlen=options.strlen, params=tuple(options.params), kfuncs=kfuncs)
+              strlen=options.strlen, params=tuple(options.params), kfuncs=kfuncs,
+              has_d_path=_has_fentry)
     return analyse(program, env, source=options.source, filename=options.filename)
+
+
+def _has_fentry() -> bool:
+    """d_path is a tracing-program helper: where fentry programs load, it is there."""
+    from ebpfpy import features
+
+    return features.has("fentry")

@@ -61,7 +61,7 @@ class Shape:
         return self.kind
 
 
-_REGISTER_KINDS = frozenset({"int", "ksym", "usym", "username", "probe", "kstack", "none"})
+_REGISTER_KINDS = frozenset({"int", "ksym", "usym", "username", "probe", "kstack", "strerror", "none"})
 
 INT = Shape("int", 8, True)
 UINT = Shape("int", 8, False)
@@ -117,6 +117,12 @@ def _decode_ksym(shape: Shape, data: bytes, services) -> str:
 def _decode_usym(shape: Shape, data: bytes, services) -> str:
     addr, pid = struct.unpack_from("<QQ", data)
     return services.usym(addr, pid)
+
+
+def _decode_strerror(shape: Shape, data: bytes, services) -> str:
+    import os
+
+    return os.strerror(_I64.unpack_from(data)[0])
 
 
 def _decode_username(shape: Shape, data: bytes, services) -> str:
@@ -176,6 +182,7 @@ DECODERS: dict[str, Callable] = {
     "ksym": _decode_ksym,
     "usym": _decode_usym,
     "username": _decode_username,
+    "strerror": _decode_strerror,
     "probe": _decode_probe,
     "inet": _decode_inet,
     "buffer": _decode_buffer,

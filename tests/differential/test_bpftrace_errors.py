@@ -217,6 +217,8 @@ CASES = [
     'BEGIN { print((1, 2), 3); }',
     'BEGIN { print(1); exit(); }',
     'BEGIN { @a[1] = 1; print(@a, 2, 3); exit(); }',
+    'BEGIN /1/ /2/ { }',
+    'BEGIN /1/ 5 { }',
     'BEGIN { @s = stats(1); print(@s, 1); @t[1] = stats(2); print(@t, 0, 2); print(@t); exit(); }',
     'BEGIN { @a = avg(1); print(@a, 1, 2); @h = hist(1); print(@h, 1); exit(); }',
     'BEGIN { print(@a[1]); @a[1] = 2; exit(); }',

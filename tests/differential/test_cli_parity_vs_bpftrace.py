@@ -40,6 +40,7 @@ CASES = [
     ("uprobe-one-of-two-missing", 'uprobe:/bin/bash:nosuchfn,uprobe:/bin/bash:readline { 2 } BEGIN { exit() }', [], {}),
     ("usdt-missing-probe", 'usdt:/bin/bash:nosuch { 2 }', [], {}),
     ("tracepoints-not-found", 'tracepoint:nosuch:* { 2 } BEGIN { exit() }', [], {}),
+    ("path-outside-kfunc", 'BEGIN { printf("%s\\n", path(1)); exit(); }', [], {}),
     ("tracepoint-unknown-field", 't:syscalls:sys_enter_openat { @ = args->nosuch; }', [], {}),
     ("tracepoint-unknown-field-2", 't:syscalls:sys_enter_openat,t:sched:sched_switch { @ = args->nosuch; }', [], {}),
     ("tracepoint-unknown-field-3", 't:sched:sched_switch,t:syscalls:sys_enter_openat,t:sched:sched_wakeup '

@@ -292,3 +292,16 @@ def test_unaligned_char_array_field_loads():
     out = pybpftrace('t:task:task_rename { @[args->oldcomm, args->newcomm] = count(); } '
                      'BEGIN { printf("ok\\n"); }', "-c", "/bin/true")
     assert out.splitlines()[1] == "ok"
+
+
+# -- strcontains ---------------------------------------------------------------------------
+
+def test_strcontains_matches_python_in():
+    """Random short strings over a two-letter alphabet: many partial matches and restarts."""
+    rng = random.Random(7)
+    word = lambda: "".join(rng.choice("ab") for _ in range(rng.randrange(0, 7)))  # noqa: E731
+    pairs = [(word(), word()) for _ in range(40)] + [("", ""), ("abc", ""), ("", "a"), ("aab", "ab")]
+    body = " ".join(f'printf("%d\\n", strcontains("{h}", "{n}"));' for h, n in pairs)
+    out = pybpftrace(f"BEGIN {{ {body} exit(); }}")
+    got = [int(line) for line in out.splitlines() if line.strip().isdigit()]
+    assert got == [int(n in h) for h, n in pairs]

@@ -130,6 +130,17 @@ CASES = [
                             "printf(\"%d\\n\", ++$d); exit(); }"),
     ("divide_by_constant_zero", "BEGIN { printf(\"%d %d %d\\n\", 7 / 0, 7 % 0, (uint64)9 / 0); exit(); }"),
     ("ksym_usym_zero", "BEGIN { printf(\"%s %s %s %s\\n\", ksym(0), usym(0), ksym(1), usym(16)); exit(); }"),
+    ("numaid_kptr_uptr", "BEGIN { printf(\"%d %d %d\\n\", numaid, kptr(1), uptr(5) + 1); exit(); }"),
+    ("bswap_widths", "BEGIN { printf(\"%x %x %x %x %lx\\n\", bswap((uint32)1), bswap((uint16)0x1234), "
+                     "bswap((uint8)7), bswap((uint64)1), bswap(0x1234)); @ = bswap((uint64)1); "
+                     "@b = bswap((int32)-2); exit(); }"),
+    ("strerror", "BEGIN { printf(\"%s|%s|%s\\n\", strerror(2), strerror(-5), strerror(0)); @s = strerror(1); exit(); }"),
+    ("strcontains", "BEGIN { printf(\"%d %d %d %d %d %d %d %d\\n\", strcontains(\"hello\", \"ll\"), "
+                    "strcontains(\"hello\", \"lo!\"), strcontains(\"\", \"\"), strcontains(\"abc\", \"\"), "
+                    "strcontains(\"aab\", \"ab\"), strcontains(\"ab\", \"abc\"), strcontains(\"xyzxyz\", \"zx\"), "
+                    "strcontains(\"abc\", \"c\")); exit(); }"),
+    ("strcontains_filter", "t:syscalls:sys_enter_openat /pid == cpid && strcontains(str(args->filename), \"tmp\")/ "
+                           "{ @[str(args->filename)] = count(); }"),
     ("incdec", "BEGIN { $i = 5; $i++; $i++; $i--; @x++; @x++; @y--; printf(\"%d\\n\", $i); exit(); }"),
     ("incdec_keyed", f"{OPEN} {{ @[args->flags]++; }}"),
     ("compound", "BEGIN { $a = 10; $a += 5; $a -= 3; $a *= 4; $a /= 3; $a %= 7; $a <<= 3; $a >>= 1; "
