@@ -1720,6 +1720,8 @@ class ProbeCodegen:
         val = self.expr(node.args[0])
         if val.shape.kind == "str":
             return val
+        if len(node.args) == 2 and not _is_literal(node.args[1]):
+            return self.str_runtime_length(node, val)
         if val.slot is not None:
             self.b.ldx(8, R0, FP, val.slot.off)
         b = self.b
@@ -1734,6 +1736,27 @@ class ProbeCodegen:
         else:
             slot = self.frame.alloc(_round8(size), name="str")  # zeroed: strings are also map keys
         emit_helper_call(b, "probe_read_str", StackSlot(slot.off, size), size, R0)
+        self.check_helper(self.read_name(node.args[0], string=True), node)
+        return Val(shapes.string(_round8(size)), slot)
+
+    def str_runtime_length(self, node: ast.Call, pointer: Val) -> Val:
+        """str(p, n) with n known only at run time (``str(args->buf, args->count)``): n
+        characters and the NUL, at most BPFTRACE_STRLEN bytes; a negative n, huge unsigned,
+        is cut there too. The bound is checked before the read, so the verifier knows it."""
+        b = self.b
+        if pointer.slot is None:
+            pointer = self.spill(pointer)
+        size = self.env.strlen
+        self.int_value(node.args[1])
+        within = b.fresh_label("str_n")
+        b.add(R0, 1)
+        b.jle(R0, size, within)
+        b.mov(R0, size)
+        b.label(within)
+        b.mov(R2, R0)
+        b.ldx(8, R3, FP, pointer.slot.off)
+        slot = self.frame.alloc(_round8(size), name="str")  # zeroed: strings are also map keys
+        emit_helper_call(b, "probe_read_str", StackSlot(slot.off, size), R2, R3)
         self.check_helper(self.read_name(node.args[0], string=True), node)
         return Val(shapes.string(_round8(size)), slot)
 
@@ -2213,6 +2236,13 @@ def _kind_name(kind: str, value: Shape) -> str:
 
 def _describe_keys(key_shapes) -> str:
     return ", ".join(k.describe() for k in key_shapes)
+
+
+def _is_literal(node: ast.Expr) -> bool:
+    """An integer known while compiling: a literal, a negated one, or a positional parameter."""
+    if isinstance(node, ast.Unop) and node.op == "-":
+        node = node.operand
+    return isinstance(node, (ast.Integer, ast.PositionalParam))
 
 
 def _tracepoint_struct(target) -> str:

@@ -70,6 +70,12 @@ CASES = [
     ("openat_args", f"{OPEN} {{ printf(\"%d %d %s\\n\", args->dfd, args->flags, str(args->filename)); }}"),
     ("str_n", f"{OPEN} {{ printf(\"%s\\n\", str(args->filename, 5)); }}"),
     ("str_n_key", f"{OPEN} {{ @[str(args->filename, 8)] = count(); }}"),
+    # str(p, n) with n known only at run time: n characters, cut at BPFTRACE_STRLEN - 1
+    ("str_runtime_length", f"{OPEN} {{ $n = 5; $z = 0; $m = -1; "
+                           "printf(\"%s|%s|%s|%s\\n\", str(args->filename, $n), str(args->filename, $z), "
+                           "str(args->filename, $m), str(args->filename, args->dfd + 110)); }"),
+    ("str_runtime_length_strlen", f"{OPEN} {{ $n = 100; printf(\"%s|\\n\", str(args->filename, $n)); }}",
+     {"env": {"BPFTRACE_STRLEN": "8"}}),
     ("write_args", f"{WRITE} {{ printf(\"fd=%d count=%d\\n\", args->fd, args->count); }}"),
     ("read_args", f"{READ} {{ printf(\"fd=%d count=%d\\n\", args->fd, args->count); }}"),
     ("exit_ret", f"{OPENX} {{ printf(\"ret=%d\\n\", args->ret); }}"),
