@@ -1639,6 +1639,33 @@ class ProbeCodegen:
     def call_cat(self, node: ast.Call) -> Val:
         return self._format_call(node, "cat")
 
+    def call_debugf(self, node: ast.Call) -> Val:
+        """debugf(fmt, ...): the kernel formats it into the trace buffer (bpf_trace_printk;
+        read it from tracefs ``trace_pipe``); integers go as values, strings as the address
+        of their stack copy."""
+        if not node.args or not isinstance(node.args[0], ast.String):
+            raise error("debugf() expects a string literal", node)
+        b = self.b
+        values = []
+        for arg in node.args[1:]:
+            val = self.expr(arg)
+            if val.slot is None:
+                val = self.spill(val)
+            values.append(val)
+        text = node.args[0].value
+        fmt = self.frame.alloc(_round8(len(text.encode()) + 1), name="debugf fmt")
+        self.write_literal(text, fmt, zeroed=True)
+        regs = (R3, R4, R5)
+        for reg, val in zip(regs, values):
+            if val.shape.kind == "str":
+                b.mov(reg, FP)
+                b.add(reg, val.slot.off)
+            else:
+                b.ldx(8, reg, FP, val.slot.off)
+        size = len(text.encode()) + 1
+        emit_helper_call(b, "trace_printk", StackSlot(fmt.off, size), size, *regs[:len(values)])
+        return Val(NONE)
+
     def call_exit(self, node: ast.Call) -> Val:
         self.argc(node, 0)
         self.emit_event(ActionPlan("exit", lambda data, services: ()), [])

@@ -131,6 +131,7 @@ UNSAFE = frozenset(("system", "signal", "override"))
 AGG_FUNCS = frozenset(("count", "sum", "min", "max", "avg", "stats", "hist", "lhist"))
 MAP_FUNCS = frozenset(("delete", "clear", "zero"))
 FORMAT_FUNCS = frozenset(("printf", "system", "cat", "debugf"))
+DEBUGF_MAX_ARGS = 3  # bpf_trace_printk's r3..r5
 ARITHMETIC = frozenset(("+", "-", "*", "/", "%"))
 COMPARISON = frozenset(("==", "!=", "<", ">", "<=", ">="))
 
@@ -742,7 +743,19 @@ class Checker:
         self.check_format(node, types)
         return NONE
 
-    c_system = c_cat = c_debugf = c_printf
+    c_system = c_cat = c_printf
+
+    def c_debugf(self, node: ast.Call, types: list[Type]) -> Type:
+        """debugf(): bpf_trace_printk, which takes at most three values; bpftrace warns first."""
+        fmt = node.args[0]
+        if isinstance(fmt, ast.String):
+            self.r.warning("The debugf() builtin is not recommended for production use. For more "
+                           "information see bpf_trace_printk in bpf-helpers(7).", node.span)
+        if isinstance(fmt, ast.String) and len(find_specifiers(fmt.value)) > DEBUGF_MAX_ARGS:
+            return self.error(f"debugf: Cannot use more than {DEBUGF_MAX_ARGS} conversion specifiers",
+                              node.span)
+        self.check_format(node, types)
+        return NONE
 
     def _probe_only(self, node: ast.Call, what: str) -> bool:
         special = self.scope.kinds & {"BEGIN", "END"}

@@ -549,3 +549,15 @@ def test_override_without_kernel_support_is_a_clear_error():
     assert res.stderr.startswith("stdin:1:22-34: ERROR: override() is not supported by this kernel: "
                                  "bpf_override_return is not available (CONFIG_BPF_KPROBE_OVERRIDE is off")
     assert "Traceback" not in res.stderr
+
+
+def test_debugf_writes_to_the_trace_buffer():
+    from ebpfpy import bpffs
+
+    token = f"ebpfpy-debugf-{os.getpid()}-{time.monotonic_ns()}"
+    res = pybpftrace("-e", f'BEGIN {{ debugf("{token} %d %s %x", 42, "xy", 255); exit(); }}')
+    assert res.returncode == 0, res.stderr
+    assert "WARNING: The debugf() builtin is not recommended" in res.stderr
+    with open(os.path.join(bpffs.ensure_tracefs(), "trace")) as f:
+        lines = [line for line in f if token in line]
+    assert len(lines) == 1 and lines[0].rstrip().endswith(f"bpf_trace_printk: {token} 42 xy ff"), lines
