@@ -36,6 +36,7 @@ class Tracer:
     """A tool running in the background; its stdout collected line by line by a thread."""
 
     def __init__(self, which: str, script: str, *args: str):
+        self.which = which
         cmd = [*PYBPFTRACE] if which == "pybpftrace" else ["bpftrace"]
         self.proc = subprocess.Popen([*cmd, script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
@@ -73,14 +74,20 @@ class Tracer:
 
     def stop(self, sig=signal.SIGINT) -> str:
         """End the tool like Ctrl-C; returns everything it printed. It must exit with status 0."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
+        # bpftrace 0.17 (the reference, not what is tested here) once missed a SIGINT on a
+        # loaded machine and ran on: it gets a second one; ours must stop at the first.
+        for attempt in range(2 if self.which == "bpftrace" else 1):
+            if self.proc.poll() is None:
+                self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=60)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        else:
             self.proc.kill()
             self.proc.wait()
-            pytest.fail("tool did not stop after SIGINT")
+            pytest.fail(f"{self.which} did not stop after SIGINT")
         self._reader.join(timeout=10)
         err = self.proc.stderr.read()
         err = "".join(line for line in err.splitlines(True) if "RLIMIT_MEMLOCK" not in line)
