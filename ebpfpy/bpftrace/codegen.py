@@ -1798,7 +1798,23 @@ class ProbeCodegen:
         return Val(shapes.string(_round8(size)), slot)
 
     def call_path(self, node: ast.Call) -> Val:
-        raise error("path() is not supported yet", node)
+        """path(p): the file path of a ``struct path`` (bpf_d_path), given as a typed pointer
+        (``args->path``) or as a member (``args->filp->f_path``). Only kfunc probes have such
+        pointers the verifier trusts, and it allows d_path only in functions it lists
+        (security_inode_getattr, security_file_open, filp_close, ...)."""
+        self.argc(node, 1)
+        val = self.expr(node.args[0])
+        extra = val.shape.extra
+        if not (isinstance(extra, tuple) and extra[:1] in (("btf",), ("btf_inline",))
+                and _vmlinux().name_of(extra[1]) == "path"):
+            raise error("path() expects a struct path: a pointer to one or a member that is one", node)
+        if val.slot is not None:
+            self.b.ldx(8, R0, FP, val.slot.off)
+        size = self.env.strlen
+        slot = self.frame.alloc(_round8(size), name="path")
+        emit_helper_call(self.b, "d_path", R0, StackSlot(slot.off, size), size)
+        self.check_helper("d_path", node)
+        return Val(shapes.string(_round8(size)), slot)
 
     def call_kptr(self, node: ast.Call) -> Val:
         """kptr()/uptr() only tell bpftrace which address space a pointer is in: the value is

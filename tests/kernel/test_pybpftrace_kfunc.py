@@ -99,3 +99,32 @@ def test_kretfunc_struct_pointer_retval_and_str_of_a_member():
                       "{ @[str(args->pathname->name), retval->f_inode->i_rdev] = count(); }",
                       open_zero, timeout=120)
     assert map_entries(out, "")[f"/dev/zero, {_dev_zero_rdev()}"] == opens
+
+
+def test_path_of_a_struct_path_pointer_and_member():
+    """path(): bpf_d_path, allowed in the functions the kernel lists (security_inode_getattr
+    takes a struct path pointer; security_file_open a struct file, whose f_path member is one). The
+    file's path is short: like any string it is cut to BPFTRACE_STRLEN."""
+    target = f"/tmp/ebpfpy-path-{os.getpid()}"
+    with open(target, "w") as f:
+        f.write("x")
+
+    def touch():
+        os.stat(target)
+        os.close(os.open(target, os.O_RDONLY))
+
+    try:
+        script = ("kfunc:security_inode_getattr /pid == $1/ { @g[path(args->path)] = count(); } "
+                  "kfunc:security_file_open /pid == $1/ { @c[path(args->file->f_path)] = count(); }")
+        out = trace_while(script, touch, timeout=120)
+    finally:
+        os.unlink(target)
+    assert map_entries(out, "g").get(target, 0) >= 1, out
+    assert map_entries(out, "c").get(target, 0) >= 1, out
+
+
+def test_path_needs_a_struct_path():
+    res = subprocess.run([*PYBPFTRACE, "-e", "kfunc:security_inode_getattr { printf(\"%s\\n\", path(args->path->dentry)); }"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    assert "path() expects a struct path" in res.stderr
