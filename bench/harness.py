@@ -276,6 +276,7 @@ class Proc:
         self.err = tempfile.TemporaryFile()
         self._report = None
         self._rss_kb: Optional[int] = None
+        self._tool_pid: Optional[int] = None
         if SPAWN:  # run the tool under bench/spawn.c, which reports the tool's own peak RSS
             fd, self._report = tempfile.mkstemp(prefix="ebpfpy-bench-rss-")
             os.close(fd)
@@ -404,14 +405,20 @@ class Proc:
 
     @property
     def tool_pid(self) -> int:
-        """The tool's own pid (for /proc and bpftool lookups): spawn's child when spawn runs it."""
+        """The tool's own pid (for /proc and bpftool lookups): spawn's child when spawn runs it.
+        Read from spawn's report once (polling loops ask for it on every round)."""
+        if self._tool_pid is not None:
+            return self._tool_pid
         if self._report is None:
             return self.pid
         deadline = time.perf_counter() + 5
         while True:
             fields = self._report_fields()
-            if fields or time.perf_counter() > deadline:
-                return int(fields[0]) if fields else self.pid
+            if fields:
+                self._tool_pid = int(fields[0])
+                return self._tool_pid
+            if time.perf_counter() > deadline:
+                return self.pid
             time.sleep(0.001)
 
     @property

@@ -1740,10 +1740,7 @@ class ProbeCodegen:
         if isinstance(node.args[0], ast.PositionalParam):
             return self.str_param(node)
         if is_data_loc_field(node.args[0]) and self.ctx.args == "tracepoint":
-            size = self.env.strlen
-            if len(node.args) == 2:
-                size = max(1, min(size, self.constant(node.args[1], "str() length must be an integer literal") + 1))
-            return self.tracepoint_field(node.args[0], strlen=size)
+            return self.tracepoint_field(node.args[0], strlen=self.str_size(node))
         val = self.expr(node.args[0])
         if val.shape.kind == "str":
             return val
@@ -1752,10 +1749,7 @@ class ProbeCodegen:
         if val.slot is not None:
             self.b.ldx(8, R0, FP, val.slot.off)
         b = self.b
-        size = self.env.strlen
-        if len(node.args) == 2:
-            # bpftrace 0.17 keeps n characters plus the terminating NUL
-            size = max(1, min(size, self.constant(node.args[1], "str() length must be an integer literal") + 1))
+        size = self.str_size(node)
         if dest is not None and dest.size == _round8(size):
             slot = dest  # an event field: bytes after the NUL need not be zero
             if size % 8:
@@ -1765,6 +1759,14 @@ class ProbeCodegen:
         emit_helper_call(b, "probe_read_str", StackSlot(slot.off, size), size, R0)
         self.check_helper(self.read_name(node.args[0], string=True), node)
         return Val(shapes.string(_round8(size)), slot)
+
+    def str_size(self, node: ast.Call) -> int:
+        """The bytes ``str(x)``/``str(x, n)`` (n known while compiling) takes: BPFTRACE_STRLEN,
+        or n characters plus the terminating NUL if fewer, as bpftrace 0.17 keeps them."""
+        size = self.env.strlen
+        if len(node.args) == 2:
+            size = max(1, min(size, self.constant(node.args[1], "str() length must be an integer literal") + 1))
+        return size
 
     def str_runtime_length(self, node: ast.Call, pointer: Val) -> Val:
         """str(p, n) with n known only at run time (``str(args->buf, args->count)``): n
@@ -1789,9 +1791,7 @@ class ProbeCodegen:
 
     def str_param(self, node: ast.Call) -> Val:
         """``str($1)``: the parameter's text, cut like any str() to BPFTRACE_STRLEN (or n) - 1 bytes."""
-        size = self.env.strlen
-        if len(node.args) == 2:
-            size = max(1, min(size, self.constant(node.args[1], "str() length must be an integer literal") + 1))
+        size = self.str_size(node)
         text = self.param(node.args[0].index).encode()[:size - 1].decode(errors="ignore")
         slot = self.frame.alloc(_round8(size), name="str")
         self.write_literal(text, slot, zeroed=True)
@@ -1837,9 +1837,14 @@ class ProbeCodegen:
 
     def call_strerror(self, node: ast.Call) -> Val:
         """An error number, printed as the C library's text for it."""
+        return self.rendered_int(node, "strerror", signed=True)
+
+    def rendered_int(self, node: ast.Call, kind: str, signed: bool = False) -> Val:
+        """f(x) for an integer x that only the runtime turns into text (a symbol, an error
+        message): the value travels as is, under a shape that names its renderer."""
         self.argc(node, 1)
         self.int_value(node.args[0])
-        return Val(Shape("strerror", 8, True))
+        return Val(Shape(kind, 8, signed))
 
     def call_strcontains(self, node: ast.Call) -> Val:
         """1 when the first string contains the second (an empty needle is in every string).
@@ -1857,6 +1862,14 @@ class ProbeCodegen:
         outer, next_i = b.fresh_label("sc_start"), b.fresh_label("sc_next")
         found, missing, done = b.fresh_label("sc_found"), b.fresh_label("sc_missing"), b.fresh_label("sc_done")
         h, n = hay.slot, needle.slot
+
+        def load_hay_byte(index) -> None:
+            """r1 = haystack[index register] (bounded by the caller's check)."""
+            b.mov(R1, FP)
+            b.add(R1, h.off)
+            b.add(R1, index)
+            b.ldx(1, R1, R1, 0)
+
         b.mov(R4, 0)                          # i: where the needle is tried in the haystack
         b.label(outer)
         b.jge(R4, h.size, missing)
@@ -1868,10 +1881,7 @@ class ProbeCodegen:
             if j:
                 b.add(R3, j)
             b.jge(R3, h.size, missing)
-            b.mov(R1, FP)
-            b.add(R1, h.off)
-            b.add(R1, R3)
-            b.ldx(1, R1, R1, 0)               # haystack[i + j]
+            load_hay_byte(R3)                 # haystack[i + j]
             # a match jumps and a mismatch falls through: the verifier follows the fall-through
             # first and stacks the jumps, so this keeps its stack of pending branches a few per
             # start deep (jumping on mismatch stacked two per compared byte: over its 8192 limit
@@ -1881,10 +1891,7 @@ class ProbeCodegen:
             b.label(matched)
         b.ja(found)                           # the needle filled its slot, every byte matched
         b.label(next_i)
-        b.mov(R1, FP)
-        b.add(R1, h.off)
-        b.add(R1, R4)
-        b.ldx(1, R1, R1, 0)
+        load_hay_byte(R4)
         b.jeq(R1, 0, missing)                 # the haystack ended
         b.add(R4, 1)
         b.ja(outer)
@@ -1897,9 +1904,7 @@ class ProbeCodegen:
         return Val(UINT)
 
     def call_ksym(self, node: ast.Call) -> Val:
-        self.argc(node, 1)
-        self.int_value(node.args[0])
-        return Val(Shape("ksym", 8, False))
+        return self.rendered_int(node, "ksym")
 
     def call_usym(self, node: ast.Call) -> Val:
         self.argc(node, 1)
@@ -2282,9 +2287,10 @@ def _describe_keys(key_shapes) -> str:
 
 
 def _is_literal(node: ast.Expr) -> bool:
-    """An integer known while compiling: a literal, a negated one, or a positional parameter."""
+    """An integer known while compiling, in the forms ``ProbeCodegen.constant`` folds: a
+    literal, a negated literal, or a positional parameter."""
     if isinstance(node, ast.Unop) and node.op == "-":
-        node = node.operand
+        return isinstance(node.operand, ast.Integer)
     return isinstance(node, (ast.Integer, ast.PositionalParam))
 
 

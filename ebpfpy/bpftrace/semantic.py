@@ -1085,12 +1085,9 @@ class Checker:
     def tracepoint_field(self, node: ast.FieldAccess) -> Type:
         """``args->name``: every tracepoint of the probe must have the field; like bpftrace,
         one error per tracepoint that lacks it, in the order of their struct names."""
-        found: Type | None = None
+        found: Type = UINT64  # no format known here (tests without tracefs): codegen checks
         missing = []
-        formats = list(self._tracepoint_formats())
-        if not formats:
-            return UINT64  # formats unknown here (tests without tracefs)
-        for category, event, fields in formats:
+        for category, event, fields in self._tracepoint_formats():
             match = next((f for f in fields if f.name == node.field), None)
             if match is None:
                 missing.append(f"struct _tracepoint_{category}_{event}")
@@ -1099,11 +1096,9 @@ class Checker:
         for struct in sorted(set(missing)):
             self.error(f"Struct/union of type '{struct}' does not contain a field named "
                        f"'{node.field}'", node.span)
-        return NONE if missing or found is None else found
+        return NONE if missing else found
 
     def record_fields(self, rec: Type, node: ast.Node) -> list[Field] | None:
-        if rec.name == "struct args":
-            return self.tracepoint_fields()
         if self.env.resolver is None:
             return None
         fields = self.env.resolver.struct_fields(rec.name)
@@ -1118,13 +1113,6 @@ class Checker:
                 fields = self.env.tracepoints.fields(parts[0], parts[1])
                 if fields is not None:
                     yield parts[0], parts[1], fields
-
-    def tracepoint_fields(self) -> list[Field] | None:
-        """The fields of the probe's (last) tracepoint, as ``args`` exposes them."""
-        result: list[Field] | None = None
-        for _, _, fields in self._tracepoint_formats():
-            result = list(fields)
-        return result
 
 
     def e_ArrayAccess(self, node: ast.ArrayAccess) -> Type:

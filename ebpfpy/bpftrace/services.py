@@ -27,25 +27,26 @@ class Services:
             self._stack_formatter = StackFormatter()
         return self._stack_formatter
 
-    # bpftrace indents a stack's frames by 4 in a map key and by 8 in a map value (and printf)
-    KEY_INDENT, VALUE_INDENT = 4, 8
+    # ``as_value``: a stack printed as a map value or a printf argument, whose frames bpftrace
+    # indents by 8 (events.stacks.PRINTF_INDENT), where a map key's are indented by 4.
 
     def kstack(self, map_name: str, stack_id: int, limit: Optional[int] = None, mode: str = "bpftrace",
-               indent: int = KEY_INDENT) -> Stack:
+               as_value: bool = False) -> Stack:
         from ebpfpy.events.stacks import read_stack
 
         if stack_id < 0 or stack_id >= 1 << 63:
             return Stack("")
         ips = read_stack(self.maps[map_name], stack_id, limit)
-        return Stack(self.stacks.kstack(ips, mode, indent=indent) if ips else "")
+        return Stack(self.stacks.kstack(ips, mode, indent=_indent(as_value)) if ips else "")
 
     def ustack(self, map_name: str, stack_id: int, pid: int, limit: Optional[int] = None,
-               mode: str = "bpftrace", indent: int = KEY_INDENT) -> Stack:
+               mode: str = "bpftrace", as_value: bool = False) -> Stack:
         from ebpfpy.events.stacks import read_stack
 
         if stack_id < 0 or stack_id >= 1 << 63:
             return Stack("")
         ips = read_stack(self.maps[map_name], stack_id, limit)
+        indent = _indent(as_value)
         if ips and not self.user_symbols:
             pad = " " * indent
             return Stack("".join(f"\n{pad}{ip:#x}" for ip in ips) + "\n")
@@ -68,3 +69,9 @@ class Services:
             return pwd.getpwuid(uid).pw_name
         except KeyError:
             return str(uid)
+
+
+def _indent(as_value: bool) -> int:
+    from ebpfpy.events.stacks import MAP_KEY_INDENT, PRINTF_INDENT
+
+    return PRINTF_INDENT if as_value else MAP_KEY_INDENT

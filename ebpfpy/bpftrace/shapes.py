@@ -93,21 +93,23 @@ def _decode_tuple(shape: Shape, data: bytes, services) -> tuple:
                  for elem, off in zip(shape.elems, shape.offsets()))
 
 
-def _stack_decoders(indent_of: Callable) -> tuple[Callable, Callable]:
-    """kstack and ustack decoders whose frames are indented by ``indent_of(services)``."""
+def _stack_decoders(as_value: bool) -> tuple[Callable, Callable]:
+    """kstack and ustack decoders, for a map key or (``as_value``) a map value or printf."""
     def kstack(shape: Shape, data: bytes, services) -> Stack:
         stack_id = _I64.unpack_from(data)[0]
         map_name, limit, mode = shape.extra
-        return services.kstack(map_name, stack_id, limit, mode, indent=indent_of(services))
+        return services.kstack(map_name, stack_id, limit, mode, as_value=as_value)
 
     def ustack(shape: Shape, data: bytes, services) -> Stack:
         stack_id, pid = struct.unpack_from("<qQ", data)
         map_name, limit, mode = shape.extra
-        return services.ustack(map_name, stack_id, pid, limit, mode, indent=indent_of(services))
+        return services.ustack(map_name, stack_id, pid, limit, mode, as_value=as_value)
     return kstack, ustack
 
 
-_decode_kstack, _decode_ustack = _stack_decoders(lambda services: services.KEY_INDENT)
+_decode_kstack, _decode_ustack = _stack_decoders(as_value=False)
+# Map values that print differently from the same shape in a key.
+VALUE_DECODERS = dict(zip(("kstack", "ustack"), _stack_decoders(as_value=True)))
 
 
 def _decode_ksym(shape: Shape, data: bytes, services) -> str:
@@ -199,25 +201,13 @@ def printf_kind(shape: Shape) -> str:
     return PRINTF_KIND.get(shape.kind, "string")
 
 
-def _printf_stack(kernel: bool) -> Callable:
-    """printf("%s", kstack): a leading newline and an 8-space indent, unlike maps' 4."""
-    def render(shape: Shape, data: bytes, services) -> str:
-        from ebpfpy.events.stacks import read_stack
-
-        stack_id = _I64.unpack_from(data)[0]
-        map_name, limit, mode = shape.extra
-        ips = read_stack(services.maps[map_name], stack_id, limit) if stack_id >= 0 else ()
-        if not ips:
-            return ""
-        if kernel:
-            return services.stacks.kstack(ips, mode, indent=8)
-        pid = _U64.unpack_from(data, 8)[0]
-        return services.stacks.ustack(pid, ips, mode, indent=8)
-    return render
+def _as_text(decode: Callable) -> Callable:
+    """A decoder giving the rendered text of the Stack ``decode`` gives: printf wants a str."""
+    return lambda shape, data, services: decode(shape, data, services).text
 
 
-# printf arguments that print differently from map keys and values.
-PRINTF_DECODERS = {"kstack": _printf_stack(True), "ustack": _printf_stack(False)}
+# printf arguments that print differently from map keys: stacks, as in map values.
+PRINTF_DECODERS = {kind: _as_text(fn) for kind, fn in VALUE_DECODERS.items()}
 
 
 def printf_decoder(shapes) -> Callable[[bytes, Any], tuple]:
@@ -236,11 +226,6 @@ def printf_decoder(shapes) -> Callable[[bytes, Any], tuple]:
 
 def decode(shape: Shape, data: bytes, services) -> Any:
     return DECODERS[shape.kind](shape, data, services)
-
-
-# Map values that print differently from the same shape in a key.
-_VALUE_KSTACK, _VALUE_USTACK = _stack_decoders(lambda services: services.VALUE_INDENT)
-VALUE_DECODERS = {"kstack": _VALUE_KSTACK, "ustack": _VALUE_USTACK}
 
 
 def decoder(shape: Shape) -> Callable[[bytes, Any], Any]:

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from .text import format_stack
-from .values import HISTOGRAM_KINDS, Avg, LHist, MapData, Stack, Stats, divide, hist_divisor
+from .values import HISTOGRAM_KINDS, Avg, LHist, MapData, Stack, Stats, divide, histogram_rows
 
 
 def _string(text: str) -> str:
@@ -44,21 +44,16 @@ def _key_text(part: Any) -> str:
 
 
 def _hist_rows(hist, div: int) -> str:
-    """Buckets from the lowest to the highest non-empty one; the divisor as in text.format_histogram."""
-    used = [index for index, count in enumerate(hist.counts) if count]
-    if not used:
-        return "[]"
-    shown = hist_divisor(hist, div)
-    counts = [divide(count, shown) for count in hist.counts]
+    """The rows of ``histogram_rows`` as JSON objects: bucket bounds and shown count."""
     rows = []
-    for index in range(used[0], used[-1] + 1):
+    for index, _, shown in histogram_rows(hist, div):
         low, high = _bucket_bounds(hist, index)
         fields = []
         if low is not None:
             fields.append(f'"min": {low}')
         if high is not None:
             fields.append(f'"max": {high}')
-        fields.append(f'"count": {counts[index]}')
+        fields.append(f'"count": {shown}')
         rows.append("{" + ", ".join(fields) + "}")
     return "[" + ", ".join(rows) + "]"
 

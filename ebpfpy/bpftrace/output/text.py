@@ -9,7 +9,7 @@ import struct
 from typing import Any
 
 from .values import (AVERAGE_KINDS, HISTOGRAM_KINDS, INTEGER_KINDS, Avg, IntColumns, LHist, MapData, Stack,
-                     Stats, plain_key, divide, hist_divisor)
+                     Stats, plain_key, divide, histogram_rows)
 
 BAR_WIDTH = 52
 _SUFFIXES = ("", "K", "M", "G", "T", "P", "E")
@@ -84,23 +84,12 @@ def _labels(hist):
 
 
 def format_histogram(hist, div: int = 1) -> str:
-    """Rows from the lowest to the highest non-empty bucket: label, count and a 52-column bar.
-
-    print()'s divisor divides the shown counts of a hist only; the rows and bars still
-    come from the undivided counts, and an lhist ignores it (all as bpftrace 0.17)."""
-    counts = hist.counts
-    used = [index for index, count in enumerate(counts) if count]
-    if not used:
-        return ""
+    """The rows of ``histogram_rows``: label, shown count and a 52-column bar (of the
+    undivided count)."""
     label = _labels(hist)
-    top = max(counts)
-    shown = hist_divisor(hist, div)
-    rows = []
-    for index in range(used[0], used[-1] + 1):
-        count = counts[index]
-        bar = "@" * bar_length(count, top)
-        rows.append(f"{label(index):<16}{divide(count, shown):>8} |{bar:<{BAR_WIDTH}}|\n")
-    return "".join(rows)
+    top = max(hist.counts, default=0)
+    return "".join(f"{label(index):<16}{shown:>8} |{'@' * bar_length(count, top):<{BAR_WIDTH}}|\n"
+                   for index, count, shown in histogram_rows(hist, div))
 
 
 def format_map(data: MapData, top: int = 0, div: int = 1) -> str:

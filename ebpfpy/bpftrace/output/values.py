@@ -239,9 +239,18 @@ def divide(value: Any, div: int) -> Any:
     return value
 
 
-def hist_divisor(hist: Any, div: int) -> int:
-    """The divisor for a histogram's shown counts: print()'s for a hist, none for an lhist."""
-    return 1 if isinstance(hist, LHist) else div
+def histogram_rows(hist: Any, div: int = 1) -> list[tuple[int, int, int]]:
+    """``(bucket, count, shown count)`` for each row bpftrace prints of a hist or lhist.
+
+    Rows run from the lowest to the highest non-empty bucket of the undivided counts.
+    print()'s divisor divides only the count a hist shows (its bars and its rows come from
+    the undivided ones); an lhist ignores it. All as bpftrace 0.17."""
+    counts = hist.counts
+    used = [index for index, count in enumerate(counts) if count]
+    if not used:
+        return []
+    shown = 1 if isinstance(hist, LHist) else div
+    return [(index, counts[index], divide(counts[index], shown)) for index in range(used[0], used[-1] + 1)]
 
 
 def key_of(value: Optional[tuple]) -> tuple:
