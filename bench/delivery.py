@@ -16,7 +16,6 @@ import os
 import re
 import tempfile
 import time
-from typing import Optional
 
 from harness import Loop, Metric, Proc, Target, ToolFailed, interleave, tool_argv, tool_env, wait_attached
 
@@ -30,7 +29,7 @@ LOST_LINE = re.compile(rb"Lost (\d+) events")
 MAP_PRINT_ENV = {"BPFTRACE_MAP_KEYS_MAX": "200000"}
 
 
-def _start(tool: str, script: str, out_path: str, env: Optional[dict] = None) -> Proc:
+def _start(tool: str, script: str, out_path: str, env: dict | None = None) -> Proc:
     p = Proc(tool_argv(tool, "-o", out_path, "-e", script), env=tool_env(env))
     if not wait_attached(p, 1, 30):
         p.kill()
@@ -114,11 +113,11 @@ def measure(runs: int, loop_binary: str) -> list:
     lost = Metric("event delivery: events lost", "events", Target("not_more"),
                   "sum of `Lost N events` lines in the same runs (median per run); also N minus lines "
                   "delivered is listed in the notes.")
-    lost.samples = {t: [l for _, l in got.get(t, [])] for t in ("ebpfpy", "bpftrace")}
+    lost.samples = {t: [n for _, n in got.get(t, [])] for t in ("ebpfpy", "bpftrace")}
     lost.na.update(errors)
     for t, rows in got.items():
         lost.notes.append(f"{t}: delivered per run {[d for d, _ in rows]} of {N_EVENTS:,}; "
-                          f"reported lost {[l for _, l in rows]}")
+                          f"reported lost {[n for _, n in rows]}")
 
     keys: dict = {}
 

@@ -15,24 +15,36 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-# The two command lines compared. ebpfpy runs through this interpreter with
-# ``-m`` so a pyenv shim's own start-up is not charged to it.
+# ``python -m`` and ``-c`` put the current directory first on sys.path: run from the
+# repository's root, they import the source tree (not the wheel under test)
+# instead of the install being measured. -P (Python 3.11+) leaves it off; -I, before 3.11,
+# also ignores PYTHON* variables and the user's site-packages.
+SAFE_PATH = ["-P"] if sys.version_info >= (3, 11) else ["-I"]
+
+# The two command lines compared. Until run.py picks the install to time (use_venv or
+# use_checkout), ebpfpy runs from this interpreter's install with ``-m``, so a pyenv shim's
+# own start-up is not charged to it.
 TOOLS: dict[str, list[str]] = {
-    "ebpfpy": [sys.executable, "-m", "ebpfpy.bpftrace"],
+    "ebpfpy": [sys.executable, *SAFE_PATH, "-m", "ebpfpy.bpftrace"],
     "bpftrace": ["bpftrace"],
 }
 TOOL_NAMES = ("ebpfpy", "bpftrace")
 
+# The Python that runs the in-process measurements (bench/inproc.py runs them as a script,
+# whose own directory, bench/, is first on sys.path: never the tree's root): the one whose
+# install the tool runs from, so both measure the same ebpfpy.
+PYTHON: list = [sys.executable]
+
 # bench/spawn.c, built by run.py: when set, every tool runs under it so that its peak RSS is
 # its own (a process started straight from this ~25 MB Python process inherits that as its
 # ru_maxrss floor, because Linux keeps maxrss across execve).
-SPAWN: Optional[str] = None
+SPAWN: str | None = None
 
 # Both tools run with bpftrace's defaults (BPFTRACE_MAP_KEYS_MAX 4096, ...), as their users
 # run them; a metric that needs more (map printing: 100,000 keys) passes its own ``env``.
@@ -41,7 +53,7 @@ DEFAULT_MAP_KEYS_MAX = 4096
 
 # -- statistics ------------------------------------------------------------------
 
-def median(values: Sequence[float]) -> Optional[float]:
+def median(values: Sequence[float]) -> float | None:
     """The middle value (mean of the two middle ones for an even count); None when empty."""
     vals = sorted(v for v in values if v is not None)
     if not vals:
@@ -50,7 +62,7 @@ def median(values: Sequence[float]) -> Optional[float]:
     return float(vals[mid]) if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
 
 
-def spread(values: Sequence[float]) -> Optional[tuple]:
+def spread(values: Sequence[float]) -> tuple | None:
     vals = [v for v in values if v is not None]
     return (min(vals), max(vals)) if vals else None
 
@@ -70,13 +82,13 @@ class Target:
         return {"le": f"<= {self.bound:g}", "ge": f">= {self.bound:g}",
                 "not_more": "<= bpftrace's"}.get(self.kind, "reported")
 
-    def met(self, ratio: Optional[float]) -> Optional[bool]:
+    def met(self, ratio: float | None) -> bool | None:
         if self.kind == "report" or ratio is None:
             return None
         return ratio <= self.bound if self.kind == "le" else ratio >= self.bound
 
 
-def ratio(a: Optional[float], b: Optional[float]) -> Optional[float]:
+def ratio(a: float | None, b: float | None) -> float | None:
     """a / b, None when either is missing or b is zero (a 0/0 counts as 1: equal)."""
     if a is None or b is None:
         return None
@@ -98,25 +110,25 @@ class Metric:
     how: str
     samples: dict = field(default_factory=lambda: {t: [] for t in TOOL_NAMES})
     na: dict = field(default_factory=dict)
-    value: Callable[[list], Optional[float]] = median
+    value: Callable[[list], float | None] = median
     notes: list = field(default_factory=list)
     raw: dict = field(default_factory=dict)  # anything else worth keeping (per-script tables)
-    ratio_fn: Optional[Callable[["Metric"], Optional[float]]] = None  # when not result/result
+    ratio_fn: Callable[[Metric], float | None] | None = None  # when not result/result
     details: str = ""  # markdown shown under "Details" (per-script tables)
 
-    def result(self, tool: str) -> Optional[float]:
+    def result(self, tool: str) -> float | None:
         if tool in self.na:
             return None
         return self.value(self.samples.get(tool, []))
 
-    def ratio(self) -> Optional[float]:
+    def ratio(self) -> float | None:
         if self.na:
             return None
         if self.ratio_fn is not None:
             return self.ratio_fn(self)
         return ratio(self.result("ebpfpy"), self.result("bpftrace"))
 
-    def met(self) -> Optional[bool]:
+    def met(self) -> bool | None:
         if self.target.kind == "not_more":
             a, b = self.result("ebpfpy"), self.result("bpftrace")
             return None if a is None or b is None else a <= b
@@ -150,7 +162,7 @@ class Metric:
         }
 
 
-def fmt(value: Optional[float]) -> str:
+def fmt(value: float | None) -> str:
     """Three significant digits, no exponent for the ranges we print."""
     if value is None:
         return "n/a"
@@ -168,7 +180,7 @@ def fmt(value: Optional[float]) -> str:
     return f"{value:.3g}"
 
 
-def verdict(met: Optional[bool]) -> str:
+def verdict(met: bool | None) -> str:
     return {True: "yes", False: "**NO**", None: "—"}[met]
 
 
@@ -177,9 +189,11 @@ def verdict(met: Optional[bool]) -> str:
 def render_markdown(metrics: Sequence[Metric], env: dict, library: Sequence[tuple] = ()) -> str:
     """The results page: environment, the comparison table, the library rows, how each was measured."""
     lines = ["# ebpfpy vs bpftrace benchmarks", ""]
-    for key in ("date", "kernel", "cpu", "cpus", "python", "bpftrace", "runs", "command", "duration", "pybpftrace"):
+    for key in ("date", "kernel", "cpu", "cpus", "python", "bpftrace", "runs", "command", "duration", "pybpftrace",
+                "ebpfpy imported from"):
         if key in env:
             lines.append(f"- {key}: {env[key]}")
+    lines += load_lines(env.get("load"))
     lines += ["", "| metric | ebpfpy | bpftrace | ratio | target | met? |", "|---|---|---|---|---|---|"]
     for m in metrics:
         r = m.ratio()
@@ -208,10 +222,24 @@ def render_markdown(metrics: Sequence[Metric], env: dict, library: Sequence[tupl
     return "\n".join(lines) + "\n"
 
 
+NOTES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes.md")
+
+
+def hand_notes() -> str:
+    """bench/notes.md (before/after comparisons made by hand, e.g. across a refactor), appended to
+    results.md so a new run does not drop them."""
+    try:
+        with open(NOTES) as f:
+            return "\n" + f.read()
+    except FileNotFoundError:
+        return ""
+
+
 def write_results(metrics: Sequence[Metric], env: dict, library: Sequence[tuple], md_path: str,
                   json_path: str) -> None:
     with open(md_path, "w") as f:
         f.write(render_markdown(metrics, env, library))
+        f.write(hand_notes())
     data = {
         "env": env,
         "metrics": {m.name: m.to_json() for m in metrics},
@@ -258,8 +286,12 @@ def tool_argv(tool: str, *args: str) -> list:
     return [*TOOLS[tool], *args]
 
 
-def tool_env(extra: Optional[dict] = None) -> dict:
-    env = dict(os.environ)
+# Variables kept from the tools (use_venv: a PYTHONPATH naming the tree would shadow the wheel).
+ENV_DROP: set = set()
+
+
+def tool_env(extra: dict | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
     env.update(extra or {})
     return env
 
@@ -275,8 +307,8 @@ class Proc:
     def __init__(self, argv: list, *, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, env=None):
         self.err = tempfile.TemporaryFile()
         self._report = None
-        self._rss_kb: Optional[int] = None
-        self._tool_pid: Optional[int] = None
+        self._rss_kb: int | None = None
+        self._tool_pid: int | None = None
         if SPAWN:  # run the tool under bench/spawn.c, which reports the tool's own peak RSS
             fd, self._report = tempfile.mkstemp(prefix="ebpfpy-bench-rss-")
             os.close(fd)
@@ -286,14 +318,14 @@ class Proc:
                                       env=env if env is not None else tool_env())
         self.pid = self.popen.pid  # signals go here (spawn passes them on)
         self.rusage = None
-        self.status: Optional[int] = None
-        self.t_exit: Optional[float] = None
+        self.status: int | None = None
+        self.t_exit: float | None = None
         self.lines: list = []
         self._buf = b""
         self._eof = False
         self._fd = self.popen.stdout.fileno() if self.popen.stdout is not None else -1
 
-    def readline(self, timeout: float) -> Optional[str]:
+    def readline(self, timeout: float) -> str | None:
         """The next stdout line, or None at EOF / when nothing arrives in time.
 
         Reads the pipe with os.read into our own buffer: a buffered file
@@ -321,7 +353,7 @@ class Proc:
         self.lines.append(text)
         return text
 
-    def wait_for(self, predicate: Callable[[str], bool], timeout: float) -> Optional[float]:
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float) -> float | None:
         """Read lines until one satisfies predicate; return the time since start, or None."""
         deadline = time.perf_counter() + timeout
         while True:
@@ -422,18 +454,15 @@ class Proc:
             time.sleep(0.001)
 
     @property
-    def maxrss_mb(self) -> Optional[float]:
+    def maxrss_mb(self) -> float | None:
         if self._rss_kb is not None:
             return self._rss_kb / 1024
         return self.rusage.ru_maxrss / 1024 if self.rusage else None
 
     def error_text(self) -> str:
-        """The first meaningful stderr line (the RLIMIT_MEMLOCK warning of bpftrace skipped)."""
+        """What went wrong, from stderr (see error_line); the exit status when stderr says nothing."""
         self.err.seek(0)
-        for line in self.err.read().decode(errors="replace").splitlines():
-            if line.strip() and "RLIMIT_MEMLOCK" not in line:
-                return line.strip()[:160]
-        return f"exit status {self.status}"
+        return error_line(self.err.read().decode(errors="replace")) or f"exit status {self.status}"
 
     def close(self) -> None:
         self.kill()
@@ -444,15 +473,140 @@ class Proc:
             os.unlink(self._report)
             self._report = None
 
-    def __enter__(self) -> "Proc":
+    def __enter__(self) -> Proc:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
+def error_line(text: str) -> str:
+    """The line of a tool's stderr that says what went wrong ('' when there is none).
+
+    A Python traceback's exception (its last unindented line, not "Traceback (most recent
+    call last):"); otherwise the first meaningful line, bpftrace's RLIMIT_MEMLOCK warning skipped.
+    """
+    lines = [line for line in text.splitlines() if line.strip() and "RLIMIT_MEMLOCK" not in line]
+    if any(line.startswith("Traceback (most recent call last)") for line in lines):
+        for line in reversed(lines):
+            if not line[0].isspace():
+                return line.strip()[:160]
+    return lines[0].strip()[:160] if lines else ""
+
+
 def attaching(line: str) -> bool:
     return line.startswith("Attaching ")
+
+
+# -- which ebpfpy ---------------------------------------------------------------------------
+
+def use_venv(venv: str) -> None:
+    """Time the install in ``venv`` as its user runs it: its console script, whose sys.path
+    starts with venv/bin (never the current directory), and its python for in-process work."""
+    TOOLS["ebpfpy"] = [os.path.join(venv, "bin", "pybpftrace")]
+    PYTHON[:] = [os.path.join(venv, "bin", "python")]
+    ENV_DROP.add("PYTHONPATH")
+
+
+def use_checkout() -> None:
+    """Time this interpreter's install (editable in a checkout), the current directory kept off sys.path."""
+    TOOLS["ebpfpy"] = [sys.executable, *SAFE_PATH, "-m", "ebpfpy.bpftrace"]
+    PYTHON[:] = [sys.executable]
+    ENV_DROP.discard("PYTHONPATH")
+
+
+def in_install(module: str, func: str, *args, timeout: float = 900) -> dict:
+    """Run ``func(*args)`` of bench/MODULE.py in a child of ``PYTHON`` (bench/inproc.py).
+
+    In-process measurements import ebpfpy; run here they would import whatever this process
+    finds first (the tree, from the repository's root). Returns the child's report:
+    ``result`` (JSON values) and ``ebpfpy``, the directory its ebpfpy was imported from (or
+    why it could not be). A child that fails raises ToolFailed with its exception line.
+    """
+    with tempfile.TemporaryDirectory(prefix="ebpfpy-bench-inproc-") as tmp:
+        out = os.path.join(tmp, "report.json")
+        argv = [*PYTHON, os.path.join(HERE, "inproc.py"), out, module, func, json.dumps(list(args))]
+        try:
+            run = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, env=tool_env(), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise ToolFailed(f"{module}.{func} ran over {timeout:.0f} s") from None
+        if run.returncode != 0 or not os.path.exists(out):
+            raise ToolFailed(error_line(run.stderr.decode(errors="replace")) or f"exit status {run.returncode}")
+        with open(out) as f:
+            return json.load(f)
+
+
+def ebpfpy_location() -> str:
+    """The directory ebpfpy is imported from by ``PYTHON`` (and so by the tool), or why it is not."""
+    return in_install("harness", "median", [])["ebpfpy"]
+
+
+# -- how quiet the machine was ------------------------------------------------------------------
+
+QUIET_LOAD = 0.25    # 1-minute load average per CPU, before the run
+QUIET_OTHERS = 0.10  # share of the machine's CPU time that other processes used during the run
+QUIET_RULE = (f"quiet = 1-minute load average before the run <= {QUIET_LOAD:g} x CPUs, and processes other "
+              f"than the bench used <= {QUIET_OTHERS:.0%} of the machine's CPU time during it (/proc/stat user+"
+              "nice+system minus the bench's own rusage); the load average after the run counts the bench's "
+              "own processes, so it is recorded, not judged")
+
+
+def loadavg() -> list:
+    """The 1-, 5- and 15-minute load averages (/proc/loadavg)."""
+    with open("/proc/loadavg") as f:
+        return [float(x) for x in f.read().split()[:3]]
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds the machine has spent running processes (user, nice, system) since boot."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()  # cpu user nice system idle iowait irq softirq steal ...
+    return sum(int(x) for x in fields[1:4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and of every descendant reaped so far (the tools, under spawn)."""
+    import resource
+
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
+
+
+def judge_quiet(before: Sequence[float], after: Sequence[float], cpus: int, others_share: float) -> dict:
+    """The load record of a run and its verdict under QUIET_RULE."""
+    quiet = before[0] <= QUIET_LOAD * cpus and others_share <= QUIET_OTHERS
+    return {"before": list(before), "after": list(after), "cpus": cpus,
+            "others_cpu_share": round(others_share, 3), "quiet": quiet, "rule": QUIET_RULE}
+
+
+class LoadWatch:
+    """Load averages before and after a run, and the CPU time others used in between."""
+
+    def __init__(self):
+        self.cpus = os.cpu_count() or 1
+        self.before = loadavg()
+        self._t0, self._busy0, self._own0 = time.perf_counter(), busy_cpu_seconds(), own_cpu_seconds()
+
+    def quiet_before(self) -> bool:
+        return self.before[0] <= QUIET_LOAD * self.cpus
+
+    def finish(self) -> dict:
+        wall = time.perf_counter() - self._t0
+        others = (busy_cpu_seconds() - self._busy0) - (own_cpu_seconds() - self._own0)
+        share = max(0.0, others) / (wall * self.cpus) if wall > 0 else 0.0
+        return judge_quiet(self.before, loadavg(), self.cpus, share)
+
+
+def load_lines(load: dict | None) -> list:
+    """results.md's lines for a LoadWatch record."""
+    if not load:
+        return []
+    avg = lambda xs: " ".join(f"{x:.2f}" for x in xs)  # noqa: E731
+    return [f"- load average (1, 5, 15 min): {avg(load['before'])} before the run, {avg(load['after'])} after "
+            f"({load['cpus']} CPUs)",
+            f"- CPU time used by other processes during the run: {load['others_cpu_share']:.0%} of the machine's",
+            f"- quiet run: {'yes' if load['quiet'] else '**NO**'} ({load['rule']})"]
 
 
 # -- the kernel side ------------------------------------------------------------------------

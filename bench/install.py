@@ -10,6 +10,10 @@ machine's site-packages.
 The venv is made without network access: the dependencies' files are copied from this
 interpreter's installation (their RECORD lists them, byte-compiled files included), so the
 venv runs exactly the versions the tests ran.
+
+The wheel is installed by pip running under the venv's python (``pip --python``, pip 22.3
+or later), so ``venv/bin/pybpftrace`` is the console script a user gets: it starts the
+venv's python, with venv/bin (not the current directory) first on sys.path.
 """
 from __future__ import annotations
 
@@ -31,8 +35,7 @@ def build_wheel(tmp: str) -> str:
     src = os.path.join(tmp, "src")
     junk = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", "*.egg-info", "build")
     shutil.copytree(os.path.join(ROOT, "ebpfpy"), os.path.join(src, "ebpfpy"), ignore=junk)
-    shutil.copytree(os.path.join(ROOT, "csrc"), os.path.join(src, "csrc"), ignore=junk)
-    for name in ("pyproject.toml", "setup.py", "README.md"):
+    for name in ("pyproject.toml", "README.md"):
         shutil.copy(os.path.join(ROOT, name), src)
     wheels = os.path.join(tmp, "wheel")
     subprocess.run([*PIP, "wheel", "--no-deps", "-w", wheels, src], check=True, capture_output=True)
@@ -54,19 +57,23 @@ def copy_distribution(name: str, site_packages: str) -> None:
         shutil.copy2(src, dst)  # keeps mtimes, so the copied .pyc files still match their sources
 
 
-def venv_python(tmp: str, wheel: str) -> str:
-    """A venv under ``tmp`` holding the wheel and the dependencies; returns its python."""
+def make_venv(tmp: str, wheel: str) -> str:
+    """A venv under ``tmp`` holding the wheel (with its console scripts) and the dependencies."""
     venv = os.path.join(tmp, "venv")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, capture_output=True)
     python = os.path.join(venv, "bin", "python")
-    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+    # pip byte-compiles what it installs, as it does for every user. Without PYTHONPATH: one naming
+    # the tree would make pip take its egg-info for ebpfpy installed already, and install nothing.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([*PIP, "--python", python, "install", "--no-deps", "--no-index", wheel], check=True,
+                   capture_output=True, env=env)
+    purelib = subprocess.run([python, "-I", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                              check=True, capture_output=True, text=True).stdout.strip()
-    # pip byte-compiles what it installs, as it does for every user.
-    subprocess.run([*PIP, "install", "--no-deps", "--no-index", "--target", purelib, wheel], check=True,
-                   capture_output=True)
     for name in DEPENDENCIES:
         copy_distribution(name, purelib)
-    subprocess.run([python, "-c", "import ebpfpy.bpftrace.cli, elftools, cffi, click"], check=True,
+    # -I: from the repository's root, plain -c would find the tree's ebpfpy first.
+    subprocess.run([python, "-I", "-c", "import ebpfpy.bpftrace.cli, elftools, cffi, click"], check=True,
                    capture_output=True)
-    return python
-
+    if not os.access(os.path.join(venv, "bin", "pybpftrace"), os.X_OK):
+        raise OSError(f"pip installed no {venv}/bin/pybpftrace")
+    return venv

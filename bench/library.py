@@ -2,6 +2,9 @@
 
 Each entry is timed ``runs`` times with time.perf_counter; results are
 (name, samples or n/a reason, unit, note) rows for the harness writer.
+``measure`` and ``compile_time`` run their ``*_here`` halves in a child of
+the Python whose install pybpftrace runs (harness.in_install), so these rows
+time the same ebpfpy as the command-line rows, never the tree the bench sits in.
 """
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import glob
 import os
 import time
 
-from harness import ROOT, Metric, Target
+from harness import ROOT, Metric, Target, ToolFailed, in_install
 
 N_INSNS = 1_000_000
 N_TEXT = 100_000
@@ -47,6 +50,14 @@ def _row(name: str, fn, runs: int, unit_note: str = "") -> tuple:
 
 
 def measure(runs: int) -> list:
+    """The library rows, timed in the install under test."""
+    try:
+        return [tuple(row) for row in in_install("library", "measure_here", runs)["result"]]
+    except ToolFailed as err:
+        return [("library paths", str(err), "s", "")]
+
+
+def measure_here(runs: int) -> list:
     from ebpfpy.isa import insn as insn_mod
 
     rows = []
@@ -118,27 +129,40 @@ def _btf() -> None:
 def compile_time(runs: int) -> list:
     """Largest tools/*.bt: parse, check, compile, create maps, load every program (in process)."""
     m = Metric("compile time: largest tools/ script, source to loaded programs", "s", Target("report"),
-               "in-process: `ebpfpy.bpftrace.driver.compile_source` (parse, semantic check, codegen), "
+               "in-process (in a child of the Python that runs pybpftrace): "
+               "`ebpfpy.bpftrace.driver.compile_source` (parse, semantic check, codegen), "
                "then create every map and `Program.load` every probe, as the runtime does; then close all.")
     m.na["bpftrace"] = "no in-process API to time"
+    try:
+        got = in_install("library", "compile_time_here", runs)["result"]
+    except ToolFailed as err:
+        m.na["ebpfpy"] = str(err)
+        return [m]
+    if got["samples"]:
+        m.samples["ebpfpy"] = got["samples"]
+    else:
+        m.na["ebpfpy"] = "no tools/ script compiled and loaded"
+    m.notes.extend(got["notes"])
+    return [m]
+
+
+def compile_time_here(runs: int) -> dict:
+    """Samples of the largest tools/ script that compiles and loads, and notes (which one, which failed)."""
     # Largest first; one that does not compile is skipped (and named), the next is tried.
     scripts = sorted(glob.glob(os.path.join(ROOT, "tools", "*.bt")), key=os.path.getsize, reverse=True)
-    errors = []
+    errors, samples, notes = [], [], []
     for path in scripts:
         try:
-            samples = _timed(lambda: _compile_and_load(path), runs)
+            samples = _timed(lambda path=path: _compile_and_load(path), runs)
         except Exception as err:
             errors.append(f"{os.path.basename(path)}: {type(err).__name__}: {str(err)[:120]}")
             continue
-        m.samples["ebpfpy"] = samples
-        m.notes.append(f"script: tools/{os.path.basename(path)} ({os.path.getsize(path)} bytes), "
-                       f"{runs} runs; the first one ({samples[0]:.3f} s) also pays for imports and "
-                       "reading vmlinux BTF")
+        notes.append(f"script: tools/{os.path.basename(path)} ({os.path.getsize(path)} bytes), "
+                     f"{runs} runs; the first one ({samples[0]:.3f} s) also pays for imports and "
+                     "reading vmlinux BTF")
         break
-    else:
-        m.na["ebpfpy"] = "no tools/ script compiled and loaded"
-    m.notes.extend(f"skipped (failed): {e}" for e in errors)
-    return [m]
+    notes.extend(f"skipped (failed): {e}" for e in errors)
+    return {"samples": samples, "notes": notes}
 
 
 def _compile_and_load(path: str) -> None:

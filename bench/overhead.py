@@ -47,7 +47,7 @@ def measure(runs: int, loop_binary: str) -> list:
     for label, script in SCRIPTS:
         base: list = []
 
-        def one(tool, script=script):
+        def one(tool, script=script, base=base):
             if tool == "untraced":
                 base.append(untraced(loop_binary))
                 return None

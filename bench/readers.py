@@ -24,13 +24,12 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-
-from ebpfpy.events import demo
+from ebpfpy.events import demo  # the installed ebpfpy (the tree is not put on sys.path: see run.py)
 from ebpfpy.events.perfbuf import PerfBuffer
 from ebpfpy.events.ringbuf import RingBuffer
 from ebpfpy.maps import Map
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 SOURCE = os.path.join(os.path.dirname(HERE), "tests", "progs", "getpid_loop.c")
 

@@ -7,9 +7,10 @@ Pinning needs a bpf filesystem; distributions usually mount one at
 """
 from __future__ import annotations
 
+import errno
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional
 
 BPFFS = "/sys/fs/bpf"
 TRACEFS = "/sys/kernel/tracing"
@@ -17,7 +18,7 @@ TRACEFS = "/sys/kernel/tracing"
 TRACEFS_CANDIDATES = (TRACEFS, "/sys/kernel/debug/tracing")
 
 
-def _fs_type(path: str) -> Optional[str]:
+def _fs_type(path: str) -> str | None:
     """Filesystem type mounted exactly at ``path`` (from /proc/self/mounts), or None."""
     path = os.path.realpath(path)
     found = None
@@ -38,7 +39,10 @@ def mount(source: str, target: str, fstype: str) -> None:
     rc = libc.mount(source.encode(), target.encode(), fstype.encode(), 0, None)
     if rc != 0:
         err = ctypes.get_errno()
-        raise OSError(err, f"mount -t {fstype} {source} {target}: {os.strerror(err)}")
+        why = os.strerror(err)
+        if err == errno.EPERM:
+            why += " (mounting needs CAP_SYS_ADMIN: run as root)"
+        raise OSError(err, f"mount -t {fstype} {source} {target}: {why}")
 
 
 def is_bpffs(path: str = BPFFS) -> bool:
@@ -52,7 +56,18 @@ def ensure_bpffs(path: str = BPFFS) -> str:
     return path
 
 
-def find_tracefs(candidates=TRACEFS_CANDIDATES) -> Optional[str]:
+def find_cgroup2() -> str | None:
+    """Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup on a unified system,
+    /sys/fs/cgroup/unified on a hybrid one (the first cgroup2 mount listed), or None."""
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 3 and fields[2] == "cgroup2":
+                return fields[1].replace("\\040", " ")
+    return None
+
+
+def find_tracefs(candidates=TRACEFS_CANDIDATES) -> str | None:
     """The first of ``candidates`` where tracefs is mounted (it has events/), or None."""
     for candidate in candidates:
         if os.path.isdir(os.path.join(candidate, "events")):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno as E
 import os
 import struct
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from ebpfpy.sys.errors import ENOTSUPP, BPFError
 
@@ -100,6 +100,47 @@ def _probe_perf_link() -> tuple[bool, str]:
             if exc.errno == E.EBADF:
                 return True, ""
             return False, _err(exc)
+
+
+def _probe_uprobe_multi() -> tuple[bool, str]:
+    """libbpf's probe: a uprobe_multi link on "/" fails with EBADF where the kernel has them, and
+    one with an invalid pid fails with EINVAL where its pid filter is the fixed (per-process) one."""
+    from ebpfpy.sys import bpf
+    from ebpfpy.sys.consts import AttachType, ProgType
+
+    try:
+        prog = _load(ProgType.KPROBE, _ret0(), expected_attach_type=AttachType.TRACE_UPROBE_MULTI)
+    except BPFError as exc:
+        return False, "no uprobe_multi programs: " + _err(exc)
+    with prog:
+        for pid, want, why in ((0, E.EBADF, "no uprobe_multi links"),
+                               (-1, E.EINVAL, "uprobe_multi links filter threads, not processes (pre-6.9 bug)")):
+            try:
+                bpf.link_create_uprobe_multi(prog, "/", [0], pid=pid).close()
+                return False, f"{why}: a link on '/' was created"
+            except BPFError as exc:
+                if exc.errno != want:
+                    return False, f"{why}: {_err(exc)}"
+    return True, ""
+
+
+def _probe_tcx() -> tuple[bool, str]:
+    """A tcx link (6.6+) on ifindex 0: ENODEV means the kernel knows the attach type."""
+    from ebpfpy.sys import bpf
+    from ebpfpy.sys.consts import AttachType, ProgType
+
+    try:
+        prog = _load(ProgType.SCHED_CLS, _ret0(), expected_attach_type=AttachType.TCX_INGRESS)
+    except BPFError as exc:
+        return False, "no tcx programs: " + _err(exc)
+    with prog:
+        try:
+            bpf.link_create(prog, 0, AttachType.TCX_INGRESS).close()
+            return True, ""
+        except BPFError as exc:
+            if exc.errno == E.ENODEV:
+                return True, ""
+            return False, "no tcx links: " + _err(exc)
 
 
 def _pmu(name: str) -> Probe:
@@ -202,6 +243,8 @@ PROBES: dict[str, Probe] = {
     "perf_link": _probe_perf_link,
     "kprobes": _pmu("kprobe"),
     "uprobes": _pmu("uprobe"),
+    "uprobe_multi": _probe_uprobe_multi,
+    "tcx": _probe_tcx,
     "fentry": _probe_fentry,
     "test_run_raw_tp": _probe_test_run_raw_tp,
     "probe_read_kernel": _probe_probe_read_kernel,
@@ -210,7 +253,7 @@ PROBES: dict[str, Probe] = {
 }
 # Probes that need bpf() itself: skip them (with bpf's reason) when it is missing.
 _NEEDS_BPF = {"ringbuf", "batch_ops", "perf_link", "fentry", "test_run_raw_tp", "probe_read_kernel",
-              "override_return"}
+              "override_return", "uprobe_multi", "tcx"}
 
 
 def _answer(name: str) -> tuple[bool, str]:
@@ -260,7 +303,7 @@ _BTF_KIND_EXTRA = {
 BTF_KIND_FUNC = 12
 
 
-def vmlinux_func_id(name: str, path: str = VMLINUX_BTF) -> Optional[int]:
+def vmlinux_func_id(name: str, path: str = VMLINUX_BTF) -> int | None:
     """BTF type id of function ``name`` in vmlinux, by a linear walk of the type section.
 
     A deliberately tiny scanner (the full parser is ``ebpfpy.btf``) so the

@@ -6,14 +6,19 @@ is a kernel object of its own; a *perf-event attachment* (the pre-5.15
 hides the difference: it owns whatever fds hold the attachment, and
 ``close()`` releases them, which detaches the program. fd-based forms mean
 a crashed process never leaves a probe behind.
+
+BPF_LINK_CREATE targets here: perf events, tracing (BTF) targets, uprobe_multi
+(many uprobes of one binary in one link), XDP and tcx on a network interface,
+and cgroup hooks on a cgroup v2 directory.
 """
 from __future__ import annotations
 
 import errno as E
-from typing import Optional
+import os
+from collections.abc import Sequence
 
 from ebpfpy.sys import bpf, perf
-from ebpfpy.sys.consts import AttachType
+from ebpfpy.sys.consts import BPF_F_UPROBE_MULTI_RETURN, AttachType, XdpFlag, lookup
 from ebpfpy.sys.errors import ENOTSUPP, BPFError
 from ebpfpy.sys.fd import FD, fd_number
 
@@ -23,7 +28,7 @@ _NO_PERF_LINK = (E.EINVAL, E.EOPNOTSUPP, ENOTSUPP)
 class Link:
     """Owns a link fd and/or a perf event fd; closing detaches."""
 
-    def __init__(self, fd: Optional[FD] = None, *, perf_fd: Optional[FD] = None,
+    def __init__(self, fd: FD | None = None, *, perf_fd: FD | None = None,
                  kind: str = "link", prog=None, description: str = "") -> None:
         if fd is None and perf_fd is None:
             raise ValueError("a Link needs a link fd or a perf event fd")
@@ -34,11 +39,11 @@ class Link:
         self.description = description
 
     @classmethod
-    def from_id(cls, link_id: int) -> "Link":
+    def from_id(cls, link_id: int) -> Link:
         return cls(bpf.link_get_fd_by_id(link_id))
 
     @classmethod
-    def from_pin(cls, path: str) -> "Link":
+    def from_pin(cls, path: str) -> Link:
         return cls(bpf.obj_get(path))
 
     @property
@@ -51,7 +56,7 @@ class Link:
         return self.fd
 
     @property
-    def perf_fd(self) -> Optional[int]:
+    def perf_fd(self) -> int | None:
         return self._perf_fd.fd if self._perf_fd is not None else None
 
     @property
@@ -89,7 +94,7 @@ class Link:
                         pass
                 owner.close()
 
-    def __enter__(self) -> "Link":
+    def __enter__(self) -> Link:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -107,7 +112,7 @@ def _perf_link_supported() -> bool:
 
 
 def attach_perf_event(prog, perf_fd: FD, *, cookie: int = 0, description: str = "",
-                      use_link: Optional[bool] = None) -> Link:
+                      use_link: bool | None = None) -> Link:
     """Attach ``prog`` to an open perf event; the returned Link owns ``perf_fd``.
 
     Prefers BPF_LINK_CREATE (attach type BPF_PERF_EVENT, kernel 5.15+), which
@@ -155,3 +160,154 @@ def attach_tracing(prog, *, cookie: int = 0) -> Link:
         return Link(bpf.link_create(prog, 0, prog.expected_attach_type, tracing_cookie=cookie),
                     prog=prog, description="tracing")
     return Link(bpf.raw_tracepoint_open(None, prog), prog=prog, description="tracing")
+
+
+def _named(exc: BPFError, what: str) -> BPFError:
+    exc.detail = f"{what}; {exc.detail}" if exc.detail else what
+    return exc
+
+
+def attach_uprobe_multi(prog, path: str, offsets: Sequence[int], *, retprobe: bool = False, pid: int = -1,
+                        cookies: Sequence[int] | None = None, ref_ctr_offsets: Sequence[int] | None = None,
+                        description: str = "") -> Link:
+    """One uprobe_multi link (6.6+) for uprobes (``retprobe``: uretprobes) at file ``offsets`` of
+    ``path``, only in process ``pid`` when given. ``prog`` must have been loaded as a kprobe program
+    with expected_attach_type BPF_TRACE_UPROBE_MULTI (the kernel refuses others, and refuses such a
+    program on a perf event). ``cookies`` (one per offset) are what bpf_get_attach_cookie() returns.
+    Symbol names and wildcards: ``ebpfpy.attach.uprobe.attach_uprobe_multi``."""
+    path = os.path.abspath(path)
+    what = description or f"{'uretprobe' if retprobe else 'uprobe'}.multi:{path} ({len(offsets)} offsets)"
+    try:
+        fd = bpf.link_create_uprobe_multi(prog, path, list(offsets), ref_ctr_offsets=ref_ctr_offsets,
+                                          cookies=cookies, flags=BPF_F_UPROBE_MULTI_RETURN if retprobe else 0,
+                                          pid=max(pid, 0))
+    except BPFError as exc:
+        raise _named(exc, what) from None
+    return Link(fd, prog=prog, description=what)
+
+
+def ifindex(iface) -> int:
+    """The index of a network interface given by name (``"lo"``) or index (``1``, ``"1"``)."""
+    import socket
+
+    if isinstance(iface, int):
+        return iface
+    text = str(iface)
+    if text.isdigit():
+        return int(text)
+    try:
+        return socket.if_nametoindex(text)
+    except OSError:
+        raise OSError(E.ENODEV, f"no network interface named {text!r}") from None
+
+
+_XDP_MODES = {"skb": XdpFlag.SKB_MODE, "generic": XdpFlag.SKB_MODE, "drv": XdpFlag.DRV_MODE,
+              "native": XdpFlag.DRV_MODE, "hw": XdpFlag.HW_MODE, "offload": XdpFlag.HW_MODE}
+
+
+def attach_xdp(prog, iface, flags=0) -> Link:
+    """Attach an XDP program to a network interface (name or index) with a BPF link (5.9+):
+    the program stays attached while the link is open. ``flags``: ``XdpFlag`` bits, or a mode
+    name (``"skb"``/``"generic"``, ``"drv"``/``"native"``, ``"hw"``); none lets the kernel pick
+    the driver's mode where the driver has one, else the generic mode."""
+    if isinstance(flags, str):
+        try:
+            flags = _XDP_MODES[flags.lower()]
+        except KeyError:
+            raise ValueError(f"unknown XDP mode {flags!r} (known: {', '.join(_XDP_MODES)})") from None
+    index = ifindex(iface)
+    what = f"xdp:{iface}"
+    try:
+        fd = bpf.link_create(prog, index, AttachType.XDP, flags=int(flags))
+    except BPFError as exc:
+        raise _named(exc, what) from None
+    return Link(fd, prog=prog, description=what)
+
+
+_TCX = {"ingress": AttachType.TCX_INGRESS, "egress": AttachType.TCX_EGRESS}
+
+
+def attach_tcx(prog, iface, direction: str = "ingress", *, expected_revision: int = 0) -> Link:
+    """Attach a SCHED_CLS program to a network interface's tcx hook (6.6+), ``direction``
+    ``"ingress"`` or ``"egress"``, after the programs already there. With ``expected_revision``
+    the kernel refuses (ESTALE) if the hook's program list changed since that revision."""
+    try:
+        attach_type = _TCX[direction]
+    except KeyError:
+        raise ValueError(f"tcx direction must be 'ingress' or 'egress', not {direction!r}") from None
+    index = ifindex(iface)
+    what = f"tcx/{direction}:{iface}"
+    try:
+        fd = bpf.link_create(prog, index, attach_type, expected_revision=expected_revision)
+    except BPFError as exc:
+        raise _named(exc, what) from None
+    return Link(fd, prog=prog, description=what)
+
+
+# libbpf's names for the cgroup hooks (the part after ``cgroup/`` or ``cgroup_skb/`` in a section name)
+CGROUP_ATTACH_TYPES: dict[str, AttachType] = {
+    "ingress": AttachType.CGROUP_INET_INGRESS, "egress": AttachType.CGROUP_INET_EGRESS,
+    "sock_create": AttachType.CGROUP_INET_SOCK_CREATE, "sock": AttachType.CGROUP_INET_SOCK_CREATE,
+    "sock_release": AttachType.CGROUP_INET_SOCK_RELEASE,
+    "post_bind4": AttachType.CGROUP_INET4_POST_BIND, "post_bind6": AttachType.CGROUP_INET6_POST_BIND,
+    "bind4": AttachType.CGROUP_INET4_BIND, "bind6": AttachType.CGROUP_INET6_BIND,
+    "connect4": AttachType.CGROUP_INET4_CONNECT, "connect6": AttachType.CGROUP_INET6_CONNECT,
+    "connect_unix": AttachType.CGROUP_UNIX_CONNECT,
+    "sendmsg4": AttachType.CGROUP_UDP4_SENDMSG, "sendmsg6": AttachType.CGROUP_UDP6_SENDMSG,
+    "sendmsg_unix": AttachType.CGROUP_UNIX_SENDMSG,
+    "recvmsg4": AttachType.CGROUP_UDP4_RECVMSG, "recvmsg6": AttachType.CGROUP_UDP6_RECVMSG,
+    "recvmsg_unix": AttachType.CGROUP_UNIX_RECVMSG,
+    "getpeername4": AttachType.CGROUP_INET4_GETPEERNAME, "getpeername6": AttachType.CGROUP_INET6_GETPEERNAME,
+    "getpeername_unix": AttachType.CGROUP_UNIX_GETPEERNAME,
+    "getsockname4": AttachType.CGROUP_INET4_GETSOCKNAME, "getsockname6": AttachType.CGROUP_INET6_GETSOCKNAME,
+    "getsockname_unix": AttachType.CGROUP_UNIX_GETSOCKNAME,
+    "sysctl": AttachType.CGROUP_SYSCTL, "getsockopt": AttachType.CGROUP_GETSOCKOPT,
+    "setsockopt": AttachType.CGROUP_SETSOCKOPT, "dev": AttachType.CGROUP_DEVICE,
+    "device": AttachType.CGROUP_DEVICE, "sockops": AttachType.CGROUP_SOCK_OPS,
+}
+
+
+def cgroup_attach_type(value) -> AttachType:
+    """An attach type from a member, an int, a uapi name (``"cgroup_inet_egress"``) or libbpf's
+    short name (``"egress"``, ``"sock_create"``, ``"sysctl"``, ``"dev"``)."""
+    if isinstance(value, str) and value.lower() in CGROUP_ATTACH_TYPES:
+        return CGROUP_ATTACH_TYPES[value.lower()]
+    return lookup(AttachType, value)
+
+
+def cgroup_dir(path: str) -> str:
+    """A cgroup v2 directory: an absolute path as given, a relative one under the cgroup2 mount."""
+    if os.path.isabs(path):
+        return path
+    from ebpfpy.bpffs import find_cgroup2
+
+    root = find_cgroup2()
+    if root is None:
+        raise OSError(E.ENOENT, f"no cgroup v2 hierarchy is mounted (for cgroup {path!r})")
+    return os.path.join(root, path)
+
+
+def attach_cgroup(prog, cgroup, attach_type=None) -> Link:
+    """Attach a cgroup program (skb, sock, sock_addr, sockopt, sysctl, device, sock_ops) to a
+    cgroup v2 directory (a path, relative ones under the cgroup2 mount, or an open directory fd)
+    with a BPF link (5.7+); it applies to the processes in that cgroup and its descendants.
+    ``attach_type`` defaults to the one the program was loaded for."""
+    if attach_type is None:
+        attach_type = getattr(prog, "expected_attach_type", None)
+        if attach_type is None:
+            raise ValueError("attach_cgroup needs an attach_type (the program was loaded without one)")
+    attach_type = cgroup_attach_type(attach_type)
+    if isinstance(cgroup, (str, os.PathLike)):
+        path = cgroup_dir(os.fspath(cgroup))
+        dir_fd = FD(os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+    else:
+        path, dir_fd = str(fd_number(cgroup)), None
+    what = f"cgroup:{path}:{attach_type.name.lower()}"
+    try:
+        fd = bpf.link_create(prog, dir_fd if dir_fd is not None else cgroup, attach_type)
+    except BPFError as exc:
+        raise _named(exc, what) from None
+    finally:
+        if dir_fd is not None:
+            dir_fd.close()  # the link holds the cgroup
+    return Link(fd, prog=prog, description=what)

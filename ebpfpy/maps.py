@@ -11,8 +11,9 @@ import errno as E
 import mmap
 import struct
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 from ebpfpy.sys import bpf
 from ebpfpy.sys.consts import (
@@ -43,8 +44,8 @@ class MapTypeProps:
     is_array: bool = False  # keys 0..max_entries-1 always exist; delete is refused
     dict_api: bool = True  # lookup/update/iterate from user space
     batch: bool = False  # BPF_MAP_*_BATCH implemented for this type
-    key_size: Optional[int] = None
-    value_size: Optional[int] = None
+    key_size: int | None = None
+    value_size: int | None = None
     max_entries: Any = None
     kind: str = "bytes"  # "bytes" | "fd" | "stack"
     int_keys: bool = False  # default key codec: u32 (array index, CPU, stack id)
@@ -166,7 +167,7 @@ def stack_codec(size: int) -> Codec:
     return Codec(size, encode, decode)
 
 
-def make_codec(spec, size: Optional[int]) -> Optional[Codec]:
+def make_codec(spec, size: int | None) -> Codec | None:
     """Codec for a ``key=``/``value=`` argument (None: not given)."""
     if spec is None:
         return None
@@ -187,12 +188,22 @@ def _round8(n: int) -> int:
     return (n + 7) & ~7
 
 
-def _ringbuf_size(requested: int) -> int:
-    """Ring buffers need a power-of-two number of pages."""
+def ringbuf_size(requested: int) -> int:
+    """The ring buffer size the kernel accepts for ``requested`` bytes, as libbpf picks it.
+
+    The kernel wants a power-of-two multiple of the page size: such a size passes
+    through, any other becomes the smallest one above it.  0 stays 0 (libbpf lets the
+    kernel refuse a ring buffer nobody sized), as does a request too big to round up
+    within 32 bits."""
+    if requested <= 0:
+        return requested
+    pages, rest = divmod(requested, PAGE_SIZE)
+    if not rest and pages & (pages - 1) == 0:
+        return requested
     size = PAGE_SIZE
-    while size < requested:
+    while size <= requested:
         size <<= 1
-    return size
+    return size if size <= 0xFFFF_FFFF else requested
 
 
 # --------------------------------------------------------------------------
@@ -243,22 +254,28 @@ class Map(FdOwner):
     # -- construction ------------------------------------------------------
 
     @classmethod
-    def create(cls, map_type, key_size: Optional[int] = None, value_size: Optional[int] = None,
-               max_entries: Optional[int] = None, *, key=None, value=None, name: str = "",
+    def create(cls, map_type, key_size: int | None = None, value_size: int | None = None,
+               max_entries: int | None = None, *, key=None, value=None, name: str = "",
                flags: int = 0, inner_map=None, btf_fd=0, btf_key_type_id: int = 0,
-               btf_value_type_id: int = 0, map_extra: int = 0, numa_node: int = 0) -> "Map":
-        """Create a map; sizes left as None come from ``key=``/``value=`` or the type's defaults."""
+               btf_value_type_id: int = 0, map_extra: int = 0, numa_node: int = 0) -> Map:
+        """Create a map; sizes left as None come from ``key=``/``value=`` or the type's defaults.
+
+        ``max_entries=0`` means the default too, for a type that has one (a perf event
+        array's possible CPUs, as in libbpf); types without one (local storage) keep 0.
+        Ring buffer sizes are rounded up to a power-of-two number of pages."""
         mtype = lookup(MapType, map_type)
         p = props(mtype)
         kc, vc = make_codec(key, None), make_codec(value, None)
         key_size = _first(key_size, kc and kc.size, p.key_size)
         value_size = _first(value_size, vc and vc.size, p.value_size)
         default_max = p.max_entries() if callable(p.max_entries) else p.max_entries
+        if max_entries == 0 and default_max is not None:
+            max_entries = None  # the kernel refuses 0 for a type with a default: 0 means the default
         max_entries = _first(max_entries, default_max)
         if key_size is None or value_size is None or max_entries is None:
             raise TypeError(f"{mtype.name.lower()} map needs key_size, value_size and max_entries")
-        if mtype == MapType.RINGBUF:
-            max_entries = _ringbuf_size(max_entries)
+        if mtype in (MapType.RINGBUF, MapType.USER_RINGBUF):
+            max_entries = ringbuf_size(max_entries)
         fd = bpf.map_create(mtype, key_size, value_size, max_entries, flags=flags, name=name,
                             inner_map_fd=fd_number(inner_map) if inner_map is not None else 0,
                             btf_fd=btf_fd, btf_key_type_id=btf_key_type_id,
@@ -268,7 +285,7 @@ class Map(FdOwner):
                            name=name, flags=flags)
 
     @classmethod
-    def _owning(cls, fd: FD, *args, **kwargs) -> "Map":
+    def _owning(cls, fd: FD, *args, **kwargs) -> Map:
         """Construct around ``fd``, closing it if the arguments are rejected."""
         try:
             return cls(fd, *args, **kwargs)
@@ -277,7 +294,7 @@ class Map(FdOwner):
             raise
 
     @classmethod
-    def from_fd(cls, fd, *, key=None, value=None) -> "Map":
+    def from_fd(cls, fd, *, key=None, value=None) -> Map:
         """Wrap an fd (an ``FD`` is taken over; an int is duplicated) after asking the kernel what it is."""
         owned = fd if isinstance(fd, FD) else dup_fd(fd)
         try:
@@ -289,11 +306,11 @@ class Map(FdOwner):
                            key=key, value=value, name=info.name, flags=info.flags)
 
     @classmethod
-    def from_id(cls, map_id: int, *, key=None, value=None) -> "Map":
+    def from_id(cls, map_id: int, *, key=None, value=None) -> Map:
         return cls.from_fd(bpf.map_get_fd_by_id(map_id), key=key, value=value)
 
     @classmethod
-    def from_pin(cls, path: str, *, key=None, value=None) -> "Map":
+    def from_pin(cls, path: str, *, key=None, value=None) -> Map:
         return cls.from_fd(bpf.obj_get(path), key=key, value=value)
 
     def __repr__(self) -> str:
@@ -357,7 +374,7 @@ class Map(FdOwner):
 
     # -- mapping API ---------------------------------------------------------
 
-    def lookup_raw(self, key: bytes) -> Optional[bytes]:
+    def lookup_raw(self, key: bytes) -> bytes | None:
         self._need_dict_api()
         try:
             return bpf.map_lookup_elem(self._fd, key, self.user_value_size)
@@ -431,15 +448,15 @@ class Map(FdOwner):
     def values(self) -> list:
         return [v for _, v in self.items()]
 
-    def items(self, batch: Optional[bool] = None) -> list:
+    def items(self, batch: bool | None = None) -> list:
         """All (key, value) pairs; ``batch`` None uses BPF_MAP_LOOKUP_BATCH when the kernel
         has it (probed once), True insists on it, False walks keys with get_next_key."""
         return [(self.key_codec.decode(k), self._decode_value(v)) for k, v in self.raw_items(batch)]
 
-    def dump(self, batch: Optional[bool] = None) -> dict:
+    def dump(self, batch: bool | None = None) -> dict:
         return dict(self.items(batch))
 
-    def raw_items(self, batch: Optional[bool] = None) -> list[tuple[bytes, bytes]]:
+    def raw_items(self, batch: bool | None = None) -> list[tuple[bytes, bytes]]:
         """``batch``: None picks; True insists (errors surface); False walks keys."""
         self._need_dict_api()
         forced = batch is True
@@ -500,7 +517,7 @@ class Map(FdOwner):
                 return
             token = res.token
 
-    def raw_columns(self, batch: Optional[bool] = None) -> tuple[list[bytes], list[bytes]]:
+    def raw_columns(self, batch: bool | None = None) -> tuple[list[bytes], list[bytes]]:
         """All keys and values as bytes, in two parallel lists (per-CPU values not split).
 
         For bulk decoders (``struct.iter_unpack`` over ``b"".join(values)``):

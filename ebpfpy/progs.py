@@ -7,13 +7,14 @@ log. The log of a successful load is kept when one was asked for
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Union
+from collections.abc import Iterable
+from typing import Any
 
 from ebpfpy.sys import bpf
 from ebpfpy.sys.consts import AttachType, ProgType, lookup
 from ebpfpy.sys.fd import FD, FdOwner, dup_fd, fd_number
 
-Insns = Union[bytes, bytearray, Iterable[Any]]
+Insns = bytes | bytearray | Iterable[Any]
 
 
 def encode_insns(insns: Insns) -> bytes:
@@ -31,7 +32,7 @@ class Program(FdOwner):
     """A loaded program: ``.fd``, ``.close()``, ``.test_run()``, ``.info()``, ``.pin()``."""
 
     def __init__(self, fd: FD, prog_type, *, name: str = "", verifier_log: str = "",
-                 expected_attach_type: Optional[int] = None) -> None:
+                 expected_attach_type: int | None = None) -> None:
         self._fd = fd
         try:
             self.prog_type = lookup(ProgType, prog_type)
@@ -50,7 +51,7 @@ class Program(FdOwner):
         *,
         name: str = "",
         expected_attach_type=None,
-        attach_btf_id: Optional[int] = None,
+        attach_btf_id: int | None = None,
         attach_btf_obj_fd=None,
         attach_prog_fd=None,
         log_level: int = 0,
@@ -62,8 +63,8 @@ class Program(FdOwner):
         func_info_rec_size: int = 0,
         line_info: bytes = b"",
         line_info_rec_size: int = 0,
-        fd_array: Optional[Iterable] = None,
-    ) -> "Program":
+        fd_array: Iterable | None = None,
+    ) -> Program:
         """Load a program; ``BPFError`` (with ``.log``) when the verifier rejects it.
 
         Enum arguments accept members, ints or names ("tracepoint",
@@ -85,18 +86,18 @@ class Program(FdOwner):
         return cls(fd, ptype, name=name, verifier_log=log, expected_attach_type=eat)
 
     @classmethod
-    def from_fd(cls, fd) -> "Program":
+    def from_fd(cls, fd) -> Program:
         """Wrap an fd: an ``FD`` is taken over, an int is duplicated."""
         owned = fd if isinstance(fd, FD) else dup_fd(fd)
         info = bpf.prog_info(owned, xlated=False)
         return cls(owned, info.type, name=info.name)
 
     @classmethod
-    def from_id(cls, prog_id: int) -> "Program":
+    def from_id(cls, prog_id: int) -> Program:
         return cls.from_fd(bpf.prog_get_fd_by_id(prog_id))
 
     @classmethod
-    def from_pin(cls, path: str) -> "Program":
+    def from_pin(cls, path: str) -> Program:
         return cls.from_fd(bpf.obj_get(path))
 
     def __repr__(self) -> str:
@@ -105,7 +106,7 @@ class Program(FdOwner):
 
     # -- kernel-side views ---------------------------------------------------
 
-    def test_run(self, data_in: bytes = b"", *, ctx_in: bytes = b"", data_size_out: Optional[int] = None,
+    def test_run(self, data_in: bytes = b"", *, ctx_in: bytes = b"", data_size_out: int | None = None,
                  ctx_size_out: int = 0, repeat: int = 0, flags: int = 0, cpu: int = 0) -> bpf.TestRunResult:
         """Run once (or ``repeat`` times) in the kernel via BPF_PROG_TEST_RUN."""
         return bpf.prog_test_run(self._fd, data_in=data_in, data_size_out=data_size_out, ctx_in=ctx_in,
@@ -122,3 +123,36 @@ class Program(FdOwner):
 
     def pin(self, path: str) -> None:
         bpf.obj_pin(self._fd, path)
+
+    # -- attaching (each returns an ebpfpy.links.Link: closing it detaches) ----------
+
+    def attach_xdp(self, iface, flags=0):
+        """XDP on a network interface (name or index) through a BPF link; ``flags``: ``XdpFlag``
+        bits or a mode name (``"skb"``, ``"drv"``, ``"hw"``). See ``ebpfpy.links.attach_xdp``."""
+        from ebpfpy.links import attach_xdp
+
+        return attach_xdp(self, iface, flags)
+
+    def attach_tcx(self, iface, direction: str = "ingress", *, expected_revision: int = 0):
+        """A SCHED_CLS program on an interface's tcx ``"ingress"`` or ``"egress"`` hook (6.6+)."""
+        from ebpfpy.links import attach_tcx
+
+        return attach_tcx(self, iface, direction, expected_revision=expected_revision)
+
+    def attach_cgroup(self, cgroup, attach_type=None):
+        """A cgroup program on a cgroup v2 directory (path or fd); ``attach_type`` (an
+        ``AttachType``, its name, or libbpf's short name: ``"egress"``, ``"sock_create"``,
+        ``"sysctl"``, ``"dev"``...) defaults to the one the program was loaded for."""
+        from ebpfpy.links import attach_cgroup
+
+        return attach_cgroup(self, cgroup, attach_type)
+
+    def attach_uprobe_multi(self, path: str, offsets, *, retprobe: bool = False, pid: int = -1,
+                            cookies=None, ref_ctr_offsets=None):
+        """uprobes (``retprobe``: uretprobes) at many file offsets of one binary with one
+        uprobe_multi link (6.6+); the program must have been loaded with expected_attach_type
+        ``trace_uprobe_multi``. By symbol names or wildcards: ``ebpfpy.attach.attach_uprobe_multi``."""
+        from ebpfpy.links import attach_uprobe_multi
+
+        return attach_uprobe_multi(self, path, offsets, retprobe=retprobe, pid=pid, cookies=cookies,
+                                   ref_ctr_offsets=ref_ctr_offsets)

@@ -44,6 +44,23 @@ def _root_tool(name):
     return probe
 
 
+def _netns():
+    if os.geteuid() != 0:
+        return False, "network namespaces need root"
+    return _tool("ip")()
+
+
+def _cgroup2():
+    from ebpfpy.bpffs import find_cgroup2
+
+    root = find_cgroup2()
+    if root is None:
+        return False, "no cgroup v2 hierarchy is mounted"
+    if not os.access(root, os.W_OK):
+        return False, f"cannot create cgroups under {root}"
+    return True, ""
+
+
 # marker -> probe returning (available, reason)
 REQUIREMENTS = {
     "kernel": _feature("bpf"),
@@ -52,6 +69,10 @@ REQUIREMENTS = {
     "btf": _feature("btf"),
     "ringbuf": _feature("ringbuf"),
     "uprobes": _feature("uprobes"),
+    "uprobe_multi": _feature("uprobe_multi"),
+    "tcx": _feature("tcx"),
+    "net": lambda: _netns(),
+    "cgroup": lambda: _cgroup2(),
     "bpftrace": _root_tool("bpftrace"),
     "clang": _tool("clang-19"),
 }

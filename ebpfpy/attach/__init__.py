@@ -17,7 +17,7 @@ cheap.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any
 
 from .errors import (
     AttachError,
@@ -36,16 +36,35 @@ from .provider import (
 )
 
 __all__ = [
-    "AttachError", "ProbeNotFoundError", "ProbeSpecError", "ProbeUnavailableError",
-    "KINDS", "Attachment", "ProbeContext", "attach", "expand", "context", "kind_of", "provider",
-    "split_probe", "list_probes",
-    "attach_tracepoint", "attach_raw_tracepoint", "attach_uprobe", "attach_usdt", "attach_kprobe",
-    "attach_perf_event", "attach_special",
+    "KINDS",
+    "AttachError",
+    "Attachment",
+    "ProbeContext",
+    "ProbeNotFoundError",
+    "ProbeSpecError",
+    "ProbeUnavailableError",
+    "attach",
+    "attach_kprobe",
+    "attach_perf_event",
+    "attach_raw_tracepoint",
+    "attach_special",
+    "attach_tracepoint",
+    "attach_uprobe",
+    "attach_uprobe_multi",
+    "attach_usdt",
+    "context",
+    "expand",
+    "kind_of",
+    "list_probes",
+    "provider",
+    "split_probe",
 ]
 
 
 def attach(prog: Any, probe: str, pid: int = -1) -> list:
-    """Attach `prog` to every target `probe` names (wildcards expand); all or nothing."""
+    """Attach `prog` to every target `probe` names (wildcards expand); all or nothing. A
+    program loaded with expected_attach_type ``trace_uprobe_multi`` goes on a uprobe wildcard's
+    targets with one uprobe_multi link per binary."""
     from .provider import attach as _attach
 
     return _attach(prog, probe, pid)
@@ -65,7 +84,7 @@ def context(probe_or_target: Any) -> ProbeContext:
     return provider(kind).context(target)
 
 
-def list_probes(pattern: Optional[str] = None, pid: int = -1, verbose: bool = False):
+def list_probes(pattern: str | None = None, pid: int = -1, verbose: bool = False):
     """`bpftrace -l [-v] pattern` lines, lazily."""
     from .listing import list_probes as _list
     from .listing import list_probes_verbose
@@ -85,14 +104,23 @@ def attach_raw_tracepoint(prog: Any, name: str) -> Attachment:
     return attach_raw_tracepoint_name(prog, name)
 
 
-def attach_uprobe(prog: Any, binary: str, symbol_or_addr: Union[str, int], *, offset: int = 0,
+def attach_uprobe(prog: Any, binary: str, symbol_or_addr: str | int, *, offset: int = 0,
                   retprobe: bool = False, pid: int = -1) -> Attachment:
     from .uprobe import attach_uprobe as _attach
 
     return _attach(prog, binary, symbol_or_addr, offset=offset, retprobe=retprobe, pid=pid)
 
 
-def attach_usdt(prog: Any, binary: str, provider_name: Optional[str], name: str, *, pid: int = -1) -> Attachment:
+def attach_uprobe_multi(prog: Any, binary: str, symbols_or_offsets, *, retprobe: bool = False, pid: int = -1,
+                        cookies=None):
+    """One uprobe_multi link on many functions (names, glob patterns, file offsets) of one binary;
+    returns an ``ebpfpy.links.Link``. See ``ebpfpy.attach.uprobe.attach_uprobe_multi``."""
+    from .uprobe import attach_uprobe_multi as _attach
+
+    return _attach(prog, binary, symbols_or_offsets, retprobe=retprobe, pid=pid, cookies=cookies)
+
+
+def attach_usdt(prog: Any, binary: str, provider_name: str | None, name: str, *, pid: int = -1) -> Attachment:
     """Attach to every site of one USDT probe (a probe may have several sites)."""
     from .usdt import UsdtProvider
 
@@ -115,8 +143,8 @@ def attach_kprobe(prog: Any, symbol: str, *, offset: int = 0, retprobe: bool = F
     return _attach(prog, symbol, offset=offset, retprobe=retprobe)
 
 
-def attach_perf_event(prog: Any, kind: str, event: str, period_or_freq: Optional[int] = None, *,
-                      cpus: Optional[list[int]] = None, pid: int = -1) -> Attachment:
+def attach_perf_event(prog: Any, kind: str, event: str, period_or_freq: int | None = None, *,
+                      cpus: list[int] | None = None, pid: int = -1) -> Attachment:
     from .perf_event import attach_perf_event as _attach
 
     return _attach(prog, kind, event, period_or_freq, cpus=cpus, pid=pid)

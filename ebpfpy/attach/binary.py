@@ -16,12 +16,12 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional
 
 from .errors import ProbeNotFoundError
 
 # Symbol types a uprobe can sit on (STT_GNU_IFUNC resolvers are functions too).
 _FUNC_TYPES = ("STT_FUNC", "STT_GNU_IFUNC", "STT_LOOS")
+_DATA_TYPES = ("STT_OBJECT",)  # uaddr() takes data symbols only, as bpftrace does
 _SYMTABS = (".symtab", ".dynsym")
 
 
@@ -71,6 +71,7 @@ class ElfImage:
                     s.name: Section(s.name, s["sh_addr"], s["sh_offset"], s["sh_size"]) for s in elf.iter_sections()
                 }
                 self.symbols = self._read_symbols(elf)
+                self.data_symbols = self._read_symbols(elf, _DATA_TYPES)
                 notes = elf.get_section_by_name(".note.stapsdt")
                 self.stapsdt_notes = notes.data() if notes is not None else b""
         except FileNotFoundError:
@@ -79,14 +80,16 @@ class ElfImage:
             raise ProbeNotFoundError(f"not an ELF binary: {path} ({exc})") from None
 
     @staticmethod
-    def _read_symbols(elf) -> dict[str, Symbol]:
+    def _read_symbols(elf, types=None) -> dict[str, Symbol]:
+        """Named, defined symbols of ``types`` (functions by default), ``.symtab`` before ``.dynsym``."""
+        types = _FUNC_TYPES if types is None else types
         out: dict[str, Symbol] = {}
         for secname in _SYMTABS:
             sec = elf.get_section_by_name(secname)
             if sec is None or not hasattr(sec, "iter_symbols"):
                 continue
             for sym in sec.iter_symbols():
-                if sym["st_info"]["type"] not in _FUNC_TYPES:
+                if sym["st_info"]["type"] not in types:
                     continue
                 if sym["st_shndx"] == "SHN_UNDEF" or not sym["st_value"] or not sym.name:
                     continue
@@ -166,7 +169,7 @@ def _lib_prefixes(name: str) -> tuple[str, ...]:
     return (f"lib{base}.so", f"{base}.so")
 
 
-def _lib_from_maps(name: str, pid: int) -> Optional[str]:
+def _lib_from_maps(name: str, pid: int) -> str | None:
     prefixes = _lib_prefixes(name)
     try:
         with open(f"/proc/{pid}/maps") as f:
@@ -182,7 +185,7 @@ def _lib_from_maps(name: str, pid: int) -> Optional[str]:
     return None
 
 
-def _lib_from_cache(name: str) -> Optional[str]:
+def _lib_from_cache(name: str) -> str | None:
     prefixes = _lib_prefixes(name)
     machine_flag = "x86-64" if os.uname().machine == "x86_64" else ""
     hits = [(soname, flags, path) for soname, flags, path in ld_so_cache() if soname.startswith(prefixes)]
@@ -194,7 +197,7 @@ def _lib_from_cache(name: str) -> Optional[str]:
 LIB_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib")
 
 
-def _lib_from_dirs(name: str) -> Optional[str]:
+def _lib_from_dirs(name: str) -> str | None:
     prefixes = _lib_prefixes(name)
     for d in LIB_DIRS:
         try:

@@ -126,7 +126,7 @@ def btf_context(target: FentryTarget) -> ProbeContext:
     return ProbeContext(ProgType.TRACING, "btf_func", retval=target.retprobe,
                         expected_attach_type=AttachType.TRACE_FEXIT if target.retprobe
                         else AttachType.TRACE_FENTRY,
-                        attach_btf_id=fid, func_proto=proto)
+                        attach_btf_id=fid, func_proto=proto, space="kernel")
 
 
 def attach_fentry_target(prog: Any, target: FentryTarget) -> Attachment:

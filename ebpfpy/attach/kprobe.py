@@ -120,7 +120,7 @@ class KprobeProvider:
                                                                                     target.symbol)))]
 
     def context(self, target: KprobeTarget) -> ProbeContext:
-        return ProbeContext(ProgType.KPROBE, "pt_regs", retval=target.retprobe)
+        return ProbeContext(ProgType.KPROBE, "pt_regs", retval=target.retprobe, space="kernel")
 
     def attach(self, prog: Any, target: KprobeTarget, pid: int = -1) -> Attachment:
         return attach_kprobe_target(prog, target)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Iterator
-from typing import Optional
 
 from .binary import has_wildcard
 from .errors import AttachError
@@ -52,14 +51,14 @@ def _kind_lines(kind: str, rest: str, pid: int) -> Iterator[str]:
     yield from prov.list(rest, pid=pid)
 
 
-def list_probes(pattern: Optional[str] = None, pid: int = -1) -> Iterator[str]:
+def list_probes(pattern: str | None = None, pid: int = -1) -> Iterator[str]:
     """Lines for `bpftrace -l pattern` (all default kinds when pattern is None or has no kind)."""
     if pattern and ":" in pattern:
         head, rest = pattern.split(":", 1)
-        if head in ALIASES:
+        if head in ALIASES and ALIASES[head].implemented:
             yield from _kind_lines(ALIASES[head].name, rest, pid)
             return
-        kinds = sorted({k.name for k in ALIASES.values() if fnmatch.fnmatchcase(k.name, head)},
+        kinds = sorted({k.name for k in ALIASES.values() if k.implemented and fnmatch.fnmatchcase(k.name, head)},
                        key=lambda k: (DEFAULT_KINDS + BINARY_KINDS).index(k)
                        if k in DEFAULT_KINDS + BINARY_KINDS else 99)
         for kind in kinds:
@@ -105,7 +104,7 @@ def describe(line: str) -> list[str]:
     return [f"    {f.decl}" for f in tracepoint_format(category, name).args]
 
 
-def list_probes_verbose(pattern: Optional[str] = None, pid: int = -1) -> Iterator[str]:
+def list_probes_verbose(pattern: str | None = None, pid: int = -1) -> Iterator[str]:
     """`bpftrace -lv pattern`: each probe line followed by its argument lines."""
     for line in list_probes(pattern, pid):
         yield line

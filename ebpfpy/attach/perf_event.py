@@ -17,7 +17,7 @@ import errno
 import fnmatch
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from ebpfpy.sys.consts import ProgType
 from ebpfpy.sys.errors import BPFError
@@ -104,7 +104,7 @@ def _positive(text: str, what: str) -> int:
     return value
 
 
-def timer_target(kind: str, spec: str, cpus: Optional[tuple[int, ...]] = None) -> PerfEventTarget:
+def timer_target(kind: str, spec: str, cpus: tuple[int, ...] | None = None) -> PerfEventTarget:
     """`profile:<unit>:N` / `interval:<unit>:N` as a cpu-clock event."""
     parts = spec.split(":")
     if len(parts) != 2:
@@ -121,7 +121,7 @@ def timer_target(kind: str, spec: str, cpus: Optional[tuple[int, ...]] = None) -
                            cpus=cpus)
 
 
-def counter_target(kind: str, spec: str, cpus: Optional[tuple[int, ...]] = None) -> PerfEventTarget:
+def counter_target(kind: str, spec: str, cpus: tuple[int, ...] | None = None) -> PerfEventTarget:
     """`software:<event>[:period]` / `hardware:<event>[:period]`."""
     parts = spec.split(":")
     if len(parts) > 2 or not parts[0]:
@@ -173,8 +173,8 @@ class PerfEventProvider:
                 yield f"{self.kind}:{ev.name}:"
 
 
-def attach_perf_event(prog: Any, kind: str, event: str, period_or_freq: Optional[int] = None, *,
-                      cpus: Optional[list[int]] = None, pid: int = -1) -> Attachment:
+def attach_perf_event(prog: Any, kind: str, event: str, period_or_freq: int | None = None, *,
+                      cpus: list[int] | None = None, pid: int = -1) -> Attachment:
     """`attach_perf_event(prog, "profile", "hz", 99)`, `(prog, "software", "page-faults", 10)`.
 
     `kind` is profile, interval, software or hardware (or an alias); `cpus`

@@ -11,6 +11,12 @@ probe spec (the text after `kind:` in `kind:a:b`):
   `Attachment` that owns every fd involved (closing it detaches),
 - `list(pattern)`: the `bpftrace -l` lines for a pattern.
 
+A provider whose kernel object can hold many targets (uprobe_multi) also has
+`multi_context(targets)` (the context of one program for all of them, with the
+`expected_attach_type` to load it with; None when that is not possible),
+`multi_attach_type` and `attach_many(prog, targets, pid)`; `attach()` below
+uses `attach_many` for a program loaded with that attach type.
+
 Adding a probe kind means one module and one row in `KINDS`.
 """
 from __future__ import annotations
@@ -39,7 +45,15 @@ class ProbeContext:
                     vmlinux) names them; fexit's return value follows the arguments,
       "none"        no arguments (BEGIN/END).
     Programs chosen at load time (kfunc) also need `expected_attach_type` and
-    `attach_btf_id` passed to BPF_PROG_LOAD.
+    `attach_btf_id` passed to BPF_PROG_LOAD; so does one program for many uprobes
+    (a provider's `multi_context`: BPF_TRACE_UPROBE_MULTI).
+
+    `space` is the address space the context's pointers (arguments, return
+    value, record fields) point into, which picks the probe_read helper:
+      "user"    uprobe, uretprobe, usdt, and syscall tracepoints (`syscalls:*`),
+      "kernel"  kprobe, kretprobe, kfunc, kretfunc and the other tracepoints,
+      ""        not known (BEGIN/END, perf events, raw tracepoints): bpftrace's
+                plain probe_read, which reads kernel memory.
     """
 
     prog_type: ProgType
@@ -50,6 +64,7 @@ class ProbeContext:
     expected_attach_type: Any = None
     attach_btf_id: int = 0
     func_proto: Any = None
+    space: str = ""
 
 
 class Target(Protocol):
@@ -115,7 +130,7 @@ class Attachment:
     def __enter__(self) -> Attachment:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
@@ -186,11 +201,22 @@ def pmu_probe(pmu: str, retprobe: bool = False, **formats: int) -> tuple[int, in
 
 @dataclass(frozen=True)
 class Kind:
+    """One probe kind: its name, the other spellings a probe string may use for it,
+    and the provider that implements it (`factory` in `ebpfpy.attach.<module>`, made
+    with `options`). The one table of kinds: the bpftrace front end takes names and
+    aliases from here and adds only its own wording (`ebpfpy.bpftrace.probes`).
+    A row without a module is a kind the bpftrace language has (watchpoint, iter)
+    that no provider implements yet: it parses, and `provider()` refuses it."""
+
     name: str
     aliases: tuple[str, ...]
-    module: str  # ebpfpy.attach.<module>
-    factory: str  # provider class in that module
+    module: str | None = None  # ebpfpy.attach.<module>; None: no provider yet
+    factory: str = ""  # provider class in that module
     options: dict = field(default_factory=dict)
+
+    @property
+    def implemented(self) -> bool:
+        return self.module is not None
 
 
 KINDS: tuple[Kind, ...] = (
@@ -209,6 +235,10 @@ KINDS: tuple[Kind, ...] = (
     Kind("interval", ("i",), "perf_event", "PerfEventProvider"),
     Kind("software", ("s",), "perf_event", "PerfEventProvider"),
     Kind("hardware", ("h",), "perf_event", "PerfEventProvider"),
+    # bpftrace 0.17 kinds with no provider yet
+    Kind("watchpoint", ("w",)),
+    Kind("asyncwatchpoint", ("aw",)),
+    Kind("iter", ("it",)),
 )
 
 ALIASES: dict[str, Kind] = {name: k for k in KINDS for name in (k.name, *k.aliases)}
@@ -227,6 +257,9 @@ def kind_of(name: str) -> Kind:
 def provider(name: str) -> Provider:
     """The provider for a kind name or alias (`"ur"` -> the uretprobe provider), cached."""
     kind = kind_of(name)
+    if not kind.implemented:
+        supported = ", ".join(k.name for k in KINDS if k.implemented)
+        raise ProbeSpecError(f"probe type {kind.name!r} is not supported yet (supported: {supported})")
     if kind.name not in _providers:
         module = importlib.import_module(f"{__package__}.{kind.module}")
         _providers[kind.name] = getattr(module, kind.factory)(kind=kind.name, **kind.options)
@@ -245,12 +278,18 @@ def expand(probe: str, pid: int = -1) -> list:
     return prov.expand(spec, pid=pid)
 
 
-def attach(prog: Any, probe: str, pid: int = -1) -> list[Attachment]:
-    """Attach `prog` to every target of `probe`; all or nothing."""
+def attach(prog: Any, probe: str, pid: int = -1, targets: Iterable[Any] | None = None) -> list[Attachment]:
+    """Attach `prog` to every target of `probe` (or to `targets`, already expanded from the
+    kind `probe` names); all or nothing. A program loaded with the provider's
+    `multi_attach_type` goes on all of them at once (`attach_many`)."""
     prov, spec = split_probe(probe)
+    targets = list(prov.expand(spec, pid=pid) if targets is None else targets)
+    multi = getattr(prov, "multi_attach_type", None)
+    if multi is not None and targets and getattr(prog, "expected_attach_type", None) == multi:
+        return prov.attach_many(prog, targets, pid=pid)
     done: list[Attachment] = []
     try:
-        for target in prov.expand(spec, pid=pid):
+        for target in targets:
             done.append(prov.attach(prog, target, pid=pid))
     except BaseException:
         for att in done:

@@ -2,7 +2,7 @@
 
 The program is loaded as BPF_PROG_TYPE_RAW_TRACEPOINT and run with
 BPF_PROG_TEST_RUN, synchronously, on the calling thread. Why this and not a
-uprobe on the shim's `ebpfpy_begin_trigger()`:
+uprobe on a trigger function of our own:
 
 - it touches no kernel state: nothing to detach, nothing left if we crash;
 - it is ordered by construction: `fire()` returns after the program ran, so
@@ -69,7 +69,7 @@ class SpecialAttachment:
     def __enter__(self) -> SpecialAttachment:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-from typing import Optional
 
 # Index = syscall number; "-" = a number without a tracepoint name; "#N" = continue at N.
 _X86_64 = """
@@ -84,8 +83,8 @@ _TABLES = {"x86_64": _X86_64}
 _SYSCALL_PROBE = re.compile(r"tracepoint:syscalls:(sys_enter|sys_exit)_(\w+)$")
 
 
-@functools.lru_cache(maxsize=None)
-def syscall_numbers(machine: Optional[str] = None) -> dict:
+@functools.cache
+def syscall_numbers(machine: str | None = None) -> dict:
     """``{tracepoint syscall name: number}`` for ``machine`` (default: this one); empty if unknown."""
     text = _TABLES.get(machine or os.uname().machine)
     if text is None:
@@ -101,7 +100,7 @@ def syscall_numbers(machine: Optional[str] = None) -> dict:
     return numbers
 
 
-def syscall_of(probe: str) -> Optional[tuple]:
+def syscall_of(probe: str) -> tuple | None:
     """``("sys_enter", nr)`` for ``tracepoint:syscalls:sys_enter_read``; None if not a known syscall probe."""
     match = _SYSCALL_PROBE.match(probe)
     if match is None:

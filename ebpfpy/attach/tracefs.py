@@ -14,7 +14,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Optional
 
 from ebpfpy import bpffs
 from ebpfpy.bpffs import TRACEFS_CANDIDATES
@@ -48,6 +47,21 @@ def _mount_tracefs() -> None:
 _root_cache: list[str] = []
 
 
+def _unreadable_mount() -> TracefsError | None:
+    """The error for a tracefs that is mounted but that this process may not read (its root is
+    mode 0700 on current kernels): permission, not a missing mount, is then the cause."""
+    for cand in TRACEFS_CANDIDATES:
+        try:
+            os.listdir(cand)
+        except PermissionError as exc:
+            from ebpfpy.sys.privileges import explain_path
+
+            return TracefsError(f"cannot read tracefs at {cand}: {explain_path(cand, exc.errno, 'tracefs')}")
+        except OSError:
+            continue
+    return None
+
+
 def tracefs_root(mount: bool = True) -> str:
     """The tracefs directory; mounts it at /sys/kernel/tracing when missing and root."""
     if _root_cache and _is_tracefs(_root_cache[0]):
@@ -56,15 +70,19 @@ def tracefs_root(mount: bool = True) -> str:
         if _is_tracefs(cand):
             _root_cache[:] = [cand]
             return cand
+    unreadable = _unreadable_mount()
+    if unreadable is not None:
+        raise unreadable
     if not mount:
         raise TracefsError(f"tracefs is not mounted (looked in {', '.join(TRACEFS_CANDIDATES)})")
+    if not os.path.isdir(MOUNT_POINT):
+        raise TracefsError(f"tracefs is not mounted and {MOUNT_POINT} does not exist: "
+                           f"this kernel has no tracefs (CONFIG_TRACING is off)")
     if os.geteuid() != 0:
         raise TracefsError(
-            f"tracefs is not mounted and only root can mount it: "
-            f"run `sudo mount -t tracefs nodev {MOUNT_POINT}`"
+            f"tracefs is not mounted, and mounting it needs CAP_SYS_ADMIN: "
+            f"run `mount -t tracefs nodev {MOUNT_POINT}` as root"
         )
-    if not os.path.isdir(MOUNT_POINT):
-        raise TracefsError(f"tracefs is not mounted and {MOUNT_POINT} does not exist")
     _mount_tracefs()
     if not _is_tracefs(MOUNT_POINT):
         raise TracefsError(f"mounted tracefs at {MOUNT_POINT} but it has no events/")
@@ -93,7 +111,9 @@ def _event_file(category: str, name: str, leaf: str) -> str:
     except FileNotFoundError:
         raise ProbeNotFoundError(f"tracepoint not found: {category}:{name}") from None
     except PermissionError as exc:
-        raise AttachError(f"cannot read {path}: {exc.strerror} (are you root?)") from None
+        from ebpfpy.sys.privileges import explain_path
+
+        raise AttachError(f"cannot read {path}: {explain_path(path, exc.errno, 'tracefs')}") from None
 
 
 def tracepoint_id(category: str, name: str) -> int:
@@ -130,7 +150,7 @@ class TracepointField:
     offset: int
     size: int
     signed: bool
-    array_len: Optional[int] = None
+    array_len: int | None = None
     data_loc: bool = False
     rel_loc: bool = False
     common: bool = False
@@ -182,7 +202,7 @@ _DECL_RE = re.compile(r"^(?P<type>.*?)\s*\b(?P<name>[A-Za-z_]\w*)\s*(?:\[(?P<len
 _LOC_PREFIXES = {"__data_loc": "data_loc", "__rel_loc": "rel_loc"}
 
 
-def parse_field_decl(decl: str) -> tuple[str, str, Optional[int], dict[str, bool]]:
+def parse_field_decl(decl: str) -> tuple[str, str, int | None, dict[str, bool]]:
     """Split `const char * filename` / `char comm[16]` / `__data_loc char[] name`."""
     decl = decl.strip()
     flags = {"data_loc": False, "rel_loc": False}
@@ -195,7 +215,7 @@ def parse_field_decl(decl: str) -> tuple[str, str, Optional[int], dict[str, bool
         raise ValueError(f"cannot parse tracepoint field declaration {decl!r}")
     ctype = m.group("type").strip()
     length = m.group("len")
-    array_len: Optional[int] = None
+    array_len: int | None = None
     if length is not None and length.strip():
         try:
             array_len = int(length, 0)

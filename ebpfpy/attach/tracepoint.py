@@ -86,7 +86,9 @@ class TracepointProvider:
         return found
 
     def context(self, target: Tracepoint) -> ProbeContext:
-        return ProbeContext(ProgType.TRACEPOINT, "tracepoint", fields=_FormatFields(target))
+        # syscall tracepoints record the syscall's arguments: their pointers are user addresses
+        space = "user" if target.category == "syscalls" else "kernel"
+        return ProbeContext(ProgType.TRACEPOINT, "tracepoint", fields=_FormatFields(target), space=space)
 
     def attach(self, prog: Any, target: Tracepoint, pid: int = -1) -> Attachment:
         tp_id = tracefs.tracepoint_id(target.category, target.name)

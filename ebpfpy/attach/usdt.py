@@ -19,7 +19,7 @@ import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from ebpfpy.codegen.ctx import PT_REGS_X86_64
 from ebpfpy.sys.consts import ProgType
@@ -68,9 +68,9 @@ class UsdtArg:
     size: int
     signed: bool
     kind: str
-    reg: Optional[str] = None
+    reg: str | None = None
     offset: int = 0
-    index: Optional[str] = None
+    index: str | None = None
     scale: int = 1
     value: int = 0
 
@@ -235,7 +235,7 @@ def parse_stapsdt_desc(desc: bytes) -> tuple[int, int, int, str, str, str]:
     return pc, base, sema, provider, name, args
 
 
-def read_probes(path: str, image: Optional[ElfImage] = None) -> list[UsdtProbe]:
+def read_probes(path: str, image: ElfImage | None = None) -> list[UsdtProbe]:
     """Every USDT probe site of a binary, in note order."""
     image = image or elf_image(path)
     base_sec = image.sections.get(".stapsdt.base")
@@ -262,7 +262,7 @@ def read_probes(path: str, image: Optional[ElfImage] = None) -> list[UsdtProbe]:
     return out
 
 
-def match_probes(probes: list[UsdtProbe], provider: Optional[str], name: str) -> list[UsdtProbe]:
+def match_probes(probes: list[UsdtProbe], provider: str | None, name: str) -> list[UsdtProbe]:
     import fnmatch
 
     return [
@@ -281,7 +281,7 @@ class UsdtProvider:
     def __init__(self, kind: str = "usdt"):
         self.kind = kind
 
-    def parse(self, spec: str) -> tuple[str, Optional[str], str]:
+    def parse(self, spec: str) -> tuple[str, str | None, str]:
         parts = spec.split(":")
         if len(parts) == 3:
             return parts[0], parts[1] or None, parts[2]
@@ -300,7 +300,7 @@ class UsdtProvider:
         return out
 
     def context(self, target: UsdtProbe) -> ProbeContext:
-        return ProbeContext(ProgType.KPROBE, "usdt", usdt_args=target.args)
+        return ProbeContext(ProgType.KPROBE, "usdt", usdt_args=target.args, space="user")
 
     def attach(self, prog: Any, target: UsdtProbe, pid: int = -1) -> Attachment:
         from .uprobe import attach_uprobe_offset
@@ -317,5 +317,6 @@ class UsdtProvider:
         provider, name = (rest[0], rest[1]) if len(rest) >= 2 else ("*", rest[0])
         lines = set()
         for path in resolve_binaries(binary, pid):
-            lines.update(f"usdt:{p.path}:{p.provider}:{p.name}" for p in match_probes(read_probes(path), provider, name))
+            probes = match_probes(read_probes(path), provider, name)
+            lines.update(f"usdt:{p.path}:{p.provider}:{p.name}" for p in probes)
         yield from sorted(lines)

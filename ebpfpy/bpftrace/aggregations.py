@@ -8,8 +8,8 @@ cache line between CPUs.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .output.values import Avg, Stats
 

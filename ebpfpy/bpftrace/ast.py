@@ -77,6 +77,11 @@ def set_type(node: Expr, typ: Any) -> None:
     object.__setattr__(node, "type", typ)
 
 
+def set_size(node: Sizeof, size: int | None) -> None:
+    """Record what a sizeof() evaluates to (semantic analysis only)."""
+    object.__setattr__(node, "size", size)
+
+
 @node
 class Integer(Expr):
     value: int
@@ -138,9 +143,11 @@ class Call(Expr):
 
 @node
 class Sizeof(Expr):
-    """``sizeof(type)`` (``type_name`` set) or ``sizeof(expr)``."""
+    """``sizeof(type)`` (``type_name`` set) or ``sizeof(expr)``; ``size`` is its value, set by
+    semantic analysis (``set_size``) where the type tells it, for codegen to load."""
     type_name: str | None = None
     expr: Expr | None = None
+    size: int | None = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @node

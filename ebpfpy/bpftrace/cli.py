@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Optional
 
 PROG = "pybpftrace"
 VERSION = "v0.17.0"
@@ -107,16 +106,16 @@ class UsageError(Exception):
 class Opts:
     """The command line, read."""
 
-    program: Optional[str] = None
+    program: str | None = None
     listing: bool = False
     verbose: bool = False
     debug: int = 0
     pid: int = -1
-    command: Optional[str] = None
-    output: Optional[str] = None
+    command: str | None = None
+    output: str | None = None
     fmt: str = "text"
     quiet: bool = False
-    buffering: Optional[str] = None
+    buffering: str | None = None
     helper_errors: int = 0
     include_dirs: list = field(default_factory=list)
     includes: list = field(default_factory=list)
@@ -125,8 +124,8 @@ class Opts:
     info: bool = False
     version: bool = False
     help: bool = False
-    emit_elf: Optional[str] = None
-    emit_llvm: Optional[str] = None
+    emit_elf: str | None = None
+    emit_llvm: str | None = None
     args: list = field(default_factory=list)
 
 
@@ -148,7 +147,7 @@ def _buffering(value: str) -> str:
     return value
 
 
-def _apply(opts: Opts, key: str, value: Optional[str]) -> None:
+def _apply(opts: Opts, key: str, value: str | None) -> None:
     """One flag into ``opts``; validates what bpftrace validates while reading flags."""
     if key not in FLAGS:
         return
@@ -260,15 +259,23 @@ def read_env(environ=None) -> dict:
 
 
 def _read_script(path: str) -> tuple:
-    """(source, filename for messages); ``-`` is stdin, named ``stdin`` as bpftrace does."""
+    """(source, filename for messages); ``-`` is stdin, named ``stdin`` as bpftrace does.
+
+    Read as bytes: bytes that are not UTF-8 become surrogates (as in ``-e`` text and
+    the other arguments), which the lexer reports and the messages print as the same bytes.
+    """
     if path == "-":
-        return sys.stdin.read(), "stdin"
-    with open(path) as fh:
-        return fh.read(), path
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+        return data.decode("utf-8", "surrogateescape"), "stdin"
+    with open(path, "rb") as fh:
+        return fh.read().decode("utf-8", "surrogateescape"), path
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    for stream in (sys.stdout, sys.stderr):  # a script's non-UTF-8 bytes print back as they were
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     try:
         return _main(argv)
     except SystemExit as stop:

@@ -7,8 +7,9 @@ each event starts with a u64 action id indexing ``CompiledScript.actions``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any
 
 from ebpfpy.isa.builder import Builder
 from ebpfpy.sys.consts import MapType, ProgType
@@ -29,11 +30,11 @@ class MapPlan:
     kind: str = ""  # output kind for user maps (count, sum, hist, int, ...); "" for internal maps
     keyed: bool = True
     # (key bytes, services) -> key tuple; (value bytes or per-CPU list, services) -> printable value
-    decode_key: Optional[Callable[[bytes, Any], tuple]] = None
-    decode_value: Optional[Callable[[Any, Any], Any]] = None
+    decode_key: Callable[[bytes, Any], tuple] | None = None
+    decode_value: Callable[[Any, Any], Any] | None = None
     # hist/lhist maps store one entry per (key, bucket); the runtime folds them back.
     bucket_key: bool = False
-    lhist: Optional[tuple] = None  # (min, max, step)
+    lhist: tuple | None = None  # (min, max, step)
     key_shapes: tuple = ()  # the key's parts, so the runtime can decode integer keys in bulk
     initial: dict = field(default_factory=dict)  # key bytes -> value bytes, written after creation
 
@@ -49,12 +50,15 @@ class ProbePlan:
     probe: str  # one concrete attach spec, e.g. "tracepoint:syscalls:sys_enter_openat"
     prog_type: ProgType
     builder: Builder
-    expected_attach_type: Optional[int] = None
+    expected_attach_type: int | None = None
     attach_btf_id: int = 0  # kfunc: the vmlinux BTF FUNC the program is loaded for
     label: str = ""  # the probe as the user wrote it, for messages
     source_lines: dict = field(default_factory=dict)
-    # a sys_enter/sys_exit raw tracepoint program standing for many syscall tracepoints: the probes it counts as
+    # a sys_enter/sys_exit raw tracepoint program standing for many syscall tracepoints, or one
+    # program on many uprobes: the probes it counts as
     covers: tuple = ()
+    # one program on all these provider targets at once (uprobe_multi: one link per binary)
+    targets: tuple = ()
 
 
 @dataclass

@@ -58,7 +58,7 @@ class Message:
         head = f"{filename}:{span.line}:{span.col_start}-{span.col_end}: {self.level}: {self.text}\n"
         src = lines[span.line - 1] if 0 < span.line <= len(lines) else ""
         src = src.rstrip("\r")
-        end = min(span.col_end, len(src) + 1)
+        end = min(span.col_end, len(src.encode("utf-8", "surrogateescape")) + 1)  # columns count bytes
         tildes = "~" * max(0, end - span.col_start)
         return f"{head}{src}\n{' ' * (span.col_start - 1)}{tildes}\n"
 

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import sys
 from dataclasses import dataclass
-from typing import Optional
 
 
 @dataclass
@@ -23,15 +21,15 @@ class Options:
     filename: str = "stdin"
     params: tuple = ()
     pid: int = -1
-    command: Optional[str] = None
-    output: Optional[str] = None
+    command: str | None = None
+    output: str | None = None
     fmt: str = "text"
     quiet: bool = False
     unsafe: bool = False
     debug: int = 0
     verbose: bool = False
     warnings: bool = True
-    buffering: Optional[str] = None  # None: line, as bpftrace does by default
+    buffering: str | None = None  # None: line, as bpftrace does by default
     helper_errors: int = 0  # -k / -kk: how many times -k was given (see helper_errors.py)
     strlen: int = 64
     map_keys_max: int = 4096
@@ -50,36 +48,62 @@ def _err(text: str) -> int:
     return 1
 
 
-def compile_source(options: Options, cpid: int = 0, passes: Optional[list] = None):
+def compile_source(options: Options, cpid: int = 0, passes: list | None = None, warn=None):
     """Source text to (AST, CompiledScript); raises Diagnostic on any script error.
 
     With ``passes`` (a list, for ``-d``), the AST is dumped into it after
     each pass as ``(pass name, text)``, like bpftrace's "AST after: ...".
+    ``warn`` receives semantic analysis's warnings (a list) when it has run;
+    by default they are printed on stderr. The compiler's own warnings are in
+    the result's ``warnings``.
     """
     from . import semantic_bridge
-    from .codegen import Env, compile_script
+    from .diagnostics import Diagnostic
+    from .emit import Env, compile_script
     from .lexer import DEFAULT_INCLUDE_DIRS
     from .parser import parse
 
-    program = parse(options.source, options.filename,
-                    include_dirs=options.include_dirs + DEFAULT_INCLUDE_DIRS, includes=options.includes)
-    if passes is not None:
-        passes.append(("parser", _dump(program)))
-    analysis = semantic_bridge.check(program, options)
-    if passes is not None:
-        passes.append(("Semantic", _dump(program)))
-    _print_warnings(getattr(analysis, "warnings", ()), options)
-    if options.verbose:
-        from .printer import node_count
+    try:
+        program = parse(options.source, options.filename,
+                        include_dirs=options.include_dirs + DEFAULT_INCLUDE_DIRS, includes=options.includes,
+                        params=tuple(options.params))
+        if passes is not None:
+            passes.append(("parser", _dump(program)))
+        analysis = semantic_bridge.check(program, options)
+        if passes is not None:
+            passes.append(("Semantic", _dump(program)))
+        if warn is None:
+            _print_warnings(getattr(analysis, "warnings", ()), options)
+        else:
+            warn(list(getattr(analysis, "warnings", ()) or ()))
+        if options.verbose:
+            from .printer import node_count
 
-        print(f"INFO: node count: {node_count(program)}", file=sys.stderr, flush=True)
-    env = Env(strlen=options.strlen, map_keys_max=options.map_keys_max, params=options.params,
-              cpid=cpid, pid=options.pid, unsafe=options.unsafe, source=options.source,
-              filename=options.filename, helper_errors=options.helper_errors, warnings=options.warnings)
-    resolver = getattr(getattr(analysis, "env", None), "resolver", None)
-    if hasattr(resolver, "enum_value"):
-        env.enum_value = resolver.enum_value
-    return program, compile_script(program, env)
+            print(f"INFO: node count: {node_count(program)}", file=sys.stderr, flush=True)
+        env = Env(strlen=options.strlen, map_keys_max=options.map_keys_max, params=options.params,
+                  cpid=cpid, pid=options.pid, unsafe=options.unsafe, source=options.source,
+                  filename=options.filename, helper_errors=options.helper_errors, warnings=options.warnings,
+                  per_target_programs=options.verbose)
+        resolver = getattr(getattr(analysis, "env", None), "resolver", None)
+        if hasattr(resolver, "enum_value"):
+            env.enum_value = resolver.enum_value
+        return program, compile_script(program, env)
+    except (Diagnostic, KeyboardInterrupt, *_system_errors()):
+        raise
+    except Exception as err:  # not the script's fault: a bug in one of our passes
+        raise InternalCompilerError(err) from err
+
+
+class InternalCompilerError(Exception):
+    """A compiler pass failed on a script it should have compiled or rejected: our bug."""
+
+
+def _system_errors() -> tuple:
+    """What the system, not the compiler, can raise while compiling (BTF, tracefs, ELF files)."""
+    from ebpfpy.attach.errors import AttachError
+    from ebpfpy.sys.errors import BPFError
+
+    return (AttachError, BPFError, OSError)
 
 
 def _dump(program) -> str:
@@ -96,9 +120,14 @@ def _print_warnings(warnings, options: Options) -> None:
     if not options.warnings:
         return
     for warning in warnings or ():
-        text = warning.format(options.source, options.filename) if hasattr(warning, "format") else str(warning)
-        text = text if text.startswith(("WARNING", options.filename)) else f"WARNING: {text}"
-        sys.stderr.write(text if text.endswith("\n") else text + "\n")
+        sys.stderr.write(format_warning(warning, options))
+
+
+def format_warning(warning, options: Options) -> str:
+    """One warning as bpftrace prints it (with its source line when it has a span), newline-ended."""
+    text = warning.format(options.source, options.filename) if hasattr(warning, "format") else str(warning)
+    text = text if text.startswith(("WARNING", options.filename)) else f"WARNING: {text}"
+    return text if text.endswith("\n") else text + "\n"
 
 
 def _raise_nofile() -> None:
@@ -116,11 +145,9 @@ def run(options: Options) -> int:
 
     _raise_nofile()
 
-    if options.strlen > 200:
-        return _err(f"ERROR: BPFTRACE_STRLEN too large to use on stack ({options.strlen}); "
-                    "see https://github.com/iovisor/bpftrace/issues/305")
-    if options.pid > 0 and not _pid_exists(options.pid):
-        return _err(f"ERROR: {options.pid}: No such process")
+    error = option_error(options)
+    if error:
+        return _err(error)
     child = None
     try:
         if options.command and not options.debug:
@@ -130,12 +157,9 @@ def run(options: Options) -> int:
         passes = [] if options.debug else None
         program, script = compile_source(options, cpid=child.pid if child else 0, passes=passes)
         _print_warnings(getattr(script, "warnings", ()), options)
-        n_probes = script.probe_count
-        if n_probes > options.max_probes:
-            return _err(f"ERROR: Can't attach to {n_probes} probes because it exceeds the current "
-                        f"limit of {options.max_probes} probes.\nYou can increase the limit through "
-                        "the BPFTRACE_MAX_PROBES environment variable, but BE CAREFUL since a high "
-                        "number of probes attached can cause your system to crash.")
+        error = probe_limit_error(script, options)
+        if error:
+            return _err(error)
         if options.debug:
             from .explain import explain
 
@@ -151,7 +175,9 @@ def run(options: Options) -> int:
         return 0
     except BrokenPipeError:
         return 0
-    except _runtime_errors() as err:
+    except InternalCompilerError as bug:
+        return _internal_compiler_error(bug.__cause__)
+    except runtime_errors() as err:
         return _report_runtime_error(err, options)
     except Exception as err:  # a bug of ours: say so, without a traceback unless asked
         if os.environ.get("PYBPFTRACE_DEBUG"):
@@ -161,6 +187,39 @@ def run(options: Options) -> int:
     finally:
         if child is not None:
             child.terminate()
+
+
+def option_error(options: Options) -> str | None:
+    """What bpftrace refuses before compiling (a string too long for the stack, -p of no
+    process), as its ``ERROR: ...`` line; None when the options are usable."""
+    if options.strlen > 200:
+        return (f"ERROR: BPFTRACE_STRLEN too large to use on stack ({options.strlen}); "
+                "see https://github.com/iovisor/bpftrace/issues/305")
+    if options.pid > 0 and not _pid_exists(options.pid):
+        return f"ERROR: {options.pid}: No such process"
+    return None
+
+
+def probe_limit_error(script, options: Options) -> str | None:
+    """bpftrace's refusal of more probes than BPFTRACE_MAX_PROBES; None within the limit."""
+    n_probes = script.probe_count
+    if n_probes <= options.max_probes:
+        return None
+    return (f"ERROR: Can't attach to {n_probes} probes because it exceeds the current "
+            f"limit of {options.max_probes} probes.\nYou can increase the limit through "
+            "the BPFTRACE_MAX_PROBES environment variable, but BE CAREFUL since a high "
+            "number of probes attached can cause your system to crash.")
+
+
+def _internal_compiler_error(err: BaseException) -> int:
+    """A compiler bug, kept apart from the script's errors: one line, and the traceback
+    when PYBPFTRACE_DEBUG is set."""
+    if os.environ.get("PYBPFTRACE_DEBUG"):
+        import traceback
+
+        traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)
+    return _err(f"ERROR: internal compiler error: {type(err).__name__}: {err} "
+                "(set PYBPFTRACE_DEBUG=1 for the traceback; please report it)")
 
 
 def _pid_exists(pid: int) -> bool:
@@ -180,7 +239,6 @@ class OutputError(Exception):
 
 def _execute(options: Options, script, child) -> int:
     from .output.writer import make_writer
-    from .runtime import Runtime
 
     stdout = _buffered_stdout()
     try:
@@ -196,17 +254,25 @@ def _execute(options: Options, script, child) -> int:
         writer.stream = stream
         writer.separator_stream = stdout  # bpftrace 0.17's quirk, kept
     try:
-        runtime = Runtime(script, writer, pid=options.pid if options.pid > 0 else (child.pid if child else -1),
-                          child=child, quiet=options.quiet, unsafe=options.unsafe,
-                          perf_pages=options.perf_pages, verbose=options.verbose,
-                          cat_bytes_max=options.cat_bytes_max, log_size=options.log_size,
-                          user_symbols=not options.no_user_symbols)
-        return runtime.run()
+        return make_runtime(script, options, writer, child).run()
     finally:
         writer.close()
         stdout.flush()
         if stream is not None:
             stream.close()
+
+
+def make_runtime(script, options: Options, writer, child=None, runtime_class=None, **extra):
+    """The Runtime for a compiled script under these options: the CLI's, and (with its own
+    class and writer) ebpfpy.bpftrace.api's, so both run with the same settings."""
+    if runtime_class is None:
+        from .runtime import Runtime as runtime_class
+
+    return runtime_class(script, writer, pid=options.pid if options.pid > 0 else (child.pid if child else -1),
+                         child=child, quiet=options.quiet, unsafe=options.unsafe,
+                         perf_pages=options.perf_pages, verbose=options.verbose,
+                         cat_bytes_max=options.cat_bytes_max, log_size=options.log_size,
+                         user_symbols=not options.no_user_symbols, **extra)
 
 
 def _buffered_stdout():
@@ -217,11 +283,13 @@ def _buffered_stdout():
     events that alone halves the rate we can print at.
     """
     sys.stdout.flush()
+    # surrogateescape: a script's non-UTF-8 bytes (printf("\xff")) print as those bytes, as in bpftrace
     return open(sys.stdout.fileno(), "w", buffering=1 << 16, closefd=False,
-                encoding=sys.stdout.encoding or "utf-8", errors="backslashreplace")
+                encoding=sys.stdout.encoding or "utf-8", errors="surrogateescape")
 
 
-def _runtime_errors():
+def runtime_errors():
+    """The failures at run time the CLI reports as ``ERROR: ...`` (``runtime_error_text``)."""
     from ebpfpy.attach.errors import AttachError
     from ebpfpy.sys.errors import BPFError
 
@@ -231,20 +299,28 @@ def _runtime_errors():
 
 
 def _report_runtime_error(err, options: Options) -> int:
+    return _err(runtime_error_text(err, options))
+
+
+def runtime_error_text(err, options: Options) -> str:
+    """What the CLI prints for a failure at run time (``ERROR: ...``, with the reason or the
+    verifier's log where it has one)."""
     from ebpfpy.attach.errors import AttachError
 
     from .runtime import AttachFailure, VerifierRejection
 
     if isinstance(err, VerifierRejection):
-        return _err(_verifier_report(err, options))
+        return _verifier_report(err, options)
     if isinstance(err, AttachFailure):
-        return _err(attach_failure_text(err.probe, err.error))
+        return attach_failure_text(err.probe, err.error)
     if isinstance(err, AttachError):
-        return _err(f"ERROR: {str(err).strip()}")
+        return f"ERROR: {str(err).strip()}"
     if isinstance(err, OSError) and err.errno == errno.EPERM:
-        return _err(f"ERROR: {err.strerror or err}: pybpftrace needs root (or CAP_BPF and CAP_PERFMON)")
+        why = getattr(err, "detail", "")  # the real cause, where ebpfpy.sys.privileges found it
+        return (f"ERROR: {err.strerror or err}: pybpftrace needs root (or CAP_BPF and CAP_PERFMON)"
+                + (f": {why}" if why else ""))
     text = str(err).strip().strip("'\"")
-    return _err(f"ERROR: {text}")
+    return f"ERROR: {text}"
 
 
 # Why a probe kind cannot attach on this machine: kind -> (feature name, explanation).
@@ -282,6 +358,8 @@ def _verifier_report(err, options: Options) -> str:
     log = err.error.log or ""
     lines = [f"ERROR: the kernel rejected the program for {plan.label or plan.probe} "
              f"({err.error.strerror or err.error}); this is a pybpftrace bug, please report it."]
+    from ebpfpy.sys.errors import failing_insn
+
     spans = getattr(plan.builder, "spans", None) or []
     bad = failing_insn(log)
     source_lines = options.source.split("\n")
@@ -294,12 +372,3 @@ def _verifier_report(err, options: Options) -> str:
         lines.append("verifier log (last lines):")
         lines.extend("  " + t for t in tail)
     return "\n".join(lines) + "\n"
-
-
-def failing_insn(log: str) -> Optional[int]:
-    """The index of the last instruction the verifier walked: the one it stopped at."""
-    found = re.findall(r"^(\d+): \(", log, re.MULTILINE)
-    return int(found[-1]) if found else None
-
-
-_failing_insn = failing_insn  # older name

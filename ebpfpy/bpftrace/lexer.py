@@ -17,11 +17,13 @@ keeps going and then usually reports a syntax error too.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass
 
 from .diagnostics import Message, Span
+from .functions import CALL_NAMES, CALLABLE_BUILTINS, is_builtin_word
 
 # Token kinds, with the names bison prints in "unexpected X" messages.
 KIND_NAMES: dict[str, str] = {
@@ -40,28 +42,33 @@ KIND_NAMES: dict[str, str] = {
     "STRUCT_DEF": "struct definition",
     "STRUCT_TYPE": "struct",
     "ATTACH": "attach point",
+    "PATH": "path",
     "ENDPRED": "end predicate",
     "EOF": "end of file",
 }
 
 KEYWORDS = ("if", "else", "unroll", "while", "break", "continue", "return", "for")
 
-# Builtin variables; kstack/ustack can also be called, so they are CALL_BUILTIN.
-BUILTINS = frozenset(["pid", "tid", "uid", "gid", "nsecs", "elapsed", "numaid", "cpu", "curtask", "rand", "ctx", "comm", "retval", "func", "probe", "username", "args", "cgroup", "cpid"])
-CALL_BUILTINS = frozenset(("kstack", "ustack"))
 STACK_MODES = frozenset(("bpftrace", "perf"))
-CALLS = frozenset(["printf", "system", "exit", "cat", "join", "str", "buf", "ksym", "usym", "kaddr", "uaddr", "reg", "ntop", "pton", "print", "cgroupid", "time", "strftime", "signal", "strncmp", "strcontains", "override", "sizeof", "debugf", "macaddr", "cgroup_path", "bswap", "skboutput", "path", "uptr", "kptr", "strerror", "unwatch", "count", "sum", "avg", "min", "max", "stats", "hist", "lhist", "delete", "clear", "zero"])
 
 # Longest first, so "<<=" wins over "<<" and "<".
-OPERATORS = sorted(["<<=", ">>=", "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "++", "--", "->", "<<", ">>", "==", "!=", "<=", ">=", "&&", "||", "=", "<", ">", "+", "-", "*", "/", "%", "&", "|", "^", "!", "~", "?", ":", ".", ",", ";", "(", ")", "[", "]", "{", "}"], key=len, reverse=True)
+OPERATORS = sorted([
+    "<<=", ">>=", "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "++", "--", "->", "<<", ">>", "==", "!=",
+    "<=", ">=", "&&", "||", "=", "<", ">", "+", "-", "*", "/", "%", "&", "|", "^", "!", "~", "?", ":", ".",
+    ",", ";", "(", ")", "[", "]", "{", "}",
+], key=len, reverse=True)
 
 _IDENT = re.compile(r"[_a-zA-Z][_a-zA-Z0-9]*")
 _DEC = r"[0-9](?:[0-9_]*[0-9])?"
 _NUMBER = re.compile(rf"0[xX][0-9a-fA-F]+|(?P<coef>{_DEC})(?:[eE](?P<exp>{_DEC}))?(?P<sfx>[uU]?[lL]{{0,2}})")
 _ENDPRED = re.compile(r"/[ \t\n\r]*[/{]")
 _STRUCT_CAST = re.compile(r"(struct|union|enum)([ \t]+)([_a-zA-Z][_a-zA-Z0-9]*)(?=[ \t]*[*)])")
-_ATTACH_START = re.compile(r"[_a-zA-Z*]")
-_ATTACH_CHAR = re.compile(r"[_a-zA-Z0-9*?.\-+\[\]!@$%#=~]")
+# What may start an attach point: the first character of one of the tokens below.
+_ATTACH_START = re.compile(r"[_a-zA-Z0-9*\".+\[\]:$]")
+# 0.17's {path} token: ':' then path characters or backslash escapes (in attach points and
+# bodies alike, so "1 ? 2 :3" has a path where the ':' should be)
+_PATH = re.compile(r":(?:\\.|[_\-./a-zA-Z0-9#*])+")
+_SPACE_OR_COMMENT = re.compile(r"(?:[ \t\r\n]+|//[^\n]*|/\*(?:[^*]|\*(?!/))*\*/)*")
 _DEFINE = re.compile(r"#[ \t]*define[ \t]+([_a-zA-Z][_a-zA-Z0-9]*)(?![(_a-zA-Z0-9])[ \t]*(.*)$")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "0": "\0"}
 U64 = 1 << 64
@@ -102,6 +109,7 @@ class _Lexer:
         self.last_end = (1, 1)
         self.macros: dict[str, str] = {}
         self.expanding: frozenset[str] = frozenset()
+        self.aborted = False  # an error that ends bpftrace's parse at once (its EOF says "abort")
 
     # -- positions -------------------------------------------------------
     def _advance(self, n: int) -> None:
@@ -162,7 +170,7 @@ class _Lexer:
                 self._header(c)
             else:
                 self._body(c)
-        self.tokens.append(Token("EOF", "", self._span(), None, self.col))
+        self.tokens.append(Token("EOF", "", self._span(), "abort" if self.aborted else None, self.col))
         return self.tokens
 
     def _header(self, c: str) -> None:
@@ -221,31 +229,90 @@ class _Lexer:
         self._step()
 
     def _attach_point(self) -> None:
-        """An attach point: letters, ':' parts, paths after ':/', "quoted" parts."""
-        text, i = self.text, self.pos
-        in_path = False
+        """One attach point, made as bpftrace 0.17's grammar makes it from tokens.
+
+        Its ``attach_point_def`` rule concatenates identifiers (builtin and call
+        names too), paths (``:`` and path characters: ``:./prog``, ``:/bin/bash``,
+        ``:sys_enter_*``), lone ``:``, "strings" (kept quoted), integers (in decimal:
+        ``f+0x10`` is ``f+16``), ``. + * [ ]`` and ``$N``, with any whitespace or
+        comment between them dropped (``k : f`` is ``kprobe:f``). The first other
+        token ends it. The token's ``text`` is the source, its ``value`` what
+        bpftrace builds; its span starts where the previous token ended.
+        """
+        text = self.text
+        i, end = self.pos, None
+        raw: list[str] = []
+        abort = False
         while i < len(text):
-            ch = text[i]
-            if ch == ":":
-                in_path = i + 1 < len(text) and text[i + 1] == "/"
-                i += 1
-            elif ch == '"':
-                end = text.find('"', i + 1)
-                if end < 0 or "\n" in text[i:end]:
-                    break
-                i = end + 1
-            elif ch == "/" and in_path:
-                i += 1
-            elif ch == "\\" and i + 1 < len(text):
-                i += 2
-            elif _ATTACH_CHAR.match(ch):
-                i += 1
-            else:
+            j = _SPACE_OR_COMMENT.match(text, i).end() if end is not None else i
+            taken = self._attach_piece(j)
+            if taken is None and end is not None and j < len(text) and _invalid_char(text, j):
+                # bpftrace reports the character, drops it and goes on with the attach point
+                line, col = self._line_col(j + 1)
+                self.errors.append(Message(f"invalid character '{text[j]}'",
+                                           Span(self.step_line, self.step_col, col,
+                                                0 if line == self.step_line else line)))
+                i = end = j + 1
+                continue
+            if taken is None:
                 break
-        # bpftrace's attach point location starts right after the previous
-        # token (the comma), whitespace included.
+            n, piece = taken
+            raw.append(piece)
+            i = end = j + n
+            abort = _attach_param_error(piece)
+            if abort:
+                break
+        if end is None:
+            self._body(text[self.pos])
+            return
+        step = self.step_line, self.step_col
         self.step_line, self.step_col = self.last_end
-        self._emit("ATTACH", i - self.pos, text[self.pos:i])
+        tok = self._emit("ATTACH", end - self.pos, "".join(raw))
+        self.step_line, self.step_col = step  # later tokens start where the whitespace ended
+        if abort:
+            # bison's YYERROR on "$#" or "$0": this error alone ends the parse
+            self.errors.append(Message(abort, tok.span))
+            self.pos = len(text)
+            self.aborted = True
+
+    def _line_col(self, i: int) -> tuple[int, int]:
+        """The line and column of text position ``i`` (at or after ``self.pos``)."""
+        chunk = self.text[self.pos:i]
+        nl = chunk.count("\n")
+        return (self.line + nl, len(chunk) - chunk.rfind("\n")) if nl else (self.line, self.col + len(chunk))
+
+    def _attach_piece(self, i: int) -> tuple[int, str] | None:
+        """(length, text for the attach point) of the token at ``i`` if attach_point_def takes it."""
+        text = self.text
+        if i >= len(text):
+            return None
+        c = text[i]
+        if _IDENT.match(c):
+            word = _IDENT.match(text, i).group()
+            if word in KEYWORDS or word in ("struct", "union", "enum"):
+                return None
+            return len(word), word
+        if c in "0123456789":
+            m = _NUMBER.match(text, i)
+            value, error = _number_value(m)
+            return None if error else (len(m.group()), str(value))
+        if c == ":":
+            m = _PATH.match(text, i)
+            return (len(m.group()), m.group()) if m else (1, ":")
+        if c == '"':
+            j = i + 1
+            while j < len(text) and text[j] not in '"\n':
+                j += 2 if text[j] == "\\" else 1
+            if j >= len(text) or text[j] != '"':
+                return None  # unterminated: the string lexer reports it
+            return j + 1 - i, text[i:j + 1]
+        nxt = text[i + 1:i + 2]
+        if c in ".[]" or (c == "+" and nxt not in ("+", "=")) or (c == "*" and nxt != "="):
+            return 1, c  # not "++", "+=", "*="
+        if c == "$":
+            m = re.compile(r"\$([0-9]+|#)").match(text, i)
+            return (len(m.group()), m.group()) if m else None
+        return None
 
     def _body(self, c: str) -> None:
         text, pos = self.text, self.pos
@@ -277,6 +344,9 @@ class _Lexer:
             return
         if _IDENT.match(c):
             self._word()
+            return
+        if c == ":" and _PATH.match(text, pos):
+            self._emit("PATH", _PATH.match(text, pos).end() - pos)
             return
         if c == "/" and self.mode == "pred":
             m = _ENDPRED.match(text, pos)
@@ -315,13 +385,13 @@ class _Lexer:
             return
         if word in KEYWORDS:
             kind = word
-        elif word in BUILTINS or re.fullmatch(r"s?arg[0-9]+", word):
+        elif is_builtin_word(word):
             kind = "BUILTIN"
-        elif word in CALL_BUILTINS:
+        elif word in CALLABLE_BUILTINS:  # kstack, ustack: builtins that can also be called
             kind = "CALL_BUILTIN"
         elif word in STACK_MODES:
             kind = "STACK_MODE"
-        elif word in CALLS:
+        elif word in CALL_NAMES:  # functions.py's table
             kind = "CALL"
         elif word in self.macros and word not in self.expanding and not (
                 self.tokens and self.tokens[-1].kind in (".", "->")):  # not field names
@@ -348,35 +418,12 @@ class _Lexer:
         self.last_end = (self.line, self.col)
 
     def _number(self) -> None:
-        text, pos = self.text, self.pos
-        m = _NUMBER.match(text, pos)
-        raw = m.group()
-        n = len(raw)
-        if raw[:2] in ("0x", "0X"):
-            value = int(raw, 16)
-        else:
-            coef = m.group("coef").replace("_", "")
-            if m.group("exp") is not None:
-                exp = int(m.group("exp").replace("_", ""))
-                if len(coef.lstrip("0") or "0") > 1 or int(coef) > 9:
-                    self._error("Coefficient part of scientific literal must be in range (0,9), "
-                                f"got: {int(coef)}", n)
-                    return
-                if exp > 19:
-                    self._error(f"Exponent will overflow integer range: {exp}", n)
-                    return
-                value = int(coef) * 10 ** exp
-            elif len(coef) > 1 and coef[0] == "0":
-                if not re.fullmatch(r"[0-7]+", coef):
-                    self._error("Found trailing non-numeric characters", n)
-                    return
-                value = int(coef, 8)
-            else:
-                value = int(coef)
-        if value >= U64:
-            self._error("stoull", n)
+        m = _NUMBER.match(self.text, self.pos)
+        value, error = _number_value(m)
+        if error:
+            self._error(error, len(m.group()))
             return
-        self._emit("INT", n, value)
+        self._emit("INT", len(m.group()), value)
 
     def _string(self) -> None:
         """A string literal with C escapes (``\\n \\t \\" \\\\ \\xNN \\NNN``).
@@ -426,16 +473,80 @@ class _Lexer:
         self.last_end = (self.line, self.col)
 
 
+PARAM_MAX = (1 << 63) - 1
+
+
+def param_range_error(text: str) -> str:
+    """bpftrace's error for a ``$N`` token whose N is 0 or over a C long ("" if none)."""
+    n = int(text[1:])
+    return "" if 1 <= n <= PARAM_MAX else f"param {text} is out of integer range [1, {PARAM_MAX}]"
+
+
+def _attach_param_error(piece: str) -> str:
+    if piece == "$#":
+        return "Not a positional parameter"
+    return param_range_error(piece) if piece.startswith("$") else ""
+
+
+def _invalid_char(text: str, i: int) -> bool:
+    """Whether no token starts at ``text[i]`` (bpftrace: "invalid character")."""
+    c = text[i]
+    return not (c in " \t\r\n\"$@#" or _IDENT.match(c) or c in "0123456789"
+                or any(op[0] == c for op in OPERATORS))
+
+
+def _number_value(m: re.Match) -> tuple[int, str]:
+    """The value of an integer literal matched by ``_NUMBER``, or bpftrace's error for it."""
+    raw = m.group()
+    if raw[:2] in ("0x", "0X"):
+        value = int(raw, 16)
+    else:
+        coef = m.group("coef").replace("_", "")
+        if m.group("exp") is not None:
+            exp = int(m.group("exp").replace("_", ""))
+            if len(coef.lstrip("0") or "0") > 1 or int(coef) > 9:
+                return 0, f"Coefficient part of scientific literal must be in range (0,9), got: {int(coef)}"
+            if exp > 18:  # 1e19 fits in 64 bits, but bpftrace 0.17 refuses it
+                return 0, f"Exponent will overflow integer range: {exp}"
+            value = int(coef) * 10 ** exp
+        elif len(coef) > 1 and coef[0] == "0":
+            if not re.fullmatch(r"[0-7]+", coef):
+                return 0, "Found trailing non-numeric characters"
+            value = int(coef, 8)
+        else:
+            value = int(coef)
+    if value >= U64:
+        return 0, "stoull"
+    return value, ""
+
+
 def tokenize(text: str, macros: dict[str, str] | None = None) -> tuple[list[Token], list[Message]]:
     """Split a whole script into tokens (ending with EOF) plus lexical errors.
 
     ``macros`` predefines object-like macros (e.g. from ``header_macros``);
     the script's own ``#define``s override them.
+
+    bpftrace's lexer reads bytes from a C string: a NUL ends the script, a
+    column is a byte, and a byte that starts no token is reported alone
+    (``é`` outside a string is two invalid characters). So the script is lexed
+    as bytes (one character each), and the texts of tokens and messages are
+    turned back into ``str`` (UTF-8, with ``surrogateescape`` for bytes that are
+    not: they print as the same bytes).
     """
-    lx = _Lexer(text)
+    text = text.split("\0", 1)[0]
+    lx = _Lexer(text if text.isascii() else text.encode("utf-8", "surrogateescape").decode("latin-1"))
     lx.macros.update(macros or {})
-    tokens = lx.run()
-    return tokens, lx.errors
+    tokens = [t if t.text.isascii() and not (isinstance(t.value, str) and not t.value.isascii()) else
+              dataclasses.replace(t, text=_from_bytes(t.text),
+                                  value=_from_bytes(t.value) if isinstance(t.value, str) else t.value)
+              for t in lx.run()]  # (escapes as "\xff" give bytes too)
+    return tokens, [e if e.text.isascii() else dataclasses.replace(e, text=_from_bytes(e.text))
+                    for e in lx.errors]
+
+
+def _from_bytes(text: str) -> str:
+    """A string of bytes (one character each) as text: UTF-8, other bytes as surrogates."""
+    return text if text.isascii() else text.encode("latin-1").decode("utf-8", "surrogateescape")
 
 
 # Where bpftrace's clang finds <headers> on Debian.

@@ -14,7 +14,6 @@ import fnmatch
 import os
 import sys
 from collections.abc import Iterator
-from typing import Optional
 
 from .diagnostics import Diagnostic, Message, Span
 from .probes import KINDS, split_parts
@@ -112,7 +111,7 @@ class _Query:
             raise Diagnostic(Message("No attach points for probe", Span(1, 1, 1)), source=self.search)
         return out
 
-    def check(self, kind: str, rest: list[str], lenient: bool) -> Optional[list[str]]:
+    def check(self, kind: str, rest: list[str], lenient: bool) -> list[str] | None:
         """The attach point's parts (None: skipped), after bpftrace's parser and semantic checks.
 
         Parser errors (the count of parts) stop at once, unless the kind came from a
@@ -231,7 +230,7 @@ def _warn(text: str) -> None:
     sys.stderr.flush()
 
 
-def _filter_functions_error() -> Optional[str]:
+def _filter_functions_error() -> str | None:
     """Why available_filter_functions cannot be read (bpftrace's kprobe source), or None."""
     try:
         with open(FILTER_FUNCTIONS):
@@ -292,7 +291,7 @@ def _list_types(search: str, verbose: bool) -> Iterator[str]:
             yield (format_definition(btf, found[decl]) + "\n") if verbose else decl
 
 
-def probe_lines(pattern: Optional[str], verbose: bool = False, pid: int = -1) -> Iterator[str]:
+def probe_lines(pattern: str | None, verbose: bool = False, pid: int = -1) -> Iterator[str]:
     """bpftrace 0.17's ``-l`` output: the query is checked first (errors raise Diagnostic), then listed."""
     search = "*:*" if pattern is None else pattern
     if ":" not in search and search.startswith(("struct", "union", "enum")):
@@ -308,7 +307,7 @@ def probe_lines(pattern: Optional[str], verbose: bool = False, pid: int = -1) ->
         yield from query.lines(kind, rest)
 
 
-def list_probes(pattern: Optional[str], verbose: bool = False, pid: int = -1) -> int:
+def list_probes(pattern: str | None, verbose: bool = False, pid: int = -1) -> int:
     from ebpfpy.attach.errors import AttachError
 
     try:
@@ -354,8 +353,8 @@ def info_text() -> str:
     out = ["System\n", f"  OS: {uname.sysname} {uname.release} {uname.version}\n", f"  Arch: {uname.machine}\n\n"]
     out += ["Build\n", "  version: v0.17.0 (pybpftrace, ebpfpy)\n", "  LLVM: none (instructions are built in Python)\n",
             "  unsafe uprobe: no\n\n"]
-    out += ["Kernel helpers\n", "  probe_read: yes\n", "  probe_read_str: yes\n", row("probe_read_kernel", "probe_read_kernel"),
-            row("probe_read_user", "probe_read_kernel"), "\n"]
+    out += ["Kernel helpers\n", "  probe_read: yes\n", "  probe_read_str: yes\n",
+            row("probe_read_kernel", "probe_read_kernel"), row("probe_read_user", "probe_read_kernel"), "\n"]
     out += ["Kernel features\n", row("btf", "btf"), row("map batch", "batch_ops"), row("ringbuf", "ringbuf"),
             row("bpf_link for perf events", "perf_link"), row("BPF_PROG_TEST_RUN for BEGIN/END", "test_run_raw_tp"),
             row("tracefs", "tracefs"), "\n"]

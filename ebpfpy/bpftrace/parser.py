@@ -13,10 +13,12 @@ Assignments are statements, not expressions.
 """
 from __future__ import annotations
 
+import re
+
 from . import ast
 from .diagnostics import Diagnostic, Message, Span, Verbatim
-from .lexer import DEFAULT_INCLUDE_DIRS, HeaderNotFound, Token, header_macros, tokenize
-from .probes import parse_spec
+from .lexer import DEFAULT_INCLUDE_DIRS, HeaderNotFound, Token, header_macros, param_range_error, tokenize
+from .probes import parse_spec, split_parts
 
 BINARY_PRECEDENCE: dict[str, int] = {
     "||": 1, "&&": 2, "|": 3, "^": 4, "&": 5,
@@ -83,16 +85,23 @@ class Parser:
     def probe(self) -> ast.Probe:
         start = self.tok
         aps: list[ast.AttachPoint] = []
-        while self.tok.kind == "ATTACH":
-            tok = self.next()
-            aps.append(ast.AttachPoint(tok.text, span=tok.span))
-            if self.tok.kind == ",":
-                self.next()
+        while True:
+            if self.tok.kind == "ATTACH":
+                tok = self.next()
+                aps.append(ast.AttachPoint(tok.value, span=tok.span))
+            else:
+                # bpftrace's attach point rule may match nothing (",BEGIN", "BEGIN,,END",
+                # "{ }"); such a point is dropped later, and a probe left with none is an error
+                aps.append(ast.AttachPoint("", span=self.tok.span))
+            if self.tok.kind != ",":
+                break
+            self.next()
+        real = [ap for ap in aps if ap.raw]
         if self.tok.kind == "EOF":
-            span = aps[0].span.to(self.tok.span) if aps else self.tok.span
+            span = real[0].span.to(self.tok.span) if real else self.tok.span
             raise _SyntaxError(Message("unexpected end of file, expected {", span))
         pred, pred_span = None, None
-        if aps and self.tok.kind == "/":
+        if self.tok.kind == "/":
             slash = self.next()
             pred = self.expr()
             end = self.expect("ENDPRED", "end predicate")
@@ -102,9 +111,6 @@ class Parser:
                 raise self.fail("{") if self.tok.kind == "/" else self.fail()
         if self.tok.kind != "{":
             raise self.fail("{")
-        if not aps:
-            s = self.tok.span
-            raise _SyntaxError(Message("No attach points for probe", Span(s.line, s.col_start, s.col_start)))
         body = self.block()
         return ast.Probe(tuple(aps), pred, body, span=start.span, pred_span=pred_span or start.span)
 
@@ -144,7 +150,7 @@ class Parser:
         if t.kind == "INT":
             count: ast.Expr = ast.Integer(self.next().value, span=t.span)
         elif t.kind == "PARAM":
-            count = ast.PositionalParam(self.next().value, span=t.span)
+            count = self.param(self.next())
         elif t.kind == "PARAMCOUNT":
             self.next()
             count = ast.ParamCount(span=t.span)
@@ -323,8 +329,7 @@ class Parser:
             self.next()
             return ast.StackMode(tok.text, span=tok.span)
         if kind == "PARAM":
-            self.next()
-            return ast.PositionalParam(tok.value, span=tok.span)
+            return self.param(self.next())
         if kind == "PARAMCOUNT":
             self.next()
             return ast.ParamCount(span=tok.span)
@@ -368,6 +373,12 @@ class Parser:
             return first
         raise self.fail()
 
+    def param(self, tok: Token) -> ast.PositionalParam:
+        error = param_range_error(tok.text)
+        if error:  # $0, or an N over a C long: bison's YYERROR ends the parse here
+            raise _SyntaxError(Message(error, tok.span))
+        return ast.PositionalParam(tok.value, span=tok.span)
+
     def call_rest(self, name: Token) -> ast.Call:
         self.next()  # (
         if self.tok.kind == ")":
@@ -392,8 +403,8 @@ class Parser:
         return ast.Sizeof(None, expr, span=name.span.to(end.span))
 
 
-def _check_attach_points(program: ast.Program) -> ast.Program:
-    """Resolve each attach point's kind and parts; one BEGIN and one END only."""
+def _check_attach_points(program: ast.Program, params: tuple[str, ...] = ()) -> ast.Program:
+    """Resolve each attach point's kind and parts (``$N`` from ``params``); one BEGIN and one END only."""
     errors: list[Message] = []
     probes = []
     for probe in program.probes:
@@ -401,7 +412,14 @@ def _check_attach_points(program: ast.Program) -> ast.Program:
         seen: set[str] = set()
         for ap in probe.attach_points:
             try:
-                spec = parse_spec(ap.raw, ap.span)
+                parts = split_parts(ap.raw, params)
+            except ValueError as err:  # "$1b": reported, and the point dropped
+                errors.append(Message(str(err), ap.span))
+                continue
+            if not parts[0]:
+                continue  # no probe type (an empty attach point, ":x", unset "$1"): dropped, as in bpftrace
+            try:
+                spec = parse_spec(ap.raw, ap.span, params)
             except Diagnostic as d:
                 errors.extend(d.messages)
                 aps.append(ap)
@@ -410,7 +428,16 @@ def _check_attach_points(program: ast.Program) -> ast.Program:
                 if spec.kind in seen:
                     errors.append(Message(f"More than one {spec.kind} probe defined", ap.span))
                 seen.add(spec.kind)
-            aps.append(ast.AttachPoint(ap.raw, spec.kind, spec.parts, span=ap.span))
+            # a time is read as bpftrace reads it (i:s:1e3 is interval:s:1000, also for `probe`)
+            raw = ap.raw
+            if parts != split_parts(ap.raw):  # with $N's values, for the attach layer
+                raw = ":".join(f'"{p}"' if re.search(r'[:\s]', p) else p for p in parts)
+            if spec.kind in ("profile", "interval"):
+                raw = spec.raw
+            aps.append(ast.AttachPoint(raw, spec.kind, spec.parts, span=ap.span))
+        if not aps:
+            # reported after parsing, where bpftrace has no location for it: always 1:1
+            errors.append(Message("No attach points for probe", Span(1, 1, 1)))
         probes.append(ast.Probe(tuple(aps), probe.pred, probe.body, span=probe.span,
                                 pred_span=probe.pred_span))
     if errors:
@@ -419,12 +446,14 @@ def _check_attach_points(program: ast.Program) -> ast.Program:
 
 
 def parse(text: str, filename: str = "stdin",
-          include_dirs: tuple[str, ...] = DEFAULT_INCLUDE_DIRS, includes: tuple[str, ...] = ()) -> ast.Program:
+          include_dirs: tuple[str, ...] = DEFAULT_INCLUDE_DIRS, includes: tuple[str, ...] = (),
+          params: tuple[str, ...] = ()) -> ast.Program:
     """Parse a whole bpftrace script; raises Diagnostic on any error.
 
     Names ``#define``d in the script, or in headers it ``#include``s or
     ``includes`` names (``--include``), looked up in ``include_dirs`` (pass
-    ``()`` to read no files), are expanded.
+    ``()`` to read no files), are expanded. ``params`` (the positional
+    parameters) give ``$N`` in attach points its value.
     """
     macros = {}
     if include_dirs and ("#" in text or includes):
@@ -433,6 +462,8 @@ def parse(text: str, filename: str = "stdin",
         except HeaderNotFound as err:
             raise Diagnostic([Verbatim(str(err))]) from None
     tokens, lex_errors = tokenize(text, macros)
+    if tokens[-1].value == "abort":
+        raise Diagnostic(lex_errors, source=text, filename=filename)
     try:
         program = Parser(tokens).program()
     except _SyntaxError as err:
@@ -443,6 +474,6 @@ def parse(text: str, filename: str = "stdin",
     if lex_errors:
         raise Diagnostic(lex_errors, source=text, filename=filename)
     try:
-        return _check_attach_points(program)
+        return _check_attach_points(program, tuple(params))
     except Diagnostic as d:
         raise Diagnostic(d.messages, source=text, filename=filename) from None

@@ -322,7 +322,8 @@ def dump(program: ast.Program) -> str:
         out.append("")
     out.append("Program")
     for probe in program.probes:
-        out.extend(" " + ap.raw for ap in probe.attach_points)
+        # bpftrace names each point by its kind's full name and its parts (quotes gone)
+        out.extend(" " + (":".join((ap.kind, *ap.parts)) if ap.kind else ap.raw) for ap in probe.attach_points)
         if probe.pred is not None:
             out.append("  pred")
             _dump_expr(probe.pred, 3, out)

@@ -2,16 +2,24 @@
 
 Pure parsing: nothing here looks at the kernel.  (Checks that need the
 system, such as "uprobe target file ... does not exist", are made by semantic
-analysis through the hooks in its ``Env``.)  The table says, per kind, its aliases, how many ``:``-separated parts
-it takes after the kind, which parts may hold wildcards, and the wording
-bpftrace 0.17 uses when the count is wrong.
+analysis through the hooks in its ``Env``.)
+
+Kind names and aliases come from the one table of probe kinds,
+``ebpfpy.attach.provider.KINDS``; ``SYNTAX`` adds, per kind of bpftrace 0.17's
+language, how many ``:``-separated parts it takes after the kind, whether the
+parts may hold wildcards, and the wording bpftrace 0.17 uses when the count is
+wrong. An attach kind without a ``SYNTAX`` row (``rawtracepoint``) is not
+bpftrace 0.17's: "Invalid probe type", as for any other unknown kind (0.17 itself
+aborts there with an internal assertion).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from .diagnostics import Diagnostic, Message, Span
+from ebpfpy.attach.provider import KINDS as ATTACH_KINDS
+
+from .diagnostics import Diagnostic, Span
 
 
 @dataclass(frozen=True)
@@ -23,31 +31,36 @@ class ProbeKind:
     wildcard: bool = False       # parts may contain * ? [..]
 
 
-PROBE_KINDS: tuple[ProbeKind, ...] = (
-    ProbeKind("BEGIN", (), (0,), "requires 0 arguments"),
-    ProbeKind("END", (), (0,), "requires 0 arguments"),
-    ProbeKind("kprobe", ("k",), (1,), "requires 1 argument", True),
-    ProbeKind("kretprobe", ("kr",), (1,), "requires 1 argument", True),
-    ProbeKind("uprobe", ("u",), (2, 3), "requires 2 arguments", True),
-    ProbeKind("uretprobe", ("ur",), (2, 3), "requires 2 arguments", True),
-    ProbeKind("usdt", ("U",), (2, 3), "requires 2 or 3 arguments", True),
-    ProbeKind("tracepoint", ("t",), (2,), "requires 2 arguments", True),
-    ProbeKind("profile", ("p",), (2,), "requires 2 arguments"),
-    ProbeKind("interval", ("i",), (2,), "requires 2 arguments"),
-    ProbeKind("software", ("s",), (1, 2), "requires 1 or 2 arguments"),
-    ProbeKind("hardware", ("h",), (1, 2), "requires 1 or 2 arguments"),
-    ProbeKind("watchpoint", ("w",), (3,), "requires 3 arguments"),
-    ProbeKind("asyncwatchpoint", ("aw",), (3,), "requires 3 arguments"),
-    ProbeKind("kfunc", ("f",), (1, 2), "requires 1 or 2 arguments", True),
-    ProbeKind("kretfunc", ("fr",), (1, 2), "requires 1 or 2 arguments", True),
-    ProbeKind("iter", ("it",), (1, 2), "takes 2 arguments (1 optional)"),
-)
+# attach kind name -> (nparts, count_msg, wildcard): bpftrace 0.17's wording only.
+SYNTAX: dict[str, tuple[tuple[int, ...], str, bool]] = {
+    "BEGIN": ((0,), "requires 0 arguments", False),
+    "END": ((0,), "requires 0 arguments", False),
+    "kprobe": ((1,), "requires 1 argument", True),
+    "kretprobe": ((1,), "requires 1 argument", True),
+    "uprobe": ((2, 3), "requires 2 arguments", True),
+    "uretprobe": ((2, 3), "requires 2 arguments", True),
+    "usdt": ((2, 3), "requires 2 or 3 arguments", True),
+    "tracepoint": ((2,), "requires 2 arguments", True),
+    "profile": ((2,), "requires 2 arguments", False),
+    "interval": ((2,), "requires 2 arguments", False),
+    "software": ((1, 2), "requires 1 or 2 arguments", False),
+    "hardware": ((1, 2), "requires 1 or 2 arguments", False),
+    "watchpoint": ((3,), "requires 3 arguments", False),
+    "asyncwatchpoint": ((3,), "requires 3 arguments", False),
+    "kfunc": ((1, 2), "requires 1 or 2 arguments", True),
+    "kretfunc": ((1, 2), "requires 1 or 2 arguments", True),
+    "iter": ((1, 2), "takes 2 arguments (1 optional)", False),
+}
 
-KINDS: dict[str, ProbeKind] = {}
-for _k in PROBE_KINDS:
-    KINDS[_k.name] = _k
-    for _a in _k.aliases:
-        KINDS[_a] = _k
+_missing = SYNTAX.keys() - {k.name for k in ATTACH_KINDS}  # a kind the attach table lost or renamed
+if _missing:
+    raise ImportError(f"probe kinds missing from ebpfpy.attach.provider.KINDS: {sorted(_missing)}")
+
+PROBE_KINDS: tuple[ProbeKind, ...] = tuple(
+    ProbeKind(k.name, k.aliases, *SYNTAX[k.name]) for k in ATTACH_KINDS if k.name in SYNTAX)
+
+# every spelling (name or alias) of a kind in the language -> its row
+KINDS: dict[str, ProbeKind] = {name: k for k in PROBE_KINDS for name in (k.name, *k.aliases)}
 
 # Units for profile/interval; value is the multiplier to nanoseconds (hz: None).
 TIME_UNITS = {"hz": None, "s": 1_000_000_000, "ms": 1_000_000, "us": 1_000}
@@ -72,29 +85,38 @@ class ProbeSpec:
         return ":".join((self.kind,) + self.parts)
 
 
-def split_parts(raw: str) -> list[str]:
-    """Split on ':' outside "quotes" and after a path's last '/' segment.
+def split_parts(raw: str, params: tuple[str, ...] | None = None) -> list[str]:
+    """Split on ':' outside "quotes", as bpftrace 0.17's attach point lexer does.
 
-    Quoted parts lose their quotes; a backslash escapes the next character.
+    Quotes are dropped; inside them a backslash escapes the next character (outside
+    them it is kept). With ``params``, ``$N`` outside quotes becomes positional
+    parameter N (``""`` when there is no such parameter), inside the part it is in:
+    ``k:f$1`` with ``x:y`` is the one part ``fx:y``. Raises ValueError with
+    bpftrace's message when ``$N`` is followed by other text (``$1b``).
     """
     parts: list[str] = []
     cur: list[str] = []
+    quoted = False
     i = 0
     while i < len(raw):
         ch = raw[i]
-        if ch == '"':
-            end = raw.find('"', i + 1)
-            end = len(raw) if end < 0 else end
-            cur.append(raw[i + 1:end])
-            i = end + 1
-            continue
-        if ch == "\\" and i + 1 < len(raw):
-            cur.append(raw[i + 1])
-            i += 2
-            continue
-        if ch == ":":
+        if ch == ":" and not quoted:
             parts.append("".join(cur))
             cur = []
+        elif ch == '"':
+            quoted = not quoted
+        elif ch == "\\" and quoted and i + 1 < len(raw):
+            cur.append(raw[i + 1])
+            i += 1
+        elif ch == "$" and not quoted and params is not None:
+            m = re.compile(r'[^":]*').match(raw, i + 1)
+            digits = re.match(r"[0-9]*", m.group()).group()
+            if digits != m.group():
+                raise ValueError(f"Found trailing text '{m.group()[len(digits):]}' in positional "
+                                 "parameter index. Try quoting the trailing text.")
+            n = int(digits, 8 if digits.startswith("0") else 10)  # stoll(..., 0)
+            cur.append(params[n - 1] if 0 < n <= len(params) else "")
+            i = m.end() - 1
         else:
             cur.append(ch)
         i += 1
@@ -106,34 +128,85 @@ def _fail(msg: str, span: Span | None) -> Diagnostic:
     return Diagnostic(msg, span)
 
 
+_C_UINT = re.compile(r"[ \t\n\r\f\v]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+
+
+def parse_uint(text: str) -> int:
+    """A number in an attach point (``interval:s:1e3``), read as bpftrace 0.17 reads it.
+
+    Underscores are dropped, ``NeM`` is N * 10**M (N one digit, M under 19), a
+    ``u``/``l``/``ll`` suffix is allowed, and the rest goes to C's ``stoull``
+    (any base, a sign allowed: ``-5`` wraps). Raises ValueError with bpftrace's message.
+    """
+    s = text.replace("_", "")
+    sci = re.fullmatch(r"([0-9]+)[eE]([0-9]+)[uU]?[lL]{0,2}", s)
+    if sci:
+        coef, exp = int(sci.group(1)), int(sci.group(2))
+        if coef > 9:
+            raise ValueError(f"Coefficient part of scientific literal must be in range (0,9), got: {coef}")
+        if exp > 18:
+            raise ValueError(f"Exponent will overflow integer range: {exp}")
+        return coef * 10 ** exp
+    s = re.sub(r"(?<=[0-9a-fA-F])[uU]?[lL]{0,2}$", "", s)
+    m = _C_UINT.match(s)
+    if not m:
+        raise ValueError("stoull")
+    value = int(m.group(2), 0) if m.group(2)[1:2] in ("x", "X") or m.group(2) == "0" else \
+        int(m.group(2), 8 if m.group(2).startswith("0") else 10)
+    if value >= 1 << 64:
+        raise ValueError("stoull")
+    if m.end() != len(s):
+        raise ValueError("Found trailing non-numeric characters")
+    return (-value) % (1 << 64) if m.group(1) == "-" else value
+
+
 def _check_time(kind: str, parts: list[str], span: Span | None) -> None:
     unit, value = parts
     if unit not in TIME_UNITS:
         raise _fail(f"{unit} is not an accepted unit of time", span)
-    if not re.fullmatch(r"[0-9]+", value):
-        raise _fail("stoull", span)
+    try:
+        parts[1] = str(parse_uint(value))
+    except ValueError as err:
+        raise _fail(str(err), span) from None
 
 
 def _check_watchpoint(parts: list[str], span: Span | None) -> None:
-    mode = parts[2]
-    if not mode or any(c not in "rwx" for c in mode) or len(set(mode)) != len(mode):
-        raise _fail("watchpoint mode must be combination of (r,w,x)", span)
+    """``ADDR:LEN:MODE`` or ``FUNC+argN:LEN:MODE``: the numbers read as bpftrace reads
+    them (and written back in decimal); the mode and the values are checked by
+    semantic analysis, as in bpftrace."""
+    try:
+        target = parts[0]
+        if "+" not in target:
+            parts[0] = str(parse_uint(target))
+        else:
+            pieces = target.split("+")
+            if len(pieces) != 2:
+                raise ValueError("Invalid function/address argument")
+            arg = pieces[1]
+            if len(arg) <= 3 or not arg.startswith("arg"):
+                raise ValueError("Invalid function argument")
+            parts[0] = f"{pieces[0]}+arg{parse_uint(arg[3:])}"
+        parts[1] = str(parse_uint(parts[1]))
+    except ValueError as err:
+        raise _fail(str(err), span) from None
 
 
-def parse_spec(raw: str, span: Span | None = None) -> ProbeSpec:
+def parse_spec(raw: str, span: Span | None = None, params: tuple[str, ...] | None = None) -> ProbeSpec:
     """Parse one attach point (``t:syscalls:sys_enter_*``) into kind + parts.
 
     Raises Diagnostic with bpftrace's wording when the kind is unknown or the
-    number of parts is wrong.
+    number of parts is wrong. ``params`` are the positional parameters ``$N`` stands for.
     """
-    parts = split_parts(raw)
+    try:
+        parts = split_parts(raw, params)
+    except ValueError as err:
+        raise _fail(str(err), span) from None
     head, rest = parts[0], parts[1:]
     kind = KINDS.get(head)
     if kind is None:
-        # bpftrace 0.17 aborts here with this FATAL line (and no location)
-        raise Diagnostic(Message("Invalid probe type made it to attachpoint parser", None, "FATAL"))
-    if rest == [""] and kind.nparts == (0,):
-        rest = []
+        # bpftrace 0.17 aborts with "FATAL: Invalid probe type made it to attachpoint
+        # parser" (an assertion); we report the attach point as its other errors are
+        raise _fail(f"Invalid probe type: {head}", span)
     if len(rest) not in kind.nparts:
         raise _fail(f"{kind.name} probe type {kind.count_msg}", span)
     if kind.name in ("profile", "interval"):

@@ -9,20 +9,22 @@ rest. SIGUSR1 prints the maps and goes on.
 
 Signals only set flags here; the event loop looks at them between polls
 (at most 100 ms apart), so a signal never lands in the middle of printing.
+A library caller (``ebpfpy.bpftrace.api``, ``trap_signals=False``) keeps
+Python's KeyboardInterrupt instead, and leaving ``with runtime:`` by it ends
+the run in the same order as SIGINT does.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 import operator
 import os
 import select
 import signal
 import struct
 import time
-from typing import Optional
 
-providers = importlib.import_module("ebpfpy.attach.provider")
 from ebpfpy.attach.errors import AttachError
 from ebpfpy.events.perfbuf import PerfBuffer
 from ebpfpy.maps import Map
@@ -36,10 +38,17 @@ from .output.values import Hist, IntColumns, LHist, MapData
 from .output.writer import Writer
 from .services import Services
 
+# The module: `import ebpfpy.attach.provider as ...` would give ebpfpy.attach's function of that name.
+providers = importlib.import_module("ebpfpy.attach.provider")
+
 _ACTION_ID = struct.Struct("<Q")
 # After a poll that delivered fewer than this many records, pause this long before the next.
 _FEW_RECORDS = 64
 _PAUSE = 0.0005
+
+
+# probe kinds whose attachment -p/-c limits to one process (others are system-wide, as in bpftrace)
+PID_SCOPED_KINDS = frozenset(("uprobe", "uretprobe", "usdt"))
 
 
 class ScriptError(Exception):
@@ -48,9 +57,9 @@ class ScriptError(Exception):
 
 class Runtime:
     def __init__(self, script: CompiledScript, writer: Writer, *, pid: int = -1,
-                 child: Optional["Child"] = None, quiet: bool = False, unsafe: bool = False,
+                 child: Child | None = None, quiet: bool = False, unsafe: bool = False,
                  perf_pages: int = 64, verbose: bool = False, log=None, cat_bytes_max: int = 10240,
-                 log_size: int = 1000000, user_symbols: bool = True):
+                 log_size: int = 1000000, user_symbols: bool = True, trap_signals: bool = True):
         self.script = script
         self.writer = writer
         self.pid = pid
@@ -65,11 +74,21 @@ class Runtime:
         self.log_size = log_size
         self.user_symbols = user_symbols
         self._print_maps_requested = False
-        self._wakeup: Optional[int] = None  # read end of the signal wake-up pipe while running
+        self._wakeup: int | None = None  # read end of the signal wake-up pipe while running
         self.maps: dict[str, Map] = {}
         self.services = Services(self.maps, pid=pid, user_symbols=user_symbols)
         self._stop = False
         self._discard = False  # after exit(): bpftrace drops the events still queued
+        # The run's phases (see "the run" below): "new", "running", "finished" (END ran), "closed".
+        self.state = "new"
+        self.trap_signals = trap_signals  # the CLI's; a library caller keeps Python's own SIGINT
+        self.attached_count = 0  # the probes attached, as "Attaching N probes..." counts them
+        self._stack: contextlib.ExitStack | None = None  # what start() holds until finish()/close()
+        self._detaching: _Detach | None = None
+        self._events: PerfBuffer | None = None
+        self._begin: list = []
+        self._end: list = []
+        self._attached: list = []
         self._printf_cache: dict[int, PrintfFormat] = {}
         self._handlers = {
             "printf": self._on_printf,
@@ -154,8 +173,12 @@ class Runtime:
         for plan in self.script.probes:
             prog = self._load(plan)
             stack.callback(prog.close)
+            # -p/-c scope uprobes and USDT to the process; bpftrace 0.17 attaches perf events
+            # (profile, interval, software, hardware) on every CPU whatever the pid
+            prov, _ = providers.split_probe(plan.probe)
+            pid = self.pid if prov.kind in PID_SCOPED_KINDS else -1
             try:
-                attachments = providers.attach(prog, plan.probe, pid=self.pid)
+                attachments = providers.attach(prog, plan.probe, pid=pid, targets=plan.targets or None)
             except AttachError as err:
                 raise AttachFailure(plan.probe, err) from None
             attached.extend(attachments)
@@ -167,34 +190,59 @@ class Runtime:
         return begin, end, count
 
     # -- the run -----------------------------------------------------------------
+    #
+    # start() creates, loads and attaches; serve() is one turn of the event
+    # loop; finish() ends the run in order (detach, END, the exit output);
+    # close() releases whatever is left. ``with runtime:`` and wait() put them
+    # together: the CLI (run()) and ebpfpy.bpftrace.api go through them alike.
 
     def run(self) -> int:
-        detaching = None
-        try:
-            detaching = self._run()
-        finally:
-            if detaching is not None:
-                detaching.join()  # last: the closing of maps and programs overlapped the detach waits
-        if self.child is not None:
-            self.child.terminate()
+        """The CLI's run: serve until exit(), a signal or the end of -c/-p, then END and the maps."""
+        with self:
+            self.wait()
         return 0
 
-    def _run(self) -> Optional["_Detach"]:
-        """Set up, serve events until stopped, detach (in the background), run END, print the maps."""
+    def __enter__(self) -> Runtime:
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Leaving normally, or by KeyboardInterrupt (the Ctrl-C the CLI traps), ends the run in
+        order, as SIGINT does; any other error releases everything at once, without END."""
+        try:
+            if exc_type is None or issubclass(exc_type, KeyboardInterrupt):
+                self.finish()
+        finally:
+            self.close()
+
+    @property
+    def stopped(self) -> bool:
+        """exit() ran, a signal came, or the -c command or -p process has ended."""
+        return self._stop
+
+    def start(self) -> None:
+        """Create the maps, load and attach every probe, run BEGIN; on failure nothing stays held."""
         with contextlib.ExitStack() as stack:
             self._create_maps(stack)
             events = None
             if EVENTS_MAP in self.maps:
                 events = self._open_perf_buffer()
                 stack.callback(events.close)
-            begin, end, count = self._attach_all(stack)
-            # before "Attaching ...": whoever waits for that line may signal at once
-            restore = self._trap_signals()
-            stack.callback(restore)
+            self._events = events
+            self._begin, self._end, count = self._attach_all(stack)
+            self.attached_count = count
+            if self.trap_signals:
+                # before "Attaching ...": whoever waits for that line may signal at once
+                restore = self._trap_signals()
+                stack.callback(restore)
             if not self.quiet:
                 self.writer.attached(count)
             self._flush_verbose()
-            for att in begin:
+            for att in self._begin:
                 att.fire()
             self._drain(events)
             if self.child is not None:
@@ -202,32 +250,73 @@ class Runtime:
             wakeup = self._wakeup
             if events is not None and wakeup is not None:
                 events.watch(wakeup)
-            while not self._stop:
-                if events is not None:
-                    if 0 < events.poll(100) < _FEW_RECORDS:
-                        # Events trickle in one or two per wake-up: let them pile
-                        # up a little. Each wake-up costs the traced task a
-                        # wake-up of this process and us a poll. A big batch
-                        # means we are behind: then drain again at once, so the
-                        # rings never fill up because of the pause.
-                        time.sleep(_PAUSE)
-                elif wakeup is not None:
-                    # poll, not select: select() fails on fds >= 1024 (hundreds of probes, a raised NOFILE)
-                    waiter = select.poll()
-                    waiter.register(wakeup, select.POLLIN)
-                    waiter.poll(100)
-                else:
-                    time.sleep(0.1)
-                if wakeup is not None:
-                    _empty_pipe(wakeup)
-                if self._print_maps_requested:
-                    self._print_maps_requested = False
-                    self.print_all_maps()
-                if self.child is not None and self.child.exited():
-                    break
-                if self.pid > 0 and not _alive(self.pid):
-                    break
+            self._stack = stack.pop_all()
+            self.state = "running"
+
+    def serve(self, timeout: int = 100) -> None:
+        """One turn of the event loop: wait up to ``timeout`` ms for events (or a signal), serve
+        them; notice that the -c command or the -p process has ended."""
+        events, wakeup = self._events, self._wakeup
+        if events is not None:
+            if 0 < events.poll(timeout) < _FEW_RECORDS:
+                # Events trickle in one or two per wake-up: let them pile
+                # up a little. Each wake-up costs the traced task a
+                # wake-up of this process and us a poll. A big batch
+                # means we are behind: then drain again at once, so the
+                # rings never fill up because of the pause.
+                time.sleep(_PAUSE)
+        elif wakeup is not None:
+            # poll, not select: select() fails on fds >= 1024 (hundreds of probes, a raised NOFILE)
+            waiter = select.poll()
+            waiter.register(wakeup, select.POLLIN)
+            waiter.poll(timeout)
+        else:
+            time.sleep(timeout / 1000)
+        if wakeup is not None:
+            _empty_pipe(wakeup)
+        if self._print_maps_requested:
+            self._print_maps_requested = False
+            self.print_all_maps()
+        if self.child is not None and self.child.exited():
             self._stop = True
+        elif self.pid > 0 and not _alive(self.pid):
+            self._stop = True
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Serve events until the run stops, then end it (``serve_once``), or until ``timeout``
+        seconds have passed; True when the run is over."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.serve_once(deadline):
+            pass
+        return self.state != "running"
+
+    def serve_once(self, deadline: float | None = None) -> bool:
+        """One turn of at most 100 ms, and not past ``deadline`` (``time.monotonic()``); once the
+        run has stopped, finish and close it. False when the run is over or the deadline passed."""
+        if self.state != "running":
+            return False
+        if not self._stop:
+            timeout = 100
+            if deadline is not None:
+                timeout = max(0, min(timeout, math.ceil((deadline - time.monotonic()) * 1000)))
+            self.serve(timeout)
+        if self._stop:
+            try:
+                self.finish()
+            finally:
+                self.close()
+            return False
+        return deadline is None or time.monotonic() < deadline
+
+    def finish(self) -> None:
+        """End a running run in order: detach (in the background), END, the exit output."""
+        if self.state != "running":
+            return
+        self.state = "finished"
+        self._stop = True
+        events, begin, end = self._events, self._begin, self._end
+        stack, self._stack = self._stack, None
+        with stack:
             # Detach first, as bpftrace does, but from background threads: the
             # kernel waits an RCU grace period per tracepoint (tens of ms each),
             # and END, the map printing and the closing of the rest run
@@ -236,7 +325,7 @@ class Runtime:
             specials = {id(att) for att in begin + end}
             probes = [att for att in self._attached if id(att) not in specials]
             self._attached[:] = begin + end
-            detaching = _Detach(probes)
+            self._detaching = detaching = _Detach(probes)
             try:
                 if self._discard:
                     self._drain(events)
@@ -244,12 +333,34 @@ class Runtime:
                 for att in end:
                     att.fire()
                 self._drain(events)
-                self.writer.exit_separator()
-                self.print_all_maps()
+                self.exit_output()
             except BaseException:
+                self._detaching = None
                 detaching.join()
                 raise
-        return detaching
+
+    def exit_output(self) -> None:
+        """What the end of a run prints: bpftrace's two blank lines, then every map."""
+        self.writer.exit_separator()
+        self.print_all_maps()
+
+    def close(self) -> None:
+        """Release everything (again: a no-op). After finish(), wait for the background detach,
+        last: the closing of maps and programs overlapped its waits. While still running (an
+        error), close it all at once, without END. Then end the -c command."""
+        self.state = "closed"
+        stack, self._stack = self._stack, None
+        detaching, self._detaching = self._detaching, None
+        try:
+            try:
+                if stack is not None:
+                    stack.close()
+            finally:
+                if detaching is not None:
+                    detaching.join()
+        finally:
+            if self.child is not None:
+                self.child.terminate()
 
     def _trap_signals(self):
         """SIGINT/SIGTERM/SIGHUP: stop in order (END, maps); SIGUSR1: print the maps now."""
@@ -317,8 +428,12 @@ class Runtime:
             entries = [((), 0)]  # bpftrace 0.17 prints an unset keyless count() as 0
         return MapData(plan.name, plan.kind, entries, keyed=plan.keyed)
 
+    def user_maps(self) -> list[str]:
+        """The maps bpftrace prints at exit (every ``@`` map), in its order."""
+        return sorted(n for n in self.script.maps if n.startswith("@"))
+
     def print_all_maps(self) -> None:
-        for name in sorted(n for n in self.script.maps if n.startswith("@")):
+        for name in self.user_maps():
             self.writer.map(self.read_map(self.script.maps[name]))
 
     # -- events ------------------------------------------------------------------
@@ -479,7 +594,7 @@ _SUMMED_KINDS = frozenset(name for name, agg in AGGREGATIONS.items()
 _SUMS: dict[int, struct.Struct] = {}
 
 
-def _summed_values(plan: MapPlan, m: Map, raw_values: list) -> Optional[list]:
+def _summed_values(plan: MapPlan, m: Map, raw_values: list) -> list | None:
     """count/sum/hist values of a whole per-CPU map at once, or None for other maps.
 
     One ``iter_unpack`` over the joined batch replaces a split into per-CPU
@@ -524,7 +639,7 @@ def _read_int_columns(plan: MapPlan, m: Map) -> IntColumns:
     return IntColumns(plan.name, plan.kind, keys, values, keyed=plan.keyed)
 
 
-def _int_keys(plan: MapPlan, raw_keys: list) -> Optional[list]:
+def _int_keys(plan: MapPlan, raw_keys: list) -> list | None:
     """Keys made only of 64-bit integers, decoded in one ``iter_unpack``; None otherwise.
 
     Needs the key's shapes on the plan (``plan.key_shapes``, set by the

@@ -7,13 +7,12 @@ analyser itself stays testable with plain tables.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Optional
 
 
 class TracefsFormats:
     """``args`` layouts read from tracefs ``format`` files, on demand."""
 
-    def fields(self, category: str, event: str) -> Optional[Sequence]:
+    def fields(self, category: str, event: str) -> Sequence | None:
         from ebpfpy.attach.errors import AttachError
         from ebpfpy.attach.tracefs import tracepoint_format
 
@@ -58,7 +57,8 @@ def check(program, options) -> None:
 
     kfuncs = lru_cache(maxsize=None)(system_kfuncs)  # analysis repeats; tracefs is read once
 
-    env = Env(resolver=BTFResolver(), binaries=system_binaries, tracepoints=TracefsFormats(), unsafe=options.unsafe, has_child=bool(options.command),
+    env = Env(resolver=BTFResolver(), binaries=system_binaries, tracepoints=TracefsFormats(),
+              unsafe=options.unsafe, has_child=bool(options.command), pid=options.pid,
               strlen=options.strlen, params=tuple(options.params), kfuncs=kfuncs,
               has_d_path=_has_fentry)
     return analyse(program, env, source=options.source, filename=options.filename)

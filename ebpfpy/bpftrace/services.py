@@ -6,7 +6,6 @@ script that never prints a stack never reads /proc/kallsyms.
 from __future__ import annotations
 
 import functools
-from typing import Optional
 
 from .output.values import Stack
 
@@ -30,7 +29,7 @@ class Services:
     # ``as_value``: a stack printed as a map value or a printf argument, whose frames bpftrace
     # indents by 8 (events.stacks.PRINTF_INDENT), where a map key's are indented by 4.
 
-    def kstack(self, map_name: str, stack_id: int, limit: Optional[int] = None, mode: str = "bpftrace",
+    def kstack(self, map_name: str, stack_id: int, limit: int | None = None, mode: str = "bpftrace",
                as_value: bool = False) -> Stack:
         from ebpfpy.events.stacks import read_stack
 
@@ -39,7 +38,7 @@ class Services:
         ips = read_stack(self.maps[map_name], stack_id, limit)
         return Stack(self.stacks.kstack(ips, mode, indent=_indent(as_value)) if ips else "")
 
-    def ustack(self, map_name: str, stack_id: int, pid: int, limit: Optional[int] = None,
+    def ustack(self, map_name: str, stack_id: int, pid: int, limit: int | None = None,
                mode: str = "bpftrace", as_value: bool = False) -> Stack:
         from ebpfpy.events.stacks import read_stack
 
@@ -61,7 +60,7 @@ class Services:
         return self.stacks.process(pid).usym(addr)
 
     @staticmethod
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def username(uid: int) -> str:
         import pwd
 

@@ -11,8 +11,9 @@ aligned loads everywhere, which the verifier likes.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .output.values import Stack
 

@@ -9,7 +9,8 @@ reads vmlinux does not pay for them.
 """
 import importlib
 
-from .spec import BTF, BTFError, module, vmlinux
+from .errors import BTFError
+from .spec import BTF, module, vmlinux
 from .types import (
     VOID,
     Array,

@@ -7,288 +7,443 @@ prototype, qualifiers) walked outside-in, anonymous structs/unions/enums are
 inlined, gaps between members are made explicit with ``long: N;``-style
 padding only where natural alignment would not produce them, and packed
 structs are marked.  Name de-duplication across a whole dump (``___2``
-suffixes) is not done: we print one type at a time.
+suffixes) is not done here: ``cheader`` does it for a whole header.
+
+The writer reads the raw records through a ``view.View`` (no type values are
+decoded), and remembers each declarator it built: a member of type
+``struct list_head *`` costs one dict lookup after the first.
 """
 from __future__ import annotations
 
-from .spec import BTFError
-from .types import Kind, Struct
+from .errors import BTFError
+from .view import (
+    ARRAY,
+    CONST,
+    ENUM,
+    ENUM64,
+    FLOAT,
+    FUNC,
+    FUNC_PROTO,
+    FWD,
+    INT,
+    KIND_NAMES,
+    PTR,
+    RESTRICT,
+    STRUCT,
+    TYPE_TAG,
+    TYPEDEF,
+    UNION,
+    VAR,
+    VOLATILE,
+    view,
+)
 
-_CHAIN_NEXT = frozenset({Kind.PTR, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.FUNC_PROTO, Kind.TYPE_TAG})
-_QUALIFIER_TEXT = {Kind.VOLATILE: "volatile", Kind.CONST: "const", Kind.RESTRICT: "restrict"}
-_DROPPABLE = frozenset({Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG})
+# Kinds a declarator chain continues through (ARRAY too, whose element type sits elsewhere).
+_CHAIN_NEXT = frozenset({PTR, VOLATILE, CONST, RESTRICT, FUNC_PROTO, TYPE_TAG})
+_QUALIFIER_TEXT = {VOLATILE: "volatile", CONST: "const", RESTRICT: "restrict"}
+_DROPPABLE = frozenset({VOLATILE, CONST, RESTRICT, TYPE_TAG})
+_PADS = (("long", 64), ("int", 32), ("short", 16), ("char", 8))
+_TABS = tuple("\t" * n for n in range(64))
+_MAX_CHAIN = 4096  # pointers, qualifiers and arrays in one declarator: more is a loop
+_MARK = "\0"  # stands for the declared name while a declarator is built (BTF names hold no NUL)
 
 
 def _pfx(lvl: int) -> str:
-    return "\t" * lvl
+    return _TABS[lvl] if lvl < 64 else "\t" * lvl
 
 
-class _Dumper:
+class CWriter:
+    """Writes C for one BTF's types into ``self.out`` (a list of strings)."""
+
     def __init__(self, btf, skip_anon_defs: bool = False):
         self.btf = btf
+        v = self.v = view(btf)
+        self.W, self.R, self.K = v.W, v.R, v.kinds()
+        self.S, self.sb = v.S, v.sb
         self.out: list[str] = []
         self.skip_anon = skip_anon_defs
+        self._decls: dict[int, tuple[str, str]] = {}  # tid -> text before and after the name
+        self._bare: dict[int, str] = {}  # tid -> declarator without a name
+        self._inline = 0  # anonymous definitions written inline so far (those are not cached)
 
     def p(self, s: str) -> None:
         self.out.append(s)
 
     # Names go through these hooks so a whole-header dump can de-duplicate them.
     def type_name(self, tid: int) -> str:
-        return self.btf[tid].name
+        return self.v.name(tid)
 
     def ident_name(self, tid: int) -> str:
-        return self.btf[tid].name
+        return self.v.name(tid)
 
     def enumerator(self, name: str) -> str:
         return name
 
-    def _struct_ref(self, tid: int, t) -> str:
-        name = self.type_name(tid) if t.name else ""
-        return ("union" if t.is_union else "struct") + (" " + name if name else "")
+    def raw_name(self, tid: int) -> str:
+        return self.v.name(tid)
+
+    def _struct_ref(self, tid: int) -> str:
+        name = self.type_name(tid)
+        word = "union" if self.K[tid] == UNION else "struct"
+        return word + " " + name if name else word
+
+    def _string(self, off: int) -> str:
+        return self.v.string(off) if off else ""
 
     # -- declarations -------------------------------------------------------------
-    def decl(self, tid: int, fname: str, lvl: int) -> None:
+    def decl(self, tid: int, fname: str, lvl: int) -> str:
+        """The declarator of ``fname`` (may be empty) with type ``tid``, as text."""
+        if fname:
+            cached = self._decls.get(tid)
+            if cached is not None:
+                return cached[0] + fname + cached[1]
+            before = self._inline
+            text = self._build_decl(tid, _MARK, lvl)
+            if self._inline == before:
+                pre, _, post = text.partition(_MARK)
+                self._decls[tid] = (pre, post)
+            return text.replace(_MARK, fname)
+        text = self._bare.get(tid)
+        if text is None:
+            before = self._inline
+            text = self._build_decl(tid, "", lvl)
+            if self._inline == before:
+                self._bare[tid] = text
+        return text
+
+    def _build_decl(self, tid: int, fname: str, lvl: int) -> str:
+        K, W, R = self.K, self.W, self.R
         chain = []
         while True:
             chain.append(tid)
             if tid == 0:
                 break
-            k = self.btf.kind_of(tid)
-            if k in _CHAIN_NEXT or k == Kind.ARRAY:
-                tid = self.btf[tid].type
+            if len(chain) > _MAX_CHAIN:
+                raise BTFError(f"type [{chain[0]}] refers to itself")
+            k = K[tid]
+            if k in _CHAIN_NEXT:
+                tid = W[R[tid] + 2]
+            elif k == ARRAY:
+                tid = W[R[tid] + 3]
             else:
                 break
-        self.chain(chain, fname, lvl)
+        saved, self.out = self.out, []
+        try:
+            self.chain(chain, fname, lvl)
+            return "".join(self.out)
+        finally:
+            self.out = saved
 
     def _mods(self, stack: list[int]) -> None:
+        K = self.K
         while stack:
-            k = self.btf.kind_of(stack[-1])
-            text = _QUALIFIER_TEXT.get(k)
+            text = _QUALIFIER_TEXT.get(K[stack[-1]])
             if text is None:
                 return
-            self.p(text + " ")
+            self.out.append(text + " ")
             stack.pop()
 
     def _drop_mods(self, stack: list[int]) -> None:
-        while stack and self.btf.kind_of(stack[-1]) in _DROPPABLE:
+        K = self.K
+        while stack and K[stack[-1]] in _DROPPABLE:
             stack.pop()
-
-    def _name(self, fname: str, last_was_ptr: bool) -> None:
-        self.p((" " if fname and not last_was_ptr else "") + fname)
 
     def chain(self, stack: list[int], fname: str, lvl: int) -> None:
         """``stack`` is outermost-first; the innermost (base) type is popped first."""
-        btf = self.btf
+        K, W, R = self.K, self.W, self.R
+        out = self.out
         last_was_ptr = True
         while stack:
             tid = stack.pop()
             if tid == 0:
                 self._mods(stack)
-                self.p("void")
+                out.append("void")
                 last_was_ptr = False
                 continue
-            t = btf[tid]
-            k = t.kind
-            if k in (Kind.INT, Kind.FLOAT):
+            k = K[tid]
+            if k == PTR:
+                out.append("*" if last_was_ptr else " *")
+                last_was_ptr = True
+                continue
+            if k == TYPEDEF:
                 self._mods(stack)
-                self.p(t.name)
-            elif k in (Kind.STRUCT, Kind.UNION):
+                out.append(self.ident_name(tid))
+            elif k == STRUCT or k == UNION:
                 self._mods(stack)
-                if not t.name and not self.skip_anon:
+                name = self.type_name(tid)
+                if not name and not self.skip_anon:
+                    self._inline += 1
                     self.struct_def(tid, lvl)
                 else:
-                    self.p(self._struct_ref(tid, t))
-            elif k in (Kind.ENUM, Kind.ENUM64):
+                    out.append(("union " if k == UNION else "struct ") + name if name
+                               else "union" if k == UNION else "struct")
+            elif k == INT or k == FLOAT:
                 self._mods(stack)
-                if not t.name and not self.skip_anon:
+                out.append(self.raw_name(tid))
+            elif k == ENUM or k == ENUM64:
+                self._mods(stack)
+                name = self.type_name(tid)
+                if not name and not self.skip_anon:
+                    self._inline += 1
                     self.enum_def(tid, lvl)
                 else:
-                    self.p("enum" + (" " + self.type_name(tid) if t.name else ""))
-            elif k == Kind.FWD:
+                    out.append("enum " + name if name else "enum")
+            elif k == FWD:
                 self._mods(stack)
-                self.p(("union " if t.is_union else "struct ") + self.type_name(tid))
-            elif k == Kind.TYPEDEF:
-                self._mods(stack)
-                self.p(self.ident_name(tid))
-            elif k == Kind.PTR:
-                self.p("*" if last_was_ptr else " *")
+                out.append(("union " if W[R[tid] + 1] >> 31 else "struct ") + self.type_name(tid))
             elif k in _QUALIFIER_TEXT:
-                self.p(" " + _QUALIFIER_TEXT[k])
-            elif k == Kind.TYPE_TAG:
+                out.append(" " + _QUALIFIER_TEXT[k])
+            elif k == TYPE_TAG:
                 self._mods(stack)
-                self.p(f' __attribute__((btf_type_tag("{t.name}")))')
-            elif k == Kind.ARRAY:
+                out.append(f' __attribute__((btf_type_tag("{self.raw_name(tid)}")))')
+            elif k == ARRAY:
+                nelems = W[R[tid] + 5]
                 self._drop_mods(stack)
                 if not stack:
-                    self._name(fname, last_was_ptr)
-                    self.p(f"[{t.nelems}]")
+                    out.append((" " if fname and not last_was_ptr else "") + fname)
+                    out.append(f"[{nelems}]")
                     return
-                multidim = btf.kind_of(stack[-1]) == Kind.ARRAY
+                multidim = K[stack[-1]] == ARRAY
                 if fname and not last_was_ptr:
-                    self.p(" ")
+                    out.append(" ")
                 if not multidim:
-                    self.p("(")
+                    out.append("(")
                 self.chain(stack, fname, lvl)
                 if not multidim:
-                    self.p(")")
-                self.p(f"[{t.nelems}]")
+                    out.append(")")
+                out.append(f"[{nelems}]")
                 return
-            elif k == Kind.FUNC_PROTO:
+            elif k == FUNC_PROTO:
                 self._drop_mods(stack)
                 if stack:
-                    self.p(" (")
+                    out.append(" (")
                     self.chain(stack, fname, lvl)
-                    self.p(")")
+                    out.append(")")
                 else:
-                    self._name(fname, last_was_ptr)
-                self.p("(")
-                params = t.params
-                if not params or (len(params) == 1 and params[0].type == 0):
-                    self.p("void)")
+                    out.append((" " if fname and not last_was_ptr else "") + fname)
+                o = R[tid]
+                vlen = W[o + 1] & 0xFFFF
+                if not vlen or (vlen == 1 and W[o + 4] == 0):
+                    out.append("(void)")
                     return
-                for i, prm in enumerate(params):
-                    if i:
-                        self.p(", ")
-                    if i == len(params) - 1 and prm.type == 0:
-                        self.p("...")
+                parts = []
+                for i, p in enumerate(range(o + 3, o + 3 + 2 * vlen, 2)):
+                    ptype = W[p + 1]
+                    if i == vlen - 1 and ptype == 0:
+                        parts.append("...")
                         break
-                    self.decl(prm.type, prm.name, lvl)
-                self.p(")")
+                    parts.append(self.decl(ptype, self._string(W[p]), lvl))
+                out.append("(" + ", ".join(parts) + ")")
                 return
             else:
-                self.p(f"/* unexpected {k.name} */")
+                out.append(f"/* unexpected {KIND_NAMES[k]} */")
                 return
-            last_was_ptr = k == Kind.PTR
-        self._name(fname, last_was_ptr)
+            last_was_ptr = False
+        out.append((" " if fname and not last_was_ptr else "") + fname)
 
     # -- definitions --------------------------------------------------------------
-    def is_packed(self, t: Struct) -> bool:
-        btf = self.btf
-        max_align = 1
-        for m in t.members:
-            a = btf.align_of(m.type)
-            if a and m.bitfield_size == 0 and m.bit_offset % (8 * a):
-                return True
-            max_align = max(a, max_align)
-        return t.size % max_align != 0
-
     def padding(self, cur: int, nxt: int, nxt_align: int, in_bitfield: bool, lvl: int) -> None:
         """Explicit ``type: bits;`` fillers for a gap the compiler would not leave by itself."""
         if cur >= nxt:
             return
-        pads = (("long", 64), ("int", 32), ("short", 16), ("char", 8))
-        for pad_type, pad_bits in pads:
-            new = -(-cur // pad_bits) * pad_bits
-            if new <= nxt:
-                break
+        out, pfx = self.out, _pfx(lvl)
+        # The widest pad whose next boundary is not past nxt (char when none is).
+        pad_type, pad_bits = next(((t, b) for t, b in _PADS if -(-cur // b) * b <= nxt), _PADS[-1])
+        new = -(-cur // pad_bits) * pad_bits
         if cur < new <= nxt:
             if (in_bitfield
                     or (new == nxt and -(-cur // (nxt_align * 8)) * nxt_align * 8 != new)
                     or (new != nxt and nxt - new <= new - cur)):
-                self.p(f"\n{_pfx(lvl)}{pad_type}: {new - cur if in_bitfield else 0};")
+                out.append(f"\n{pfx}{pad_type}: {new - cur if in_bitfield else 0};")
             cur = new
         while cur != nxt:
             bits = min(nxt - cur, pad_bits)
             if bits == pad_bits:
-                self.p(f"\n{_pfx(lvl)}{pad_type}: {pad_bits};")
+                out.append(f"\n{pfx}{pad_type}: {pad_bits};")
                 cur += bits
                 continue
-            for name, size in reversed(pads):
+            for name, size in reversed(_PADS):
                 if size < bits:
                     continue
-                self.p(f"\n{_pfx(lvl)}{name}: {bits};")
+                out.append(f"\n{pfx}{name}: {bits};")
                 cur += bits
                 break
 
     def struct_def(self, tid: int, lvl: int) -> None:
-        btf = self.btf
-        t = btf[tid]
-        packed = (not t.is_union) and self.is_packed(t)
-        self.p(self._struct_ref(tid, t) + " {")
+        W, v = self.W, self.v
+        align_of, size_of = v.align_of, v.size_of
+        known_align, known_size = v.aligns, v.sizes
+        o = self.R[tid]
+        info = W[o + 1]
+        vlen, kflag, size = info & 0xFFFF, info >> 31, W[o + 2]
+        is_union = self.K[tid] == UNION
+        first = o + 3
+        stop = first + 3 * vlen
+        members = W[first:stop]  # name, type, offset of each member, flat
+        # Packed: a misaligned member, or a size no member alignment explains. Either makes the
+        # struct's own alignment 1 (view.align_of), so only a struct aligned to 1 needs a look.
+        packed = not is_union and (known_align[tid] or align_of(tid)) == 1 and self._is_packed(members, kflag, size)
+        out = self.out
+        out.append(self._struct_ref(tid) + " {")
+        nl_inner = "\n" + _pfx(lvl + 1)
         off, prev_bitfield = 0, False
-        for m in t.members:
-            align = 1 if packed else btf.align_of(m.type)
-            self.padding(off, m.bit_offset, align, prev_bitfield and m.bitfield_size != 0, lvl + 1)
-            self.p("\n" + _pfx(lvl + 1))
-            self.decl(m.type, m.name, lvl + 1)
-            if m.bitfield_size:
-                self.p(f": {m.bitfield_size}")
-                off = m.bit_offset + m.bitfield_size
-                prev_bitfield = True
+        decl, decls = self.decl, self._decls.get
+        text = self.v._text or None  # (decoded for whole dumps; one definition decodes names one by one)
+        text_index = text.index if text is not None else None  # (index: a bad offset raises)
+        string = self.v.string
+        for name_off, mtype, moff in zip(members[0::3], members[1::3], members[2::3]):
+            if kflag:
+                bits, moff = moff >> 24, moff & 0xFFFFFF
             else:
+                bits = 0
+            if off < moff:  # a gap: maybe explicit padding
+                align = 1 if packed else known_align[mtype] or align_of(mtype)
+                self.padding(off, moff, align, prev_bitfield and bits != 0, lvl + 1)
+            if not name_off:
+                name = ""
+            elif text_index is not None:
+                name = text[name_off:text_index("\0", name_off)]
+            else:
+                name = string(name_off)
+            cached = decls(mtype) if name else None
+            if bits:
+                if cached is not None:
+                    out.append(f"{nl_inner}{cached[0]}{name}{cached[1]}: {bits};")
+                else:
+                    out.append(f"{nl_inner}{decl(mtype, name, lvl + 1)}: {bits};")
+                off = moff + bits
+                prev_bitfield = True
+                continue
+            if cached is not None:
+                out.append(f"{nl_inner}{cached[0]}{name}{cached[1]};")
+            else:
+                out.append(f"{nl_inner}{decl(mtype, name, lvl + 1)};")
+            msize = known_size[mtype]
+            if msize == -2:
                 try:
-                    size = btf.size_of(m.type)
-                except BTFError:  # e.g. a flexible member of a sizeless kind
-                    size = 0
-                off = m.bit_offset + size * 8
-                prev_bitfield = False
-            self.p(";")
-        if not t.is_union:
-            self.padding(off, t.size * 8, 1 if packed else btf.align_of(tid), False, lvl + 1)
-        if t.members or t.size:
-            self.p("\n" + _pfx(lvl) + "}")
+                    msize = size_of(mtype)
+                except BTFError:  # e.g. a typedef loop
+                    msize = 0
+            off = moff + (msize * 8 if msize > 0 else 0)
+            prev_bitfield = False
+        if not is_union:
+            self.padding(off, size * 8, 1 if packed else align_of(tid), False, lvl + 1)
+        if vlen or size:
+            out.append("\n" + _pfx(lvl) + "}")
         else:
-            self.p("}")
+            out.append("}")
         if packed:
-            self.p(" __attribute__((packed))")
+            out.append(" __attribute__((packed))")
+
+    def _is_packed(self, members, kflag: int, size: int) -> bool:
+        known_align, align_of = self.v.aligns, self.v.align_of
+        max_align = 1
+        for mtype, off in zip(members[1::3], members[2::3]):
+            a = known_align[mtype] or align_of(mtype)
+            if kflag:
+                if off >> 24:
+                    off = 0  # a bitfield: only its alignment counts
+                else:
+                    off &= 0xFFFFFF
+            if off % (8 * a):
+                return True
+            if a > max_align:
+                max_align = a
+        return size % max_align != 0
 
     def enum_def(self, tid: int, lvl: int) -> None:
-        t = self.btf[tid]
-        self.p("enum" + (" " + self.type_name(tid) if t.name else ""))
-        if not t.values:
+        W = self.W
+        o = self.R[tid]
+        info = W[o + 1]
+        vlen, signed = info & 0xFFFF, info >> 31
+        name = self.type_name(tid)
+        out = self.out
+        out.append("enum " + name if name else "enum")
+        if not vlen:
             return
-        self.p(" {")
-        for name, val in t.values:
-            if not t.signed:
-                val &= (1 << 64) - 1 if t.is64 else 0xFFFF_FFFF
-            suffix = ("LL" if t.signed else "ULL") if t.is64 else ""
-            self.p(f"\n{_pfx(lvl + 1)}{self.enumerator(name)} = {val}{suffix},")
-        self.p(f"\n{_pfx(lvl)}}}")
+        out.append(" {")
+        pfx = "\n" + _pfx(lvl + 1)
+        string, enumerator = self._string, self.enumerator
+        if self.K[tid] == ENUM64:
+            suffix = "LL," if signed else "ULL,"
+            for p in range(o + 3, o + 3 + 3 * vlen, 3):
+                val = W[p + 1] | (W[p + 2] << 32)
+                if signed and val >> 63:
+                    val -= 1 << 64
+                out.append(f"{pfx}{enumerator(string(W[p]))} = {val}{suffix}")
+        else:
+            for p in range(o + 3, o + 3 + 2 * vlen, 2):
+                val = W[p + 1]
+                if signed and val & 0x8000_0000:
+                    val -= 1 << 32
+                out.append(f"{pfx}{enumerator(string(W[p]))} = {val},")
+        out.append(f"\n{_pfx(lvl)}}}")
 
     def fwd_def(self, tid: int) -> None:
-        t = self.btf[tid]
-        self.p(("union " if t.is_union else "struct ") + self.type_name(tid))
+        self.out.append(("union " if self.W[self.R[tid] + 1] >> 31 else "struct ") + self.type_name(tid))
 
     def typedef_def(self, tid: int) -> None:
-        t = self.btf[tid]
         name = self.ident_name(tid)
-        if t.type == 0 and t.name == "__gnuc_va_list":
-            self.p("typedef __builtin_va_list __gnuc_va_list")
+        target = self.W[self.R[tid] + 2]
+        if target == 0 and self.raw_name(tid) == "__gnuc_va_list":
+            self.out.append("typedef __builtin_va_list __gnuc_va_list")
         else:
-            self.p("typedef ")
-            self.decl(t.type, name, 0)
+            self.out.append("typedef " + self.decl(target, name, 0))
 
     def definition(self, tid: int) -> str:
-        btf = self.btf
-        k = btf.kind_of(tid)
-        t = btf[tid]
-        if k in (Kind.STRUCT, Kind.UNION):
+        k = self.K[tid]
+        if k == STRUCT or k == UNION:
             self.struct_def(tid, 0)
-        elif k in (Kind.ENUM, Kind.ENUM64):
+        elif k == ENUM or k == ENUM64:
             self.enum_def(tid, 0)
-        elif k == Kind.FWD:
+        elif k == FWD:
             self.fwd_def(tid)
-        elif k == Kind.TYPEDEF:
+        elif k == TYPEDEF:
             self.typedef_def(tid)
-        elif k == Kind.FUNC or k == Kind.VAR:
-            self.p({0: "static ", 2: "extern "}.get(t.linkage, ""))
-            self.decl(t.type, t.name, 0)
+        elif k == FUNC or k == VAR:
+            W, o = self.W, self.R[tid]
+            linkage = W[o + 1] & 0xFFFF if k == FUNC else W[o + 3]
+            self.p({0: "static ", 2: "extern "}.get(linkage, ""))
+            self.p(self.decl(W[o + 2], self.raw_name(tid), 0))
         else:
-            self.decl(tid, "", 0)
+            self.p(self.decl(tid, "", 0))
         self.p(";")
         return "".join(self.out)
 
 
+def _check(btf, tid: int) -> None:
+    if not 0 <= tid < btf.count:
+        raise BTFError(f"type id {tid} out of range")
+
+
+def malformed(e: Exception) -> BTFError:
+    """The BTFError for what a writer met reading a malformed blob (the records are read in
+    place, not checked first): a type id past the last one, a name offset past the strings."""
+    if isinstance(e, BTFError):
+        return e
+    if isinstance(e, IndexError):
+        return BTFError("type id out of range")
+    if isinstance(e, RecursionError):
+        return BTFError("types nested too deep (a type that contains itself?)")
+    return BTFError(f"bad string offset in the BTF: {e}")
+
+
 def format_definition(btf, tid: int) -> str:
     """C text defining one type (``struct x {...};``, ``typedef ... y;``)."""
-    return _Dumper(btf).definition(tid)
+    _check(btf, tid)
+    try:
+        return CWriter(btf).definition(tid)
+    except (IndexError, ValueError, RecursionError) as e:
+        raise malformed(e) from None
 
 
 def format_decl(btf, tid: int, name: str = "", skip_anon_defs: bool = True) -> str:
     """A declarator: ``format_decl(btf, id, "f")`` -> ``int (*f)(void *)``."""
-    d = _Dumper(btf, skip_anon_defs)
-    d.decl(tid, name, 0)
-    return "".join(d.out)
+    _check(btf, tid)
+    try:
+        return CWriter(btf, skip_anon_defs).decl(tid, name, 0)
+    except (IndexError, ValueError, RecursionError) as e:
+        raise malformed(e) from None
 
 
 def type_name(btf, tid: int) -> str:

@@ -8,11 +8,40 @@ with forward declarations written when a cycle goes through a pointer.
 Names that clash within C's namespaces get ``___N`` suffixes in order of first
 use, as bpftool does, so the output is byte-identical to
 ``bpftool btf dump file ... format c``.
+
+One pass over the raw records (``view.View``): nothing is decoded into type
+values, and ``write_header`` hands the text out in chunks as it goes, so a
+vmlinux.h is never held in memory whole.
 """
 from __future__ import annotations
 
-from .cformat import _Dumper
-from .types import Kind
+import sys
+from collections.abc import Callable
+
+from .cformat import CWriter, malformed
+from .errors import BTFError
+from .view import (
+    ARRAY,
+    CONST,
+    DATASEC,
+    DECL_TAG,
+    ENUM,
+    ENUM64,
+    FLOAT,
+    FUNC,
+    FUNC_PROTO,
+    FWD,
+    INT,
+    PTR,
+    RESTRICT,
+    STRUCT,
+    TYPE_TAG,
+    TYPEDEF,
+    UNION,
+    VAR,
+    VOLATILE,
+    view,
+)
 
 _NOT, _BUSY, _DONE = 0, 1, 2
 
@@ -27,18 +56,66 @@ FOOTER = (
     "#endif /* __VMLINUX_H__ */\n"
 )
 
-_MODS = (Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG)
+_MODS = frozenset({VOLATILE, CONST, RESTRICT, TYPE_TAG})
+_COMPOSITE = bytes(1 if k in (STRUCT, UNION) else 0 for k in range(32))
+# Ordering these is a no-op (as for DECL_TAG): they are not part of a header.
+_NOT_IN_HEADER = bytes(1 if k in (FUNC, VAR, DATASEC) else 0 for k in range(32))
+_FLUSH_AT = 4096
+# Kinds whose emission is their type word's (never marked done themselves): pointers, qualifiers.
+_THROUGH = bytes(1 if k in (PTR, VOLATILE, CONST, RESTRICT, TYPE_TAG) else 0 for k in range(32))
+# How a kind refers to other types: 0 not at all, 1 its type word, 2 members, 3 parameters,
+# 4 element and index, 5 section variables.
+_REFERS = bytes({PTR: 1, TYPEDEF: 1, VOLATILE: 1, CONST: 1, RESTRICT: 1, FUNC: 1, VAR: 1, DECL_TAG: 1,
+                 TYPE_TAG: 1, STRUCT: 2, UNION: 2, FUNC_PROTO: 3, ARRAY: 4, DATASEC: 5}.get(k, 0)
+                for k in range(32))  # pieces of text kept before they are handed to ``write``
 
 
-class HeaderDumper(_Dumper):
+def _mark_referenced(btf, v) -> bytearray:
+    """Ids some other type of ``btf`` refers to (only anonymous enums and forwards ask).
+
+    One pass over the records; for a blob of its own whose kinds are not known yet, the same
+    pass fills in ``v``'s kinds table."""
+    W, R, how = v.W, v.R, _REFERS
+    ref = bytearray(btf.count)
+    kinds = bytearray(btf.count) if v._K is None and btf.base is None else None
+    K = kinds if kinds is not None else v.K
+    first = btf.first_id
+    for tid, o in enumerate(R[first:btf.count], first):
+        if kinds is not None:
+            k = kinds[tid] = (W[o + 1] >> 24) & 0x1F
+        else:
+            k = K[tid]
+        h = how[k]
+        if h == 1:
+            ref[W[o + 2]] = 1
+        elif h:
+            if h == 2:  # struct/union members
+                for t in W[o + 4:o + 3 + 3 * (W[o + 1] & 0xFFFF):3]:
+                    ref[t] = 1
+            elif h == 3:  # function parameters (not the return type)
+                for t in W[o + 4:o + 3 + 2 * (W[o + 1] & 0xFFFF):2]:
+                    ref[t] = 1
+            elif h == 4:  # array: element and index types
+                ref[W[o + 3]] = ref[W[o + 4]] = 1
+            else:  # datasec variables
+                for t in W[o + 3:o + 3 + 3 * (W[o + 1] & 0xFFFF):3]:
+                    ref[t] = 1
+    if kinds is not None:
+        v._K = bytes(kinds)
+    return ref
+
+
+class HeaderWriter(CWriter):
     def __init__(self, btf):
+        v = view(btf)
+        self.referenced = _mark_referenced(btf, v)  # (first: it may fill in the kinds)
+        v.text  # noqa: B018  (names are slices of the decoded string section from now on)
         super().__init__(btf)
         n = btf.count
         self.order = bytearray(n)
         self.emit = bytearray(n)
         self.fwd_done = bytearray(n)
         self.order[0] = self.emit[0] = _DONE
-        self.referenced = self._mark_referenced()
         self.type_counts: dict = {}
         self.ident_counts: dict = {}
         self.cached: dict = {}
@@ -48,7 +125,7 @@ class HeaderDumper(_Dumper):
     def _resolve(self, tid: int, counts: dict) -> str:
         name = self.cached.get(tid)
         if name is None:
-            orig = self.btf[tid].name
+            orig = self.v.name(tid)
             if not orig:
                 return ""
             dup = counts[orig] = counts.get(orig, 0) + 1
@@ -66,166 +143,209 @@ class HeaderDumper(_Dumper):
         dup = self.ident_counts[name] = self.ident_counts.get(name, 0) + 1
         return f"{name}___{dup}" if dup > 1 else name
 
-    # -- which anonymous enums stand alone -------------------------------------
-    def _mark_referenced(self) -> bytearray:
-        btf = self.btf
-        ref = bytearray(btf.count)
-        for tid in btf.ids():
-            t = btf[tid]
-            k = t.kind
-            if k in (Kind.INT, Kind.ENUM, Kind.ENUM64, Kind.FWD, Kind.FLOAT):
-                continue
-            if k in (Kind.STRUCT, Kind.UNION):
-                for m in t.members:
-                    ref[m.type] = 1
-            elif k == Kind.ARRAY:
-                ref[t.type] = ref[t.index_type] = 1
-            elif k == Kind.FUNC_PROTO:
-                for prm in t.params:
-                    ref[prm.type] = 1
-            elif k == Kind.DATASEC:
-                for v in t.vars:
-                    ref[v.type] = 1
-            else:
-                ref[t.type] = 1
-        return ref
+    def _named(self, tid: int) -> bool:
+        off = self.W[self.R[tid]]
+        return bool(off) and self.S[self.sb + off] != 0
 
     # -- ordering -------------------------------------------------------------------
     def order_type(self, tid: int, through_ptr: bool) -> int:
         """1: a strong (definition) dependency was satisfied, 0: only a weak one."""
-        if self.order[tid] == _DONE:
+        order = self.order
+        state = order[tid]
+        if state == _DONE:
             return 1
-        btf = self.btf
-        t = btf[tid]
-        k = t.kind
-        if self.order[tid] == _BUSY:
-            if k in (Kind.STRUCT, Kind.UNION) and through_ptr and t.name:
-                return 0
-            raise ValueError(f"unsatisfiable type cycle at [{tid}]")
-        if k in (Kind.INT, Kind.FLOAT):
-            self.order[tid] = _DONE
-            return 0
-        if k == Kind.PTR:
-            r = self.order_type(t.type, True)
-            self.order[tid] = _DONE
+        k = self.K[tid]
+        W = self.W
+        o = self.R[tid]
+        if k == PTR:
+            t = W[o + 2]
+            if order[t] == _DONE:
+                r = 1
+            elif _COMPOSITE[self.K[t]] and self._named(t):
+                r = 0  # what order_type(t, True) says at once: a pointer needs no definition
+            else:
+                r = self.order_type(t, True)
+            order[tid] = _DONE
             return r
-        if k == Kind.ARRAY:
-            return self.order_type(t.type, False)
-        if k in (Kind.STRUCT, Kind.UNION):
-            if through_ptr and t.name:
+        if k == STRUCT or k == UNION:
+            named = self._named(tid)
+            if state == _BUSY:
+                if through_ptr and named:
+                    return 0
+                raise BTFError(f"unsatisfiable type cycle at [{tid}]")
+            if through_ptr and named:
                 return 0
-            self.order[tid] = _BUSY
-            for m in t.members:
-                self.order_type(m.type, False)
-            if t.name:
+            order[tid] = _BUSY
+            order_type, K, R, S, sb = self.order_type, self.K, self.R, self.S, self.sb
+            for t in W[o + 4:o + 3 + 3 * (W[o + 1] & 0xFFFF):3]:
+                if order[t] != _DONE:
+                    if K[t] == PTR:  # order_type(t, False), unrolled for the commonest member
+                        pointee = W[R[t] + 2]
+                        if order[pointee] != _DONE:
+                            if _COMPOSITE[K[pointee]]:
+                                name_off = W[R[pointee]]
+                                if not (name_off and S[sb + name_off]):  # (named: nothing to do)
+                                    order_type(pointee, True)
+                            else:
+                                order_type(pointee, True)
+                        order[t] = _DONE
+                    else:
+                        order_type(t, False)
+            if named:
                 self.queue.append(tid)
-            self.order[tid] = _DONE
+            order[tid] = _DONE
             return 1
-        if k in (Kind.ENUM, Kind.ENUM64, Kind.FWD):
-            if t.name or not self.referenced[tid]:
-                self.queue.append(tid)
-            self.order[tid] = _DONE
-            return 1
-        if k == Kind.TYPEDEF:
-            strong = self.order_type(t.type, through_ptr)
+        if state == _BUSY:
+            raise BTFError(f"unsatisfiable type cycle at [{tid}]")
+        if k == TYPEDEF:
+            strong = self.order_type(W[o + 2], through_ptr)
             if through_ptr and not strong:
                 return 0
             self.queue.append(tid)
-            self.order[tid] = _DONE
+            order[tid] = _DONE
             return 1
         if k in _MODS:
-            return self.order_type(t.type, through_ptr)
-        if k == Kind.FUNC_PROTO:
-            strong = self.order_type(t.type, through_ptr) > 0
-            for prm in t.params:
-                if self.order_type(prm.type, through_ptr) > 0:
+            return self.order_type(W[o + 2], through_ptr)
+        if k == ARRAY:
+            return self.order_type(W[o + 3], False)
+        if k == FUNC_PROTO:
+            order_type = self.order_type
+            t = W[o + 2]
+            strong = order[t] == _DONE or order_type(t, through_ptr) > 0
+            for t in W[o + 4:o + 3 + 2 * (W[o + 1] & 0xFFFF):2]:
+                if order[t] == _DONE or order_type(t, through_ptr) > 0:
                     strong = True
             return int(strong)
-        self.order[tid] = _DONE  # FUNC, VAR, DATASEC, DECL_TAG: not part of a header
+        if k == INT or k == FLOAT:
+            order[tid] = _DONE
+            return 0
+        if k == ENUM or k == ENUM64 or k == FWD:
+            if self._named(tid) or not self.referenced[tid]:
+                self.queue.append(tid)
+            order[tid] = _DONE
+            return 1
+        order[tid] = _DONE  # FUNC, VAR, DATASEC, DECL_TAG: not part of a header
         return 0
 
     # -- emission -------------------------------------------------------------------
     def _blacklisted(self, tid: int) -> bool:
-        return self.btf[tid].name == "__builtin_va_list"
+        return self.raw_name(tid) == "__builtin_va_list"
 
     def emit_type(self, tid: int, cont: int) -> None:
-        if self.emit[tid] == _DONE:
+        state = self.emit[tid]
+        if state == _DONE:
             return
-        btf = self.btf
-        t = btf[tid]
-        k = t.kind
-        top = cont == 0
-        if self.emit[tid] == _BUSY:
+        k = self.K[tid]
+        W, o = self.W, self.R[tid]
+        out = self.out
+        if state == _BUSY:
             if self.fwd_done[tid]:
                 return
-            if k in (Kind.STRUCT, Kind.UNION):
-                if tid == cont or not t.name:
+            if k == STRUCT or k == UNION:
+                if tid == cont or not self._named(tid):
                     return
-                self.p(self._struct_ref(tid, t) + ";\n\n")
+                out.append(self._struct_ref(tid) + ";\n\n")
                 self.fwd_done[tid] = 1
-            elif k == Kind.TYPEDEF:
+            elif k == TYPEDEF:
                 if not self._blacklisted(tid):
                     self.typedef_def(tid)
-                    self.p(";\n\n")
+                    out.append(";\n\n")
                 self.fwd_done[tid] = 1
             return
-        if k == Kind.INT:
-            self.emit[tid] = _DONE
-        elif k in (Kind.ENUM, Kind.ENUM64):
-            if top:
-                self.enum_def(tid, 0)
-                self.p(";\n\n")
-            self.emit[tid] = _DONE
-        elif k in (Kind.PTR, *_MODS) or k == Kind.ARRAY:
-            self.emit_type(t.type, cont)
-        elif k == Kind.FWD:
-            self.fwd_def(tid)
-            self.p(";\n\n")
-            self.emit[tid] = _DONE
-        elif k == Kind.TYPEDEF:
+        if k == PTR or k in _MODS:
+            t = W[o + 2]
+            if self.emit[t] != _DONE:
+                self.emit_type(t, cont)
+        elif k == STRUCT or k == UNION:
+            top = cont == 0
+            named = self._named(tid)
             self.emit[tid] = _BUSY
-            self.emit_type(t.type, tid)
-            if not self.fwd_done[tid] and not self._blacklisted(tid):
-                self.typedef_def(tid)
-                self.p(";\n\n")
-            self.emit[tid] = _DONE
-        elif k in (Kind.STRUCT, Kind.UNION):
-            self.emit[tid] = _BUSY
-            if top or not t.name:
-                inner = cont if not t.name else tid
-                for m in t.members:
-                    self.emit_type(m.type, inner)
+            if top or not named:
+                inner = tid if named else cont
+                emit_type, emit, K, R = self.emit_type, self.emit, self.K, self.R
+                for t in W[o + 4:o + 3 + 3 * (W[o + 1] & 0xFFFF):3]:
+                    while _THROUGH[K[t]]:  # what emit_type() would pass through to the next type
+                        t = W[R[t] + 2]
+                    if emit[t] != _DONE:
+                        emit_type(t, inner)
             elif not self.fwd_done[tid] and tid != cont:
-                self.p(self._struct_ref(tid, t) + ";\n\n")
+                out.append(self._struct_ref(tid) + ";\n\n")
                 self.fwd_done[tid] = 1
             if top:
                 self.struct_def(tid, 0)
-                self.p(";\n\n")
+                self.out.append(";\n\n")
                 self.emit[tid] = _DONE
             else:
                 self.emit[tid] = _NOT
-        elif k == Kind.FUNC_PROTO:
-            self.emit_type(t.type, cont)
-            for prm in t.params:
-                self.emit_type(prm.type, cont)
+        elif k == TYPEDEF:
+            self.emit[tid] = _BUSY
+            t = W[o + 2]
+            if self.emit[t] != _DONE:
+                self.emit_type(t, tid)
+            if not self.fwd_done[tid] and not self._blacklisted(tid):
+                self.typedef_def(tid)
+                self.out.append(";\n\n")
+            self.emit[tid] = _DONE
+        elif k == ARRAY:
+            t = W[o + 3]
+            if self.emit[t] != _DONE:
+                self.emit_type(t, cont)
+        elif k == FUNC_PROTO:
+            emit_type, emit, K, R = self.emit_type, self.emit, self.K, self.R
+            for t in W[o + 2:o + 3 + 2 * (W[o + 1] & 0xFFFF):2]:  # the return type, then parameters
+                while _THROUGH[K[t]]:
+                    t = W[R[t] + 2]
+                if emit[t] != _DONE:
+                    emit_type(t, cont)
+        elif k == INT:
+            self.emit[tid] = _DONE
+        elif k == ENUM or k == ENUM64:
+            if cont == 0:
+                self.enum_def(tid, 0)
+                out.append(";\n\n")
+            self.emit[tid] = _DONE
+        elif k == FWD:
+            self.fwd_def(tid)
+            out.append(";\n\n")
+            self.emit[tid] = _DONE
 
-    def dump_all(self) -> str:
-        self.p(HEADER)
+    def dump(self, write: Callable[[str], object]) -> None:
+        """The whole header, handed to ``write`` in pieces of a few hundred kB."""
+        K, order = self.K, self.order
+        self.out.append(HEADER)
         for tid in self.btf.ids():
-            self.queue = []
+            if order[tid] == _DONE:
+                continue
+            if _NOT_IN_HEADER[K[tid]]:
+                order[tid] = _DONE
+                continue
+            queue = self.queue = []
             self.order_type(tid, False)
-            for q in self.queue:
+            for q in queue:
                 self.emit_type(q, 0)
-        self.p(FOOTER)
-        return "".join(self.out)
+            if len(self.out) > _FLUSH_AT:
+                write("".join(self.out))
+                self.out = []
+        self.out.append(FOOTER)
+        write("".join(self.out))
+        self.out = []
+
+
+def write_header(btf, write: Callable[[str], object]) -> None:
+    """Every type of ``btf`` as one C header, given to ``write`` in pieces, as
+    ``bpftool btf dump file F format c`` prints it."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20000))  # deep struct nesting in vmlinux
+    try:
+        HeaderWriter(btf).dump(write)
+    except (IndexError, ValueError, RecursionError) as e:  # a malformed blob, or a type cycle C cannot declare
+        raise malformed(e) from None
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def format_header(btf) -> str:
     """Every type of ``btf`` as one C header, as ``bpftool btf dump file F format c`` prints it."""
-    import sys
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 20000))  # deep struct nesting in vmlinux
-    try:
-        return HeaderDumper(btf).dump_all()
-    finally:
-        sys.setrecursionlimit(limit)
+    parts: list[str] = []
+    write_header(btf, parts.append)
+    return "".join(parts)

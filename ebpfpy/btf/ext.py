@@ -10,7 +10,8 @@ import enum
 import struct
 from dataclasses import dataclass
 
-from .spec import BTF, BTFError
+from .errors import BTFError
+from .spec import BTF
 
 
 class CoreReloKind(enum.IntEnum):
@@ -72,7 +73,8 @@ class BTFExt:
 _HDR = struct.Struct("<HBBIIIIII")
 
 
-def _groups(data: bytes, start: int, length: int, min_rec: int, btf: BTF, what: str) -> tuple[int, dict[str, list[tuple[int, ...]]]]:
+def _groups(data: bytes, start: int, length: int, min_rec: int, btf: BTF,
+            what: str) -> tuple[int, dict[str, list[tuple[int, ...]]]]:
     if length == 0:
         return min_rec, {}
     end = start + length

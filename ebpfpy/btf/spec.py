@@ -18,6 +18,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 
+from .errors import BTFError
 from .types import (
     MODIFIERS,
     VOID,
@@ -52,10 +53,10 @@ _EXTRA_WORDS = {
 }
 _FIXED = [_EXTRA_WORDS.get(k, (0, 0))[0] + 3 if 0 < k <= Kind.ENUM64 else 1 << 40 for k in range(32)]
 _PER_VLEN = [_EXTRA_WORDS.get(k, (0, 0))[1] for k in range(32)]
-
-
-class BTFError(ValueError):
-    """Malformed BTF, or a lookup that cannot be satisfied."""
+# The same, indexed by the info word's top byte (kind and kind_flag): one lookup less per record.
+_FIXED_BY_TOP = [_FIXED[top & 0x1F] for top in range(256)]
+_PER_VLEN_BY_TOP = [_PER_VLEN[top & 0x1F] for top in range(256)]
+_KINDS = tuple(Kind)  # Kind(k) without the enum call: _KINDS[k]
 
 
 def _s32(v: int) -> int:
@@ -78,22 +79,28 @@ class BTF:
         t0, s0 = hdr_len + type_off, hdr_len + str_off
         if t0 + type_len > len(data) or s0 + str_len > len(data) or type_len % 4:
             raise BTFError("BTF sections exceed the blob")
-        self.data = bytes(data)
+        data = bytes(data)  # no copy when it already is bytes
+        self.data = data
         self.base = base
-        self.strings = self.data[s0:s0 + str_len]
-        self._tbytes = self.data[t0:t0 + type_len]
-        self._words = array("I")
-        self._words.frombytes(self._tbytes)
-        if sys.byteorder != "little":
+        # Sections stay in ``data``: no copies, just where they start and end.
+        self._t0, self._tlen = t0, type_len
+        self._s0, self._slen = s0, str_len
+        self._strings: bytes | None = None
+        if sys.byteorder == "little":
+            self._words = memoryview(data)[t0:t0 + type_len].cast("I")  # a view, no copy
+        else:
+            self._words = array("I")
+            self._words.frombytes(data[t0:t0 + type_len])
             self._words.byteswap()
         self.first_id = base.count if base is not None else 1
-        self._str_base = len(base.strings) + base._str_base if base is not None else 0
+        self._str_base = base._slen + base._str_base if base is not None else 0
         self._offsets = self._scan()
         self.count = self.first_id + len(self._offsets)
         self._cache: dict[int, object] = {}
         self._names: dict[int, list[int]] | None = None
         self._lookups = 0
         self._strcache: dict[int, str] = {}
+        self._view = None
 
     # -- construction ---------------------------------------------------------------
     @classmethod
@@ -113,7 +120,7 @@ class BTF:
         Kept minimal because it is the start-up cost of every vmlinux user:
         an unknown kind gets a huge record size, so it shows up as a length
         mismatch at the end instead of costing a check per record."""
-        words, fixed, per = self._words, _FIXED, _PER_VLEN
+        words, fixed, per = self._words, _FIXED_BY_TOP, _PER_VLEN_BY_TOP
         offs = array("I")
         append = offs.append
         i, n = 0, len(words)
@@ -121,8 +128,8 @@ class BTF:
             while i < n:
                 append(i)
                 info = words[i + 1]
-                k = (info >> 24) & 0x1F
-                i += fixed[k] + per[k] * (info & 0xFFFF)
+                top = info >> 24
+                i += fixed[top] + per[top] * (info & 0xFFFF)
         except IndexError:
             raise BTFError("truncated BTF type record") from None
         if i != n:
@@ -134,16 +141,24 @@ class BTF:
         return offs
 
     # -- strings ------------------------------------------------------------------------
+    @property
+    def strings(self) -> bytes:
+        """The string section (a copy, made on first use: lookups search ``data`` in place)."""
+        if self._strings is None:
+            self._strings = self.data[self._s0:self._s0 + self._slen]
+        return self._strings
+
     def string(self, off: int) -> str:
         if off < self._str_base:
             return self.base.string(off)  # type: ignore[union-attr]
         s = self._strcache.get(off)
         if s is None:
             local = off - self._str_base
-            end = self.strings.find(b"\0", local)
-            if local >= len(self.strings) or end < 0:
+            start, stop = self._s0 + local, self._s0 + self._slen
+            end = self.data.find(b"\0", start, stop)
+            if local >= self._slen or end < 0:
                 raise BTFError(f"string offset {off} out of range")
-            s = self.strings[local:end].decode("utf-8", "replace")
+            s = self.data[start:end].decode("utf-8", "replace")
             self._strcache[off] = s
         return s
 
@@ -151,12 +166,14 @@ class BTF:
         """Every offset (this blob and base) where ``name`` starts a string."""
         needle = b"\0" + name.encode() + b"\0"
         found = self.base._string_offsets(name) if self.base is not None else []
-        buf, start = self.strings, 0
+        data, s0 = self.data, self._s0
+        start, stop = s0, s0 + self._slen
+        shift = 1 - s0 + self._str_base
         while True:
-            i = buf.find(needle, start)
+            i = data.find(needle, start, stop)
             if i < 0:
                 break
-            found.append(i + 1 + self._str_base)
+            found.append(i + shift)
             start = i + 1
         return found
 
@@ -173,7 +190,7 @@ class BTF:
             return Kind.VOID
         if tid < self.first_id:
             return self.base.kind_of(tid)  # type: ignore[union-attr]
-        return Kind((self._words[self._rec(tid) + 1] >> 24) & 0x1F)
+        return _KINDS[(self._words[self._rec(tid) + 1] >> 24) & 0x1F]
 
     def name_of(self, tid: int) -> str:
         if tid == 0:
@@ -209,7 +226,7 @@ class BTF:
     def _decode(self, o: int):
         w = self._words
         name_off, info, st = w[o], w[o + 1], w[o + 2]
-        kind = Kind((info >> 24) & 0x1F)
+        kind = _KINDS[(info >> 24) & 0x1F]
         vlen = info & 0xFFFF
         kflag = bool(info >> 31)
         name = self.string(name_off)
@@ -252,7 +269,8 @@ class BTF:
         if kind == Kind.VAR:
             return Var(name, st, w[p])
         if kind == Kind.DATASEC:
-            return Datasec(name, st, tuple(VarSecinfo(w[p + 3 * i], w[p + 3 * i + 1], w[p + 3 * i + 2]) for i in range(vlen)))
+            secinfos = tuple(VarSecinfo(w[p + 3 * i], w[p + 3 * i + 1], w[p + 3 * i + 2]) for i in range(vlen))
+            return Datasec(name, st, secinfos)
         if kind == Kind.FLOAT:
             return Float(name, st)
         if kind == Kind.DECL_TAG:
@@ -285,12 +303,14 @@ class BTF:
         if self._names is None and self._lookups <= 16:  # many lookups: an index pays off
             pattern = struct.pack("<I", str_off)
             hits: list[int] = []
-            offs, start, tries, buf = self._offsets, 0, 0, self._tbytes
+            t0 = self._t0
+            offs, start, stop, tries, buf = self._offsets, t0, t0 + self._tlen, 0, self.data
             while tries < 256:
-                pos = buf.find(pattern, start)
+                pos = buf.find(pattern, start, stop)
                 if pos < 0:
                     return hits
                 start = pos + 1
+                pos -= t0
                 if pos % 4:
                     continue
                 tries += 1

@@ -36,7 +36,7 @@ def decode(btf: BTF, type_id: int, raw: bytes) -> Any:
     if k == Kind.ARRAY:
         elem = btf.resolve(t.type)
         esize = btf.size_of(elem)
-        if btf.kind_of(elem) == Kind.INT and esize == 1 and btf[elem].encoding & 2 or \
+        if (btf.kind_of(elem) == Kind.INT and esize == 1 and btf[elem].encoding & 2) or \
                 (btf.kind_of(elem) == Kind.INT and esize == 1 and btf[elem].name in ("char", "signed char")):
             return raw[:t.nelems].split(b"\0", 1)[0].decode("utf-8", "replace")
         return [decode(btf, elem, raw[i * esize:(i + 1) * esize]) for i in range(t.nelems)]

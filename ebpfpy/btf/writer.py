@@ -107,7 +107,7 @@ def encode_types(types: Sequence[object], base=None, strings: bytes = b"") -> by
 
     ``strings``: an existing string section to start from, so offsets that
     other records (``.BTF.ext`` line_info) hold stay valid."""
-    base_len = (len(base.strings) + base._str_base) if base is not None else 0
+    base_len = (base._slen + base._str_base) if base is not None else 0
     s = _Strings(base_len, strings)
     words: list[int] = []
     for t in types:

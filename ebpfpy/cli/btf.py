@@ -24,47 +24,9 @@ def _load(path: str):
 
 
 def _raw_line(btf, tid: int) -> str:
-    """One type in bpftool's ``format raw`` style (first line only)."""
-    from ebpfpy.btf import Kind
-    t = btf[tid]
-    k = btf.kind_of(tid)
-    name = f"'{t.name}'" if t.name else "'(anon)'"
-    head = f"[{tid}] {k.name} {name}"
-    fields = {
-        Kind.INT: lambda: f" size={t.size} bits_offset={t.bit_offset} nr_bits={t.bits} encoding={_int_enc(t.encoding)}",
-        Kind.ARRAY: lambda: f" type_id={t.type} index_type_id={t.index_type} nr_elems={t.nelems}",
-        Kind.STRUCT: lambda: f" size={t.size} vlen={len(t.members)}",
-        Kind.UNION: lambda: f" size={t.size} vlen={len(t.members)}",
-        Kind.ENUM: lambda: f" encoding={'SIGNED' if t.signed else 'UNSIGNED'} size={t.size} vlen={len(t.values)}",
-        Kind.ENUM64: lambda: f" encoding={'SIGNED' if t.signed else 'UNSIGNED'} size={t.size} vlen={len(t.values)}",
-        Kind.FWD: lambda: f" fwd_kind={'union' if t.is_union else 'struct'}",
-        Kind.FUNC: lambda: f" type_id={t.type} linkage={['static', 'global', 'extern'][t.linkage]}",
-        Kind.FUNC_PROTO: lambda: f" ret_type_id={t.type} vlen={len(t.params)}",
-        Kind.VAR: lambda: f" type_id={t.type}, linkage={['static', 'global', 'extern'][t.linkage]}",
-        Kind.DATASEC: lambda: f" size={t.size} vlen={len(t.vars)}",
-        Kind.FLOAT: lambda: f" size={t.size}",
-        Kind.DECL_TAG: lambda: f" type_id={t.type} component_idx={t.component_idx}",
-    }
-    extra = fields.get(k, lambda: f" type_id={t.type}")()
-    lines = [head + extra]
-    if k in (Kind.STRUCT, Kind.UNION):
-        for m in t.members:
-            lines.append(f"\t'{m.name or '(anon)'}' type_id={m.type} bits_offset={m.bit_offset}"
-                         + (f" bitfield_size={m.bitfield_size}" if m.bitfield_size else ""))
-    elif k == Kind.ENUM:
-        lines += [f"\t'{n}' val={v}" for n, v in t.values]
-    elif k == Kind.ENUM64:
-        lines += [f"\t'{n}' val={v}{'LL' if t.signed else 'ULL'}" for n, v in t.values]
-    elif k == Kind.FUNC_PROTO:
-        lines += [f"\t'{p.name or '(anon)'}' type_id={p.type}" for p in t.params]
-    elif k == Kind.DATASEC:
-        lines += [f"\ttype_id={v.type} offset={v.offset} size={v.size} "
-                  f"({btf.kind_of(v.type).name} '{btf.name_of(v.type)}')" for v in t.vars]
-    return "\n".join(lines)
-
-
-def _int_enc(e: int) -> str:
-    return {0: "(none)", 1: "SIGNED", 2: "CHAR", 4: "BOOL"}.get(e, str(e))
+    """One type in bpftool's ``format raw`` style (its record and member lines)."""
+    from ebpfpy.btf.rawdump import raw_text
+    return raw_text(btf, tid)
 
 
 @click.group()
@@ -72,15 +34,32 @@ def btf():
     """Inspect BTF type information."""
 
 
+def _bpftool_words(file: str, words: tuple, fmt: str) -> tuple[str, str]:
+    """bpftool's spelling, ``file PATH [format c|raw]`` (raw unless told): (file, format)."""
+    if not words:
+        return file, fmt
+    if file != "file":
+        raise click.UsageError(f"unexpected extra arguments: {' '.join(words)}")
+    file, rest = words[0], words[1:]
+    if not rest:
+        return file, "raw"
+    if len(rest) == 2 and rest[0] == "format" and rest[1] in ("c", "raw"):
+        return file, rest[1]
+    raise click.UsageError(f"unexpected arguments after the file: {' '.join(rest)} (want: format c|raw)")
+
+
 @btf.command()
 @click.argument("file", default="/sys/kernel/btf/vmlinux")
+@click.argument("words", nargs=-1, metavar="")
 @click.option("--type", "type_name", help="only this type (NAME, 'struct NAME', 'union NAME', 'enum NAME')")
 @click.option("--format", "fmt", type=click.Choice(["c", "raw"]), default="c", show_default=True)
-def dump(file, type_name, fmt):
+def dump(file, words, type_name, fmt):
     """Print the types of FILE (BTF blob, ELF object, or /sys/kernel/btf/*) as C or raw records.
 
-    Without --type, ``--format c`` prints a complete header (vmlinux.h), identical to bpftool's."""
+    Without --type, ``--format c`` prints a complete header (vmlinux.h), identical to bpftool's.
+    bpftool's own spelling works too: ``dump file FILE [format c|raw]`` (raw when not given)."""
     from ebpfpy.btf import BTFError, Kind
+    file, fmt = _bpftool_words(file, words, fmt)
     try:
         spec = _load(file)
         if type_name:
@@ -98,11 +77,15 @@ def dump(file, type_name, fmt):
             if not ids:
                 raise KeyError(f"no type named {type_name!r} in {file}")
         else:
+            # The whole blob: written as it is produced (a vmlinux.h is a few MB of text).
+            write = sys.stdout.write
             if fmt == "c":
-                from ebpfpy.btf.cheader import format_header
-                click.echo(format_header(spec), nl=False)
-                return
-            ids = list(spec.ids())
+                from ebpfpy.btf.cheader import write_header
+                write_header(spec, write)
+            else:
+                from ebpfpy.btf.rawdump import write_raw
+                write_raw(spec, write)
+            return
         for tid in ids:
             if fmt == "raw":
                 click.echo(_raw_line(spec, tid))
@@ -110,6 +93,10 @@ def dump(file, type_name, fmt):
                                and spec.name_of(tid)):
                 click.echo(spec.format_c(tid) + "\n")
     except (OSError, BTFError, KeyError) as e:
-        msg = e.args[0] if isinstance(e, KeyError) else str(e)
+        if isinstance(e, BrokenPipeError):
+            raise  # the group stops quietly
+        from ebpfpy.cli import error_line
+
+        msg = e.args[0] if isinstance(e, KeyError) else error_line(e)
         click.echo(f"ERROR: {msg}", err=True)
         sys.exit(1)

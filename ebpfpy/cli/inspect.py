@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import errno as E
 import time
-from typing import Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
 
 import click
 
@@ -48,7 +48,8 @@ def _open_one(obj_id: int, get_fd: Callable, what: str) -> FD:
     try:
         return get_fd(obj_id)
     except BPFError as exc:
-        raise click.ClickException(f"can't get {what} by id ({obj_id}): {exc.strerror}") from None
+        why = f"{exc.strerror} ({exc.detail})" if exc.detail else exc.strerror
+        raise click.ClickException(f"can't get {what} by id ({obj_id}): {why}") from None
 
 
 def _loaded_at(load_time_ns: int) -> str:
@@ -57,7 +58,7 @@ def _loaded_at(load_time_ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(wall))
 
 
-def format_prog(info: bpf.ProgInfo, fdinfo: Optional[dict] = None) -> str:
+def format_prog(info: bpf.ProgInfo, fdinfo: dict | None = None) -> str:
     """The lines ``bpftool prog list`` prints for one program."""
     head = f"{info.id}: {type_name(ProgType, info.type)}  "
     if info.name:
@@ -80,7 +81,7 @@ def format_prog(info: bpf.ProgInfo, fdinfo: Optional[dict] = None) -> str:
     return "\n".join(lines)
 
 
-def format_map(info: bpf.MapInfo, fdinfo: Optional[dict] = None) -> str:
+def format_map(info: bpf.MapInfo, fdinfo: dict | None = None) -> str:
     """The lines ``bpftool map list`` prints for one map."""
     head = f"{info.id}: {type_name(MapType, info.type)}  "
     if info.name:
@@ -152,14 +153,108 @@ def prog_show(prog_id):
 @click.option("--raw", is_flag=True, help="also print the instruction bytes")
 def prog_dump(prog_id, style, raw):
     """Disassemble the kernel's translated (xlated) instructions of a program."""
-    from ebpfpy.isa.disasm import format_program
-    from ebpfpy.isa.insn import decode
+    from ebpfpy.isa.disasm import Names, format_program
 
     with _open_one(prog_id, bpf.prog_get_fd_by_id, "prog") as fd:
         info = bpf.prog_info(fd)
+        calls = XlatedCalls(jited_ksyms(fd))
     if not info.xlated:
         raise click.ClickException("the kernel returned no instructions (kernel.bpf restrictions?)")
-    click.echo(format_program(decode(info.xlated), raw=raw, style=style), nl=False)
+    names = Names(calls=calls, xlated=True)
+    click.echo(format_program(decode_xlated(info.xlated), raw=raw, style=style, names=names), nl=False)
+
+
+def decode_xlated(data: bytes) -> list:
+    """`decode` for the kernel's translated code (``bpf_prog_info.xlated_prog_insns``), which
+    has one form `decode` refuses: a local call there keeps its pc offset in ``off`` and the
+    subprogram's index in ``imm`` (what ``Names(xlated=True)`` prints)."""
+    import dataclasses
+
+    from ebpfpy.isa import opcodes as oc
+    from ebpfpy.isa.insn import decode
+
+    call, local = oc.Class.JMP | oc.JmpOp.CALL, oc.CallKind.LOCAL
+    data = bytearray(data)
+    offsets = {}
+    for slot in range(len(data) // 8):
+        at = slot * 8
+        if data[at] == call and data[at + 1] >> 4 == local and data[at + 2 : at + 4] != b"\0\0":
+            offsets[slot] = int.from_bytes(data[at + 2 : at + 4], "little", signed=True)
+            data[at + 2 : at + 4] = b"\0\0"
+    insns = decode(bytes(data))  # everything else is checked as usual
+    if offsets:
+        slot = 0
+        for i, insn in enumerate(insns):
+            if slot in offsets:
+                insns[i] = dataclasses.replace(insn, off=offsets[slot])
+            slot += insn.size
+    return insns
+
+
+def jited_ksyms(fd: FD) -> tuple[int, ...]:
+    """The address of each JITed function of a program (``bpf_prog_info.jited_ksyms``: the
+    main program, then its subprograms in order), as bpftool asks for them; () if not JITed."""
+    import ctypes
+
+    from ebpfpy.sys.layouts import PROG_INFO
+
+    count = PROG_INFO.unpack(bpf.obj_get_info_by_fd(fd, PROG_INFO.min_size), "nr_jited_ksyms")
+    if not count:
+        return ()
+    addrs = (ctypes.c_uint64 * count)()
+    request, _ = PROG_INFO.pack(nr_jited_ksyms=count, jited_ksyms=ctypes.addressof(addrs))
+    reply = bpf.obj_get_info_by_fd(fd, bytes(request))
+    return tuple(addrs[: min(count, PROG_INFO.unpack(reply, "nr_jited_ksyms"))])
+
+
+class XlatedCalls:
+    """Callee names in xlated code, found as bpftool finds them (its ``print_call``).
+
+    The verifier rewrites a helper or kfunc call's ``imm`` to the function's address less
+    ``__bpf_call_base``; bpftool adds the base back and names the address by the
+    /proc/kallsyms symbol that starts there (``bpf_get_current_comm``,
+    ``__htab_map_lookup_elem``...), or prints the address when none does. A local call's
+    ``imm`` is the subprogram's index in ``jited_ksyms``; it prints as its pc offset (``off``)
+    and, when the program is JITed, ``#`` and the subprogram's symbol. The helper table
+    names small ids first, as the kernel's printer does, so this is asked only for the rest.
+    """
+
+    def __init__(self, jited: tuple[int, ...] = (), ksyms=None):
+        from ebpfpy.events.symbols import KernelSymbols
+
+        self.jited = jited
+        # A table of its own: kallsyms gains a symbol for every program loaded since.
+        self.ksyms = ksyms if ksyms is not None else KernelSymbols()
+        self._base: int | None = None
+
+    @property
+    def base(self) -> int:
+        """The address of ``__bpf_call_base``; 0 when kallsyms hides it (as for bpftool)."""
+        if self._base is None:
+            try:
+                self._base = self.ksyms.kaddr("__bpf_call_base")
+            except (KeyError, OSError):
+                self._base = 0
+        return self._base
+
+    def name_at(self, address: int) -> str | None:
+        try:
+            return self.ksyms.name_at(address)
+        except OSError:
+            return None
+
+    def __call__(self, insn) -> str:
+        from ebpfpy.isa.opcodes import CallKind
+
+        address = (self.base + insn.imm) & 0xFFFF_FFFF_FFFF_FFFF  # unsigned long + s32
+        if insn.src != CallKind.LOCAL:
+            return self.name_at(address) or f"0x{address:x}"
+        if not self.jited:
+            return f"{insn.off:+d}"  # interpreted: no symbols for subprograms
+        index = insn.imm & 0xFFFF_FFFF
+        if index < len(self.jited):
+            address = self.jited[index]
+        return f"{insn.off:+d}#{self.name_at(address) or f'0x{address:x}'}"
 
 
 # --------------------------------------------------------------------------

@@ -99,7 +99,11 @@ def _open_rings(obj):
 @click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
               help="set a global variable before load (repeatable)")
 @click.option("--pid", type=int, default=-1, help="only this process (uprobes)")
-def run(obj_path, duration, assignments, pid):
+@click.option("--ifname", default=None, metavar="IFACE",
+              help="network interface for xdp and tcx/ingress, tcx/egress programs (name or index)")
+@click.option("--cgroup", default=None, metavar="DIR",
+              help="cgroup v2 directory for cgroup_skb/ and cgroup/ programs (relative: under the cgroup2 mount)")
+def run(obj_path, duration, assignments, pid, ifname, cgroup):
     """Load OBJ, attach its programs by section name, and print its maps at the end."""
     from ebpfpy.attach.errors import AttachError
     from ebpfpy.elf import ObjectError, load_object
@@ -114,12 +118,15 @@ def run(obj_path, duration, assignments, pid):
                 name, value = _parse_assignment(text)
                 obj.globals[name] = value
             obj.load()
-            attached = obj.attach_all(pid=pid)
+            attached = obj.attach_all(pid=pid, iface=ifname, cgroup=cgroup)
         except (ObjectError, BPFError, AttachError, OSError, KeyError, ValueError) as e:
             _fail(e)
-        skipped = [p.name for p in obj.programs.values() if p.program is not None and not p.attachable]
+        given = {"iface": ifname is not None, "cgroup": cgroup is not None}
+        skipped = [p.name for p in obj.programs.values() if p.program is not None and not p.attachable
+                   and not (p.link_target and given[p.link_target])]
         click.echo(f"Attached {len(attached)} probe(s) from {obj_path}"
-                   + (f"; not attached (no target in section name): {', '.join(skipped)}" if skipped else "")
+                   + (f"; not attached (no target in section name, or no --ifname/--cgroup): "
+                      f"{', '.join(skipped)}" if skipped else "")
                    + (". Hit Ctrl-C to end." if duration is None else "."), err=True)
         stop = {"now": False}
 

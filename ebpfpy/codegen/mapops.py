@@ -7,7 +7,8 @@ no code generator can forget it.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from ebpfpy.codegen.calls import emit_helper_call
 from ebpfpy.codegen.stack import StackFrame, StackSlot
@@ -38,8 +39,8 @@ def emit_map_delete(b: Builder, map_ref: Any, key: StackSlot) -> Reg:
 
 
 def emit_map_add(frame: StackFrame, map_ref: Any, key: StackSlot, amount: Reg | int = 1,
-                 on_missing: Optional[Callable[[], None]] = None,
-                 on_insert: Optional[Callable[[], None]] = None) -> None:
+                 on_missing: Callable[[], None] | None = None,
+                 on_insert: Callable[[], None] | None = None) -> None:
     """``map[key] += amount`` for an 8-byte value, creating the entry when missing.
 
     The common aggregation (bpftrace's ``count()``/``sum()``): an atomic add on the value in place

@@ -9,12 +9,20 @@ object's BTF, find same-named types in the kernel's BTF (ignoring a
 the instruction with the kernel's answer.  The rules follow libbpf's
 relo_core: candidates must have compatible kinds and all matching candidates
 must agree.
+
+A relocation the kernel cannot satisfy does not fail the load, as in libbpf:
+existence checks (field, type, enumerator) and every type-based relocation
+read 0, and any other instruction is *poisoned*: replaced with a call to the
+invalid helper ``0xbad2310``.  Code that is dead on this kernel (guarded by
+``bpf_core_field_exists()``) is dropped by the verifier; reached, the verifier
+refuses ``unknown#195896080`` and the loader names the relocation
+(``Poison.message``).
 """
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ebpfpy.btf import BTF, CoreRelo, CoreReloKind, Kind
 
@@ -29,11 +37,19 @@ _TYPE_KINDS = frozenset({
     CoreReloKind.TYPE_SIZE, CoreReloKind.TYPE_MATCHES,
 })
 _ENUM_KINDS = frozenset({CoreReloKind.ENUMVAL_EXISTS, CoreReloKind.ENUMVAL_VALUE})
-# Kinds whose answer is "no" (0) when the kernel has no match, instead of an error.
-_ZERO_WHEN_MISSING = frozenset({
-    CoreReloKind.FIELD_EXISTS, CoreReloKind.TYPE_EXISTS, CoreReloKind.ENUMVAL_EXISTS,
-    CoreReloKind.TYPE_MATCHES, CoreReloKind.TYPE_ID_TARGET,
-})
+# Kinds whose answer is 0 when the kernel has no match (libbpf: existence checks and every
+# type-based relocation); the others poison their instruction.
+_ZERO_WHEN_MISSING = frozenset({CoreReloKind.FIELD_EXISTS, CoreReloKind.ENUMVAL_EXISTS}) | _TYPE_KINDS
+POISON_HELPER = 0xBAD2310  # "invalid func unknown#195896080" when the verifier reaches it
+_RELO_KIND_NAMES = {
+    CoreReloKind.FIELD_BYTE_OFFSET: "byte_off", CoreReloKind.FIELD_BYTE_SIZE: "byte_sz",
+    CoreReloKind.FIELD_EXISTS: "field_exists", CoreReloKind.FIELD_SIGNED: "signed",
+    CoreReloKind.FIELD_LSHIFT_U64: "lshift_u64", CoreReloKind.FIELD_RSHIFT_U64: "rshift_u64",
+    CoreReloKind.TYPE_ID_LOCAL: "local_type_id", CoreReloKind.TYPE_ID_TARGET: "target_type_id",
+    CoreReloKind.TYPE_EXISTS: "type_exists", CoreReloKind.TYPE_MATCHES: "type_matches",
+    CoreReloKind.TYPE_SIZE: "type_size", CoreReloKind.ENUMVAL_EXISTS: "enumval_exists",
+    CoreReloKind.ENUMVAL_VALUE: "enumval_value",
+}
 _COMPOSITE = (Kind.STRUCT, Kind.UNION)
 
 
@@ -305,6 +321,13 @@ class Resolved:
     target_size: int = 0
     reason: str = ""
     validate: bool = True  # clang sizes bitfield loads by record alignment: no check then
+    memsz_ok: bool = True  # a load/store may be resized from local_size to target_size
+
+    def value(self, kind: CoreReloKind) -> int | None:
+        """The value to patch in; None when the instruction must be poisoned (libbpf's rules)."""
+        if self.target is not None:
+            return self.target
+        return 0 if kind in _ZERO_WHEN_MISSING else None
 
 
 def _describe_local(lbtf: BTF, tid: int) -> str:
@@ -313,6 +336,15 @@ def _describe_local(lbtf: BTF, tid: int) -> str:
     kind = {Kind.STRUCT: "struct", Kind.UNION: "union", Kind.ENUM: "enum", Kind.ENUM64: "enum",
             Kind.TYPEDEF: "typedef"}.get(t.kind, "")
     return f"{kind} {ess}".strip()
+
+
+def _resizable(lbtf: BTF, lid: int, tbtf: BTF, tid: int) -> bool:
+    """libbpf allows a load of a different size for pointers and unsigned integers only
+    (zero extension keeps the value)."""
+    lt, tt = lbtf[_skip(lbtf, lid)], tbtf[_skip(tbtf, tid)]
+    if lt.kind == Kind.PTR and tt.kind == Kind.PTR:
+        return True
+    return lt.kind == Kind.INT and tt.kind == Kind.INT and not lt.signed and not tt.signed
 
 
 def resolve(lbtf: BTF, tbtf: BTF, relo: CoreRelo) -> Resolved:
@@ -328,30 +360,34 @@ def resolve(lbtf: BTF, tbtf: BTF, relo: CoreRelo) -> Resolved:
             if tspec is None:
                 reasons.append(why)
                 continue
-            results.append(field_value(tspec, kind))
+            results.append((field_value(tspec, kind), tspec))
+        validate = lspec.bitfield_size == 0
         if not results:
             why = reasons[0] if reasons else f"the kernel has no {_describe_local(lbtf, lbtf.skip_mods(local_id))}"
-            return Resolved(lval, None, lsize, 0, why, validate=lspec.bitfield_size == 0)
-        if len(set(results)) > 1:
+            return Resolved(lval, None, lsize, 0, why, validate=validate)
+        if len({v for v, _ in results}) > 1:
             raise CoreError(f"CO-RE relocation for {_describe_local(lbtf, lbtf.skip_mods(local_id))} "
-                            f"is ambiguous: kernel candidates disagree ({sorted(set(results))})")
-        tval, tsize = results[0]
-        return Resolved(lval, tval, lsize, tsize, validate=lspec.bitfield_size == 0)
+                            f"is ambiguous: kernel candidates disagree ({sorted({v for v, _ in results})})")
+        (tval, tsize), tspec = results[0]
+        memsz_ok = lsize == tsize or _resizable(lbtf, lspec.field_id, tbtf, tspec.field_id)
+        return Resolved(lval, tval, lsize, tsize, validate=validate, memsz_ok=memsz_ok)
     if kind in _TYPE_KINDS:
-        if kind == CoreReloKind.TYPE_ID_LOCAL:
-            return Resolved(local_id, local_id)
+        if kind == CoreReloKind.TYPE_ID_LOCAL:  # ids change when objects are linked: no check
+            return Resolved(local_id, local_id, validate=False)
         check = types_match if kind == CoreReloKind.TYPE_MATCHES else types_compatible
         cands = [c for c in candidates(lbtf, lbtf.skip_mods(local_id), tbtf) if check(lbtf, local_id, tbtf, c)]
         lvals = {CoreReloKind.TYPE_ID_TARGET: local_id, CoreReloKind.TYPE_EXISTS: 1,
                  CoreReloKind.TYPE_SIZE: lbtf.size_of(local_id) if kind == CoreReloKind.TYPE_SIZE else 0,
                  CoreReloKind.TYPE_MATCHES: 1}
+        validate = kind != CoreReloKind.TYPE_ID_TARGET
         if not cands:
-            return Resolved(lvals[kind], None, reason=f"the kernel has no {_describe_local(lbtf, lbtf.skip_mods(local_id))}")
+            missing = _describe_local(lbtf, lbtf.skip_mods(local_id))
+            return Resolved(lvals[kind], None, reason=f"the kernel has no {missing}", validate=validate)
         c = cands[0]
         tvals = {CoreReloKind.TYPE_ID_TARGET: c, CoreReloKind.TYPE_EXISTS: 1,
                  CoreReloKind.TYPE_SIZE: tbtf.size_of(c) if kind == CoreReloKind.TYPE_SIZE else 0,
                  CoreReloKind.TYPE_MATCHES: 1}
-        return Resolved(lvals[kind], tvals[kind])
+        return Resolved(lvals[kind], tvals[kind], validate=validate)
     # enum value relocations: access string is the enumerator index
     lt = lbtf[_skip(lbtf, local_id)]
     if raw[0] >= len(lt.values):
@@ -365,6 +401,31 @@ def resolve(lbtf: BTF, tbtf: BTF, relo: CoreRelo) -> Resolved:
     return Resolved(lval, None, reason=f"{_describe_local(lbtf, lbtf.skip_mods(local_id))} has no value '{ename}'")
 
 
+def format_spec(lbtf: BTF, relo: CoreRelo) -> str:
+    """The relocation as libbpf prints it: ``<byte_off> [336] struct cfs_rq.nr_running (0:1 @ offset 16)``."""
+    kind = relo.kind
+    t = lbtf[relo.type_id]
+    kind_name = _RELO_KIND_NAMES.get(kind, kind.name.lower())
+    text = f"<{kind_name}> [{relo.type_id}] {t.kind.name.lower()} {t.name or '<anon>'}"
+    if kind in _TYPE_KINDS:
+        return text
+    try:
+        raw = _parse_access(lbtf.string(relo.access_str_off))
+        if kind in _ENUM_KINDS:
+            name, value = lbtf[_skip(lbtf, relo.type_id)].values[raw[0]]
+            return f"{text}::{name} = {value}"
+        spec = local_field_spec(lbtf, relo.type_id, raw)
+    except (CoreError, IndexError, AttributeError):
+        return text
+    for i, acc in enumerate(spec.accesses):
+        if acc.name:
+            text += f".{acc.name}"
+        elif i > 0 or acc.index > 0:
+            text += f"[{acc.index}]"
+    byte, bit = divmod(spec.bit_offset, 8)
+    return f"{text} ({':'.join(map(str, raw))} @ offset {byte}{f'.{bit}' if bit else ''})"
+
+
 # -- patching instructions -----------------------------------------------------------------
 
 _SIZE_CODES = {1: 0x10, 2: 0x08, 4: 0x00, 8: 0x18}
@@ -373,13 +434,22 @@ _SIZE_OF_CODE = {v: k for k, v in _SIZE_CODES.items()}
 
 def patch(code: bytearray, slot: int, local: int | None, value: int, local_size: int, new_size: int,
           what: str) -> None:
-    """Write ``value`` into the instruction at ``slot`` where clang put the local answer."""
+    """Write ``value`` into the instruction at ``slot`` where clang put the local answer.
+
+    ``local`` (None: do not check) is what the instruction must hold now, as libbpf
+    checks; a load or store of ``local_size`` bytes becomes one of ``new_size`` bytes."""
     base = slot * 8
     if base + 8 > len(code):
         raise CoreError(f"{what}: CO-RE relocation points past the end of the code")
     op = code[base]
     cls = op & 0x07
     if op == 0x18:  # LD_IMM64
+        if (base + 16 > len(code) or code[base + 1] >> 4 or struct.unpack_from("<h", code, base + 2)[0]
+                or code[base + 8] or code[base + 9] or struct.unpack_from("<h", code, base + 10)[0]):
+            raise CoreError(f"{what}: CO-RE relocation on an LD_IMM64 of unexpected form")
+        old = struct.unpack_from("<I", code, base + 4)[0] | struct.unpack_from("<I", code, base + 12)[0] << 32
+        if local is not None and old != local & ((1 << 64) - 1):
+            raise CoreError(f"{what}: instruction holds {old}, expected the local value {local}")
         struct.pack_into("<I", code, base + 4, value & 0xFFFF_FFFF)
         struct.pack_into("<I", code, base + 12, (value >> 32) & 0xFFFF_FFFF)
         return
@@ -387,41 +457,82 @@ def patch(code: bytearray, slot: int, local: int | None, value: int, local_size:
         if op & 0x08:
             raise CoreError(f"{what}: CO-RE relocation on an ALU instruction with a register operand")
         (old,) = struct.unpack_from("<i", code, base + 4)
-        if local is not None and old != local:
+        if local is not None and old & 0xFFFF_FFFF != local & 0xFFFF_FFFF:
             raise CoreError(f"{what}: instruction holds {old}, expected the local value {local}")
+        value &= 0xFFFF_FFFF
         struct.pack_into("<i", code, base + 4, value if value < 1 << 31 else value - (1 << 32))
         return
     if cls in (0x01, 0x02, 0x03):  # LDX, ST, STX: the offset field
+        (old,) = struct.unpack_from("<h", code, base + 2)
+        if local is not None and old != local:
+            raise CoreError(f"{what}: instruction holds offset {old}, expected the local value {local}")
         if not -(1 << 15) <= value < 1 << 15:
             raise CoreError(f"{what}: field offset {value} does not fit an instruction offset")
         struct.pack_into("<h", code, base + 2, value)
-        if (new_size and local_size and new_size != local_size and new_size in _SIZE_CODES
-                and _SIZE_OF_CODE.get(op & 0x18) == local_size):
+        if new_size and local_size and new_size != local_size:
+            if _SIZE_OF_CODE.get(op & 0x18) != local_size:
+                raise CoreError(f"{what}: the instruction accesses {_SIZE_OF_CODE.get(op & 0x18)} bytes, "
+                                f"the field has {local_size}")
+            if new_size not in _SIZE_CODES:
+                raise CoreError(f"{what}: the kernel's field has {new_size} bytes, which no load can read")
             code[base] = (op & ~0x18) | _SIZE_CODES[new_size]
         return
     raise CoreError(f"{what}: CO-RE relocation on unsupported instruction opcode {op:#04x}")
 
 
+def poison(code: bytearray, slot: int) -> None:
+    """Replace the instruction (both halves of an LD_IMM64) with a call to the invalid helper
+    0xbad2310, as libbpf does: dead code the verifier drops, or a load error at that spot."""
+    call = struct.pack("<BBhi", 0x85, 0, 0, POISON_HELPER)
+    wide = code[slot * 8] == 0x18 and slot * 8 + 16 <= len(code)
+    code[slot * 8:slot * 8 + 8] = call
+    if wide:
+        code[slot * 8 + 8:slot * 8 + 16] = call
+
+
+@dataclass(frozen=True)
+class Poison:
+    """An instruction replaced because its CO-RE relocation could not be resolved."""
+    slot: int       # in the ELF section
+    index: int      # the relocation's number in the section (libbpf's "relo #N")
+    spec: str       # libbpf's rendering of the local access (format_spec)
+    reason: str
+
+    def message(self, prog: str, insn: int | None = None) -> str:
+        at = f" (insn #{insn})" if insn is not None else ""
+        return f"prog '{prog}': relo #{self.index}: {self.spec}: bad CO-RE relocation: {self.reason}{at}"
+
+
 def apply(code: bytearray, relos: list[CoreRelo], lbtf: BTF, tbtf: BTF, where: str,
-          func_at: Callable[[int], str] | None = None) -> None:
+          func_at: Callable[[int], str] | None = None) -> list[Poison]:
     """Patch one ELF section's code in place for every CO-RE relocation recorded for it.
 
+    Returns the instructions poisoned because the kernel has no answer (see ``Poison``);
+    a relocation that is malformed for the object itself raises ``CoreError``.
     ``func_at(slot)`` names the function holding an instruction, for error messages."""
+    poisoned = []
     for i, relo in enumerate(relos):
         if relo.insn_off % 8:
             raise CoreError(f"{where}: misaligned CO-RE relocation at byte {relo.insn_off}")
-        if func_at is not None:
-            where_i = f"{where}: program '{func_at(relo.insn_off // 8)}'"
-        else:
-            where_i = where
+        slot = relo.insn_off // 8
+        where_i = f"{where}: program '{func_at(slot)}'" if func_at is not None else where
         res = resolve(lbtf, tbtf, relo)
         what = f"{where_i}: CO-RE relocation #{i} ({relo.kind.name})"
-        if res.target is None:
-            if relo.kind not in _ZERO_WHEN_MISSING:
-                raise CoreError(f"{where_i}: CO-RE relocation failed: {res.reason} in the running kernel")
-            value = 0
-        else:
-            value = res.target
-        size_adjust = relo.kind == CoreReloKind.FIELD_BYTE_OFFSET
-        patch(code, relo.insn_off // 8, res.local if res.validate else None, value,
+        value = res.value(relo.kind)
+        size_adjust = relo.kind == CoreReloKind.FIELD_BYTE_OFFSET and res.validate
+        is_mem = slot * 8 < len(code) and code[slot * 8] & 0x07 in (0x01, 0x02, 0x03)
+        reason = ""
+        if value is None:
+            reason = f"{res.reason} in the running kernel"
+        elif size_adjust and is_mem and not res.memsz_ok:
+            reason = (f"the instruction reads the field as {res.local_size} bytes, the kernel's has "
+                      f"{res.target_size} (only pointers and unsigned integers can be resized)")
+        if reason:
+            if slot * 8 + 8 > len(code):
+                raise CoreError(f"{what}: CO-RE relocation points past the end of the code")
+            poison(code, slot)
+            poisoned.append(Poison(slot, i, format_spec(lbtf, relo), reason))
+            continue
+        patch(code, slot, res.local if res.validate else None, value,
               res.local_size if size_adjust else 0, res.target_size if size_adjust else 0, what)
+    return poisoned

@@ -2,24 +2,45 @@
 
 An object may declare ``extern int LINUX_KERNEL_VERSION __kconfig;`` or
 ``extern bool CONFIG_BPF_SYSCALL __kconfig;``.  As libbpf does, the values are
-read from the running kernel's config (``/proc/config.gz`` or
-``/boot/config-$(uname -r)``), laid out in one array map (sorted by alignment,
-size, name, so offsets match libbpf's), and LD_IMM64 references to them
-become map-value loads.  Weak externs that the kernel does not define read 0.
+laid out in one array map (sorted by alignment, size, name, so offsets match
+libbpf's), and LD_IMM64 references to them become map-value loads.
+
+The values follow libbpf's rules:
+
+- ``LINUX_KERNEL_VERSION``: KERNEL_VERSION(a, b, c) of the running kernel (c clamped to 255);
+  ``LINUX_HAS_BPF_COOKIE`` and ``LINUX_HAS_SYSCALL_WRAPPER``: 1 or 0, probed; any other
+  ``LINUX_*`` extern must be weak and reads 0.
+- ``CONFIG_*``: from ``/boot/config-$(uname -r)`` or ``/proc/config.gz``.  ``y``/``n``/``m``
+  go into a ``bool`` (1/0; ``m`` is an error), an ``enum libbpf_tristate`` (1/0/2) or a
+  one-byte integer (the character itself); a quoted string into a ``char`` array (truncated,
+  NUL terminated); a number (``strtoull`` base 0) into an integer, checked to fit.
+- An extern the kernel does not define reads 0 when weak, and is an error naming it
+  when strong.  Any other name is an error.
+
+The extern's type decides what it can hold (libbpf's ``kcfg`` types): a one-byte
+``_Bool``, a one-byte integer (char), a 1/2/4/8-byte integer, ``enum
+libbpf_tristate``, or a ``char`` array; anything else is refused when the object is opened.
 """
 from __future__ import annotations
 
-import gzip
-import os
-import re
 from dataclasses import dataclass, replace
 
 from ebpfpy.btf import BTF, Kind
 from ebpfpy.btf.types import LINKAGE_GLOBAL
 
+from . import system
 from .reader import STB_WEAK, ObjectError, RawObject
 
 KCONFIG_SEC = ".kconfig"
+
+# libbpf's kcfg types
+KCFG_CHAR = "char"
+KCFG_BOOL = "bool"
+KCFG_INT = "int"
+KCFG_TRISTATE = "tristate"
+KCFG_CHAR_ARR = "char array"
+
+TRISTATE = {"n": 0, "y": 1, "m": 2}  # enum libbpf_tristate
 
 
 @dataclass(frozen=True)
@@ -30,6 +51,31 @@ class KconfigExtern:
     align: int
     weak: bool
     offset: int = 0
+    kcfg: str = KCFG_INT
+    signed: bool = False
+
+
+def kcfg_type(btf: BTF, type_id: int) -> tuple[str | None, bool]:
+    """(libbpf's kcfg type, signed) of an extern's type; None when libbpf refuses it."""
+    t = btf[btf.resolve(type_id)]
+    if t.kind == Kind.INT:
+        if t.encoding & 4:  # BTF_INT_BOOL
+            return (KCFG_BOOL if t.size == 1 else None), False
+        signed = bool(t.encoding & 1)
+        if t.size == 1:
+            return KCFG_CHAR, signed
+        if t.size not in (2, 4, 8):
+            return None, signed
+        return KCFG_INT, signed
+    if t.kind in (Kind.ENUM, Kind.ENUM64):
+        if t.name != "libbpf_tristate" or (t.kind == Kind.ENUM and t.size != 4):
+            return None, False
+        return KCFG_TRISTATE, False
+    if t.kind == Kind.ARRAY:
+        if t.nelems == 0 or kcfg_type(btf, t.type)[0] != KCFG_CHAR:
+            return None, False
+        return KCFG_CHAR_ARR, False
+    return None, False
 
 
 def kconfig_externs(raw: RawObject, btf: BTF | None) -> list[KconfigExtern]:
@@ -46,8 +92,13 @@ def kconfig_externs(raw: RawObject, btf: BTF | None) -> list[KconfigExtern]:
         sym = undefined.get(var.name)
         if sym is None:
             raise ObjectError(f"{raw.path}: kconfig extern {var.name!r} has no ELF symbol")
+        kind, signed = kcfg_type(btf, var.type)
+        if kind is None:
+            raise ObjectError(f"{raw.path}: kconfig extern {var.name!r} has a type libbpf does not support "
+                              f"({btf.describe(var.type)}): use bool, char, an integer, "
+                              "enum libbpf_tristate or a char array")
         out.append(KconfigExtern(var.name, var.type, btf.size_of(var.type), btf.align_of(var.type),
-                                 sym.bind == STB_WEAK))
+                                 sym.bind == STB_WEAK, kcfg=kind, signed=signed))
     out.sort(key=lambda e: (-e.align, e.size, e.name))
     placed, off = [], 0
     for e in out:
@@ -83,69 +134,143 @@ def fix_kconfig_btf(btf: BTF, externs: list[KconfigExtern]) -> BTF:
 
 def read_kernel_config() -> dict[str, str]:
     """CONFIG_* -> value text (``y``, ``m``, ``"str"``, ``123``), from the running kernel."""
-    text = None
-    try:
-        with gzip.open("/proc/config.gz", "rt") as f:
-            text = f.read()
-    except OSError:
-        path = f"/boot/config-{os.uname().release}"
-        try:
-            with open(path) as f:
-                text = f.read()
-        except OSError:
-            return {}
-    cfg = {}
-    for line in text.splitlines():
-        m = re.match(r"(CONFIG_\w+)=(.*)", line)
-        if m:
-            cfg[m.group(1)] = m.group(2)
-    return cfg
+    found = system.read_kernel_config()
+    return dict(_config_entries(found[1])) if found else {}
+
+
+def _config_entries(lines: list[str]):
+    for line in lines:
+        if line.startswith("CONFIG_"):
+            name, sep, value = line.rstrip("\n").partition("=")
+            if sep and value:
+                yield name, value
 
 
 def kernel_version() -> int:
     """KERNEL_VERSION(a, b, c) of the running kernel, the patch level capped at 255 as libbpf does."""
-    nums = [int(x) for x in re.findall(r"\d+", os.uname().release)[:3]] + [0, 0, 0]
-    return (nums[0] << 16) + (nums[1] << 8) + min(nums[2], 255)
+    return system.kernel_version()
 
 
-def _encode_value(btf: BTF, e: KconfigExtern, text: str) -> bytes:
-    t = btf[btf.resolve(e.type_id)]
-    if t.kind in (Kind.ENUM, Kind.ENUM64) or (t.kind == Kind.INT and t.encoding & 4):  # tristate / bool
-        tri = {"y": 1, "n": 0, "m": 2}.get(text)
-        if tri is None or (t.kind == Kind.INT and tri == 2):
-            raise ObjectError(f"kconfig {e.name}={text} does not fit {btf.describe(e.type_id)}")
-        return tri.to_bytes(e.size, "little")
-    if t.kind == Kind.INT and e.size == 1 and text in ("y", "n", "m"):
-        return text.encode()
-    if t.kind == Kind.ARRAY:
-        s = text[1:-1] if text.startswith('"') and text.endswith('"') else text
-        return s.encode()[:e.size - 1].ljust(e.size, b"\0")
-    if t.kind == Kind.INT:
-        try:
-            v = int(text.strip('"'), 0)
-        except ValueError:
-            raise ObjectError(f"kconfig {e.name}={text} is not a number") from None
-        return (v & ((1 << (8 * e.size)) - 1)).to_bytes(e.size, "little")
-    raise ObjectError(f"kconfig extern {e.name} has unsupported type {btf.describe(e.type_id)}")
+class KconfigError(ObjectError):
+    pass
+
+
+def _fits(e: KconfigExtern, value: int) -> bool:
+    bits = e.size * 8
+    if e.size == 8:
+        return True
+    if e.signed:
+        return (value + (1 << (bits - 1))) % (1 << 64) < (1 << bits)
+    return value >> bits == 0
+
+
+def encode_number(e: KconfigExtern, value: int) -> bytes:
+    """libbpf's set_kcfg_value_num: into an integer, a char or a bool, checked to fit."""
+    value &= (1 << 64) - 1
+    if e.kcfg not in (KCFG_INT, KCFG_CHAR, KCFG_BOOL):
+        raise KconfigError(f"kconfig extern {e.name}: value {value} implies an integer, char or bool type")
+    if e.kcfg == KCFG_BOOL and value > 1:
+        raise KconfigError(f"kconfig extern {e.name}: value {value} is not a bool")
+    if not _fits(e, value):
+        raise KconfigError(f"kconfig extern {e.name}: value {value} does not fit in {e.size} bytes")
+    return (value & ((1 << (8 * e.size)) - 1)).to_bytes(e.size, "little")
+
+
+def _strtoull(text: str) -> int | None:
+    """C's strtoull(text, &end, 0) with the whole string consumed; None when it is not a number."""
+    t = text.strip(" \t")
+    neg = t.startswith("-")
+    if t[:1] in "+-":
+        t = t[1:]
+    try:
+        if t[:2].lower() == "0x":
+            v = int(t[2:], 16)
+        elif len(t) > 1 and t[0] == "0":
+            v = int(t[1:], 8)
+        else:
+            v = int(t, 10) if t.isdigit() else None
+    except ValueError:
+        return None
+    if v is None or v >= 1 << 64:
+        return None
+    return (-v) % (1 << 64) if neg else v
+
+
+def encode_config_value(e: KconfigExtern, text: str) -> bytes:
+    """One ``CONFIG_X=text`` line's value in the extern's type, as libbpf converts it."""
+    first = text[:1]
+    if first in ("y", "n", "m"):
+        if e.kcfg == KCFG_BOOL:
+            if first == "m":
+                raise KconfigError(f"kconfig extern {e.name}: value 'm' implies a tristate or char type")
+            return bytes([first == "y"])
+        if e.kcfg == KCFG_TRISTATE:
+            return TRISTATE[first].to_bytes(e.size, "little")
+        if e.kcfg == KCFG_CHAR:
+            return first.encode()
+        raise KconfigError(f"kconfig extern {e.name}: value '{first}' does not fit its {e.kcfg} type")
+    if first == '"':
+        if e.kcfg != KCFG_CHAR_ARR:
+            raise KconfigError(f"kconfig extern {e.name}: a string value needs a char array")
+        if len(text) < 2 or not text.endswith('"'):
+            raise KconfigError(f"kconfig extern {e.name}: invalid string value {text}")
+        raw = text[1:-1].encode()[:e.size - 1]
+        return raw.ljust(e.size, b"\0")
+    num = _strtoull(text)
+    if num is None:
+        raise KconfigError(f"kconfig extern {e.name}: value '{text}' is not a valid integer")
+    if e.kcfg not in (KCFG_INT, KCFG_CHAR):
+        raise KconfigError(f"kconfig extern {e.name}: value '{text}' implies an integer type")
+    return encode_number(e, num)
+
+
+VIRTUAL_EXTERNS = {
+    "LINUX_KERNEL_VERSION": system.kernel_version,
+    "LINUX_HAS_BPF_COOKIE": lambda: int(system.has_bpf_cookie()),
+    "LINUX_HAS_SYSCALL_WRAPPER": lambda: int(system.has_syscall_wrapper()),
+}
 
 
 def kconfig_image(btf: BTF, externs: list[KconfigExtern], path: str) -> bytearray:
-    """The ``.kconfig`` map value for this kernel."""
-    cfg: dict[str, str] = read_kernel_config() if any(e.name.startswith("CONFIG_") for e in externs) else {}
+    """The ``.kconfig`` map value for this kernel (an ``ObjectError`` naming the extern when
+    a value cannot be had)."""
     image = bytearray(kconfig_size(externs))
-    for e in externs:
-        if e.name == "LINUX_KERNEL_VERSION":
-            raw = kernel_version().to_bytes(e.size, "little")
-        elif e.name in cfg:
-            raw = _encode_value(btf, e, cfg[e.name])
-        elif e.weak or e.name.startswith("CONFIG_"):
-            if not e.weak:
-                raise ObjectError(f"{path}: kconfig extern {e.name} is not set in this kernel's config "
-                                  "(declare it __weak to read 0)")
-            raw = bytes(e.size)
-        else:
-            raise ObjectError(f"{path}: unknown kconfig extern {e.name}")
+    done = set()
+
+    def put(e: KconfigExtern, raw: bytes) -> None:
         image[e.offset:e.offset + e.size] = raw
+        done.add(e.name)
+
+    try:
+        for e in externs:
+            if e.name in VIRTUAL_EXTERNS:
+                value = VIRTUAL_EXTERNS[e.name]()
+                if e.name == "LINUX_KERNEL_VERSION" and not value:
+                    raise KconfigError("cannot tell the kernel version from uname")
+                put(e, encode_number(e, value))
+            elif e.name.startswith("LINUX_"):
+                if not e.weak:
+                    raise KconfigError(f"kconfig extern {e.name} is not one libbpf knows "
+                                       "(an unknown LINUX_ extern must be __weak to read 0)")
+                done.add(e.name)  # 0
+            elif not e.name.startswith("CONFIG_"):
+                raise KconfigError(f"kconfig extern {e.name} is neither CONFIG_* nor LINUX_*")
+        wanted = {e.name: e for e in externs if e.name.startswith("CONFIG_")}
+        if wanted:
+            found = system.read_kernel_config()
+            if found is None:
+                raise KconfigError(f"cannot read the kernel config ({' or '.join(system.kernel_config_paths())}) "
+                                   f"for {', '.join(sorted(wanted))}")
+            for name, value in _config_entries(found[1]):
+                e = wanted.get(name)
+                if e is not None and name not in done:
+                    put(e, encode_config_value(e, value))
+        missing = [e.name for e in externs if e.name not in done and not e.weak]
+        if missing:
+            raise KconfigError(f"kconfig extern {', '.join(missing)} is not set in this kernel's config "
+                               "(declare it __weak to read 0)")
+    except KconfigError as err:
+        raise KconfigError(f"{path}: {err}") from None
     return image
 
 

@@ -52,6 +52,15 @@ class LinkedProgram:
     map_refs: list[MapRef]
     func_info: list[tuple[int, int]] = field(default_factory=list)          # (insn, type id)
     line_info: list[tuple[int, int, int, int]] = field(default_factory=list)  # (insn, file, line, col)
+    # where the code came from: (first insn in the program, ELF section index, first slot there, slots)
+    origins: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+    def origin(self, insn: int) -> tuple[int, int] | None:
+        """(ELF section index, slot in that section) of the program's instruction ``insn``."""
+        for base, sec, start, count in self.origins:
+            if base <= insn < base + count:
+                return sec, start + insn - base
+        return None
 
 
 def _imm(code: bytes, slot: int) -> int:
@@ -128,6 +137,7 @@ class Linker:
         sec = fn.section
         base = len(prog.code) // 8
         placed[(sec.index, fn.start)] = base
+        prog.origins.append((base, sec.index, fn.start, fn.count))
         src = self.code[sec.index]
         prog.code += src[fn.start * 8:(fn.start + fn.count) * 8]
         self._copy_ext(prog, sec.name, fn, base)

@@ -59,6 +59,29 @@ class MapSpec:
         return self.section.startswith(".rodata") or self.section == ".kconfig"
 
 
+# Map types libbpf creates without BTF key/value types (their values are fds or have no
+# type the kernel could check).
+NO_BTF_TYPES = frozenset({
+    MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY, MapType.STACK_TRACE, MapType.ARRAY_OF_MAPS,
+    MapType.HASH_OF_MAPS, MapType.DEVMAP, MapType.DEVMAP_HASH, MapType.CPUMAP, MapType.XSKMAP,
+    MapType.SOCKMAP, MapType.SOCKHASH, MapType.QUEUE, MapType.STACK,
+})
+
+
+def kernel_max_entries(spec: MapSpec) -> int:
+    """The max_entries libbpf creates a map with: a perf event array declared without one
+    (or with 0) gets one slot per possible CPU; a ring buffer's size is rounded up to a
+    power-of-two multiple of the page size.  Anything else is passed as declared (0 too:
+    the kernel then says what it thinks of it)."""
+    if spec.map_type == MapType.PERF_EVENT_ARRAY and not spec.max_entries:
+        from ebpfpy.sys.perf import possible_cpus
+        return len(possible_cpus())
+    if spec.map_type in (MapType.RINGBUF, MapType.USER_RINGBUF):
+        from ebpfpy.maps import ringbuf_size
+        return ringbuf_size(spec.max_entries)
+    return spec.max_entries
+
+
 def _sym_name_ok(name: str) -> bool:
     return bool(name) and not name.startswith(".")
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator, MutableMapping
-from typing import Any, Callable
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any
 
 from ebpfpy.btf import BTF, Kind, vmlinux
 from ebpfpy.sys.consts import MapType
@@ -40,15 +40,17 @@ from .link import (
 from .mapdefs import (
     BPF_F_MMAPABLE,
     BPF_F_RDONLY_PROG,
+    NO_BTF_TYPES,
     PIN_BY_NAME,
     GlobalVar,
     MapSpec,
     all_maps,
     global_vars,
     internal_map_name,
+    kernel_max_entries,
 )
 from .reader import ObjectError, RawObject, read_object
-from .sanitize import downgrade, fix_datasecs
+from .sanitize import downgrade, fix_datasecs, static_hidden_subprograms
 from .sections import SectionKind, classify
 
 DEFAULT_PIN_ROOT = "/sys/fs/bpf"
@@ -89,6 +91,16 @@ class ObjProgram:
         return self.kind.probe if self.kind else None
 
     @property
+    def expected_attach_type(self):
+        """The attach type the program was loaded with (None before load or without one)."""
+        return self.program.expected_attach_type if self.program is not None else None
+
+    @property
+    def link_target(self) -> str | None:
+        """``"iface"`` (xdp, tcx) or ``"cgroup"`` (cgroup_skb/, cgroup/...): what ``attach`` needs."""
+        return self.kind.link_target if self.kind else None
+
+    @property
     def fd(self) -> int:
         if self.program is None:
             raise ObjectError(f"program {self.name!r} is not loaded")
@@ -117,20 +129,73 @@ class ObjProgram:
         """True when the section alone says where to attach."""
         return self.probe is not None or (self.kind is not None and self.kind.sec_def.btf_target is not None)
 
-    def attach(self, pid: int = -1) -> list:
+    def attach(self, pid: int = -1, *, iface=None, cgroup=None) -> list:
         """Attach by section name (``tracepoint/cat/name`` -> the tracepoint).
 
         BTF-typed programs (tp_btf, fentry, fexit, lsm) were bound to their
-        target at load time; BPF_RAW_TRACEPOINT_OPEN with no name attaches them."""
+        target at load time; BPF_RAW_TRACEPOINT_OPEN with no name attaches them.
+        ``xdp`` and ``tcx/ingress``/``tcx/egress`` (``tc/...``) programs go on network
+        interface ``iface``, ``cgroup_skb/...`` and ``cgroup/...`` programs on cgroup v2
+        directory ``cgroup``, with BPF links (the hook is the section's)."""
         from ebpfpy.attach.provider import Attachment, attach
+        if self.link_target is not None:
+            return [self._attach_link(iface=iface, cgroup=cgroup)]
         if self.kind is not None and self.kind.sec_def.btf_target is not None:
             from ebpfpy.sys import bpf
             link = bpf.raw_tracepoint_open(None, self.fd)
             return [Attachment(self.section.replace("/", ":", 1), [link])]
+        if self.kind is not None and self.kind.syscall:
+            return self.attach_ksyscall(pid=pid)
         if self.probe is None:
             raise ObjectError(f"program {self.name!r} (section {self.section!r}) cannot be attached by its "
                               "section name; attach it yourself")
         return attach(self, self.probe, pid=pid)
+
+    def _attach_link(self, *, iface=None, cgroup=None):
+        from ebpfpy import links
+        from ebpfpy.attach.provider import Attachment
+        from ebpfpy.sys.consts import AttachType
+
+        if self.program is None:
+            raise ObjectError(f"program {self.name!r} is not loaded")
+        at = self.kind.attach_type
+        if self.link_target == "iface":
+            if iface is None:
+                raise ObjectError(f"program {self.name!r} (section {self.section!r}) needs a network "
+                                  "interface to attach to")
+            if at == AttachType.XDP:
+                link = links.attach_xdp(self, iface, flags=0)
+            else:
+                link = links.attach_tcx(self, iface, "egress" if at == AttachType.TCX_EGRESS else "ingress")
+        else:
+            if cgroup is None:
+                raise ObjectError(f"program {self.name!r} (section {self.section!r}) needs a cgroup to "
+                                  "attach to")
+            link = links.attach_cgroup(self, cgroup, at)
+        return Attachment(f"{self.section}:{link.description}", [link])
+
+    def attach_ksyscall(self, syscall: str | None = None, *, retprobe: bool | None = None,
+                        pid: int = -1) -> list:
+        """Attach to a syscall's kernel entry, as libbpf's ``bpf_program__attach_ksyscall``:
+        a kprobe (``retprobe``: a kretprobe) on ``__x64_sys_NAME`` when the kernel has syscall
+        wrappers, else on ``__se_sys_NAME``.  ``syscall`` and ``retprobe`` default to what a
+        ``ksyscall/NAME`` or ``kretsyscall/NAME`` section says.  Needs kprobes: without them
+        the ``ProbeUnavailableError`` names the program and the symbol."""
+        from ebpfpy.attach.errors import ProbeUnavailableError
+        from ebpfpy.attach.provider import attach
+
+        from .system import syscall_symbol
+        syscall = syscall or (self.kind.syscall if self.kind else None)
+        if not syscall:
+            raise ObjectError(f"program {self.name!r}: which syscall? (section {self.section!r} names none)")
+        if retprobe is None:
+            retprobe = self.section.startswith("kretsyscall")
+        symbol = syscall_symbol(syscall)
+        try:
+            return attach(self, f"{'kretprobe' if retprobe else 'kprobe'}:{symbol}", pid=pid)
+        except ProbeUnavailableError as e:
+            raise ProbeUnavailableError(f"program {self.name!r}: cannot attach to syscall {syscall!r} "
+                                        f"({symbol}): {e}") from None
 
     def close(self) -> None:
         if self.program is not None:
@@ -185,7 +250,7 @@ class Globals(MutableMapping):
     def __setitem__(self, name: str, value) -> None:
         var = self._var(name)
         kind, signed = self._codec(var)
-        if isinstance(value, int) and not isinstance(value, bool) or kind == "int":
+        if (isinstance(value, int) and not isinstance(value, bool)) or kind == "int":
             raw = int(value).to_bytes(var.size, "little", signed=signed and int(value) < 0)
         else:
             raw = bytes(value)
@@ -266,6 +331,7 @@ class BPFObject:
         self.btf_fd = None
         self.loaded = False
         self.attachments: list[Any] = []
+        self.poisoned: dict[int, dict[int, core.Poison]] = {}
 
     def _kernel_ready_btf(self) -> BTF | None:
         """The object's BTF with the fix-ups the kernel needs (DATASEC sizes and offsets,
@@ -274,6 +340,7 @@ class BPFObject:
         if btf is None:
             return None
         btf = fix_datasecs(self.raw, btf)
+        btf = static_hidden_subprograms(self.raw, btf)
         if self._ksyms:
             btf = fix_ksyms_btf(btf)
         if self._kconfig:
@@ -341,22 +408,28 @@ class BPFObject:
             if pin_path and os.path.exists(pin_path):
                 self.maps[spec.name] = Map.from_pin(pin_path, **codecs)
                 continue
+            max_entries = kernel_max_entries(spec)
             args = {"name": spec.name, "flags": spec.flags, "map_extra": spec.map_extra,
-                    "numa_node": spec.numa_node, **codecs}
-            m = None
-            if self.btf_fd is not None and (spec.btf_value_type_id or spec.btf_key_type_id):
+                    "numa_node": spec.numa_node}
+            fd = None
+            typed = spec.map_type not in NO_BTF_TYPES and (spec.btf_value_type_id or spec.btf_key_type_id)
+            if self.btf_fd is not None and typed:
                 try:
-                    m = Map.create(spec.map_type, spec.key_size, spec.value_size, spec.max_entries,
-                                   btf_fd=self.btf_fd, btf_key_type_id=spec.btf_key_type_id,
-                                   btf_value_type_id=spec.btf_value_type_id, **args)
+                    fd = bpf.map_create(spec.map_type, spec.key_size, spec.value_size, max_entries,
+                                        btf_fd=self.btf_fd, btf_key_type_id=spec.btf_key_type_id,
+                                        btf_value_type_id=spec.btf_value_type_id, **args)
                 except BPFError:
-                    m = None  # like libbpf: retry without type info
-            if m is None:
+                    fd = None  # like libbpf: retry without type info
+            if fd is None:
                 try:
-                    m = Map.create(spec.map_type, spec.key_size, spec.value_size, spec.max_entries, **args)
+                    fd = bpf.map_create(spec.map_type, spec.key_size, spec.value_size, max_entries, **args)
                 except BPFError as e:
+                    hint = " (it has no max_entries)" if not max_entries else ""
                     raise LoadError(f"{self.path}: creating map {spec.name!r} failed: "
-                                    f"{e.strerror} [{e.errno_name}]") from None
+                                    f"{e.strerror} [{e.errno_name}]{hint}") from None
+            # exactly what the object asked for (no Map.create defaults), as libbpf creates it
+            m = Map._owning(fd, spec.map_type, spec.key_size, spec.value_size, max_entries,
+                            name=spec.name, flags=spec.flags, **codecs)
             self.maps[spec.name] = m
             if spec.is_global_data:
                 bpf.map_update_elem(m, struct.pack("<I", 0), bytes(spec.data))
@@ -382,7 +455,10 @@ class BPFObject:
         return out
 
     def _relocated_code(self, target_btf: BTF | None) -> dict[int, bytearray]:
+        """Code per section with CO-RE applied; instructions poisoned for relocations the
+        kernel cannot satisfy are recorded in ``self.poisoned`` (section index -> slot -> Poison)."""
         code = {i: bytearray(s.data) for i, s in self.raw.sections.items() if s.is_code}
+        self.poisoned = {}
         if self.ext is None or not any(self.ext.core_relos.values()):
             return code
         if self.btf is None:
@@ -392,9 +468,31 @@ class BPFObject:
         for idx, sec in self.raw.sections.items():
             relos = self.ext.core_relos.get(sec.name)
             if relos and idx in code:
-                core.apply(code[idx], relos, self.btf, target, f"{self.path}: {sec.name}",
-                           _namer(funcs.get(idx, [])))
+                bad = core.apply(code[idx], relos, self.btf, target, f"{self.path}: {sec.name}",
+                                 _namer(funcs.get(idx, [])))
+                if bad:
+                    self.poisoned[idx] = {p.slot: p for p in bad}
         return code
+
+    def _explain_poison(self, name: str, lp: LinkedProgram, log: str) -> tuple[str, str]:
+        """When the verifier reached a poisoned instruction: (the relocation, as one line;
+        the log with that instruction shown as libbpf shows it).  ("", log) otherwise."""
+        import re
+        hits = list(re.finditer(rf"^(\d+): \(85\) call unknown#{core.POISON_HELPER}\n", log, re.MULTILINE))
+        if not hits:
+            return "", log
+        m = hits[-1]
+        insn = int(m.group(1))
+        origin = lp.origin(insn)
+        p = self.poisoned.get(origin[0], {}).get(origin[1]) if origin else None
+        if p is None and origin is not None:  # the second half of a poisoned LD_IMM64
+            p = self.poisoned.get(origin[0], {}).get(origin[1] - 1)
+        if p is None:
+            return f"insn #{insn} is an instruction poisoned by an unresolved CO-RE relocation", log
+        fixed = (log[:m.start()] + f"{insn}: <invalid CO-RE relocation>\n"
+                 f"failed to resolve CO-RE relocation {p.spec}\n" + log[m.end():])
+        fixed = fixed.replace(f"invalid func unknown#{core.POISON_HELPER}\n", "", 1)
+        return p.message(name, insn), fixed
 
     def link(self, target_btf: BTF | None = None) -> dict[str, LinkedProgram]:
         """Programs with subprograms appended and CO-RE applied (map fds not yet filled in)."""
@@ -441,10 +539,11 @@ class BPFObject:
                     prog.kind.prog_type, bytes(insns), self.license, name=name,
                     expected_attach_type=prog.kind.attach_type or None,
                     attach_btf_id=self._attach_btf_id(prog) or None,
-                    kern_version=self.kern_version, **btf_args)
+                    kern_version=self.kern_version, flags=prog.kind.prog_flags, **btf_args)
             except BPFError as e:
                 log = getattr(e, "log", "") or ""
-                last = next((ln for ln in reversed(log.strip().splitlines()) if ln.strip()), "")
+                relo, log = self._explain_poison(name, lp, log)
+                last = relo or next((ln for ln in reversed(log.strip().splitlines()) if ln.strip()), "")
                 hint = f" (verifier: {last.strip()})" if last else ""
                 raise LoadError(f"{self.path}: loading program {name!r} failed: "
                                 f"{e.strerror} [{e.errno_name}]{hint}", log) from None
@@ -466,14 +565,22 @@ class BPFObject:
                 return  # an old kernel without the command: harmless, as in libbpf
 
     # -- attach / pin / close ------------------------------------------------------------
-    def attach_all(self, pid: int = -1) -> list:
-        """Attach every loaded program whose section names its target; returns the attachments."""
+    def attach_all(self, pid: int = -1, *, iface=None, cgroup=None) -> list:
+        """Attach every loaded program whose section names its target, and with ``iface``
+        (a network interface) the xdp and tcx programs, with ``cgroup`` (a cgroup v2 directory)
+        the cgroup ones; returns the attachments."""
         if not self.loaded:
             self.load()
+        given = {"iface": iface is not None, "cgroup": cgroup is not None}
         out = []
         try:
             for prog in self.programs.values():
-                if prog.program is not None and prog.attachable:
+                if prog.program is None:
+                    continue
+                if prog.link_target is not None:
+                    if given[prog.link_target]:
+                        out += prog.attach(pid=pid, iface=iface, cgroup=cgroup)
+                elif prog.attachable:
                     out += prog.attach(pid=pid)
         except BaseException:
             for a in out:
@@ -510,7 +617,7 @@ class BPFObject:
             self.btf_fd = None
         self.loaded = False
 
-    def __enter__(self) -> BPFObject:  # noqa: PYI034 (typing.Self needs 3.11)
+    def __enter__(self) -> BPFObject:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -27,6 +27,7 @@ STT_SECTION = 3
 STB_LOCAL = 0
 STB_GLOBAL = 1
 STB_WEAK = 2
+STV_DEFAULT, STV_INTERNAL, STV_HIDDEN, STV_PROTECTED = range(4)
 
 R_BPF_64_64 = 1
 R_BPF_64_ABS64 = 2
@@ -46,6 +47,7 @@ class Symbol:
     type: int
     bind: int
     shndx: int  # section index (0: undefined, >= 0xff00: special)
+    visibility: int = 0  # STV_DEFAULT, STV_INTERNAL, STV_HIDDEN, STV_PROTECTED
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,9 @@ def _read(path: str, elf) -> RawObject:
         stype = {"STT_NOTYPE": 0, "STT_OBJECT": STT_OBJECT, "STT_FUNC": STT_FUNC, "STT_SECTION": STT_SECTION,
                  "STT_FILE": 4}.get(info["type"], 0)
         bind = {"STB_LOCAL": STB_LOCAL, "STB_GLOBAL": STB_GLOBAL, "STB_WEAK": STB_WEAK}.get(info["bind"], 0)
-        symbols.append(Symbol(sym.name, sym["st_value"], sym["st_size"], stype, bind, shndx))
+        vis = {"STV_INTERNAL": STV_INTERNAL, "STV_HIDDEN": STV_HIDDEN,
+               "STV_PROTECTED": STV_PROTECTED}.get(sym["st_other"]["visibility"], STV_DEFAULT)
+        symbols.append(Symbol(sym.name, sym["st_value"], sym["st_size"], stype, bind, shndx, vis))
     for rs in rel_secs:
         target = sections.get(rs["sh_info"])
         if target is None or not target.is_code:

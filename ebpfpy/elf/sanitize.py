@@ -10,8 +10,8 @@ offsets stay valid.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from ebpfpy.btf import BTF, Datasec, Int, Kind, Ref, Struct, VarSecinfo, encode
 from ebpfpy.btf.types import LINKAGE_STATIC
@@ -42,6 +42,31 @@ def fix_datasecs(raw: RawObject, btf: BTF) -> BTF:
     if not changed:
         return btf
     return BTF(encode(types, strings=btf.strings))
+
+
+def static_hidden_subprograms(raw: RawObject, btf: BTF) -> BTF:
+    """Like libbpf: a global or weak ``.text`` function with hidden (or internal) visibility,
+    such as usdt.bpf.h's ``__weak __hidden`` helpers, gets a *static* BTF FUNC, so the
+    verifier checks it in each caller's context instead of on its own as a global function."""
+    from ebpfpy.btf import Func
+    from ebpfpy.btf.types import LINKAGE_GLOBAL
+
+    from .reader import STB_LOCAL, STT_FUNC, STV_HIDDEN, STV_INTERNAL
+    text = raw.section_named(".text")
+    if text is None:
+        return btf
+    hidden = {s.name for s in raw.symbols_in(text.index, (STT_FUNC,))
+              if s.bind != STB_LOCAL and s.visibility in (STV_HIDDEN, STV_INTERNAL)}
+    if not hidden:
+        return btf
+    types = [btf[t] for t in btf.ids()]
+    changed = False
+    for i, t in enumerate(types):
+        if isinstance(t, Func) and t.linkage == LINKAGE_GLOBAL and t.name in hidden:
+            types[i] = replace(t, linkage=LINKAGE_STATIC)
+            hidden.discard(t.name)  # the first FUNC of that name, as libbpf
+            changed = True
+    return BTF(encode(types, strings=btf.strings)) if changed else btf
 
 
 # Kind -> rewrite into an older kind with the same meaning for the loader.

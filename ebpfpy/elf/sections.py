@@ -1,18 +1,24 @@
 """libbpf's program section names -> program type, expected attach type, attach target.
 
 One row per section prefix.  As in libbpf 1.x, a prefix ending in ``/`` takes
-an argument (and also matches alone: ``kprobe``), any other name is exact.  ``probe`` turns the part after the prefix into a
-probe string for ``ebpfpy.attach`` (bpftrace spelling: ``tracepoint:cat:name``),
-or is None when the program is not attached automatically (``socket``,
-``xdp``, ``perf_event``: they need a target the section cannot name).
+an argument (and also matches alone: ``kprobe``), any other name is exact.  ``probe``
+turns the part after the prefix into a probe string for ``ebpfpy.attach`` (bpftrace
+spelling: ``tracepoint:cat:name``), or is None when the program is not attached
+automatically (``socket``, ``xdp``, ``perf_event``: they need a target the section
+cannot name).
 ``btf_target`` says how the attach BTF id is found for fentry-style programs.
+``link_target`` says what a BPF link attaches a program to when the section cannot
+name it: ``"iface"`` (XDP, tcx: a network interface) or ``"cgroup"`` (a cgroup v2
+directory), given at attach time (``ObjProgram.attach(iface=..., cgroup=...)``).
+``prog_flags`` are BPF_PROG_LOAD flags the section implies: sleepable (``.s``)
+and XDP fragments (``xdp.frags``).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from ebpfpy.sys.consts import AttachType, ProgType
+from ebpfpy.sys.consts import AttachType, ProgFlag, ProgType
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,8 @@ class SecDef:
     attach_type: int = 0
     probe: Callable[[str], str] | None = None
     btf_target: str | None = None  # "func" (fentry...), "btf_trace_" (tp_btf), "bpf_lsm_"
+    link_target: str | None = None  # "iface" (xdp, tcx), "cgroup": named at attach time
+    prog_flags: int = 0  # ProgFlag.SLEEPABLE (".s"), ProgFlag.XDP_HAS_FRAGS ("xdp.frags")
 
 
 def _tp(arg: str) -> str:
@@ -40,13 +48,36 @@ def _usdt(arg: str) -> str:
     return "usdt:" + arg
 
 
+def _ksyscall(kind: str) -> Callable[[str], str]:
+    """``ksyscall/openat`` -> a kprobe on the kernel's entry for that syscall
+    (``__x64_sys_openat`` with syscall wrappers, else ``__se_sys_openat``), as libbpf picks it."""
+    def probe(arg: str) -> str:
+        from .system import syscall_symbol
+        return f"{kind}:{syscall_symbol(arg)}"
+    return probe
+
+
+_SLEEPABLE = ProgFlag.SLEEPABLE
+
 SEC_DEFS = (
     SecDef("socket", ProgType.SOCKET_FILTER),
     SecDef("kprobe/", ProgType.KPROBE, 0, lambda a: f"kprobe:{a}"),
     SecDef("kretprobe/", ProgType.KPROBE, 0, lambda a: f"kretprobe:{a}"),
     SecDef("uprobe/", ProgType.KPROBE, 0, _uprobe("uprobe")),
     SecDef("uretprobe/", ProgType.KPROBE, 0, _uprobe("uretprobe")),
+    SecDef("uprobe.s/", ProgType.KPROBE, 0, _uprobe("uprobe"), prog_flags=_SLEEPABLE),
+    SecDef("uretprobe.s/", ProgType.KPROBE, 0, _uprobe("uretprobe"), prog_flags=_SLEEPABLE),
+    # one uprobe_multi link for every function PATTERN matches: uprobe.multi/PATH:PATTERN
+    SecDef("uprobe.multi/", ProgType.KPROBE, AttachType.TRACE_UPROBE_MULTI, _uprobe("uprobe")),
+    SecDef("uretprobe.multi/", ProgType.KPROBE, AttachType.TRACE_UPROBE_MULTI, _uprobe("uretprobe")),
+    SecDef("uprobe.multi.s/", ProgType.KPROBE, AttachType.TRACE_UPROBE_MULTI, _uprobe("uprobe"),
+           prog_flags=_SLEEPABLE),
+    SecDef("uretprobe.multi.s/", ProgType.KPROBE, AttachType.TRACE_UPROBE_MULTI, _uprobe("uretprobe"),
+           prog_flags=_SLEEPABLE),
     SecDef("usdt/", ProgType.KPROBE, 0, _usdt),
+    SecDef("usdt.s/", ProgType.KPROBE, 0, _usdt, prog_flags=_SLEEPABLE),
+    SecDef("ksyscall/", ProgType.KPROBE, 0, _ksyscall("kprobe")),
+    SecDef("kretsyscall/", ProgType.KPROBE, 0, _ksyscall("kretprobe")),
     SecDef("tracepoint/", ProgType.TRACEPOINT, 0, _tp),
     SecDef("tp/", ProgType.TRACEPOINT, 0, _tp),
     SecDef("raw_tracepoint/", ProgType.RAW_TRACEPOINT, 0, lambda a: f"rawtracepoint:{a}"),
@@ -60,16 +91,53 @@ SEC_DEFS = (
     SecDef("lsm/", ProgType.LSM, AttachType.LSM_MAC, None, "bpf_lsm_"),
     SecDef("iter/", ProgType.TRACING, AttachType.TRACE_ITER, None, "bpf_iter_"),
     SecDef("perf_event", ProgType.PERF_EVENT),
-    SecDef("xdp", ProgType.XDP, AttachType.XDP),
+    SecDef("xdp", ProgType.XDP, AttachType.XDP, link_target="iface"),
+    SecDef("xdp.frags", ProgType.XDP, AttachType.XDP, link_target="iface", prog_flags=ProgFlag.XDP_HAS_FRAGS),
+    SecDef("xdp/devmap", ProgType.XDP, AttachType.XDP_DEVMAP),
+    SecDef("xdp.frags/devmap", ProgType.XDP, AttachType.XDP_DEVMAP, prog_flags=ProgFlag.XDP_HAS_FRAGS),
+    SecDef("xdp/cpumap", ProgType.XDP, AttachType.XDP_CPUMAP),
+    SecDef("xdp.frags/cpumap", ProgType.XDP, AttachType.XDP_CPUMAP, prog_flags=ProgFlag.XDP_HAS_FRAGS),
+    SecDef("tc/ingress", ProgType.SCHED_CLS, AttachType.TCX_INGRESS, link_target="iface"),  # tcx, as in libbpf
+    SecDef("tc/egress", ProgType.SCHED_CLS, AttachType.TCX_EGRESS, link_target="iface"),
+    SecDef("tcx/ingress", ProgType.SCHED_CLS, AttachType.TCX_INGRESS, link_target="iface"),
+    SecDef("tcx/egress", ProgType.SCHED_CLS, AttachType.TCX_EGRESS, link_target="iface"),
+    SecDef("netkit/primary", ProgType.SCHED_CLS, AttachType.NETKIT_PRIMARY),
+    SecDef("netkit/peer", ProgType.SCHED_CLS, AttachType.NETKIT_PEER),
     SecDef("tc", ProgType.SCHED_CLS),
     SecDef("classifier", ProgType.SCHED_CLS),
     SecDef("action", ProgType.SCHED_ACT),
-    SecDef("cgroup_skb/ingress", ProgType.CGROUP_SKB, AttachType.CGROUP_INET_INGRESS),
-    SecDef("cgroup_skb/egress", ProgType.CGROUP_SKB, AttachType.CGROUP_INET_EGRESS),
+    SecDef("cgroup_skb/ingress", ProgType.CGROUP_SKB, AttachType.CGROUP_INET_INGRESS, link_target="cgroup"),
+    SecDef("cgroup_skb/egress", ProgType.CGROUP_SKB, AttachType.CGROUP_INET_EGRESS, link_target="cgroup"),
     SecDef("cgroup/skb", ProgType.CGROUP_SKB),
-    SecDef("cgroup/sock", ProgType.CGROUP_SOCK, AttachType.CGROUP_INET_SOCK_CREATE),
-    SecDef("cgroup/dev", ProgType.CGROUP_DEVICE, AttachType.CGROUP_DEVICE),
-    SecDef("sockops", ProgType.SOCK_OPS, AttachType.CGROUP_SOCK_OPS),
+    *(SecDef(f"cgroup/{name}", ptype, attach, link_target="cgroup") for name, ptype, attach in (
+        ("sock_create", ProgType.CGROUP_SOCK, AttachType.CGROUP_INET_SOCK_CREATE),
+        ("sock_release", ProgType.CGROUP_SOCK, AttachType.CGROUP_INET_SOCK_RELEASE),
+        ("sock", ProgType.CGROUP_SOCK, AttachType.CGROUP_INET_SOCK_CREATE),
+        ("post_bind4", ProgType.CGROUP_SOCK, AttachType.CGROUP_INET4_POST_BIND),
+        ("post_bind6", ProgType.CGROUP_SOCK, AttachType.CGROUP_INET6_POST_BIND),
+        ("bind4", ProgType.CGROUP_SOCK_ADDR, AttachType.CGROUP_INET4_BIND),
+        ("bind6", ProgType.CGROUP_SOCK_ADDR, AttachType.CGROUP_INET6_BIND),
+        ("connect4", ProgType.CGROUP_SOCK_ADDR, AttachType.CGROUP_INET4_CONNECT),
+        ("connect6", ProgType.CGROUP_SOCK_ADDR, AttachType.CGROUP_INET6_CONNECT),
+        ("connect_unix", ProgType.CGROUP_SOCK_ADDR, AttachType.CGROUP_UNIX_CONNECT),
+        ("sendmsg4", ProgType.CGROUP_SOCK_ADDR, AttachType.CGROUP_UDP4_SENDMSG),
+        ("sendmsg6", ProgType.CGROUP_SOCK_ADDR, AttachType.CGROUP_UDP6_SENDMSG),
+        ("sendmsg_unix", ProgType.CGROUP_SOCK_ADDR, AttachType.CGROUP_UNIX_SENDMSG),
+        ("recvmsg4", ProgType.CGROUP_SOCK_ADDR, AttachType.CGROUP_UDP4_RECVMSG),
+        ("recvmsg6", ProgType.CGROUP_SOCK_ADDR, AttachType.CGROUP_UDP6_RECVMSG),
+        ("recvmsg_unix", ProgType.CGROUP_SOCK_ADDR, AttachType.CGROUP_UNIX_RECVMSG),
+        ("getpeername4", ProgType.CGROUP_SOCK_ADDR, AttachType.CGROUP_INET4_GETPEERNAME),
+        ("getpeername6", ProgType.CGROUP_SOCK_ADDR, AttachType.CGROUP_INET6_GETPEERNAME),
+        ("getpeername_unix", ProgType.CGROUP_SOCK_ADDR, AttachType.CGROUP_UNIX_GETPEERNAME),
+        ("getsockname4", ProgType.CGROUP_SOCK_ADDR, AttachType.CGROUP_INET4_GETSOCKNAME),
+        ("getsockname6", ProgType.CGROUP_SOCK_ADDR, AttachType.CGROUP_INET6_GETSOCKNAME),
+        ("getsockname_unix", ProgType.CGROUP_SOCK_ADDR, AttachType.CGROUP_UNIX_GETSOCKNAME),
+        ("sysctl", ProgType.CGROUP_SYSCTL, AttachType.CGROUP_SYSCTL),
+        ("getsockopt", ProgType.CGROUP_SOCKOPT, AttachType.CGROUP_GETSOCKOPT),
+        ("setsockopt", ProgType.CGROUP_SOCKOPT, AttachType.CGROUP_SETSOCKOPT),
+        ("dev", ProgType.CGROUP_DEVICE, AttachType.CGROUP_DEVICE),
+    )),
+    SecDef("sockops", ProgType.SOCK_OPS, AttachType.CGROUP_SOCK_OPS, link_target="cgroup"),
     SecDef("sk_skb/stream_parser", ProgType.SK_SKB, AttachType.SK_SKB_STREAM_PARSER),
     SecDef("sk_skb/stream_verdict", ProgType.SK_SKB, AttachType.SK_SKB_STREAM_VERDICT),
     SecDef("sk_msg", ProgType.SK_MSG, AttachType.SK_MSG_VERDICT),
@@ -92,6 +160,20 @@ class SectionKind:
     @property
     def attach_type(self) -> int:
         return int(self.sec_def.attach_type)
+
+    @property
+    def link_target(self) -> str | None:
+        """``"iface"`` or ``"cgroup"``: what a link attaches this program to, given at attach time."""
+        return self.sec_def.link_target
+
+    @property
+    def prog_flags(self) -> int:
+        return int(self.sec_def.prog_flags)
+
+    @property
+    def syscall(self) -> str | None:
+        """The syscall a ``ksyscall/NAME`` or ``kretsyscall/NAME`` program is for."""
+        return (self.arg or None) if self.sec_def.prefix in ("ksyscall/", "kretsyscall/") else None
 
     @property
     def probe(self) -> str | None:

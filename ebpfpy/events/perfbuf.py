@@ -27,8 +27,7 @@ from __future__ import annotations
 import mmap
 import select
 import struct
-from collections.abc import Iterable
-from typing import Callable
+from collections.abc import Callable, Iterable
 
 from ebpfpy.sys import bpf, perf
 from ebpfpy.sys.errors import BPFError
@@ -245,7 +244,7 @@ class PerfBuffer:
             ev.close()
         self._cpus, self._maps, self._events, self._rings = [], [], [], {}
 
-    def __enter__(self) -> PerfBuffer:  # noqa: PYI034 (typing.Self needs 3.11)
+    def __enter__(self) -> PerfBuffer:
         return self
 
     def __exit__(self, *exc) -> None:

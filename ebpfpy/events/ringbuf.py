@@ -29,7 +29,7 @@ from __future__ import annotations
 import mmap
 import select
 import struct
-from typing import Callable
+from collections.abc import Callable
 
 from ebpfpy.sys.fd import fd_number
 
@@ -200,7 +200,7 @@ class RingBuffer:
             ring.close()
         self._rings = {}
 
-    def __enter__(self) -> RingBuffer:  # noqa: PYI034 (typing.Self needs 3.11)
+    def __enter__(self) -> RingBuffer:
         return self
 
     def __exit__(self, *exc) -> None:

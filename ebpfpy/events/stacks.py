@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Sequence
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 from ebpfpy.sys.consts import (  # re-exported: stack users import them from here
     BPF_F_FAST_STACK_CMP,

@@ -131,6 +131,11 @@ class KernelSymbols:
             return None
         return self._names[i], addr - self._addrs[i]
 
+    def name_at(self, addr: int) -> str | None:
+        """The symbol starting exactly at ``addr`` (what bpftool names a call target by), or None."""
+        found = self.lookup(addr)
+        return found[0] if found is not None and found[1] == 0 else None
+
     def ksym(self, addr: int, *, offset: bool = False) -> str:
         """bpftrace's ``ksym(addr)`` (name only) or a stack frame (``name+off``)."""
         found = self.lookup(addr)

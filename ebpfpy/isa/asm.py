@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from . import opcodes as oc
 from .disasm import ALU_SYMBOLS, ATOMIC_NAMES, JMP_SYMBOLS, SIGNED_ALU_SYMBOLS

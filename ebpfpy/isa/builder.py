@@ -27,13 +27,14 @@ import contextlib
 import copy
 import dataclasses
 import itertools
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from ebpfpy.isa.errors import ISAError
 from ebpfpy.isa.helpers import Helper, UnknownHelperError, helper
-from ebpfpy.isa.insn import Insn, _normalise, _trusted
+from ebpfpy.isa.insn import FAST_NEW, Insn, _normalise, _trusted, _Unfrozen, _usual_fields
 from ebpfpy.isa.opcodes import (
     FETCH,
     LD_IMM64,
@@ -72,6 +73,12 @@ class Reg:
 
     n: int
 
+    def __post_init__(self) -> None:
+        # The number as the builder's fast paths take it (None: not a register, the general path
+        # explains). Not a field: equality, hashing and repr are the dataclass's, on ``n``.
+        n = self.n
+        object.__setattr__(self, "_number", int(n) if isinstance(n, int) and 0 <= n <= 10 else None)
+
     def __repr__(self) -> str:
         return f"r{self.n}"
 
@@ -80,8 +87,8 @@ R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 = (Reg(i) for i in range(11))
 FP = R10
 REGS = (R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10)
 
-Operand = Union[Reg, int]
-SizeSpec = Union[str, int]
+Operand = Reg | int
+SizeSpec = str | int
 
 # Names the builder accepts, mapped onto the opcode fields of `opcodes` (RFC 9669).
 _SIZE_ALIASES: dict[Any, Size] = {
@@ -204,8 +211,122 @@ class _Item:
         return 2 if self.insn.op == LD_IMM64 else 1
 
 
+# -- the fast paths ----------------------------------------------------------------------------
+# The methods that emit the common instructions (ALU, loads and stores, conditional jumps, exit)
+# first try a fast path for the usual operands: a register (its number checked once, when it was
+# made: ``Reg._number``), an int immediate in the signed 32-bit range, an int offset in 16 bits.
+# Anything else (odd operands, and every error) goes to the general code, whose checks and
+# messages are the reference.
+#
+# The fast path appends an `Insn` and does nothing else. Instructions are immutable, so the same
+# instruction emitted twice is the same object: each builder keeps the ones it made by their
+# fields, which saves making (and the garbage collector tracking) one object per
+# emitted instruction; a new one is made without `Insn()`'s checks (insn._Unfrozen).
+#
+# Opcodes whose instructions are valid for *every* operand the fast path lets through,
+# according to the table `Insn.check` itself starts from, are trusted: build() does not check
+# them again (it checks every other instruction, and every one it patches).
+_FIELDS_REGS = frozenset(range(11))
+
+
+def _always_valid(op: int, src_is_reg: bool, off: int | None, imm_is_zero: bool, dst_is_reg: bool = True) -> bool:
+    """Whether `Insn.check` accepts (op, dst, src, off, imm) at its first test.
+
+    dst, src: any register of R0..R10 (``*_is_reg``) or 0; off: that value, or any (None); imm:
+    0 or any."""
+    usual = _usual_fields(op)
+    if usual is None:
+        return False
+    dsts, srcs, offs, imms = usual
+    if not (_FIELDS_REGS <= dsts if dst_is_reg else 0 in dsts):
+        return False
+    if not (_FIELDS_REGS <= srcs if src_is_reg else 0 in srcs):
+        return False
+    if offs is not None and (off is None or off not in offs):
+        return False
+    return imms is None or (imm_is_zero and 0 in imms)
+
+
+def _trusted_op(op: int, src_is_reg: bool, off: int | None, imm_is_zero: bool) -> int | None:
+    """``op`` when the fast path may emit it unchecked, else None (then the general path runs)."""
+    return op if _always_valid(op, src_is_reg, off, imm_is_zero) else None
+
+
+def _alu_forms(wide: bool) -> dict[str, tuple[int | None, int | None, int]]:
+    """name -> (opcode with an immediate, opcode with a register, off), fast-path-safe ones only."""
+    forms = {}
+    for name, (operation, off) in _ALU_FORMS.items():
+        code = (_ALU64 if wide else _ALU) | operation
+        forms[name] = (_trusted_op(code, False, off, False), _trusted_op(code | _X, True, off, True), off)
+    return forms
+
+
+_ALU_FAST = {True: _alu_forms(True), False: _alu_forms(False)}
+_ALU64_FAST, _ALU32_FAST = _ALU_FAST[True], _ALU_FAST[False]
+_LDX_FAST = {k: _trusted_op(_LDX_MEM | s, True, None, True) for k, s in _SIZE_ALIASES.items()}
+_STX_FAST = {k: _trusted_op(_STX_MEM | s, True, None, True) for k, s in _SIZE_ALIASES.items()}
+# ST: the immediate of an 8-byte store is sign-extended, so (as ALU64) only the signed range is
+# taken on the fast path, which is what it takes for every size anyway.
+_ST_FAST = {k: _trusted_op(int(Class.ST | Mode.MEM | s), False, None, False) for k, s in _SIZE_ALIASES.items()}
+
+
+def _jump_forms(wide: bool) -> dict[str, tuple[int, int]]:
+    """cond -> (opcode with an immediate, opcode with a register); jumps are checked in build()."""
+    cls = Class.JMP if wide else Class.JMP32
+    return {cond: (int(cls | Source.K | op), int(cls | Source.X | op)) for cond, op in _CONDITIONS.items()}
+
+
+_JMP_FAST = {True: _jump_forms(True), False: _jump_forms(False)}
+_EXIT = int(Class.JMP | JmpOp.EXIT)
+_EXIT_TRUSTED = _always_valid(_EXIT, False, 0, True, dst_is_reg=False)
+_EXIT_KEY = (_EXIT, 0, 0, 0, 0)
+# Distinct instructions a builder keeps for reuse: a program of many more distinct ones gains
+# little from sharing, and the table would cost memory and time of its own.
+_KNOWN_MAX = 1 << 16
+
+
+def _unchecked_insn(op: int, dst: int, src: int, off: int, imm: int) -> Insn:
+    """An `Insn` from fields in range, made without `Insn()`'s checks, the fastest way there is."""
+    insn = _Unfrozen()
+    insn.op, insn.dst, insn.src, insn.off, insn.imm = op, dst, src, off, imm
+    insn.__class__ = Insn
+    return insn
+
+
+if not FAST_NEW:
+    _unchecked_insn = _trusted  # an interpreter that does not let the class change
+
+
 def _alu_method(name: str, wide: bool):
+    k_code, x_code, off = _ALU_FAST[wide][name]
+
     def method(self: Builder, dst: Reg, src: Operand) -> None:
+        try:
+            d = dst._number
+        except AttributeError:
+            d = None
+        if d is not None:
+            if type(src) is not int:
+                try:
+                    s = src._number
+                except AttributeError:
+                    s = None
+                if s is not None and x_code is not None:
+                    key = (x_code, d, s, off, 0)
+                    try:
+                        insn = self._known[key]
+                    except KeyError:
+                        insn = self._made(key, x_code, d, s, off, 0)
+                    self._insns.append(insn)
+                    return
+            elif -0x8000_0000 <= src <= 0x7FFF_FFFF and k_code is not None:
+                key = (k_code, d, 0, off, src)
+                try:
+                    insn = self._known[key]
+                except KeyError:
+                    insn = self._made(key, k_code, d, 0, off, src)
+                self._insns.append(insn)
+                return
         self.alu(name, dst, src, wide=wide)
 
     method.__name__ = name + ("" if wide else "32")
@@ -214,8 +335,39 @@ def _alu_method(name: str, wide: bool):
 
 
 def _jump_method(cond: str, wide: bool):
+    k_code, x_code = _JMP_FAST[wide][cond]
+
     def method(self: Builder, dst: Reg, src: Operand, label: str) -> None:
-        self.jmp(cond, dst, src, label, wide=wide)
+        try:
+            d = dst._number
+        except AttributeError:
+            d = None
+        if d is not None:
+            s = None
+            if type(src) is not int:
+                try:
+                    s = src._number
+                except AttributeError:
+                    pass
+            if s is not None:
+                key = (x_code, d, s, 0, 0)
+                try:
+                    insn = self._known[key]
+                except KeyError:
+                    insn = self._made(key, x_code, d, s, 0, 0)
+            elif type(src) is int and -0x8000_0000 <= src <= 0x7FFF_FFFF:
+                key = (k_code, d, 0, 0, src)
+                try:
+                    insn = self._known[key]
+                except KeyError:
+                    insn = self._made(key, k_code, d, 0, 0, src)
+            else:
+                return self.jmp(cond, dst, src, label, wide=wide)
+            insns = self._insns
+            self._fixups[len(insns)] = ("jump", label, None, 0)  # build() fills in (and checks) it
+            insns.append(insn)
+            return None
+        return self.jmp(cond, dst, src, label, wide=wide)
 
     method.__name__ = "j" + cond + ("" if wide else "32")
     method.__doc__ = f"Jump to ``label`` if ``dst {cond} src`` ({'64' if wide else '32'}-bit compare)."
@@ -242,17 +394,19 @@ class Builder:
     """Collects instructions with symbolic labels, helper names and map references."""
 
     def __init__(self) -> None:
-        # One entry per emitted instruction, in parallel lists rather than one record each: a
-        # million-instruction program then costs a million objects, not two (and half the GC).
+        # One entry per emitted instruction, and nothing else per instruction: the rest is kept
+        # only where there is something (fixups, comments, the two-slot LD_IMM64s) or as runs
+        # (spans), so a million-instruction program costs a million Insn and a list.
         self._insns: list[Insn] = []  # as emitted, before build() fills in the fixups
-        self._item_spans: list[Span | None] = []
-        self._notes: dict[int, tuple[str, ...]] = {}  # instruction index -> comments
-        self._fixups: dict[int, _Fixup] = {}  # instruction index -> what build() fills in
+        self._wide: list[int] = []  # indices of the LD_IMM64s (two slots each), ascending
+        self._unchecked: list[int] = []  # indices build() must Insn.check() (not fast-path ones)
+        self._known: dict[tuple, Insn] = {}  # (op, dst, src, off, imm) -> the Insn (fast paths)
+        self._fixups: dict[int, tuple] = {}  # index -> (kind, target, map_ref, map_offset)
+        self._notes: dict[int, tuple[str, ...]] = {}  # index -> comments (len(_insns): pending)
+        self._span: Span | None = None
+        self._span_runs: list[tuple[int, Span | None]] = [(0, None)]  # (first index, span), ascending
         self._labels: dict[str, int] = {}  # label -> slot of the instruction it precedes
-        self._pending_comments: list[str] = []
         self._counter = itertools.count(1)
-        self._pc = 0
-        self.span: Span | None = None
         self.spans: list[Span | None] = []
         self.comments: dict[int, tuple[str, ...]] = {}
         self.label_slots: dict[str, int] = {}
@@ -260,22 +414,50 @@ class Builder:
 
     # --- bookkeeping ---------------------------------------------------------------------------
     @property
+    def span(self) -> Span | None:
+        """The source span given to the instructions emitted from now on (see `at`)."""
+        return self._span
+
+    @span.setter
+    def span(self, value: Span | None) -> None:
+        self._span = value
+        runs, here = self._span_runs, len(self._insns)
+        if runs[-1][0] == here:
+            runs[-1] = (here, value)  # nothing emitted under the previous span since it was set
+        elif runs[-1][1] is not value:
+            runs.append((here, value))
+
+    @property
     def pc(self) -> int:
         """Slot index the next instruction will get."""
-        return self._pc
+        return len(self._insns) + len(self._wide)
 
     def __len__(self) -> int:
         return len(self._insns)
+
+    def _spans_per_insn(self) -> list[Span | None]:
+        n, out = len(self._insns), []
+        runs = self._span_runs
+        for j, (start, span) in enumerate(runs):
+            stop = runs[j + 1][0] if j + 1 < len(runs) else n
+            out.extend(itertools.repeat(span, stop - start))
+        return out
 
     @property
     def _items(self) -> list[_Item]:
         """The emitted instructions with their metadata, unresolved (for tests and debugging)."""
         out = []
-        for i, (insn, span) in enumerate(zip(self._insns, self._item_spans)):
-            fix = self._fixups.get(i, _NO_FIXUP)
-            out.append(_Item(insn, fix.kind, fix.target, fix.map_ref, fix.map_offset, span,
-                             self._notes.get(i, ())))
+        for i, (insn, span) in enumerate(zip(self._insns, self._spans_per_insn())):
+            kind, target, map_ref, map_offset = self._fixups.get(i, (None, None, None, 0))
+            out.append(_Item(insn, kind, target, map_ref, map_offset, span, self._notes.get(i, ())))
         return out
+
+    def _made(self, key: tuple, op: int, dst: int, src: int, off: int, imm: int) -> Insn:
+        """A new instruction for a fast path, kept for the next time (up to _KNOWN_MAX of them)."""
+        insn = _unchecked_insn(op, dst, src, off, imm)
+        if len(self._known) < _KNOWN_MAX:
+            self._known[key] = insn
+        return insn
 
     def _emit(
         self,
@@ -285,14 +467,15 @@ class Builder:
         map_ref: Any = None,
         map_offset: int = 0,
     ) -> None:
+        """The general path: build() checks the instruction (and fills in the fixup)."""
+        i = len(self._insns)
         if fixup is not None:
-            self._fixups[len(self._insns)] = _Fixup(fixup, target, map_ref, map_offset)
-        if self._pending_comments:
-            self._notes[len(self._insns)] = tuple(self._pending_comments)
-            self._pending_comments.clear()
+            self._fixups[i] = (fixup, target, map_ref, map_offset)
+        else:
+            self._unchecked.append(i)
+        if insn.op == LD_IMM64:
+            self._wide.append(i)
         self._insns.append(insn)
-        self._item_spans.append(self.span)
-        self._pc += 2 if insn.op == LD_IMM64 else 1
 
     def insn(self, insn: Insn) -> None:
         """Append a ready-made instruction (no labels or maps to resolve)."""
@@ -320,10 +503,11 @@ class Builder:
         """
         clone = copy.copy(self)
         clone._insns = insns = list(self._insns)
-        clone._item_spans = list(self._item_spans)
+        clone._wide, clone._unchecked = list(self._wide), list(self._unchecked)
         clone._notes, clone._fixups = dict(self._notes), dict(self._fixups)
-        clone._labels, clone._pending_comments = dict(self._labels), list(self._pending_comments)
+        clone._span_runs, clone._labels = list(self._span_runs), dict(self._labels)
         clone._counter = copy.copy(self._counter)
+        clone._known = {}
         clone.spans, clone.comments = list(self.spans), dict(self.comments)
         clone.label_slots, clone.subprograms = dict(self.label_slots), list(self.subprograms)
         for site in sites:
@@ -332,19 +516,20 @@ class Builder:
             if site in self._fixups:
                 raise BuildError(
                     f"the immediate at site {site} is filled in by build() "
-                    f"({self._fixups[site].kind}), it cannot be patched"
+                    f"({self._fixups[site][0]}), it cannot be patched"
                 )
             try:
                 insns[site] = dataclasses.replace(insns[site], imm=value)
             except ISAError as e:
                 raise BuildError(f"site {site}: {e}") from None
+            clone._unchecked.append(site)  # a new immediate: build() checks it
         return clone
 
     def label(self, name: str) -> str:
         """Mark the position of the next instruction as ``name``."""
         if name in self._labels:
-            raise BuildError(f"duplicate label {name!r}", index=self._pc, label=name)
-        self._labels[name] = self._pc
+            raise BuildError(f"duplicate label {name!r}", index=self.pc, label=name)
+        self._labels[name] = self.pc
         return name
 
     def fresh_label(self, hint: str = "L") -> str:
@@ -356,7 +541,8 @@ class Builder:
 
     def comment(self, text: str) -> None:
         """Attach ``text`` to the next instruction (shown beside it in annotated listings)."""
-        self._pending_comments.append(text)
+        here = len(self._insns)
+        self._notes[here] = (*self._notes.get(here, ()), text)
 
     @contextlib.contextmanager
     def at(self, span: Span | None) -> Iterator[None]:
@@ -370,6 +556,33 @@ class Builder:
     # --- ALU -----------------------------------------------------------------------------------
     def alu(self, op: str, dst: Reg, src: Operand, wide: bool = True) -> None:
         """Generic ALU instruction by name (``"add"``, ``"sdiv"``, ...); 64-bit unless ``wide=False``."""
+        try:
+            k_code, x_code, off = (_ALU64_FAST if wide else _ALU32_FAST)[op]
+            d = dst._number
+        except (KeyError, TypeError, AttributeError):
+            d = None
+        if d is not None:
+            if type(src) is not int:
+                try:
+                    s = src._number
+                except AttributeError:
+                    s = None
+                if s is not None and x_code is not None:
+                    key = (x_code, d, s, off, 0)
+                    try:
+                        insn = self._known[key]
+                    except KeyError:
+                        insn = self._made(key, x_code, d, s, off, 0)
+                    self._insns.append(insn)
+                    return
+            elif -0x8000_0000 <= src <= 0x7FFF_FFFF and k_code is not None:
+                key = (k_code, d, 0, off, src)
+                try:
+                    insn = self._known[key]
+                except KeyError:
+                    insn = self._made(key, k_code, d, 0, off, src)
+                self._insns.append(insn)
+                return
         try:
             operation, off = _ALU_FORMS[op]
         except KeyError:
@@ -430,6 +643,19 @@ class Builder:
     # --- loads and stores ------------------------------------------------------------------------
     def ldx(self, size: SizeSpec, dst: Reg, src: Reg, off: int = 0) -> None:
         """``dst = *(size *)(src + off)``, zero-extended."""
+        try:
+            code = _LDX_FAST[size]
+            d, s = dst._number, src._number
+        except (KeyError, TypeError, AttributeError):
+            code = None
+        if code is not None and d is not None and s is not None and type(off) is int and -0x8000 <= off <= 0x7FFF:
+            key = (code, d, s, off, 0)
+            try:
+                insn = self._known[key]
+            except KeyError:
+                insn = self._made(key, code, d, s, off, 0)
+            self._insns.append(insn)
+            return
         self._emit(_trusted(_LDX_MEM | _size(size), _reg(dst), _reg(src), _off16(off), 0))
 
     def ldx_sx(self, size: SizeSpec, dst: Reg, src: Reg, off: int = 0) -> None:
@@ -441,10 +667,37 @@ class Builder:
 
     def stx(self, size: SizeSpec, dst: Reg, src: Reg, off: int = 0) -> None:
         """``*(size *)(dst + off) = src``."""
+        try:
+            code = _STX_FAST[size]
+            d, s = dst._number, src._number
+        except (KeyError, TypeError, AttributeError):
+            code = None
+        if code is not None and d is not None and s is not None and type(off) is int and -0x8000 <= off <= 0x7FFF:
+            key = (code, d, s, off, 0)
+            try:
+                insn = self._known[key]
+            except KeyError:
+                insn = self._made(key, code, d, s, off, 0)
+            self._insns.append(insn)
+            return
         self._emit(_trusted(_STX_MEM | _size(size), _reg(dst), _reg(src), _off16(off), 0))
 
     def st(self, size: SizeSpec, dst: Reg, imm: int, off: int = 0) -> None:
         """``*(size *)(dst + off) = imm`` (an 8-byte store sign-extends the 32-bit immediate)."""
+        try:
+            code = _ST_FAST[size]
+            d = dst._number
+        except (KeyError, TypeError, AttributeError):
+            code = None
+        if (code is not None and d is not None and type(off) is int and -0x8000 <= off <= 0x7FFF
+                and type(imm) is int and -0x8000_0000 <= imm <= 0x7FFF_FFFF):
+            key = (code, d, 0, off, imm)
+            try:
+                insn = self._known[key]
+            except KeyError:
+                insn = self._made(key, code, d, 0, off, imm)
+            self._insns.append(insn)
+            return
         s = _size(size)
         code = Class.ST | Mode.MEM | s
         self._emit(_trusted(code, _reg(dst), 0, _off16(off), _imm32(imm, s == Size.DW)))
@@ -569,7 +822,7 @@ class Builder:
         try:
             h = helper(name_or_id)
         except UnknownHelperError as e:
-            raise BuildError(str(e), index=self._pc) from None
+            raise BuildError(str(e), index=self.pc) from None
         self._emit(Insn(_CALL, 0, int(CallKind.HELPER), 0, h.id))
 
     def call_local(self, label: str) -> None:
@@ -582,6 +835,13 @@ class Builder:
 
     def exit(self) -> None:
         """Return r0 to the caller (or the kernel)."""
+        if _EXIT_TRUSTED:
+            try:
+                insn = self._known[_EXIT_KEY]
+            except KeyError:
+                insn = self._made(_EXIT_KEY, *_EXIT_KEY)
+            self._insns.append(insn)
+            return
         self._emit(Insn(Class.JMP | JmpOp.EXIT))
 
     # --- build ---------------------------------------------------------------------------------
@@ -592,36 +852,40 @@ class Builder:
         ``subprograms`` (the first slot of each function: 0 and every call/callback target, which
         is what BTF ``func_info`` must describe). May be called again, e.g. with other map fds.
         """
+        insns, wide, fixups = self._insns, self._wide, self._fixups
+        n = len(insns)
+        end = n + len(wide)
         label_slots = dict(self._labels)
-        end = self._pc
-        out: list[Insn] = []
-        spans: list[Span | None] = []
-        comments: dict[int, tuple[str, ...]] = {}
+        out = list(insns)
         entries = {0}
-        fixups, notes = self._fixups, self._notes
-        append, add_span = out.append, spans.append
-        pc = 0
-        for i, (insn, span) in enumerate(zip(self._insns, self._item_spans)):
-            if i in fixups:
-                fix = fixups[i]
+        # Only what the fast paths did not vouch for is looked at one by one, in program order
+        # (so the first error is the one reported, as when every instruction was checked).
+        for i in sorted(set(self._unchecked).union(fixups)):
+            insn = insns[i]
+            pc = i + bisect_left(wide, i)
+            fix = fixups.get(i)
+            if fix is not None:
                 insn = self._resolve(insn, fix, pc, label_slots, end, maps)
-                if fix.kind in ("call", "func"):
-                    entries.add(label_slots[fix.target])  # type: ignore[index]
+                if fix[0] in ("call", "func"):
+                    entries.add(label_slots[fix[1]])
             try:
                 insn.check()
             except ISAError as e:
                 raise BuildError(str(e), index=pc) from None
-            append(insn)
-            add_span(span)
-            if i in notes:
-                comments[pc] = notes[i]
-            if insn.op == LD_IMM64:
-                add_span(span)
-                pc += 2
-            else:
-                pc += 1
-        if self._pending_comments:
-            comments[end] = tuple(self._pending_comments)
+            out[i] = insn
+        # One span per slot: each run of instructions under one span, its LD_IMM64s twice.
+        spans: list[Span | None] = []
+        runs = self._span_runs
+        for j, (start, span) in enumerate(runs):
+            stop = runs[j + 1][0] if j + 1 < len(runs) else n
+            if stop > start:
+                slots = stop - start
+                if wide:
+                    slots += bisect_left(wide, stop) - bisect_left(wide, start)
+                spans.extend(itertools.repeat(span, slots))
+        comments: dict[int, tuple[str, ...]] = {}
+        for i, texts in self._notes.items():
+            comments[i + bisect_left(wide, i) if i < n else end] = texts
         self.spans, self.comments, self.label_slots = spans, comments, label_slots
         self.subprograms = sorted(entries) if out else []
         return out
@@ -629,18 +893,17 @@ class Builder:
     def _resolve(
         self,
         insn: Insn,
-        fix: _Fixup,
+        fix: tuple,
         pc: int,
         labels: dict[str, int],
         end: int,
         maps: Mapping[str, Any] | None,
     ) -> Insn:
-        kind = fix.kind
+        kind, target, map_ref, map_offset = fix
         if kind in ("map_fd", "map_value"):
-            fd = _map_fd(fix.map_ref, maps, pc)
-            imm = fd if kind == "map_fd" else fd | (fix.map_offset << 32)
+            fd = _map_fd(map_ref, maps, pc)
+            imm = fd if kind == "map_fd" else fd | (map_offset << 32)
             return dataclasses.replace(insn, imm=imm)
-        target = fix.target
         if target not in labels:
             raise BuildError(f"undefined label {target!r}", index=pc, label=target)
         if labels[target] >= end:

@@ -9,19 +9,28 @@ Formatting happens in two steps, so that adding a syntax means adding a table, n
 
 A form may be refined with a dot (``"call.helper"``); a style without the refined entry falls
 back to the plain form, which is how llvm prints every call alike while bpftool does not.
+
+What the instruction's fields cannot say (which map an fd or id is, which kernel function a
+rewritten call reaches) comes from a `Names`, as bpftool feeds the kernel's printer through
+callbacks: ``map[events]`` for a map load, ``call bpf_get_current_comm#281792`` for a call in
+the kernel's translated code (`ebpfpy.cli.inspect.XlatedCalls` finds the names in kallsyms).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from . import opcodes as oc
 from .errors import ISAError
-from .insn import Insn
+
+if TYPE_CHECKING:
+    # Annotations only: insn imports this module (Insn.__str__ is format_insn).
+    from .insn import Insn
 
 # -- symbols shared by both syntaxes ----------------------------------------------------------
 
@@ -120,21 +129,43 @@ def _jmp(insn: Insn) -> Described:
     if operation == oc.JmpOp.CALL and oc.source(insn.op) == oc.Source.X:
         return "callx", v, False, ()
     if operation == oc.JmpOp.CALL:
-        v["helper"] = _LazyHelperName(insn.imm)
+        v["fn"] = _CallName(insn)
         return "call." + CALL_NAMES[oc.CallKind(insn.src)], v, False, ()
     v["sym"] = JMP_SYMBOLS[operation]
     form = "jcond_x" if insn.op & oc.Source.X else "jcond_k"
     return form, v, insn.op & 0x07 == oc.Class.JMP32, _DATA
 
 
-class _LazyHelperName:
-    """Looked up only if a template prints it, so llvm syntax never loads the helper table."""
+CallNamer = Callable[["Insn"], "str | None"]
 
-    def __init__(self, helper_id: int):
-        self.helper_id = helper_id
+
+class _CallName:
+    """The callee's text, as the kernel's ``__func_get_name`` makes it; formatted only if a
+    template prints it, so llvm syntax never loads the helper table.
+
+    A helper id the table knows is named from it; anything else is asked of ``calls`` (the
+    ``cb_call`` that `bpftool` passes the kernel's printer, see `Names`), and failing
+    that gets the printer's default: ``unknown``, ``kernel-function`` or the pc-relative offset.
+    """
+
+    __slots__ = ("calls", "insn", "xlated")
+
+    def __init__(self, insn: Insn, calls: CallNamer | None = None, xlated: bool = False):
+        self.insn, self.calls, self.xlated = insn, calls, xlated
 
     def __format__(self, spec: str) -> str:
-        return format(_helper_name(self.helper_id), spec)
+        insn = self.insn
+        name = _helper_name(insn.imm) if insn.src == oc.CallKind.HELPER else None
+        if name is None and self.calls is not None:
+            name = self.calls(insn)
+        if name is None:
+            offset = insn.off if self.xlated else insn.imm  # bpftool's default: the offset
+            name = DEFAULT_CALL_NAMES.get(insn.src) or f"{offset:+d}"
+        return format(name, spec)
+
+
+# What the kernel's printer says of a callee nobody could name (a local call: its offset).
+DEFAULT_CALL_NAMES = {oc.CallKind.HELPER: "unknown", oc.CallKind.KFUNC: "kernel-function"}
 
 
 def _ld(insn: Insn) -> Described:
@@ -193,19 +224,56 @@ def _described(insn: Insn) -> Described:
     return _DESCRIBE[insn.op & 0x07](insn)
 
 
+@dataclass(frozen=True)
+class Names:
+    """What a listing can name beyond the instruction's own fields: the kernel's printer gets
+    the same from bpftool through its ``cb_call`` and ``cb_imm`` callbacks.
+
+    ``calls``: the text for a callee the helper table cannot name (a helper id it does not know,
+    a kfunc, a local call), or None for the printer's default. ``maps``: names for the ``imm``
+    of map loads (``ld_pseudo`` with a map fd or value: the fd before loading, the id in the
+    kernel's dump). ``xlated``: the instructions are the kernel's translated code, where a
+    local call keeps its pc offset in ``off`` (``imm`` is the subprogram's index).
+    """
+
+    calls: CallNamer | None = None
+    maps: Mapping[int, str] | None = None
+    xlated: bool = False
+
+    def described(self, insn: Insn) -> Described:
+        if self.xlated and insn.op == _CALL and insn.src == oc.CallKind.LOCAL and insn.off:
+            # The kernel's translated code may not pass `check`: give it the usual form.
+            _described(dataclasses.replace(insn, off=0))
+            described = _DESCRIBE[insn.op & 0x07](insn)
+        else:
+            described = _described(insn)
+        form, values, narrow, regs = described
+        if form.startswith("call."):
+            values["fn"] = _CallName(insn, self.calls, self.xlated)
+        elif self.maps and form in _MAP_LOADS and values["lo"] in self.maps:
+            values["map"] = self.maps[values["lo"]]  # type: ignore[index]
+            return form + ".named", values, narrow, regs
+        return described
+
+
+_CALL = oc.Class.JMP | oc.JmpOp.CALL
+_MAP_LOADS = frozenset({"ld_pseudo.map_fd", "ld_pseudo.map_value"})
+
+
 def describe(insn: Insn) -> Parts:
     """Form and parts of a valid instruction (raises `ISAError` for an invalid one)."""
     return Parts(*_described(insn))
 
 
-def _helper_name(helper_id: int) -> str:
-    """`bpf_<name>` from the helper table (a sibling module, imported only when needed)."""
+def _helper_name(helper_id: int) -> str | None:
+    """`bpf_<name>` from the helper table (a sibling module, imported only when needed), or
+    None for an id it does not know."""
     try:
         from .helpers import UnknownHelperError, helper
 
         return f"bpf_{helper(helper_id).name}"
     except (ImportError, UnknownHelperError):
-        return "unknown"  # what the kernel prints for an id it does not know
+        return None
 
 
 # -- step 2: styles ------------------------------------------------------------------------------
@@ -231,6 +299,7 @@ LLVM_SPECS: dict[str, Callable[[int], str]] = {
     # Extensions for information llvm-objdump drops; empty in the common case.
     "more": lambda v: f", {v:#x}" if v else "",
     "plus": lambda v: _disp(v) if v else "",
+    "offset": lambda v: f"+{v:#x}" if v else "",  # after a symbol, as objdump writes it
 }
 
 BPFTOOL_SPECS: dict[str, Callable[[int], str]] = {
@@ -274,7 +343,14 @@ LLVM_TEMPLATES = {
 # llvm-objdump prints `call <imm>` for all three kinds of call; without a note a bpf-to-bpf
 # call or a kfunc call would read back as a helper call. objdump itself puts symbol names in
 # `<...>` after jumps, so a comparison with it looks at the text before ` <`.
-LLVM_ANNOTATIONS = {"call.local": " <local>", "call.kfunc": " <kfunc{off:more}>"}
+# A map load named by `Names.maps` gets objdump's `<symbol>` / `<symbol+0x8>` note, which
+# `clang -S` would have written as the operand (`r1 = events ll`) before relocation.
+LLVM_ANNOTATIONS = {
+    "call.local": " <local>",
+    "call.kfunc": " <kfunc{off:more}>",
+    "ld_pseudo.map_fd.named": " <{map}>",
+    "ld_pseudo.map_value.named": " <{map}{hi:offset}>",
+}
 
 # The kernel's print_bpf_insn (what `bpftool prog dump xlated` shows): decimal immediates,
 # `pc+N` jump offsets, helper names, map ids in place of map fds, the opcode byte up front.
@@ -283,13 +359,16 @@ BPFTOOL_TEMPLATES = {
     for form, template in {
         **LLVM_TEMPLATES,
         "jcond_k": "if {d} {sym} {imm:u32} goto {off:pc}",
-        "call.helper": "call {helper}#{imm:dec}",
-        "call.local": "call {imm:pc}",
-        "call.kfunc": "call kernel-function#{imm:dec}",
+        "call.helper": "call {fn}#{imm:dec}",
+        "call.local": "call pc{fn}",
+        "call.kfunc": "call {fn}#{imm:dec}",
         "ldimm64": "{d} = {imm:u64}",
         "ld_pseudo": "{d} = {imm:u64}",
         "ld_pseudo.map_fd": "{d} = map[id:{lo:dec}]",
         "ld_pseudo.map_value": "{d} = map[id:{lo:dec}][0]+{hi:dec}",
+        # Named by `Names.maps` (the maps of a program not loaded yet have no id to show).
+        "ld_pseudo.map_fd.named": "{d} = map[{map}]",
+        "ld_pseudo.map_value.named": "{d} = map[{map}][0]+{hi:dec}",
         "ld_pseudo.map_idx_value": "{d} = map[idx:{lo:dec}]+{hi:dec}",
         "ld_pseudo.func": "{d} = subprog[{imm:+d}]",
         "ld_ind": "r0 = *({sz} *)skb[{s} + {imm:dec}]",
@@ -406,13 +485,18 @@ def _style(name: str) -> Style:
         ) from None
 
 
-def format_insn(insn: Insn, style: str = "llvm", *, annotate: bool = True) -> str:
+def format_insn(
+    insn: Insn, style: str = "llvm", *, annotate: bool = True, names: Names | None = None
+) -> str:
     """One instruction as text, without index or bytes.
 
     With ``annotate=False`` the text is exactly llvm-objdump's (for the llvm styles), at the
-    price of not telling local and kfunc calls from helper calls.
+    price of not telling local and kfunc calls from helper calls. ``names`` adds what the
+    instruction alone cannot say (see `Names`): in bpftool syntax the callee's name and
+    ``map[NAME]``, in llvm syntax a ``<NAME>`` note after a map load.
     """
-    return _style(style)._render(*_described(insn), annotate)
+    described = names.described(insn) if names else _described(insn)
+    return _style(style)._render(*described, annotate)
 
 
 def raw_bytes(insn: Insn) -> str:
@@ -426,14 +510,19 @@ def format_program(
     raw: bool = False,
     style: str = "llvm",
     annotate: bool = True,
+    names: Names | None = None,
 ) -> str:
-    """One line per instruction; the index is the slot number, as llvm-objdump and the kernel count."""
+    """One line per instruction; the index is the slot number, as llvm-objdump and the kernel count.
+
+    ``names``: as for `format_insn`.
+    """
     st = _style(style)
     lines = []
     index = 0
+    describe_insn = names.described if names else _described
     for insn in insns:
         try:
-            text = st._render(*_described(insn), annotate)
+            text = st._render(*describe_insn(insn), annotate)
         except ISAError as e:
             raise ISAError(f"instruction {index}: {e}", index=index) from None
         if raw:

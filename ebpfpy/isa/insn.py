@@ -12,9 +12,8 @@ LD_IMM64 is the one instruction that takes two slots; its second slot carries th
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from . import opcodes as oc
 from .errors import ISAError
@@ -65,7 +64,7 @@ class Insn:
 
     def __str__(self) -> str:
         """The llvm-objdump text, so that printing a program reads like a listing."""
-        from .disasm import format_insn  # disasm imports this module
+        from .disasm import format_insn  # text formatting loads on first use
 
         try:
             return format_insn(self)
@@ -175,6 +174,29 @@ _set_op, _set_dst, _set_src, _set_off, _set_imm = (
 _new = object.__new__
 
 
+class _Unfrozen:
+    """`Insn`'s slot layout without its frozen ``__setattr__``.
+
+    The fastest way to make an `Insn` from fields already checked: store them in one of these
+    (plain slot stores) and turn it into an `Insn` (``obj.__class__ = Insn``, allowed because the
+    layouts are the same). The builder does that for each instruction it emits; it is several times
+    cheaper than `_trusted`'s five descriptor calls. `FAST_NEW` says whether this interpreter
+    allows the class change (CPython does); when it does not, the builder uses `_trusted`.
+    """
+
+    __slots__ = Insn.__slots__  # the same names in the same order: the same layout
+
+
+def _can_change_class() -> bool:
+    try:
+        probe = _Unfrozen()
+        probe.op, probe.dst, probe.src, probe.off, probe.imm = 0x95, 0, 0, 0, 0
+        probe.__class__ = Insn
+    except TypeError:
+        return False
+    return type(probe) is Insn and probe == Insn(0x95)
+
+
 def _trusted(op: int, dst: int, src: int, off: int, imm: int) -> Insn:
     """An `Insn` from fields already known to be plain ints in range (decoded from bytes, or
     checked by the builder), without the checks of `Insn()`: decoding a million instructions
@@ -186,6 +208,9 @@ def _trusted(op: int, dst: int, src: int, off: int, imm: int) -> Insn:
     _set_off(insn, off)
     _set_imm(insn, imm)
     return insn
+
+
+FAST_NEW = _can_change_class()
 
 
 # -- the usual fields, as a table -------------------------------------------------------------
@@ -206,7 +231,7 @@ _CALL_KINDS = frozenset(map(int, oc.CallKind))
 _ATOMICS = frozenset(map(int, oc.AtomicOp))
 _WIDTHS = frozenset(oc.END_WIDTHS)
 
-FieldSets = tuple[frozenset, frozenset, Optional[frozenset], Optional[frozenset]]
+FieldSets = tuple[frozenset, frozenset, frozenset | None, frozenset | None]
 
 
 def _usual_fields(op: int) -> FieldSets | None:
@@ -361,15 +386,52 @@ _CHECKS: dict[oc.Class, Callable[[Insn], str | None]] = {
 # -- programs ---------------------------------------------------------------------------------
 
 
+_CHUNK = 1024  # instructions per struct.pack call in encode_all
+_CHUNK_STRUCTS: dict[int, struct.Struct] = {}  # slots -> Struct packing that many
+
+
+def _slots_struct(slots: int) -> struct.Struct:
+    st = _CHUNK_STRUCTS.get(slots)
+    if st is None:
+        st = struct.Struct("<" + "BBhi" * slots)
+        if len(_CHUNK_STRUCTS) < 64:
+            _CHUNK_STRUCTS[slots] = st
+    return st
+
+
 def encode_all(insns: Iterable[Insn]) -> bytes:
-    pack, parts = _SLOT.pack, []
-    append = parts.append
-    for insn in insns:
-        if insn.op == oc.LD_IMM64:
-            append(insn.encode())
-        else:
-            append(pack(insn.op, (insn.src << 4) | insn.dst, insn.off, insn.imm))
+    """The program's bytes: what `Insn.encode` gives for each, joined.
+
+    The fields of a chunk of instructions go into one flat list and one ``struct.pack`` call (a
+    call per instruction costs more than the packing); an LD_IMM64 puts its two slots there, the
+    constant's halves as the signed 32-bit fields they are in memory.
+    """
+    if not isinstance(insns, (list, tuple)):
+        insns = list(insns)
+    parts = []
+    for start in range(0, len(insns), _CHUNK):
+        chunk = insns[start:start + _CHUNK]
+        flat: list[int] = []
+        for insn in chunk:
+            op = insn.op
+            if op == oc.LD_IMM64:
+                imm = insn.imm
+                low = imm & 0xFFFF_FFFF
+                flat += (op, (insn.src << 4) | insn.dst, insn.off, low - ((low >> 31) << 32), 0, 0, 0, imm >> 32)
+            else:
+                flat += (op, (insn.src << 4) | insn.dst, insn.off, insn.imm)
+        try:
+            parts.append(_slots_struct(len(flat) >> 2).pack(*flat))
+        except struct.error:  # a field out of range: fail as encoding them one by one does
+            parts.append(b"".join(_encode_one(insn) for insn in chunk))
     return b"".join(parts)
+
+
+def _encode_one(insn: Insn) -> bytes:
+    """What encode_all gave for one instruction before it packed chunks (the reference)."""
+    if insn.op == oc.LD_IMM64:
+        return insn.encode()
+    return _SLOT.pack(insn.op, (insn.src << 4) | insn.dst, insn.off, insn.imm)
 
 
 def decode(data: bytes) -> list[Insn]:

@@ -7,4 +7,4 @@ side, ``consts`` the uapi numbers, ``errors.BPFError`` the one exception and
 from ebpfpy.sys.errors import BPFError
 from ebpfpy.sys.fd import FD
 
-__all__ = ["BPFError", "FD"]
+__all__ = ["FD", "BPFError"]

@@ -12,161 +12,41 @@ from __future__ import annotations
 
 import errno as E
 import struct
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Sequence
 
-from ebpfpy.sys._shim import ffi, lib
+from ebpfpy.sys._libc import bpf as _bpf_syscall
+from ebpfpy.sys._libc import ffi
 from ebpfpy.sys.consts import AttachType, Cmd, LinkType, MapType, ProgType
 from ebpfpy.sys.errors import BPFError
 from ebpfpy.sys.fd import FD, fd_number
+from ebpfpy.sys.layouts import (
+    BTF_INFO,
+    BTF_LOAD,
+    ENABLE_STATS,
+    GET_ID,
+    INFO,
+    LINK_CREATE,
+    LINK_DETACH,
+    LINK_INFO,
+    LINK_INFO_SIZE,
+    MAP_BATCH,
+    MAP_CREATE,
+    MAP_ELEM,
+    MAP_FREEZE,
+    MAP_INFO,
+    OBJ,
+    PROG_BIND_MAP,
+    PROG_INFO,
+    PROG_LOAD,
+    RAW_TP,
+    TEST_RUN,
+)
 
 OBJ_NAME_LEN = 16  # BPF_OBJ_NAME_LEN, NUL included
 BPF_TAG_SIZE = 8
 LOG_BUF_START = 1 << 18  # first verifier-log buffer: 256 KiB
 LOG_BUF_MAX = 1 << 30  # the kernel refuses log_size > UINT_MAX >> 2
-
-
-# --------------------------------------------------------------------------
-# attribute layouts
-
-
-@dataclass(frozen=True)
-class Layout:
-    """One member of ``union bpf_attr`` (or an info struct) as a field table."""
-
-    name: str
-    fields: dict  # name -> (offset, struct format)
-    min_size: int = 4
-
-    @property
-    def size(self) -> int:
-        return max(off + struct.calcsize("<" + fmt) for off, fmt in self.fields.values())
-
-    def pack(self, **values) -> tuple[bytearray, int]:
-        """Zeroed buffer with ``values`` set, and the size covering the last non-zero field."""
-        buf = bytearray(self.size)
-        used = self.min_size
-        for key, value in values.items():
-            off, fmt = self.fields[key]
-            if not value:
-                continue
-            struct.pack_into("<" + fmt, buf, off, value)
-            used = max(used, off + struct.calcsize("<" + fmt))
-        return buf, used
-
-    def unpack(self, buf, *names: str):
-        """Field values read back from ``buf`` (one value, or a tuple for several names)."""
-        out = []
-        for key in names:
-            off, fmt = self.fields[key]
-            if off + struct.calcsize("<" + fmt) > len(buf):
-                out.append(0)
-                continue
-            out.append(struct.unpack_from("<" + fmt, buf, off)[0])
-        return out[0] if len(out) == 1 else tuple(out)
-
-    def unpack_all(self, buf) -> dict:
-        return {key: self.unpack(buf, key) for key in self.fields}
-
-
-MAP_CREATE = Layout("map_create", {
-    "map_type": (0, "I"), "key_size": (4, "I"), "value_size": (8, "I"),
-    "max_entries": (12, "I"), "map_flags": (16, "I"), "inner_map_fd": (20, "I"),
-    "numa_node": (24, "I"), "map_name": (28, "16s"), "map_ifindex": (44, "I"),
-    "btf_fd": (48, "I"), "btf_key_type_id": (52, "I"), "btf_value_type_id": (56, "I"),
-    "btf_vmlinux_value_type_id": (60, "I"), "map_extra": (64, "Q"),
-}, min_size=16)
-
-MAP_ELEM = Layout("map_elem", {
-    "map_fd": (0, "I"), "key": (8, "Q"), "value": (16, "Q"), "flags": (24, "Q"),
-}, min_size=32)
-
-MAP_BATCH = Layout("map_batch", {
-    "in_batch": (0, "Q"), "out_batch": (8, "Q"), "keys": (16, "Q"), "values": (24, "Q"),
-    "count": (32, "I"), "map_fd": (36, "I"), "elem_flags": (40, "Q"), "flags": (48, "Q"),
-}, min_size=56)
-
-PROG_LOAD = Layout("prog_load", {
-    "prog_type": (0, "I"), "insn_cnt": (4, "I"), "insns": (8, "Q"), "license": (16, "Q"),
-    "log_level": (24, "I"), "log_size": (28, "I"), "log_buf": (32, "Q"),
-    "kern_version": (40, "I"), "prog_flags": (44, "I"), "prog_name": (48, "16s"),
-    "prog_ifindex": (64, "I"), "expected_attach_type": (68, "I"), "prog_btf_fd": (72, "I"),
-    "func_info_rec_size": (76, "I"), "func_info": (80, "Q"), "func_info_cnt": (88, "I"),
-    "line_info_rec_size": (92, "I"), "line_info": (96, "Q"), "line_info_cnt": (104, "I"),
-    "attach_btf_id": (108, "I"), "attach_prog_fd": (112, "I"), "core_relo_cnt": (116, "I"),
-    "fd_array": (120, "Q"), "core_relos": (128, "Q"), "core_relo_rec_size": (136, "I"),
-    "log_true_size": (140, "I"),
-}, min_size=48)
-
-OBJ = Layout("obj", {"pathname": (0, "Q"), "bpf_fd": (8, "I"), "file_flags": (12, "I")}, min_size=16)
-
-TEST_RUN = Layout("test", {
-    "prog_fd": (0, "I"), "retval": (4, "I"), "data_size_in": (8, "I"), "data_size_out": (12, "I"),
-    "data_in": (16, "Q"), "data_out": (24, "Q"), "repeat": (32, "I"), "duration": (36, "I"),
-    "ctx_size_in": (40, "I"), "ctx_size_out": (44, "I"), "ctx_in": (48, "Q"), "ctx_out": (56, "Q"),
-    "flags": (64, "I"), "cpu": (68, "I"), "batch_size": (72, "I"),
-}, min_size=40)
-
-GET_ID = Layout("get_id", {"start_id": (0, "I"), "next_id": (4, "I"), "open_flags": (8, "I")}, min_size=8)
-
-INFO = Layout("info", {"bpf_fd": (0, "I"), "info_len": (4, "I"), "info": (8, "Q")}, min_size=16)
-
-RAW_TP = Layout("raw_tracepoint", {"name": (0, "Q"), "prog_fd": (8, "I")}, min_size=12)
-
-LINK_CREATE = Layout("link_create", {
-    "prog_fd": (0, "I"), "target_fd": (4, "i"), "attach_type": (8, "I"), "flags": (12, "I"),
-    "target_btf_id": (16, "I"), "bpf_cookie": (16, "Q"), "tracing_cookie": (24, "Q"),
-}, min_size=16)
-
-LINK_DETACH = Layout("link_detach", {"link_fd": (0, "I")}, min_size=4)
-MAP_FREEZE = Layout("map_freeze", {"map_fd": (0, "I")}, min_size=4)
-ENABLE_STATS = Layout("enable_stats", {"type": (0, "I")}, min_size=4)
-PROG_BIND_MAP = Layout("prog_bind_map", {"prog_fd": (0, "I"), "map_fd": (4, "I"), "flags": (8, "I")},
-                       min_size=12)
-
-BTF_LOAD = Layout("btf_load", {
-    "btf": (0, "Q"), "btf_log_buf": (8, "Q"), "btf_size": (16, "I"), "btf_log_size": (20, "I"),
-    "btf_log_level": (24, "I"), "btf_log_true_size": (28, "I"),
-}, min_size=20)
-
-PROG_INFO = Layout("bpf_prog_info", {
-    "type": (0, "I"), "id": (4, "I"), "tag": (8, "8s"), "jited_prog_len": (16, "I"),
-    "xlated_prog_len": (20, "I"), "jited_prog_insns": (24, "Q"), "xlated_prog_insns": (32, "Q"),
-    "load_time": (40, "Q"), "created_by_uid": (48, "I"), "nr_map_ids": (52, "I"),
-    "map_ids": (56, "Q"), "name": (64, "16s"), "ifindex": (80, "I"), "gpl_compatible": (84, "I"),
-    "netns_dev": (88, "Q"), "netns_ino": (96, "Q"), "nr_jited_ksyms": (104, "I"),
-    "nr_jited_func_lens": (108, "I"), "jited_ksyms": (112, "Q"), "jited_func_lens": (120, "Q"),
-    "btf_id": (128, "I"), "func_info_rec_size": (132, "I"), "func_info": (136, "Q"),
-    "nr_func_info": (144, "I"), "nr_line_info": (148, "I"), "line_info": (152, "Q"),
-    "jited_line_info": (160, "Q"), "nr_jited_line_info": (168, "I"),
-    "line_info_rec_size": (172, "I"), "jited_line_info_rec_size": (176, "I"),
-    "nr_prog_tags": (180, "I"), "prog_tags": (184, "Q"), "run_time_ns": (192, "Q"),
-    "run_cnt": (200, "Q"), "recursion_misses": (208, "Q"), "verified_insns": (216, "I"),
-    "attach_btf_obj_id": (220, "I"), "attach_btf_id": (224, "I"),
-}, min_size=232)
-
-MAP_INFO = Layout("bpf_map_info", {
-    "type": (0, "I"), "id": (4, "I"), "key_size": (8, "I"), "value_size": (12, "I"),
-    "max_entries": (16, "I"), "map_flags": (20, "I"), "name": (24, "16s"), "ifindex": (40, "I"),
-    "btf_vmlinux_value_type_id": (44, "I"), "netns_dev": (48, "Q"), "netns_ino": (56, "Q"),
-    "btf_id": (64, "I"), "btf_key_type_id": (68, "I"), "btf_value_type_id": (72, "I"),
-    "btf_vmlinux_id": (76, "I"), "map_extra": (80, "Q"),
-}, min_size=88)
-
-# struct bpf_link_info: a header, then a per-link-type union (first members shown).
-LINK_INFO = Layout("bpf_link_info", {
-    "type": (0, "I"), "id": (4, "I"), "prog_id": (8, "I"),
-    "tp_name": (16, "Q"), "tp_name_len": (24, "I"),  # raw_tracepoint
-    "attach_type": (24, "I"),  # tracing: {attach_type, target_obj_id, target_btf_id}
-    "target_obj_id": (28, "I"), "target_btf_id": (32, "I"),
-    "perf_event_type": (16, "I"),  # perf_event (6.6+)
-}, min_size=16)
-LINK_INFO_SIZE = 128  # room for every union member known today; the tail stays zero
-
-BTF_INFO = Layout("bpf_btf_info", {
-    "btf": (0, "Q"), "btf_size": (8, "I"), "id": (12, "I"), "name": (16, "Q"),
-    "name_len": (24, "I"), "kernel_btf": (28, "I"),
-}, min_size=32)
 
 
 # --------------------------------------------------------------------------
@@ -206,10 +86,20 @@ class _Memory:
 
 def _sys_bpf(cmd: Cmd, attr: bytearray, size: int) -> int:
     """The raw call: returns the result or raises BPFError naming the command."""
-    rc = lib.ebpfpy_bpf(int(cmd), ffi.from_buffer(attr), size)
+    rc = _bpf_syscall(int(cmd), ffi.from_buffer(attr), size)
     if rc < 0:
-        raise BPFError(-rc, "BPF_" + cmd.name)
+        raise _error(-rc, cmd, attr)
     return rc
+
+
+def _error(code: int, cmd: Cmd, attr: bytearray) -> BPFError:
+    """The BPFError for a failed call; a refusal (EPERM, ENOSYS) says why and what fixes it."""
+    detail = ""
+    if code in (E.EPERM, E.ENOSYS):
+        from ebpfpy.sys.privileges import explain_bpf
+
+        detail = explain_bpf(cmd.name, code, attr)
+    return BPFError(code, "BPF_" + cmd.name, detail=detail)
 
 
 def _new_fd(cmd: Cmd, attr: bytearray, size: int) -> FD:
@@ -289,7 +179,7 @@ def map_delete_elem(map_fd, key: bytes) -> None:
     _sys_bpf(Cmd.MAP_DELETE_ELEM, attr, size)
 
 
-def map_get_next_key(map_fd, key: bytes | None, key_size: int) -> Optional[bytes]:
+def map_get_next_key(map_fd, key: bytes | None, key_size: int) -> bytes | None:
     """The key after ``key`` (the first key when None); None at the end of the map."""
     mem = _Memory()
     naddr, nbuf = mem.out(key_size)
@@ -314,7 +204,7 @@ class BatchResult:
 
     keys: list
     values: list
-    token: Optional[bytes]
+    token: bytes | None
     done: bool
     key_blob: bytes = b""  # the same entries unsplit; with split=False, keys and values stay empty
     value_blob: bytes = b""
@@ -326,7 +216,7 @@ def _batch_token_size(key_size: int) -> int:
 
 
 def _lookup_batch(cmd: Cmd, map_fd, key_size: int, value_size: int, count: int,
-                  token: Optional[bytes], elem_flags: int, flags: int, split: bool = True) -> BatchResult:
+                  token: bytes | None, elem_flags: int, flags: int, split: bool = True) -> BatchResult:
     mem = _Memory()
     tsize = _batch_token_size(key_size)
     out_addr, out_buf = mem.out(tsize)
@@ -355,7 +245,7 @@ def _lookup_batch(cmd: Cmd, map_fd, key_size: int, value_size: int, count: int,
     )
 
 
-def map_lookup_batch(map_fd, key_size: int, value_size: int, count: int, token: Optional[bytes] = None,
+def map_lookup_batch(map_fd, key_size: int, value_size: int, count: int, token: bytes | None = None,
                      *, elem_flags: int = 0, flags: int = 0, split: bool = True) -> BatchResult:
     """Up to ``count`` entries after ``token`` (from the start when None).
 
@@ -370,7 +260,7 @@ def map_lookup_batch(map_fd, key_size: int, value_size: int, count: int, token: 
 
 
 def map_lookup_and_delete_batch(map_fd, key_size: int, value_size: int, count: int,
-                                token: Optional[bytes] = None, *, elem_flags: int = 0,
+                                token: bytes | None = None, *, elem_flags: int = 0,
                                 flags: int = 0) -> BatchResult:
     return _lookup_batch(Cmd.MAP_LOOKUP_AND_DELETE_BATCH, map_fd, key_size, value_size, count,
                          token, elem_flags, flags)
@@ -458,7 +348,7 @@ def prog_load_with_log(
     kern_version: int = 0,
     prog_flags: int = 0,
     prog_ifindex: int = 0,
-    fd_array: Optional[Sequence[int]] = None,
+    fd_array: Sequence[int] | None = None,
 ) -> tuple[FD, str]:
     """BPF_PROG_LOAD; returns the program fd and the verifier log (empty unless asked for).
 
@@ -518,7 +408,7 @@ def prog_test_run(
     prog_fd,
     *,
     data_in: bytes = b"",
-    data_size_out: Optional[int] = None,
+    data_size_out: int | None = None,
     ctx_in: bytes = b"",
     ctx_size_out: int = 0,
     repeat: int = 0,
@@ -559,16 +449,24 @@ def prog_test_run(
 def obj_pin(fd, path: str) -> None:
     mem = _Memory()
     attr, size = OBJ.pack(pathname=mem.cstr(str(path)), bpf_fd=fd_number(fd))
-    _sys_bpf(Cmd.OBJ_PIN, attr, size)
+    try:
+        _sys_bpf(Cmd.OBJ_PIN, attr, size)
+    except BPFError as exc:
+        exc.detail = exc.detail or str(path)  # which pin: EACCES, EEXIST and EPERM are about the path
+        raise
 
 
 def obj_get(path: str, file_flags: int = 0) -> FD:
     mem = _Memory()
     attr, size = OBJ.pack(pathname=mem.cstr(str(path)), file_flags=int(file_flags))
-    return _new_fd(Cmd.OBJ_GET, attr, size)
+    try:
+        return _new_fd(Cmd.OBJ_GET, attr, size)
+    except BPFError as exc:
+        exc.detail = exc.detail or str(path)
+        raise
 
 
-def _get_next_id(cmd: Cmd, start_id: int) -> Optional[int]:
+def _get_next_id(cmd: Cmd, start_id: int) -> int | None:
     attr, size = GET_ID.pack(start_id=start_id)
     try:
         _sys_bpf(cmd, attr, size)
@@ -584,19 +482,19 @@ def _get_fd_by_id(cmd: Cmd, obj_id: int, open_flags: int = 0) -> FD:
     return _new_fd(cmd, attr, size)
 
 
-def prog_get_next_id(start_id: int = 0) -> Optional[int]:
+def prog_get_next_id(start_id: int = 0) -> int | None:
     return _get_next_id(Cmd.PROG_GET_NEXT_ID, start_id)
 
 
-def map_get_next_id(start_id: int = 0) -> Optional[int]:
+def map_get_next_id(start_id: int = 0) -> int | None:
     return _get_next_id(Cmd.MAP_GET_NEXT_ID, start_id)
 
 
-def link_get_next_id(start_id: int = 0) -> Optional[int]:
+def link_get_next_id(start_id: int = 0) -> int | None:
     return _get_next_id(Cmd.LINK_GET_NEXT_ID, start_id)
 
 
-def btf_get_next_id(start_id: int = 0) -> Optional[int]:
+def btf_get_next_id(start_id: int = 0) -> int | None:
     return _get_next_id(Cmd.BTF_GET_NEXT_ID, start_id)
 
 
@@ -808,7 +706,7 @@ def btf_info(fd) -> BTFInfo:
 # attachment
 
 
-def raw_tracepoint_open(name: Optional[str], prog_fd) -> FD:
+def raw_tracepoint_open(name: str | None, prog_fd) -> FD:
     """Attach to a raw tracepoint (or, with name None, a tracing program's BTF target)."""
     mem = _Memory()
     attr, size = RAW_TP.pack(name=mem.cstr(name), prog_fd=fd_number(prog_fd))
@@ -816,15 +714,46 @@ def raw_tracepoint_open(name: Optional[str], prog_fd) -> FD:
 
 
 def link_create(prog_fd, target_fd, attach_type: int, *, flags: int = 0, target_btf_id: int = 0,
-                bpf_cookie: int = 0, tracing_cookie: int = 0) -> FD:
-    """BPF_LINK_CREATE for perf events (``bpf_cookie``) and tracing/iter targets."""
+                bpf_cookie: int = 0, tracing_cookie: int = 0, relative_fd: int = 0,
+                expected_revision: int = 0) -> FD:
+    """BPF_LINK_CREATE for perf events (``bpf_cookie``), tracing/iter targets, and the
+    fd/ifindex targets: cgroups (a cgroup directory fd), XDP, tcx and netkit (an ifindex as
+    ``target_fd``; ``relative_fd``/``expected_revision`` place a tcx/netkit program among others)."""
     if bpf_cookie and attach_type != AttachType.PERF_EVENT:
         raise ValueError("bpf_cookie is only for BPF_PERF_EVENT links")
+    if attach_type == AttachType.PERF_EVENT:
+        extra = {"bpf_cookie": bpf_cookie}
+    elif relative_fd or expected_revision:
+        extra = {"relative_fd": fd_number(relative_fd), "expected_revision": expected_revision}
+    else:
+        extra = {"target_btf_id": target_btf_id, "tracing_cookie": tracing_cookie}
     attr, size = LINK_CREATE.pack(
         prog_fd=fd_number(prog_fd), target_fd=fd_number(target_fd) if target_fd is not None else 0,
-        attach_type=int(attach_type), flags=flags,
-        **({"bpf_cookie": bpf_cookie} if attach_type == AttachType.PERF_EVENT
-           else {"target_btf_id": target_btf_id, "tracing_cookie": tracing_cookie}),
+        attach_type=int(attach_type), flags=flags, **extra,
+    )
+    return _new_fd(Cmd.LINK_CREATE, attr, size)
+
+
+def link_create_uprobe_multi(prog_fd, path: str, offsets: Sequence[int], *,
+                             ref_ctr_offsets: Sequence[int] | None = None, cookies: Sequence[int] | None = None,
+                             flags: int = 0, pid: int = 0) -> FD:
+    """BPF_LINK_CREATE with attach type BPF_TRACE_UPROBE_MULTI (6.6+): one link for uprobes at
+    every file offset of ``path`` (``flags`` BPF_F_UPROBE_MULTI_RETURN: uretprobes), only in
+    process ``pid`` when non-zero (0: every process; passed as given otherwise, so a feature probe
+    can send an invalid one). ``ref_ctr_offsets`` and ``cookies`` have one entry per offset."""
+    n = len(offsets)
+    if not n:
+        raise ValueError("uprobe_multi needs at least one offset")
+    for name, seq in (("ref_ctr_offsets", ref_ctr_offsets), ("cookies", cookies)):
+        if seq is not None and len(seq) != n:
+            raise ValueError(f"{name} needs one entry per offset ({len(seq)} != {n})")
+    mem = _Memory()
+    attr, size = LINK_CREATE.pack(
+        prog_fd=fd_number(prog_fd), attach_type=int(AttachType.TRACE_UPROBE_MULTI), flags=0,
+        uprobe_multi_path=mem.cstr(path), uprobe_multi_offsets=mem.put(struct.pack(f"<{n}Q", *offsets)),
+        uprobe_multi_ref_ctr_offsets=mem.put(struct.pack(f"<{n}Q", *ref_ctr_offsets)) if ref_ctr_offsets else 0,
+        uprobe_multi_cookies=mem.put(struct.pack(f"<{n}Q", *cookies)) if cookies else 0,
+        uprobe_multi_cnt=n, uprobe_multi_flags=flags, uprobe_multi_pid=pid & 0xFFFFFFFF,
     )
     return _new_fd(Cmd.LINK_CREATE, attr, size)
 

@@ -119,6 +119,20 @@ class TestRunFlag(enum.IntFlag):
     XDP_LIVE_FRAMES = 1 << 1
 
 
+class XdpFlag(enum.IntFlag):
+    """``flags`` of an XDP attachment (XDP_FLAGS_* of linux/if_link.h); no mode flag lets the
+    kernel pick the driver's native mode, else the generic (skb) one."""
+
+    UPDATE_IF_NOEXIST = 1 << 0
+    SKB_MODE = 1 << 1
+    DRV_MODE = 1 << 2
+    HW_MODE = 1 << 3
+    REPLACE = 1 << 4
+
+
+BPF_F_UPROBE_MULTI_RETURN = 1 << 0  # uprobe_multi link flags: uretprobes
+
+
 class OpenFlag(enum.IntFlag):
     """``file_flags``/``open_flags`` of BPF_OBJ_GET and *_GET_FD_BY_ID."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import re
 
 # The kernel's own "not supported" (include/linux/errno.h), which leaks to
 # user space from bpf() and has no name in Python's errno module.
@@ -54,3 +55,10 @@ def check(rc: int, command: str, detail: str = "") -> int:
     if rc < 0:
         raise BPFError(-rc, command, detail=detail)
     return rc
+
+
+def failing_insn(log: str) -> int | None:
+    """The index of the last instruction a verifier log shows: the one the verifier stopped at
+    (front ends map it back to the source line that emitted it)."""
+    found = re.findall(r"^(\d+): \(", log, re.MULTILINE)
+    return int(found[-1]) if found else None

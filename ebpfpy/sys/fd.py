@@ -13,7 +13,7 @@ from typing import Self
 
 
 class FD:
-    __slots__ = ("_fd", "__weakref__")
+    __slots__ = ("__weakref__", "_fd")
 
     def __init__(self, fd: int) -> None:
         if not isinstance(fd, int) or fd < 0:
@@ -45,7 +45,7 @@ class FD:
         self._fd = -1
         return fd
 
-    def dup(self) -> "FD":
+    def dup(self) -> FD:
         """A second, independently owned fd for the same kernel object (O_CLOEXEC)."""
         return dup_fd(self.fd)
 
@@ -54,7 +54,7 @@ class FD:
         if fd >= 0:
             os.close(fd)
 
-    def __enter__(self) -> "FD":
+    def __enter__(self) -> FD:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -8,13 +8,14 @@ of bit numbers. We send PERF_ATTR_SIZE_VER7 (128 bytes): every kernel since
 from __future__ import annotations
 
 import enum
+import errno
 import fcntl
 import os
 import struct
-from functools import lru_cache
-from typing import Optional
+from functools import cache
 
-from ebpfpy.sys._shim import ffi, lib
+from ebpfpy.sys import _libc
+from ebpfpy.sys._libc import ffi
 from ebpfpy.sys.consts import _enum
 from ebpfpy.sys.errors import BPFError
 from ebpfpy.sys.fd import FD, fd_number
@@ -40,7 +41,8 @@ SampleType = enum.IntFlag("SampleType", [(n, 1 << i) for i, n in enumerate("""
     IP TID TIME ADDR READ CALLCHAIN ID CPU PERIOD STREAM_ID RAW
 """.split())])  # PERF_SAMPLE_*: bit i is the i-th name
 
-BreakpointType = enum.IntEnum("BreakpointType", [("EMPTY", 0), ("R", 1), ("W", 2), ("RW", 3), ("X", 4)])  # HW_BREAKPOINT_*
+# HW_BREAKPOINT_*
+BreakpointType = enum.IntEnum("BreakpointType", [("EMPTY", 0), ("R", 1), ("W", 2), ("RW", 3), ("X", 4)])
 
 
 # Bit numbers of the flag word at offset 40 of perf_event_attr, in uapi order.
@@ -143,7 +145,7 @@ def perf_event_open(
     pid: int = -1,
     cpu: int = 0,
     group_fd: int = -1,
-    probe_path: Optional[str] = None,
+    probe_path: str | None = None,
     **attr,
 ) -> FD:
     """Open a perf event; returns its FD (O_CLOEXEC).
@@ -157,15 +159,20 @@ def perf_event_open(
         keep = ffi.new("char[]", probe_path.encode() + b"\0")
         attr["config1"] = int(ffi.cast("uintptr_t", keep))
     buf = pack_attr(type, config, **attr)
-    rc = lib.ebpfpy_perf_event_open(ffi.from_buffer(buf), pid, cpu, group_fd, PERF_FLAG_FD_CLOEXEC)
+    rc = _libc.perf_event_open(ffi.from_buffer(buf), pid, cpu, group_fd, PERF_FLAG_FD_CLOEXEC)
     del keep
     if rc < 0:
-        raise BPFError(-rc, "perf_event_open", detail=f"type={int(type)} config={config:#x} pid={pid} cpu={cpu}")
+        detail = f"type={int(type)} config={config:#x} pid={pid} cpu={cpu}"
+        if -rc in (errno.EPERM, errno.EACCES, errno.ENOSYS):
+            from ebpfpy.sys.privileges import explain_perf
+
+            detail += f"; {explain_perf(-rc, int(type), pid, cpu)}"
+        raise BPFError(-rc, "perf_event_open", detail=detail)
     return FD(rc)
 
 
 def _ioctl(fd, request: int, arg: int, name: str) -> int:
-    rc = lib.ebpfpy_ioctl(fd_number(fd), request, arg)
+    rc = _libc.ioctl(fd_number(fd), request, arg)
     if rc < 0:
         raise BPFError(-rc, name)
     return rc
@@ -235,7 +242,7 @@ def pmu_available(pmu: str) -> bool:
     return os.path.exists(os.path.join(PMU_ROOT, pmu, "type"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def pmu_type(pmu: str) -> int:
     """Dynamic PMU type number (kprobe, uprobe, ...) from sysfs; FileNotFoundError when absent."""
     with open(os.path.join(PMU_ROOT, pmu, "type")) as f:
@@ -249,7 +256,7 @@ def parse_format_bits(text: str) -> tuple[str, int, int]:
     return field, int(lo), int(hi or lo)
 
 
-@lru_cache(maxsize=None)
+@cache
 def pmu_format_bits(pmu: str, fmt: str) -> tuple[str, int, int]:
     """(attr field, first bit, last bit) of a PMU format entry, e.g. retprobe -> ("config", 0, 0).
 

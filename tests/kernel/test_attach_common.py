@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
-from typing import Callable, Optional
+from collections.abc import Callable, Sequence
 
 import pytest
 from helpers import emit_slot_lookup
@@ -34,8 +33,8 @@ def _add_to_slot(b: Builder, counts: Map, slot: int, value_reg=None) -> None:
     b.atomic("add", 8, R0, R1, 0)
 
 
-def counting_insns(counts: Map, *, tgid: Optional[int] = None, values: Sequence[Emitter] = (),
-                   extra_check: Optional[Emitter] = None):
+def counting_insns(counts: Map, *, tgid: int | None = None, values: Sequence[Emitter] = (),
+                   extra_check: Emitter | None = None):
     """slot0 += 1; slot[i+1] += values[i](); all only when the tgid matches."""
     b = Builder()
     b.mov(R6, R1)
@@ -67,7 +66,7 @@ def new_counts(slots: int = 4) -> Map:
 PREBUILT_SUFFIX = {("-O2",): "", ("-O0",): ".O0"}
 
 
-def compile_c(source_name: str, out_dir: str, *flags: str, out_name: Optional[str] = None) -> str:
+def compile_c(source_name: str, out_dir: str, *flags: str, out_name: str | None = None) -> str:
     """gcc tests/progs/<source_name> into out_dir; returns the binary path.
 
     In the qemu guest (no compiler) the runner has built every program with

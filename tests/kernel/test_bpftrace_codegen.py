@@ -217,8 +217,8 @@ def test_syscall_wildcard_is_one_raw_tracepoint_program():
 
 
 def test_few_syscall_tracepoints_are_attached_one_by_one():
-    from ebpfpy.bpftrace.codegen import DISPATCH_MIN
     from ebpfpy.bpftrace.driver import Options, compile_source
+    from ebpfpy.bpftrace.emit import DISPATCH_MIN
 
     _, script = compile_source(Options(source="t:syscalls:sys_enter_*open* { @[probe] = count(); }"))
     assert len(script.probes) < DISPATCH_MIN

@@ -126,4 +126,4 @@ def test_map_dump_matches_bpftool(kind, key, value, entries):
 def test_missing_ids_are_clean_errors():
     for args in (("prog", "show", "999999999"), ("prog", "dump", "999999999"), ("map", "dump", "999999999")):
         code, out = run(*args)
-        assert code == 1 and out.startswith("Error: can't get") and "Traceback" not in out
+        assert code == 1 and out.startswith("ERROR: can't get") and "Traceback" not in out

@@ -33,7 +33,7 @@ from ebpfpy.isa.builder import FP, R0, R1, R2, R6, R7, R8, R9, Builder
 from ebpfpy.maps import Map
 from ebpfpy.progs import Program
 from ebpfpy.sys.consts import ProgType
-from ebpfpy.sys.errors import BPFError
+from ebpfpy.sys.errors import BPFError, failing_insn
 
 pytestmark = pytest.mark.kernel
 
@@ -58,11 +58,6 @@ def rejected(b: Builder, prog_type=ProgType.SOCKET_FILTER, maps=None) -> BPFErro
         load(b, prog_type, maps).close()
     assert err.value.command == "BPF_PROG_LOAD" and err.value.log
     return err.value
-
-
-def failing_insn(log: str) -> int:
-    """Index of the last instruction the verifier printed before giving up."""
-    return int(re.findall(r"^(\d+): \(", log, re.MULTILINE)[-1])
 
 
 # --- maps ----------------------------------------------------------------------------------

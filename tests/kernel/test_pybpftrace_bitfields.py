@@ -58,11 +58,11 @@ def run(tool: list, script: str, *args: str) -> str:
 def test_bitfields_over_a_known_value(tool):
     fields = [(s, n, *bitfield(s, n)) for s, n in MEMBERS]
     reads = []
-    for i, (struct, name, bit, width, _) in enumerate(fields):
+    for struct, name, bit, width, _ in fields:
         reads.append(f"((struct {struct} *)($p - {bit // 8}))->{name}")
         assert (bit % 8 + width + 7) // 8 <= 4  # the bytes read stay inside pid
-    script = ("BEGIN { $p = (uint64)curtask + %d; printf(\"%%u %s\\n\", curtask->pid, %s); exit(); }"
-              % (pid_offset(), " ".join(["%d"] * len(reads)), ", ".join(reads)))
+    verbs, args = " ".join(["%d"] * len(reads)), ", ".join(reads)
+    script = f'BEGIN {{ $p = (uint64)curtask + {pid_offset()}; printf("%u {verbs}\\n", curtask->pid, {args}); exit(); }}'
     out = run(tool, script)
     m = re.search(r"^(\d+)((?: -?\d+)+)$", out, re.M)
     assert m, out

@@ -52,6 +52,9 @@ b
 
 """
 
+# a read through a (non-syscall) tracepoint's args: kernel memory, at an address that always fails
+KERNEL_TP_READ = "tracepoint:sched:sched_switch { @ = *(uint64*)(args->prev_pid * 0 + 16); exit(); }"
+
 # (flags, environment, script): cases whose output is the same on every run.
 CASES = [
     (["-k"], FULL, UPDATE_DELETE),
@@ -74,6 +77,7 @@ CASES = [
     (["-kk"], {}, STR0),
     (["-kk", "-f", "json"], {}, STR0),
     (["-k", "--unsafe"], {}, 'tracepoint:sched:sched_switch /pid == 0/ { signal("SIGCONT"); exit(); }'),
+    (["-kk"], {}, KERNEL_TP_READ),
 ]
 
 
@@ -113,6 +117,14 @@ def test_output_file_gets_the_warnings(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout == "\n\n"  # bpftrace 0.17's two blank lines stay on stdout under -o
     assert path.read_text() == UPDATE_DELETE_TEXT.replace("\n\n\n@x", "\n@x")
+
+
+def test_reads_name_the_memory_of_the_probe():
+    """Pointers from a non-syscall tracepoint's args are kernel ones: bpftrace 0.17 names
+    ``probe_read_kernel`` (a syscall tracepoint's are user ones, BEGIN's unknown: ``probe_read``)."""
+    out = pybpftrace(["-kk"], KERNEL_TP_READ)
+    assert out.returncode == 0, out.stderr
+    assert "WARNING: Failed to probe_read_kernel: Numerical result out of range (-34)" in out.stdout
 
 
 def test_kk_programs_pass_the_verifier():

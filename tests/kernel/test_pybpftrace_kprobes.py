@@ -139,6 +139,6 @@ def test_kfunc_on_tcp_sendmsg():
                          capture_output=True, text=True, timeout=60)
     if "unknown probe type 'kfunc'" in res.stderr:
         pytest.xfail("the kernel has fentry but pybpftrace has no kfunc/kretfunc probes "
-                     "(ebpfpy/bpftrace/codegen.py and probes.py would need them)")
+                     "(ebpfpy/bpftrace/emit/ and probes.py would need them)")
     out = run_with_traffic("kfunc:tcp_sendmsg /pid == $1/ { @n = count(); }")
     assert map_entries(out, "n") == {None: sum(SENDS.values())}

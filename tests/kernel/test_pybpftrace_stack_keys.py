@@ -5,13 +5,13 @@ frames as a stack map's value holds, so kstack(n)/ustack(n) need a map of depth 
 with one shared full-depth map, two stacks that differ below frame n became two keys
 that print the same.
 """
+import itertools
 import os
 import re
 import subprocess
 import sys
 
 import pytest
-
 from test_attach_common import compile_c
 
 pytestmark = pytest.mark.kernel
@@ -56,7 +56,7 @@ def test_stack_frames_indent_4_in_keys_and_8_in_values(tmp_path, env):
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     frames = {}  # the line that opens each entry -> the indent of the frame after it
-    for opener, frame in zip(lines, lines[1:]):
+    for opener, frame in itertools.pairwise(lines):
         if opener in ("@[", "@k[", "@u: ", "]: "):
             frames[opener] = len(frame) - len(frame.lstrip(" "))
     expected = {"@[": 4, "@u: ": 8}

@@ -25,7 +25,7 @@ def test_python_tour_counts_getpid_exactly():
 
 @pytest.mark.kernel
 def test_first_command_counts_the_syscalls_of_a_command():
-    line = next(l for l in open(README) if l.startswith("pip install . && pybpftrace"))
+    line = next(text for text in open(README) if text.startswith("pip install . && pybpftrace"))
     script = re.search(r"-e '([^']*)'", line).group(1)
     command = re.search(r"-c '([^']*)'", line).group(1)
     proc = subprocess.run([sys.executable, "-m", "ebpfpy.bpftrace", "-c", command, "-e", script],

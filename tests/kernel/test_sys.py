@@ -103,7 +103,11 @@ _C_NAMES = {
 # Bit-fields have no offsetof(): gpl_compatible is the word after ifindex.
 _NEWER = {"log_true_size", "btf_log_true_size", "perf_event_type", "attach_type",
           "target_obj_id", "target_btf_id@bpf_link_info", "btf_vmlinux_id@bpf_map_info",
-          "gpl_compatible@bpf_prog_info"}
+          "gpl_compatible@bpf_prog_info",
+          # tcx and uprobe_multi (6.6+): test_links.py checks them against the kernel's BTF
+          "relative_fd@link_create", "expected_revision@link_create",
+          *(f"uprobe_multi_{f}@link_create" for f in ("path", "offsets", "ref_ctr_offsets", "cookies", "cnt",
+                                                     "flags", "pid"))}
 
 
 @pytest.mark.clang

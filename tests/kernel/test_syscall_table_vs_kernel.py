@@ -7,9 +7,9 @@ count one syscall under another's name; this test would see it.
 import ctypes
 import os
 
+import helpers
 import pytest
 
-import helpers
 from ebpfpy import bpffs
 from ebpfpy.attach.syscalls import syscall_numbers
 

@@ -9,9 +9,9 @@ import shutil
 import subprocess
 import sys
 
+import helpers
 import pytest
 
-import helpers
 from ebpfpy.attach.syscalls import syscall_numbers
 
 pytestmark = pytest.mark.kernel

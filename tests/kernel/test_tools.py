@@ -76,7 +76,7 @@ class Tracer:
         """End the tool like Ctrl-C; returns everything it printed. It must exit with status 0."""
         # bpftrace 0.17 (the reference, not what is tested here) once missed a SIGINT on a
         # loaded machine and ran on: it gets a second one; ours must stop at the first.
-        for attempt in range(2 if self.which == "bpftrace" else 1):
+        for _attempt in range(2 if self.which == "bpftrace" else 1):
             if self.proc.poll() is None:
                 self.proc.send_signal(sig)
             try:

@@ -12,7 +12,7 @@ from ebpfpy.attach.perf_event import (
     find_counter,
     timer_target,
 )
-from ebpfpy.attach.provider import KINDS
+from ebpfpy.attach.provider import KINDS, provider
 from ebpfpy.attach.tracefs import parse_field_decl, parse_format
 from ebpfpy.attach.uprobe import parse_location, split_spec
 from ebpfpy.attach.usdt import (
@@ -181,10 +181,15 @@ def test_kind_table_and_aliases():
     aliases = {a: k.name for k in KINDS for a in k.aliases}
     assert aliases == {"t": "tracepoint", "rt": "rawtracepoint", "k": "kprobe", "kr": "kretprobe", "u": "uprobe",
                        "ur": "uretprobe", "U": "usdt", "p": "profile", "i": "interval", "s": "software",
-                       "h": "hardware", "f": "kfunc", "fr": "kretfunc"}
+                       "h": "hardware", "f": "kfunc", "fr": "kretfunc",
+                       "w": "watchpoint", "aw": "asyncwatchpoint", "it": "iter"}
     assert kind_of("BEGIN").name == "BEGIN" and kind_of("END").module == "special"
     with pytest.raises(ProbeSpecError, match="unknown probe type"):
         kind_of("nosuchkind")
+    # kinds bpftrace parses that no provider implements yet: known, and refused by name
+    assert kind_of("w").name == "watchpoint" and not kind_of("w").implemented
+    with pytest.raises(ProbeSpecError, match="probe type 'iter' is not supported yet"):
+        provider("it")
 
 
 def test_uprobe_spec_parsing():

@@ -1,14 +1,16 @@
-"""Pure helpers of bench/harness.py: statistics, the ratio/target verdicts, the writers."""
+"""Pure helpers of bench/harness.py: statistics, the ratio/target verdicts, the writers; and
+that the ebpfpy it times never comes from the current directory."""
 import json
 import os
+import subprocess
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
 
-import harness  # noqa: E402
-from harness import Metric, Target, fmt, interleave, median, ratio, render_markdown, spread  # noqa: E402
+import harness
+from harness import Metric, Target, fmt, interleave, median, ratio, render_markdown, spread
 
 
 def test_median_odd_even_and_empty():
@@ -115,9 +117,9 @@ def test_markdown_table_and_json(tmp_path):
     text = render_markdown([good, slow, na], env, [("lib", [1.0, 2.0], "s", ""), ("gone", "missing", "s", "")])
     lines = text.splitlines()
     assert "| metric | ebpfpy | bpftrace | ratio | target | met? |" in lines
-    assert any(l.startswith("| fast |") and l.endswith("| yes |") for l in lines)
-    assert any(l.startswith("| slow |") and "**NO**" in l for l in lines)
-    assert any(l.startswith("| broken |") and "n/a (unsupported)" in l for l in lines)
+    assert any(line.startswith("| fast |") and line.endswith("| yes |") for line in lines)
+    assert any(line.startswith("| slow |") and "**NO**" in line for line in lines)
+    assert any(line.startswith("| broken |") and "n/a (unsupported)" in line for line in lines)
     assert "Targets missed: slow." in lines
     assert "- kernel: k" in lines
     assert "| gone | n/a (missing) | |" in lines
@@ -178,3 +180,89 @@ def test_spawn_passes_the_exit_status_on(spawn):
     with harness.Proc(["sh", "-c", "exit 7"]) as p:
         p.drain(5)
         assert p.wait(5) == 7
+
+
+def test_error_line_names_a_tracebacks_exception():
+    tb = ("Traceback (most recent call last):\n  File \"<frozen runpy>\", line 198, in _run_module_as_main\n"
+          "    import x\nModuleNotFoundError: No module named 'ebpfpy.sys._shim'\n")
+    assert harness.error_line(tb) == "ModuleNotFoundError: No module named 'ebpfpy.sys._shim'"
+    assert harness.error_line("WARNING: couldn't set RLIMIT_MEMLOCK\nERROR: bad\nmore\n") == "ERROR: bad"
+    assert harness.error_line("\n\n") == ""
+
+
+def test_proc_error_text_of_a_python_traceback():
+    with harness.Proc([sys.executable, "-c", "import no_such_module_here"]) as p:
+        p.drain(30)
+        assert p.wait(30) == 1
+        assert p.error_text() == "ModuleNotFoundError: No module named 'no_such_module_here'"
+
+
+@pytest.fixture
+def shadow_tree(tmp_path, monkeypatch):
+    """A current directory holding an ``ebpfpy`` package that must never be imported (as the
+    repository's root holds the unbuilt tree), and TOOLS/PYTHON restored afterwards."""
+    pkg = tmp_path / "ebpfpy"
+    (pkg / "bpftrace").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise SystemExit('imported the shadowing tree')\n")
+    (pkg / "bpftrace" / "__main__.py").write_text("raise SystemExit('imported the shadowing tree')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(harness.TOOLS, "ebpfpy", list(harness.TOOLS["ebpfpy"]))
+    monkeypatch.setattr(harness, "PYTHON", list(harness.PYTHON))
+    monkeypatch.setattr(harness, "ENV_DROP", set(harness.ENV_DROP))
+    return tmp_path
+
+
+def test_checkout_tool_keeps_the_current_directory_off_sys_path(shadow_tree):
+    harness.use_checkout()
+    assert harness.TOOLS["ebpfpy"][:2] == [sys.executable, *harness.SAFE_PATH]
+    # The same interpreter and flags as the tool, asked where ebpfpy would come from.
+    code = "import importlib.util as u; s = u.find_spec('ebpfpy'); print(s.origin if s else None)"
+    out = subprocess.run([*harness.TOOLS["ebpfpy"][:-2], "-c", code], capture_output=True, text=True, check=True)
+    assert str(shadow_tree) not in out.stdout
+
+
+def test_in_install_runs_in_a_child_that_ignores_the_current_directory(shadow_tree):
+    harness.use_checkout()
+    report = harness.in_install("harness", "median", [3, 1, 2])
+    assert report["result"] == 2
+    assert str(shadow_tree) not in report["ebpfpy"]
+
+
+def test_in_install_failure_is_the_exception_line(shadow_tree):
+    with pytest.raises(harness.ToolFailed, match=r"^AttributeError: .*no_such_function"):
+        harness.in_install("harness", "no_such_function")
+
+
+def test_use_venv_runs_the_console_script_without_pythonpath(shadow_tree, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(shadow_tree))
+    harness.use_venv("/v")
+    assert harness.TOOLS["ebpfpy"] == ["/v/bin/pybpftrace"]
+    assert harness.PYTHON == ["/v/bin/python"]
+    assert "PYTHONPATH" not in harness.tool_env({"X": "1"}) and harness.tool_env({"X": "1"})["X"] == "1"
+    harness.use_checkout()
+    assert harness.tool_env()["PYTHONPATH"] == str(shadow_tree)
+
+
+@pytest.mark.parametrize("before,others,quiet", [
+    ([0.1, 0.2, 0.3], 0.02, True),
+    ([0.5, 0.2, 0.3], 0.10, True),   # at the bounds (2 CPUs: 0.25 x 2 = 0.5)
+    ([0.51, 0.2, 0.3], 0.0, False),  # busy before
+    ([0.0, 0.0, 0.0], 0.11, False),  # others ran during the run
+])
+def test_quiet_rule(before, others, quiet):
+    load = harness.judge_quiet(before, [1.5, 1.0, 0.5], 2, others)
+    assert load["quiet"] is quiet
+    assert load["rule"] == harness.QUIET_RULE and load["after"] == [1.5, 1.0, 0.5]
+
+
+def test_load_watch_and_its_lines_in_results():
+    watch = harness.LoadWatch()
+    start = harness.own_cpu_seconds()
+    while harness.own_cpu_seconds() - start < 0.05:  # some CPU time of our own
+        sum(range(10000))
+    load = watch.finish()
+    assert len(load["before"]) == 3 and len(load["after"]) == 3
+    assert 0 <= load["others_cpu_share"] and isinstance(load["quiet"], bool)
+    text = render_markdown([], {"date": "today", "load": load})
+    assert "- load average (1, 5, 15 min): " in text
+    assert f"- quiet run: {'yes' if load['quiet'] else '**NO**'} ({harness.QUIET_RULE})" in text

@@ -10,9 +10,9 @@ import pytest
 
 from ebpfpy.attach import fentry
 from ebpfpy.bpftrace import ast as A
-from ebpfpy.bpftrace.codegen import Env as CodegenEnv
-from ebpfpy.bpftrace.codegen import compile_script
 from ebpfpy.bpftrace.diagnostics import Diagnostic
+from ebpfpy.bpftrace.emit import Env as CodegenEnv
+from ebpfpy.bpftrace.emit import compile_script
 from ebpfpy.bpftrace.parser import parse
 from ebpfpy.bpftrace.semantic import Env, analyse
 from ebpfpy.bpftrace.types import (

@@ -6,6 +6,7 @@ import pytest
 
 from ebpfpy.bpftrace import cli, driver
 from ebpfpy.bpftrace.output.writer import make_writer
+from ebpfpy.sys.errors import failing_insn
 
 
 def test_combined_short_flags_like_getopt():
@@ -120,8 +121,8 @@ def test_missing_script_file(capsys):
 
 def test_failing_instruction_is_the_last_one_the_verifier_walked():
     log = "0: (b7) r0 = 0\n1: (bf) r1 = r10\n2: (79) r0 = *(u64 *)(r1 +8)\ninvalid read from stack\n"
-    assert driver.failing_insn(log) == 2
-    assert driver.failing_insn("no instructions here") is None
+    assert failing_insn(log) == 2
+    assert failing_insn("no instructions here") is None
 
 
 def test_attach_failure_keeps_bpftraces_line():
@@ -172,3 +173,32 @@ def test_no_user_symbols_prints_user_addresses_as_hex():
     from ebpfpy.bpftrace.services import Services
 
     assert Services({}, user_symbols=False).usym(0x7F0012345678, os.getpid()) == "0x7f0012345678"
+
+
+def _break_the_elapsed_builtin(monkeypatch):
+    """A compiler bug on purpose: the emitter of the 'elapsed' builtin raises."""
+    from ebpfpy.bpftrace.emit.builtins import BuiltinEmitter
+
+    def broken(self, node):
+        raise KeyError("deliberately broken emitter")
+
+    monkeypatch.setattr(BuiltinEmitter, "builtin_elapsed", broken)
+
+
+def test_a_compiler_bug_is_an_internal_compiler_error_not_a_script_error(monkeypatch, capsys):
+    _break_the_elapsed_builtin(monkeypatch)
+    monkeypatch.delenv("PYBPFTRACE_DEBUG", raising=False)
+    status = driver.run(driver.Options(source="BEGIN { @x = elapsed; }", debug=1))
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.startswith("ERROR: internal compiler error: KeyError: 'deliberately broken emitter'")
+    assert "Traceback" not in err and "stdin:" not in err
+
+
+def test_pybpftrace_debug_adds_the_traceback(monkeypatch, capsys):
+    _break_the_elapsed_builtin(monkeypatch)
+    monkeypatch.setenv("PYBPFTRACE_DEBUG", "1")
+    assert driver.run(driver.Options(source="BEGIN { @x = elapsed; }", debug=1)) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "deliberately broken emitter" in err
+    assert "internal compiler error" in err

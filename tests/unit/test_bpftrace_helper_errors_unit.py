@@ -2,8 +2,8 @@
 the generated code does not change at all when the flags are off."""
 from __future__ import annotations
 
-from ebpfpy.bpftrace.codegen import Env, compile_script
 from ebpfpy.bpftrace.diagnostics import Span
+from ebpfpy.bpftrace.emit import Env, compile_script
 from ebpfpy.bpftrace.helper_errors import HelperSite, checked, prefix_op_span, read_helper, text_warning
 from ebpfpy.bpftrace.output.jsonfmt import helper_error_json
 from ebpfpy.bpftrace.parser import parse

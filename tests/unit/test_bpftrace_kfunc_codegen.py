@@ -10,7 +10,7 @@ the kernel's verifier accepts only 8-byte loads at 8-aligned offsets below
 import pytest
 
 from ebpfpy.attach import fentry
-from ebpfpy.bpftrace.codegen import CompileError, Env, compile_script
+from ebpfpy.bpftrace.emit import CompileError, Env, compile_script
 from ebpfpy.bpftrace.parser import parse
 from ebpfpy.isa import opcodes
 from ebpfpy.sys.consts import AttachType, ProgType

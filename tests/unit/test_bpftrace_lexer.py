@@ -84,7 +84,7 @@ def test_word_kinds(text, kind, value):
 
 @pytest.mark.parametrize("text,value", [
     ("0", 0), ("42", 42), ("0x1F", 31), ("0XfF", 255), ("010", 8), ("1e3", 1000),
-    ("1_000", 1000), ("1__0", 10), ("5u", 5), ("7ULL", 7), ("3l", 3), ("1e19", 10 ** 19),
+    ("1_000", 1000), ("1__0", 10), ("5u", 5), ("7ULL", 7), ("3l", 3), ("9e18", 9 * 10 ** 18),
     ("18446744073709551615", 2 ** 64 - 1),
 ])
 def test_integers(text, value):
@@ -101,6 +101,7 @@ def test_hex_without_digits_is_zero_then_identifier():
     ("08", "Found trailing non-numeric characters"),
     ("10e2", "Coefficient part of scientific literal must be in range (0,9), got: 10"),
     ("1e20", "Exponent will overflow integer range: 20"),
+    ("1e19", "Exponent will overflow integer range: 19"),  # fits in 64 bits, refused by 0.17
 ])
 def test_integer_errors(text, message):
     _, errors = tokenize("BEGIN { @x = " + text + "; }")
@@ -194,3 +195,46 @@ def test_struct_type_shifts_later_columns_like_bpftrace():
     assert st.span == Span(1, 14, 34)  # starts at "(": no whitespace between
     y = next(t for t in toks if t.text == "@y")
     assert y.span == Span(1, 40, 42)
+
+
+@pytest.mark.parametrize("source,raw", [
+    ("uprobe:./prog:func", "uprobe:./prog:func"),
+    ("uprobe:../a/b:func", "uprobe:../a/b:func"),
+    ("uprobe:a/b:func", "uprobe:a/b:func"),
+    ("k : f", "k:f"),
+    ("k /* c */ :f", "k:f"),
+    ("kprobe:f+0x10", "kprobe:f+16"),
+    ("kprobe:f 10", "kprobe:f10"),
+    ('uprobe:/x:"f"', 'uprobe:/x:"f"'),
+    ("uprobe:a+b:f", "uprobe:a+b:f"),
+    ("k:f*g", "k:f*g"),
+    ("BEGIN[x]", "BEGIN[x]"),
+    ("k:$1", "k:$1"),
+])
+def test_attach_point_value_is_what_bpftrace_builds(source, raw):
+    """0.17 concatenates the tokens of an attach point (integers in decimal, no whitespace)."""
+    toks, errors = tokenize(source + " { }")
+    assert not errors
+    assert toks[0].kind == "ATTACH" and toks[0].value == raw
+    assert [t.kind for t in toks[1:]] == ["{", "}", "EOF"]
+
+
+def test_path_token_in_bodies():
+    """':' then path characters is one 'path' token, as in 0.17 ("1 ? 2 :3" is a syntax error)."""
+    assert [t.kind for t in body("1 ? 2 :3")] == ["INT", "?", "INT", "PATH"]
+    assert [t.kind for t in body("1 ? 2 : 3")] == ["INT", "?", "INT", ":", "INT"]
+
+
+def test_script_is_lexed_as_bytes():
+    toks, errors = tokenize("BEGIN { @x = \"é\"; @y = 1 é; }")
+    assert toks[4].value == "é"  # the string keeps its text
+    assert [e.text for e in errors] == ["invalid character '\udcc3'", "invalid character '\udca9'"]
+    assert errors[0].span.col_start == errors[1].span.col_start  # one span start, byte columns
+    toks, errors = tokenize("BEGIN { exit(); }\0 }}}")
+    assert not errors and toks[-2].kind == "}"
+
+
+def test_dollar_hash_in_attach_point_ends_the_parse():
+    toks, errors = tokenize("kprobe:f$# { 1 } BEGIN { @x = 1 2 }")
+    assert [e.text for e in errors] == ["Not a positional parameter"]
+    assert toks[-1].kind == "EOF" and toks[-1].value == "abort"

@@ -2,13 +2,12 @@
 import json
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ebpfpy.bpftrace.output import jsonfmt, text
 from ebpfpy.bpftrace.output.printf import PrintfFormat, check_arguments, find_specifiers
 from ebpfpy.bpftrace.output.values import Avg, Hist, LHist, MapData, Stack, Stats
-
-
 
 
 def test_hist_text_matches_bpftrace():

@@ -6,7 +6,7 @@ from test_bpftrace_parser import programs  # pytest puts this directory on sys.p
 from ebpfpy.bpftrace import ast as A
 from ebpfpy.bpftrace.diagnostics import Diagnostic
 from ebpfpy.bpftrace.parser import parse
-from ebpfpy.bpftrace.semantic import Env, analyse, sizeof_value
+from ebpfpy.bpftrace.semantic import Env, analyse
 from ebpfpy.bpftrace.types import (
     INT64,
     UINT64,
@@ -112,8 +112,7 @@ def test_sizeof_values():
     res = check("BEGIN { @a = sizeof(uint16); @b = sizeof(struct task_struct); @c = sizeof(comm); }",
                 resolver=RESOLVER)
     a, b, c = (s.expr for s in res.program.probes[0].body)
-    env = Env(resolver=RESOLVER)
-    assert [sizeof_value(x, env) for x in (a, b, c)] == [2, 32, 16]
+    assert [x.size for x in (a, b, c)] == [2, 32, 16]
 
 
 # -- the map table ---------------------------------------------------------------
@@ -370,7 +369,7 @@ def test_script_defined_structs():
     assert res.maps["@n"].value == string_type(8)
     assert res.maps["@c"].value == string_type(16)
     sizeof = res.program.probes[0].body[3].expr
-    assert sizeof_value(sizeof, res.env) == 32
+    assert sizeof.size == 32
 
 
 def test_script_struct_overrides_btf_layout():

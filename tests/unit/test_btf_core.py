@@ -101,12 +101,16 @@ def test_patch_forms():
         patch(_insn(0x61, 0, 1, 0, 0), 0, 0, 1 << 16, 0, 0, "t")
 
 
-def test_apply_reports_one_line_error():
+def test_apply_poisons_what_the_kernel_cannot_answer():
+    """As libbpf: a field the kernel lacks does not fail the load; the instruction becomes a
+    call to helper 0xbad2310 (dropped by the verifier if dead) and the relocation is reported."""
     code = _insn(0x61, 0, 1, 0, 0)
-    with pytest.raises(CoreError) as ei:
-        apply(code, [relo(K.FIELD_BYTE_OFFSET, 7, "0:0")], LOCAL, TARGET, "obj.o: sec", lambda s: "prog")
-    msg = str(ei.value)
-    assert "\n" not in msg and "program 'prog'" in msg and "struct foo has no field 'missing'" in msg
+    poisoned = apply(code, [relo(K.FIELD_BYTE_OFFSET, 7, "0:0")], LOCAL, TARGET, "obj.o: sec", lambda s: "prog")
+    assert code == _insn(0x85, 0, 0, 0, 0xBAD2310)
+    (p,) = poisoned
+    msg = p.message("prog", 3)
+    assert "\n" not in msg and "prog 'prog': relo #0:" in msg and "struct foo has no field 'missing'" in msg
+    assert p.spec == "<byte_off> [7] struct foo___v2.missing (0:0 @ offset 0)"
     # FIELD_EXISTS of the same field is simply 0
     code = _insn(0xB7, 0, 0, 0, 1)
     apply(code, [relo(K.FIELD_EXISTS, 7, "0:0")], LOCAL, TARGET, "obj.o: sec")

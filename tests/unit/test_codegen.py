@@ -197,7 +197,7 @@ def test_map_add_increments_in_place_or_inserts():
     ops = [i.op for i in insns]
     assert ops.count(CALL) == 2 and 0xDB in ops  # lookup + update, and an atomic add
     assert frame.used == 8  # the value slot was scoped
-    with pytest.raises(BuildError, match="r6..r9"):
+    with pytest.raises(BuildError, match=r"r6\.\.r9"):
         emit_map_add(frame, "m", key, R2)
 
 
@@ -305,7 +305,7 @@ def test_ringbuf_reserve_is_null_checked_and_submit_takes_the_pointer():
         Insn(JEQ_K, 0, 0, 7, 0), Insn(MOV_X, 6, 0),
         Insn(MOV_X, 1, 6), Insn(MOV_K, 2, 0, 0, 0), Insn(CALL, 0, 0, 0, 132),
         Insn(MOV_X, 1, 6), Insn(MOV_K, 2, 0, 0, 0), Insn(CALL, 0, 0, 0, 133)]
-    with pytest.raises(HelperCallError, match="ringbuf_mem|cannot be"):
+    with pytest.raises(HelperCallError, match=r"ringbuf_mem|cannot be"):
         emit_ringbuf_submit(Builder(), StackSlot(-8, 8))
 
 

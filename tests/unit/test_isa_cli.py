@@ -59,7 +59,7 @@ def _assert_clean_error(result, *words):
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert len(lines) == 1 and lines[0].startswith("ERROR: "), result.output
     for word in words:
         assert word in lines[0]
 

@@ -111,7 +111,7 @@ def test_fields_are_stored_as_plain_ints():
     assert Insn(0x07, 1, 0, 0, 0xFFFF_FFFF).imm == -1  # the unsigned spelling still folds
     with pytest.raises(ISAError, match="does not fit in 32 bits"):
         Insn(0x07, 1, 0, 0, 1 << 32)
-    with pytest.raises(ISAError, match="offset 1.5"):
+    with pytest.raises(ISAError, match=r"offset 1\.5"):
         Insn(0x07, 1, 0, 1.5)
 
 

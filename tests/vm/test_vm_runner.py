@@ -240,7 +240,7 @@ def test_libraries_glibc_dlopens_are_shipped():
     assert os.path.basename(os.path.realpath(path)).startswith("libgcc_s.so")
     shipped = {e.path for e in rootfs.with_libraries([]) if e.kind == "file"}
     assert os.path.realpath(path) in shipped
-    with pytest.raises(OSError, match="libnosuch.so.9"):
+    with pytest.raises(OSError, match=r"libnosuch\.so\.9"):
         rootfs.dlopened_libraries(["libnosuch.so.9"])
 
 

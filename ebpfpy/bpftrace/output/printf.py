@@ -15,8 +15,8 @@ The format is parsed once (``PrintfFormat``) and reused for every event.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 # Conversion letter -> the kind of argument it takes.
 _CONVERSIONS = {"d": "integer", "u": "integer", "o": "integer", "x": "integer", "X": "integer", "p": "integer"}

@@ -8,8 +8,20 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from .values import (AVERAGE_KINDS, HISTOGRAM_KINDS, INTEGER_KINDS, Avg, IntColumns, LHist, MapData, Stack,
-                     Stats, plain_key, divide, histogram_rows)
+from .values import (
+    AVERAGE_KINDS,
+    HISTOGRAM_KINDS,
+    INTEGER_KINDS,
+    Avg,
+    IntColumns,
+    LHist,
+    MapData,
+    Stack,
+    Stats,
+    divide,
+    histogram_rows,
+    plain_key,
+)
 
 BAR_WIDTH = 52
 _SUFFIXES = ("", "K", "M", "G", "T", "P", "E")

@@ -9,9 +9,10 @@ small classes below.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, Optional, Sequence
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class Hist:
         return sum(self.counts)
 
     @classmethod
-    def of(cls, *values: int) -> "Hist":
+    def of(cls, *values: int) -> Hist:
         """The histogram of some values, as the kernel side would have counted them."""
         counts = [0] * 66
         for value in values:
@@ -94,7 +95,7 @@ class LHist:
         return (self.max - self.min) // self.step
 
     @classmethod
-    def of(cls, low: int, high: int, step: int, *values: int) -> "LHist":
+    def of(cls, low: int, high: int, step: int, *values: int) -> LHist:
         shape = cls(low, high, step, ())
         counts = [0] * (shape.buckets + 2)
         for value in values:
@@ -168,7 +169,7 @@ class IntColumns(MapData):
         self.keyed = keyed
         self.keys = keys
         self.values = values
-        self._entries: Optional[list] = None
+        self._entries: list | None = None
 
     @property
     def entries(self) -> list:  # type: ignore[override]
@@ -253,5 +254,5 @@ def histogram_rows(hist: Any, div: int = 1) -> list[tuple[int, int, int]]:
     return [(index, counts[index], divide(counts[index], shown)) for index in range(used[0], used[-1] + 1)]
 
 
-def key_of(value: Optional[tuple]) -> tuple:
+def key_of(value: tuple | None) -> tuple:
     return () if value is None else tuple(value)

@@ -129,6 +129,10 @@ CASES = [
     ("while_continue", "BEGIN { $i = 0; $s = 0; while ($i < 10) { $i++; if ($i % 2 == 0) { continue; } $s += $i; } "
                        "printf(\"%d\\n\", $s); exit(); }"),
     ("unroll", "BEGIN { $i = 1; unroll(5) { $i = $i * 2; } printf(\"%d\\n\", $i); exit(); }"),
+    # sizeof() is sized once, by semantic analysis: script structs, C and bpftrace type names, expressions
+    ("sizeof_script_struct", "struct Foo { int a; char b[10]; long c; } struct Bar { struct Foo f; short s; } "
+                             "BEGIN { printf(\"%d %d %d %d %d %d\\n\", sizeof(struct Foo), sizeof(struct Bar), "
+                             "sizeof(uint16), sizeof(comm), sizeof(int32), sizeof(struct task_struct) > 1000); exit(); }"),
     ("enum_identifiers", "BEGIN { @[TCP_CLOSE] = count(); @t = true; @f = false; "
                          "printf(\"%d %d\\n\", TCP_SYN_SENT, true + 1); exit(); }"),
     ("narrow_incdec_wraps", "BEGIN { $a = (uint8)255; $a++; $b = (int8)127; $b++; $c = (int16)-32768; $c--; "
@@ -272,4 +276,27 @@ CASES = [
     ("comm_key_hist", f"{READX} {{ @[comm] = hist(args->ret); }}"),
     ("exit_in_end_maps", f"{KILL} {{ @k[args->sig] = count(); }} END {{ printf(\"done\\n\"); }}"),
     ("exit_after_count", f"{OPEN} {{ @n++; if (@n == 2) {{ printf(\"two\\n\"); exit(); }} }} END {{ clear(@n); }}"),
+    # -- maps read before (or in a probe before) the statement that writes them (issue #12) --------
+    # bpftrace's passes type them; one no pass has typed reads as an unsigned 0 ("@a = @a - 5")
+    ("map_read_before_write", "BEGIN { @a = @a + 1; @b = @b - 5; @c[1] -= 10; @d = @d + 1; @d = -5; exit(); }"),
+    ("map_written_in_later_probe", f"BEGIN {{ @x = @y; @z = @w * 2; printf(\"%d\\n\", @w); }} {KILL} {{ @y = \"abc\"; "
+                                   "@w = -3; exit(); }"),
+    ("print_map_written_later", "BEGIN { print(@h); print(@s); clear(@c); zero(@s); exit(); } "
+                                "END { @h[1] = 1; @s = stats(3); @c[1, 2] = count(); }"),
+    ("print_hist_written_later", f"BEGIN {{ print(@h, 2); }} {READ} {{ @h[comm] = hist(args->count); }} "
+                                 "END { print(@h); clear(@h); }"),
+    # -- pointer arithmetic: moves by elements (script structs and BTF structs too) ---------------
+    ("pointer_incdec", "BEGIN { $p = (int32 *)1000; $p++; $p--; ++$p; --$p; $p += 2; $p -= (int8)-1; "
+                       "printf(\"%d\\n\", $p); $b = (int8 *)1000; $b++; printf(\"%d\\n\", $b); exit(); }"),
+    ("pointer_arith", "BEGIN { $p = (int64 *)8; $p = $p + 1; printf(\"%d %d %d\\n\", $p, 1 + $p, $p - 1); "
+                      "$q = (int8 **)1000; $v = (void *)1000; printf(\"%d %d\\n\", $q + 1, $v + 1); "
+                      "printf(\"%d %d %d\\n\", $p + (uint8)1, $p + sizeof(int8), $p + (int32)-1); exit(); }"),
+    ("pointer_script_struct", "struct Foo { int a; long b; } BEGIN { $p = (struct Foo *)1000; $p -= 2; "
+                              "printf(\"%d %d %d %d\\n\", $p, $p - 1, 3 + $p, sizeof(struct Foo)); $p++; "
+                              "printf(\"%d\\n\", $p); exit(); }"),
+    ("pointer_btf_struct", "BEGIN { $p = (struct task_struct *)1000; printf(\"%d\\n\", "
+                           "($p + 1) - sizeof(struct task_struct)); exit(); }"),
+    ("pointer_map_incdec", "BEGIN { @p = (int16 *)10; @p++; @p--; ++@p; @p += 3; printf(\"%d\\n\", @p); "
+                           "$p = (int32 *)1000; @v = $p; @v += 1; exit(); }"),
+    ("count_read_before_write", f"{KILL} {{ if (@n > 0) {{ printf(\"again %d\\n\", @n); }} @n = count(); }}"),
 ]

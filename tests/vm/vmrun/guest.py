@@ -13,8 +13,8 @@ import re
 import selectors
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 BEGIN = "EBPFPY-VM-BEGIN"
 BANNER = "EBPFPY-VM-GUEST"

@@ -1,0 +1,257 @@
+"""Field access: tracepoint ``args``, kfunc arguments, BTF struct members, script-defined structs, bitfields.
+
+A mixin of ``ProbeCodegen`` (``probe.py``): every method works on the one emitter context
+(``self.b`` the builder, ``self.frame`` the stack, ``self.state`` the script, ``self.ctx`` the target).
+"""
+from __future__ import annotations
+
+from ebpfpy.codegen.calls import emit_helper_call
+from ebpfpy.codegen.stack import StackSlot
+from ebpfpy.isa.builder import FP, R0, R1, R3, R6, Builder
+
+from .. import ast, shapes
+from ..shapes import INT, UINT, Shape
+from .context import Val, error, round8
+
+
+def _load_extended(b: Builder, size: int, signed: bool, dst, src, off: int) -> None:
+    """Load ``size`` bytes, sign-extended when ``signed``.
+
+    A plain load and two shifts rather than the ISA v4 sign-extending load,
+    which kernels before 6.6 reject ("BPF_LDX uses reserved fields").
+    """
+    b.ldx(size, dst, src, off)
+    if signed and size < 8:
+        b.lsh(dst, 64 - 8 * size)
+        b.arsh(dst, 64 - 8 * size)
+
+
+def _tracepoint_struct(target) -> str:
+    parts = target.probe.split(":")
+    return f"struct _tracepoint_{parts[-2]}_{parts[-1]}" if len(parts) >= 3 else "args"
+
+
+class FieldEmitter:
+    def btf_struct(self, type_name: str, node) -> int:
+        """The BTF id of ``struct NAME``/``union NAME`` in the kernel compiled for."""
+        tid = self.world.btf_struct(type_name)
+        if tid is None:
+            raise error(f"Unknown struct/union: '{type_name}'", node)
+        return tid
+
+    def expr_FieldAccess(self, node: ast.FieldAccess) -> Val:
+        if isinstance(node.expr, ast.Builtin) and node.expr.name == "args" and self.ctx.args == "tracepoint":
+            return self.tracepoint_field(node)
+        if isinstance(node.expr, ast.Builtin) and node.expr.name == "args" and self.ctx.args == "btf_func":
+            return self.kfunc_param(node)
+        base = self.expr(node.expr)
+        extra = base.shape.extra
+        if not (isinstance(extra, tuple) and extra and extra[0] in ("btf", "btf_inline", "cstruct")):
+            raise error(f"Can not access field '{node.field}' on expression of type "
+                        f"'{base.shape.describe()}'", node)
+        if base.slot is not None:
+            self.b.ldx(8, R0, FP, base.slot.off)
+        if extra[0] == "cstruct":
+            return self.script_struct_member(node, extra[1])
+        return self.btf_member(node, extra[1])
+
+    def script_struct_member(self, node: ast.FieldAccess, struct_name: str) -> Val:
+        """r0 holds the address of a struct defined in the script: read one member, with the
+        layout ``types.parse_c_structs`` gave it (the one clang gives bpftrace)."""
+        b = self.b
+        field = next((f for f in self.state.c_structs[struct_name] if f.name == node.field), None)
+        if field is None:
+            raise error(f"Struct/union of type '{struct_name}' does not contain a field named "
+                        f"'{node.field}'", node)
+        t = field.type
+        if field.bitfield is not None:
+            return self.btf_bitfield(node, 8 * field.offset + field.bitfield[0], field.bitfield[1])
+        b.add(R0, field.offset)
+        if t.kind == "record":  # an inline struct: its address, read member by member
+            if t.name in self.state.c_structs:
+                return Val(Shape("int", 8, False, extra=("cstruct", t.name)))
+            return Val(Shape("int", 8, False, extra=("btf_inline", self.btf_struct(t.name, node))))
+        read = "probe_read_user" if self._user_memory() else "probe_read_kernel"
+        if t.kind in ("string", "array"):
+            size = t.size
+            slot = self.frame.alloc(round8(size + 1), name=node.field)
+            emit_helper_call(b, read, StackSlot(slot.off, size), size, R0)
+            if t.kind == "string":
+                return Val(shapes.string(round8(size + 1)), slot)
+            return Val(Shape("bytes", slot.size, False, extra=size), slot)
+        if t.size not in (1, 2, 4, 8):
+            raise error(f"member '{node.field}' of size {t.size} is not supported", node)
+        slot = self.frame.alloc(8, name=node.field)
+        emit_helper_call(b, read, StackSlot(slot.off, t.size), t.size, R0)
+        if t.kind == "pointer":
+            b.ldx(8, R0, FP, slot.off)
+            pointee = t.elems[0]
+            if pointee.kind == "record" and pointee.name in self.state.c_structs:
+                return Val(Shape("int", 8, False, extra=("cstruct", pointee.name)))
+            if pointee.kind == "record":
+                return Val(Shape("int", 8, False, extra=("btf", self.btf_struct(pointee.name, node))))
+            return Val(UINT)
+        _load_extended(b, t.size, t.signed, R0, FP, slot.off)
+        return Val(INT if t.signed else UINT)
+
+    def btf_member(self, node: ast.FieldAccess, struct_tid: int) -> Val:
+        """r0 holds the address of a kernel struct: read one member (pointers stay typed)."""
+        from ebpfpy.btf import Kind
+
+        spec = self.world.btf()
+        b = self.b
+        try:
+            member = spec.member(struct_tid, node.field)
+        except (KeyError, Exception) as exc:
+            raise error(f"Struct/union of type '{spec.describe(struct_tid)}' does not contain "
+                        f"a field named '{node.field}'", node) from exc
+        tid = spec.resolve(member.type)
+        kind = spec.kind_of(tid)
+        bits, shift = member.bitfield_size, member.bit_offset
+        if not bits and kind == Kind.INT and spec[tid].bits != 8 * spec[tid].size:
+            bits, shift = spec[tid].bits, shift + spec[tid].bit_offset  # kind_flag=0 encoding
+        if bits:
+            return self.btf_bitfield(node, shift, bits)
+        if member.bit_offset % 8:
+            raise error(f"member '{node.field}' is not byte-aligned", node)
+        b.add(R0, member.bit_offset // 8)
+        if kind in (Kind.STRUCT, Kind.UNION):
+            return Val(Shape("int", 8, False, extra=("btf_inline", tid)))  # an address, read later
+        if kind == Kind.ARRAY:
+            arr = spec[tid]
+            elem = spec.resolve(arr.type)
+            size = spec.size_of(tid)
+            if spec.kind_of(elem) == Kind.INT and spec.size_of(elem) == 1:
+                slot = self.frame.alloc(round8(size + 1), name=node.field)
+                emit_helper_call(b, "probe_read_kernel", StackSlot(slot.off, size), size, R0)
+                return Val(shapes.string(round8(size + 1)), slot)
+            slot = self.frame.alloc(round8(size), name=node.field)
+            emit_helper_call(b, "probe_read_kernel", StackSlot(slot.off, size), size, R0)
+            return Val(Shape("bytes", slot.size, False, extra=size), slot)
+        size = spec.size_of(tid)
+        if size not in (1, 2, 4, 8):
+            raise error(f"member '{node.field}' of size {size} is not supported", node)
+        slot = self.frame.alloc(8, name=node.field)
+        emit_helper_call(b, "probe_read_kernel", StackSlot(slot.off, size), size, R0)
+        if kind == Kind.PTR:
+            b.ldx(8, R0, FP, slot.off)
+            pointee = spec.resolve(spec[tid].type)
+            if spec.kind_of(pointee) in (Kind.STRUCT, Kind.UNION):
+                return Val(Shape("int", 8, False, extra=("btf", pointee)))
+            return Val(UINT)
+        signed = kind == Kind.INT and spec[tid].signed
+        _load_extended(b, size, signed, R0, FP, slot.off)
+        return Val(INT if signed else UINT)
+
+    def btf_bitfield(self, node: ast.FieldAccess, bit_offset: int, bits: int) -> Val:
+        """r0 holds a struct's address: read a bitfield member as bpftrace 0.17 does.
+
+        The bytes that hold the field are copied into a zeroed u64 (little
+        endian, so the first byte is the lowest), shifted down and masked.
+        Like bpftrace 0.17, signed bitfields are not sign-extended: ``int a:3``
+        holding -2 reads as 6."""
+        b = self.b
+        shift = bit_offset % 8
+        nbytes = (shift + bits + 7) // 8
+        if nbytes > 8:
+            raise error(f"bitfield member '{node.field}' spans more than 8 bytes", node)
+        b.add(R0, bit_offset // 8)
+        slot = self.frame.alloc(8, name=node.field)
+        emit_helper_call(b, "probe_read_kernel", StackSlot(slot.off, nbytes), nbytes, R0)
+        b.ldx(8, R0, FP, slot.off)
+        if shift:
+            b.rsh(R0, shift)
+        if bits < 64:
+            if bits < 31:
+                b.and_(R0, (1 << bits) - 1)
+            else:
+                self.load_const(R1, (1 << bits) - 1)
+                b.and_(R0, R1)
+        return Val(UINT)
+
+    def kfunc_param(self, node: ast.FieldAccess) -> Val:
+        """``args->NAME`` in a kfunc: slot i of the u64 array the trampoline passes."""
+        params = self.ctx.func_proto.params
+        for i, param in enumerate(params):
+            if param.name == node.field:
+                return self.btf_ctx_slot(8 * i, param.type, node, node.field)
+        raise error(f"Can't find function parameter {node.field}", node)
+
+    def btf_ctx_slot(self, off: int, tid: int, node, what: str) -> Val:
+        """Read a kfunc argument or return value of BTF type ``tid`` at ``ctx + off``.
+
+        The verifier checks these loads against the prototype: 8-byte loads at
+        8-aligned offsets, narrower integers extended here by shifts. Pointers
+        to structs come back as typed pointers (``->`` reads members through
+        ``btf_member``); pointers the verifier will not load directly (to
+        pointers, enums, functions) are copied out with probe_read_kernel."""
+        from ebpfpy.btf import Kind
+
+        spec, b = self.world.btf(), self.b
+        rt = spec.resolve(tid) if tid else 0
+        kind = spec.kind_of(rt) if rt else None
+        if kind == Kind.PTR:
+            pointee = spec[rt].type
+            pk = spec.kind_of(spec.resolve(pointee)) if pointee else None
+            if pk in (None, Kind.INT, Kind.STRUCT, Kind.UNION):
+                b.ldx(8, R0, R6, off)
+            else:
+                slot = self.frame.alloc(8, name=what)
+                b.mov(R3, R6)
+                b.add(R3, off)
+                emit_helper_call(b, "probe_read_kernel", slot, 8, R3)
+                b.ldx(8, R0, FP, slot.off)
+            if pk in (Kind.STRUCT, Kind.UNION):
+                return Val(Shape("int", 8, False, extra=("btf", spec.resolve(pointee))))
+            return Val(UINT)
+        if kind in (Kind.INT, Kind.ENUM, Kind.ENUM64):
+            size = spec.size_of(rt)
+            signed = kind == Kind.INT and spec[rt].signed
+            b.ldx(8, R0, R6, off)
+            if size < 8:
+                b.lsh(R0, 64 - 8 * size)
+                b.arsh(R0, 64 - 8 * size) if signed else b.rsh(R0, 64 - 8 * size)
+            return Val(INT if signed else UINT)
+        desc = spec.describe(tid) if tid else "void"
+        raise error(f"kfunc {what} of type '{desc}' is not supported", node)
+
+    def tracepoint_field(self, node: ast.FieldAccess, strlen: int = 0) -> Val:
+        """``args->name`` of a tracepoint; ``strlen``: the bytes a ``__data_loc`` string may take
+        (str()'s length plus its NUL; default BPFTRACE_STRLEN)."""
+        b = self.b
+        fields = {f.name: f for f in self.ctx.fields}
+        f = fields.get(node.field)
+        if f is None:
+            raise error(f"Struct/union of type '{_tracepoint_struct(self.target)}' does not contain "
+                        f"a field named '{node.field}'", node)
+        if f.data_loc:
+            size = strlen or self.env.strlen
+            slot = self.frame.alloc(round8(size), name=f.name)
+            b.ldx(4, R1, R6, f.offset)
+            b.and_(R1, 0xFFFF)  # the low half is the string's offset in the record
+            b.add(R1, R6)
+            emit_helper_call(b, "probe_read_kernel_str", StackSlot(slot.off, size), size, R1)
+            return Val(shapes.string(round8(size)), slot)
+        if f.array_len and f.element_size == 1 and "char" in f.type:
+            size = round8(f.size)
+            if f.offset % 8 == 0 and f.size % 8 == 0:
+                # aligned char[8n] (comm fields): plain loads from the context, no helper
+                slot = self.frame.alloc(size, zero=False, name=f.name)
+                for pos in range(0, size, 8):
+                    b.ldx(8, R1, R6, f.offset + pos)
+                    b.stx(8, FP, R1, slot.off + pos)
+                return Val(shapes.string(size), slot)
+            slot = self.frame.alloc(size, name=f.name)
+            b.mov(R3, R6)
+            b.add(R3, f.offset)
+            emit_helper_call(b, "probe_read_kernel", StackSlot(slot.off, f.size), f.size, R3)
+            return Val(shapes.string(size), slot)
+        if f.array_len:
+            slot = self.frame.alloc(max(8, f.size), name=f.name)
+            b.mov(R3, R6)
+            b.add(R3, f.offset)
+            emit_helper_call(b, "probe_read_kernel", StackSlot(slot.off, f.size), f.size, R3)
+            return Val(Shape("bytes", slot.size, False, extra=f.size), slot)
+        size = f.size if f.size in (1, 2, 4, 8) else 8
+        _load_extended(b, size, f.signed, R0, R6, f.offset)
+        return Val(INT if f.signed else UINT)
