@@ -81,6 +81,7 @@ def measure_here(runs: int) -> list:
         rows.append((f"text assembly/disassembly, {N_TEXT:,} insns", f"{type(err).__name__}: {err}", "s", ""))
     rows.extend(_map_rows(runs))
     rows.append(_row("vmlinux BTF: parse + look up task_struct", _btf, runs))
+    rows.append(_row("vmlinux BTF: parse + whole C header (as `btf dump ... format c`)", _btf_header, runs))
     return rows
 
 
@@ -124,6 +125,13 @@ def _btf() -> None:
 
     fresh = spec.BTF(open("/sys/kernel/btf/vmlinux", "rb").read())  # not the cached vmlinux()
     fresh.find_struct("task_struct")
+
+
+def _btf_header() -> None:
+    from ebpfpy.btf import spec
+    from ebpfpy.btf.cheader import write_header  # (bench/btf_speed.py times the command itself)
+
+    write_header(spec.BTF(open("/sys/kernel/btf/vmlinux", "rb").read()), lambda text: None)
 
 
 def compile_time(runs: int) -> list:
