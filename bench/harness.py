@@ -292,6 +292,8 @@ ENV_DROP: set = set()
 
 def tool_env(extra: dict | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
+    # the reference is bpftrace 0.17: pybpftrace runs in 0.17 mode, so both print the same text
+    env.setdefault("PYBPFTRACE_COMPAT", "0.17")
     env.update(extra or {})
     return env
 

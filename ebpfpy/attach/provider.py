@@ -140,7 +140,7 @@ class Attachment:
 
 def perf_attachment(prog: Any, probe: str, opens: list[dict], target: Any = None) -> Attachment:
     """Open one perf event per entry of `opens` (`ptype`, `config` and keywords of
-    `ebpfpy.sys.perf.perf_event_open`) and attach `prog` to each.
+    `ebpfpy.sys.perf.perf_event_open`, plus an optional BPF `cookie`) and attach `prog` to each.
 
     Each `ebpfpy.links.Link` owns its perf event fd (and the bpf link when the
     kernel has BPF_LINK_CREATE for perf events); the Attachment owns the Links.
@@ -154,13 +154,14 @@ def perf_attachment(prog: Any, probe: str, opens: list[dict], target: Any = None
     try:
         for kwargs in opens:
             kwargs = dict(kwargs)
+            cookie = kwargs.pop("cookie", 0)
             try:
                 perf_fd = perf_event_open(kwargs.pop("ptype"), kwargs.pop("config"), **kwargs)
             except BPFError as exc:
                 exc.detail = f"{probe}; {exc.detail}" if exc.detail else probe
                 raise
             try:
-                link = attach_perf_event(prog, perf_fd, description=probe)
+                link = attach_perf_event(prog, perf_fd, cookie=cookie, description=probe)
             except BaseException:
                 perf_fd.close()
                 raise

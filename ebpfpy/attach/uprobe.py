@@ -105,12 +105,14 @@ def resolve_targets(binary: str, location: str, *, retprobe: bool = False, pid: 
 
 
 def attach_uprobe_offset(prog: Any, path: str, offset: int, *, retprobe: bool = False, pid: int = -1,
-                         ref_ctr_offset: int = 0, probe: str = "", target: Any = None) -> Attachment:
-    """Attach `prog` (BPF_PROG_TYPE_KPROBE) at file offset `offset` of `path`."""
+                         ref_ctr_offset: int = 0, probe: str = "", target: Any = None,
+                         cookie: int = 0) -> Attachment:
+    """Attach `prog` (BPF_PROG_TYPE_KPROBE) at file offset `offset` of `path`; a nonzero
+    `cookie` is what bpf_get_attach_cookie() returns there (needs BPF_LINK_CREATE)."""
     ptype, config = pmu_probe(PMU, retprobe, ref_ctr_offset=ref_ctr_offset)
     probe = probe or f"{'uretprobe' if retprobe else 'uprobe'}:{path}:{offset:#x}"
     opens = [dict(ptype=ptype, config=config, probe_path=os.path.abspath(path), config2=offset, pid=pid,
-                  cpu=0 if pid < 0 else -1)]
+                  cpu=0 if pid < 0 else -1, cookie=cookie)]
     return perf_attachment(prog, probe, opens, target=target)
 
 

@@ -77,6 +77,12 @@ def set_type(node: Expr, typ: Any) -> None:
     object.__setattr__(node, "type", typ)
 
 
+def lower_to_arrow(node: FieldAccess) -> None:
+    """Today's ``ptr.field`` (bpftrace 0.25+) is 0.17's ``ptr->field``: semantic analysis,
+    which alone knows ``ptr`` is a pointer, marks the node so codegen reads it the 0.17 way."""
+    object.__setattr__(node, "arrow", True)
+
+
 def set_size(node: Sizeof, size: int | None) -> None:
     """Record what a sizeof() evaluates to (semantic analysis only)."""
     object.__setattr__(node, "size", size)
@@ -257,6 +263,17 @@ class Jump(Stmt):
     kind: str
 
 
+@node
+class Let(Stmt):
+    """``let $x;``, ``let $x = expr;``, ``let $x: type = expr;`` (bpftrace 0.22+): declares
+    ``var`` in the enclosing block. A ``type_name`` without ``expr`` starts the variable at 0
+    of that type (the parser gives it ``expr``: the cast of 0); no type and no value leave it
+    to the first assignment."""
+    var: Variable
+    expr: Expr | None = None
+    type_name: str | None = None
+
+
 # -- top level ---------------------------------------------------------------
 
 @node
@@ -281,6 +298,14 @@ class Program(Node):
     """``c_definitions``: ``#include``/``#define`` lines and struct definitions, in order."""
     c_definitions: tuple[str, ...]
     probes: tuple[Probe, ...]
+    config: tuple[ConfigEntry, ...] = ()  # `config = { key = value; ... }` (bpftrace 0.20+)
+
+
+@node
+class ConfigEntry(Node):
+    """One ``key = value`` of a ``config`` block; ``value`` an int or a str (quoted or a bare word)."""
+    key: str
+    value: int | str
 
 
 def walk(node: Node) -> Iterator[Node]:

@@ -44,6 +44,11 @@ OPTIONS:
     -kk            check all bpf helper functions
     -V, --version  bpftrace version
     --no-warnings  disable all warning messages
+    --metrics [ADDR]:PORT
+                   serve the maps at http://ADDR:PORT/metrics for Prometheus
+    --compat VERSION
+                   the language and output of bpftrace VERSION ('0.17', '0.26')
+    --dry-run      compile the program, attach nothing, then exit
 
 TROUBLESHOOTING OPTIONS:
     -v                      verbose messages
@@ -81,7 +86,8 @@ SHORT = {"d": False, "b": False, "B": True, "f": True, "e": True, "h": False, "l
 LONG = {"help": (False, "h"), "version": (False, "V"), "usdt-file-activation": (False, "usdt-file-activation"),
         "unsafe": (False, "unsafe"), "btf": (False, "btf"), "include": (True, "include"),
         "info": (False, "info"), "emit-llvm": (True, "emit-llvm"), "emit-elf": (True, "emit-elf"),
-        "no-warnings": (False, "no-warnings")}
+        "no-warnings": (False, "no-warnings"), "compat": (True, "compat"), "dry-run": (False, "dry-run"),
+        "metrics": (True, "metrics")}
 
 BUFFERING = ("line", "full", "none")
 PID_MAX = 4194304
@@ -126,6 +132,9 @@ class Opts:
     help: bool = False
     emit_elf: str | None = None
     emit_llvm: str | None = None
+    compat: str | None = None  # --compat=VERSION (None: PYBPFTRACE_COMPAT, else compat.DEFAULT)
+    dry_run: bool = False  # --dry-run: compile everything, attach nothing
+    metrics: str | None = None  # --metrics [ADDR]:PORT: serve the maps to Prometheus (metrics.py)
     args: list = field(default_factory=list)
 
 
@@ -138,6 +147,7 @@ FLAGS = {
     "I": ("include_dirs", "append"), "include": ("includes", "append"), "unsafe": ("unsafe", "true"),
     "no-warnings": ("warnings", "false"), "info": ("info", "true"), "V": ("version", "true"),
     "h": ("help", "true"), "emit-elf": ("emit_elf", "value"), "emit-llvm": ("emit_llvm", "value"),
+    "compat": ("compat", "value"), "dry-run": ("dry_run", "true"), "metrics": ("metrics", "value"),
 }
 
 
@@ -316,6 +326,19 @@ def _main(argv: list) -> int:
                      "use -d to see the instructions, annotated with the source")
     if opts.emit_elf:
         return _fail("ERROR: --emit-elf is not supported yet; use -d to see the instructions")
+    from .compat import CompatError, resolve
+
+    try:
+        compat = resolve(opts.compat)
+    except CompatError as err:
+        return _fail(str(err))
+    if opts.metrics is not None:
+        from ebpfpy.exporter.serve import ServeError, parse_address
+
+        try:
+            parse_address(opts.metrics)
+        except ServeError as err:
+            return _fail(f"ERROR: --metrics: {err}")
     env = read_env()
     if opts.listing:
         from .listing import list_probes
@@ -342,7 +365,7 @@ def _main(argv: list) -> int:
         output=opts.output, fmt=opts.fmt, quiet=opts.quiet, unsafe=opts.unsafe, debug=opts.debug,
         verbose=opts.verbose, warnings=opts.warnings, buffering=opts.buffering,
         helper_errors=opts.helper_errors, include_dirs=tuple(opts.include_dirs), includes=tuple(opts.includes),
-        **env,
+        compat=compat, dry_run=opts.dry_run, metrics=opts.metrics, **env,
     )
     return run(options)
 

@@ -58,9 +58,13 @@ class Message:
         head = f"{filename}:{span.line}:{span.col_start}-{span.col_end}: {self.level}: {self.text}\n"
         src = lines[span.line - 1] if 0 < span.line <= len(lines) else ""
         src = src.rstrip("\r")
-        end = min(span.col_end, len(src.encode("utf-8", "surrogateescape")) + 1)  # columns count bytes
-        tildes = "~" * max(0, end - span.col_start)
-        return f"{head}{src}\n{' ' * (span.col_start - 1)}{tildes}\n"
+        raw = src.encode("utf-8", "surrogateescape")  # columns count bytes
+        end = min(span.col_end, len(raw) + 1)
+        # bpftrace prints each tab as four spaces, and widens the underline to match
+        before, under = raw[:span.col_start - 1], raw[span.col_start - 1:max(end, span.col_start) - 1]
+        indent = " " * (len(before) + 3 * before.count(b"\t"))
+        tildes = "~" * (len(under) + 3 * under.count(b"\t"))
+        return f"{head}{src.replace(chr(9), '    ')}\n{indent}{tildes}\n"
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,13 @@ class Options:
     log_size: int = 1000000
     include_dirs: tuple = ()  # -I, searched before the system's include directories
     includes: tuple = ()  # --include: headers read as if the script #included them first
+    # the language: "0.17" or "0.26" (compat.py); None: PYBPFTRACE_COMPAT, else compat.DEFAULT
+    compat: str | None = None
+    dry_run: bool = False  # --dry-run: compile (and report errors), attach and print nothing
+    # today's language: what to do with an attach point that matches nothing (config.py);
+    # 0.17 mode drops it silently, as bpftrace 0.17 did
+    missing_probes: str = "error"
+    metrics: str | None = None  # --metrics [ADDR]:PORT: serve the maps while running (metrics.py)
 
 
 def _err(text: str) -> int:
@@ -58,6 +65,7 @@ def compile_source(options: Options, cpid: int = 0, passes: list | None = None, 
     the result's ``warnings``.
     """
     from . import semantic_bridge
+    from .compat import is_modern
     from .diagnostics import Diagnostic
     from .emit import Env, compile_script
     from .lexer import DEFAULT_INCLUDE_DIRS
@@ -66,16 +74,28 @@ def compile_source(options: Options, cpid: int = 0, passes: list | None = None, 
     try:
         program = parse(options.source, options.filename,
                         include_dirs=options.include_dirs + DEFAULT_INCLUDE_DIRS, includes=options.includes,
-                        params=tuple(options.params))
+                        params=tuple(options.params), compat=options.compat)
         if passes is not None:
             passes.append(("parser", _dump(program)))
+        modern = is_modern(options.compat)
+        early_warnings: list = []
+        if modern:
+            from . import config
+
+            options, early_warnings = config.apply(program, options)
         analysis = semantic_bridge.check(program, options)
+        if modern:
+            program, dropped = config.drop_missing(program, options.missing_probes,
+                                                   config.system_matches(options.pid), options.source,
+                                                   options.filename)
+            early_warnings += dropped
         if passes is not None:
             passes.append(("Semantic", _dump(program)))
+        warnings = early_warnings + list(getattr(analysis, "warnings", ()) or ())
         if warn is None:
-            _print_warnings(getattr(analysis, "warnings", ()), options)
+            _print_warnings(warnings, options)
         else:
-            warn(list(getattr(analysis, "warnings", ()) or ()))
+            warn(warnings)
         if options.verbose:
             from .printer import node_count
 
@@ -150,7 +170,7 @@ def run(options: Options) -> int:
         return _err(error)
     child = None
     try:
-        if options.command and not options.debug:
+        if options.command and not options.debug and not options.dry_run:
             from .runtime import Child
 
             child = Child(options.command)
@@ -160,12 +180,14 @@ def run(options: Options) -> int:
         error = probe_limit_error(script, options)
         if error:
             return _err(error)
+        if options.dry_run and not options.debug:
+            return 0  # bpftrace 0.26's --dry-run: the script compiles; nothing is attached or printed
         if options.debug:
             from .explain import explain
 
             sys.stdout.write(explain(program, script, options.source, verify=options.debug > 1, passes=passes))
             return 0
-        return _execute(options, script, child)
+        return _execute(options, script, child, program)
     except Diagnostic as diag:
         if type(diag).__name__ == "NoProbesError":  # bpftrace 0.17 says this one on stdout
             sys.stdout.write(diag.message + "\n")
@@ -237,7 +259,7 @@ class OutputError(Exception):
     """``-o FILE`` could not be opened."""
 
 
-def _execute(options: Options, script, child) -> int:
+def _execute(options: Options, script, child, program=None) -> int:
     from .output.writer import make_writer
 
     stdout = _buffered_stdout()
@@ -254,6 +276,18 @@ def _execute(options: Options, script, child) -> int:
         writer.stream = stream
         writer.separator_stream = stdout  # bpftrace 0.17's quirk, kept
     try:
+        if options.metrics:
+            from ebpfpy.exporter.serve import ServeError
+
+            from .metrics import metrics_runtime
+            from .runtime import Runtime
+
+            try:
+                runtime = make_runtime(script, options, writer, child, runtime_class=metrics_runtime(Runtime),
+                                       metrics_address=options.metrics, program=program)
+            except ServeError as err:
+                return _err(f"ERROR: --metrics: {err}")
+            return runtime.run()
         return make_runtime(script, options, writer, child).run()
     finally:
         writer.close()

@@ -129,6 +129,9 @@ FUNCTIONS_TABLE: tuple[Function, ...] = (
     _fn("delete", 1, 1, void=True, family="map", emit="call_delete"),
     _fn("clear", 1, 1, void=True, family="map", emit="call_clear"),
     _fn("zero", 1, 1, void=True, family="map", emit="call_zero"),
+    # today's language only (the parser refuses it in 0.17 mode, and lowers has_key(@m, k) to
+    # has_key(@m[k])): whether the map holds the key
+    _fn("has_key", 1, 2, varargs=True, check="c_has_key", emit="call_has_key"),
     # aggregations (aggregations.py has their value layouts)
     _fn("count", family="aggregate"),
     _fn("sum", 1, 1, family="aggregate"),

@@ -16,9 +16,21 @@ from __future__ import annotations
 import re
 
 from . import ast
+from .compat import is_modern
 from .diagnostics import Diagnostic, Message, Span, Verbatim
 from .lexer import DEFAULT_INCLUDE_DIRS, HeaderNotFound, Token, header_macros, param_range_error, tokenize
+from .probes import KINDS as PROBE_SPELLINGS
 from .probes import parse_spec, split_parts
+
+# Duration suffixes of integer literals (bpftrace 0.24+: ``100ms``), in nanoseconds.
+DURATION_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
+                  "h": 3_600_000_000_000, "d": 86_400_000_000_000}
+# Builtins of today's language that are spelled in the script as what they stand for (the
+# emitters already know the long form): name -> (builtin, field chain through pointers).
+LOWERED_BUILTINS = {"ppid": ("curtask", ("real_parent", "tgid")),
+                    "pcomm": ("curtask", ("real_parent", "comm"))}
+# Functions only today's language has: in 0.17 mode they are unknown, as 0.17 says.
+MODERN_FUNCTIONS = frozenset(("has_key",))
 
 BINARY_PRECEDENCE: dict[str, int] = {
     "||": 1, "&&": 2, "|": 3, "^": 4, "&": 5,
@@ -42,9 +54,11 @@ class _SyntaxError(Exception):
 
 
 class Parser:
-    def __init__(self, tokens: list[Token]):
+    def __init__(self, tokens: list[Token], compat: str | None = None):
         self.toks = tokens
         self.i = 0
+        # today's language (compat.py): newer syntax on top of 0.17's
+        self.modern = is_modern(compat)
 
     # -- token helpers ---------------------------------------------------
     @property
@@ -77,10 +91,47 @@ class Parser:
         defs: list[str] = []
         while self.tok.kind in ("CPREPROC", "STRUCT_DEF"):
             defs.append(self.next().text)
+        config: tuple[ast.ConfigEntry, ...] = ()
+        if self._at_config():
+            config = self.config_block()
         probes = []
         while self.tok.kind != "EOF" or not probes:
+            if self._at_config():
+                raise _SyntaxError(Message("syntax: config must appear before probes and functions",
+                                           self.tok.span))
             probes.append(self.probe())
-        return ast.Program(tuple(defs), tuple(probes), span=self.toks[0].span)
+        return ast.Program(tuple(defs), tuple(probes), config, span=self.toks[0].span)
+
+    def _at_config(self) -> bool:
+        return (self.modern and self.tok.kind == "ATTACH" and self.tok.value == "config"
+                and self.peek().kind == "=")
+
+    def config_block(self) -> tuple[ast.ConfigEntry, ...]:
+        """``config = { key = value; ... }``: integers, "strings" or bare words as values."""
+        self.next()
+        self.expect("=")
+        self.expect("{")
+        entries = []
+        while self.tok.kind != "}":
+            key = self.tok
+            if key.kind not in WORD_KINDS:
+                raise self.fail("}")
+            self.next()
+            self.expect("=")
+            value = self.tok
+            if value.kind in ("INT", "STRING"):
+                entries.append(ast.ConfigEntry(key.text, value.value, span=key.span.to(value.span)))
+            elif value.kind in WORD_KINDS:
+                entries.append(ast.ConfigEntry(key.text, value.text, span=key.span.to(value.span)))
+            else:
+                raise self.fail()
+            self.next()
+            if self.tok.kind == ";":
+                self.next()
+            elif self.tok.kind != "}":
+                raise self.fail("}")
+        self.next()
+        return tuple(entries)
 
     def probe(self) -> ast.Probe:
         start = self.tok
@@ -166,9 +217,12 @@ class Parser:
         return ast.Unroll(count, self.block(), span=tok.span.to(end.span))
 
     def if_rest(self, tok: Token) -> ast.If:
-        self.expect("(")
-        cond = self.expr()
-        self.expect(")")
+        if self.modern and self.tok.kind != "(":
+            cond = self.unary()  # `if $x {`: a unary expression only, as in bpftrace 0.24+
+        else:
+            self.expect("(")
+            cond = self.expr()
+            self.expect(")")
         if self.tok.kind != "{":
             raise self.fail("{")
         then = self.block()
@@ -188,6 +242,13 @@ class Parser:
         if tok.kind in JUMPS:
             self.next()
             return ast.Jump(tok.kind, span=tok.span)
+        if self.modern and tok.kind == "IDENT" and tok.text == "let" and self.peek().kind == "VAR":
+            return self.let_rest(self.next())
+        if self.modern and tok.kind == "IDENT" and tok.text == "_" and self.peek().kind == "=":
+            self.next()
+            self.next()
+            expr = self.expr()  # `_ = expr`: the value is discarded
+            return ast.ExprStmt(expr, span=tok.span.to(expr.span))
         expr = self.expr()
         kind = self.tok.kind
         if kind == "=" and isinstance(expr, ast.TupleAccess):
@@ -202,6 +263,28 @@ class Parser:
             rhs = self.expr()
             return ast.Assign(expr, rhs, COMPOUND_ASSIGN.get(kind, ""), span=op_tok.span)
         return ast.ExprStmt(expr, span=expr.span)
+
+    def let_rest(self, let: Token) -> ast.Let:
+        """After ``let``: ``$x [: type] [= expr]``."""
+        var_tok = self.next()
+        var = ast.Variable(var_tok.text, span=var_tok.span)
+        type_name = None
+        if self.tok.kind == "PATH":  # `$x:uint16`, read by the lexer as a path
+            type_name = self.next().text[1:]
+        elif self.tok.kind == ":":
+            self.next()
+            if self.tok.kind not in ("IDENT", "STRUCT_TYPE"):
+                raise self.fail()
+            t = self.next()
+            type_name = t.value if t.kind == "STRUCT_TYPE" else t.text
+        expr = None
+        if self.tok.kind == "=":
+            self.next()
+            expr = self.expr()
+        if type_name is not None:
+            base = expr if expr is not None else ast.Integer(0, span=var.span)
+            expr = ast.Cast(type_name, 0, base, span=base.span)
+        return ast.Let(var, expr, type_name, span=let.span.to(expr.span if expr is not None else var.span))
 
     # -- expressions ---------------------------------------------------------
     def expr(self) -> ast.Expr:
@@ -316,6 +399,13 @@ class Parser:
         kind = tok.kind
         if kind == "INT":
             self.next()
+            unit = self.tok
+            # (`5us` reaches us as `5u`, an unsigned literal, then `s`)
+            name = "us" if tok.text[-1] in "uU" and unit.text == "s" else unit.text
+            if (self.modern and unit.kind == "IDENT" and name in DURATION_UNITS
+                    and unit.span.line == tok.span.line and unit.start == tok.start + len(tok.text)):
+                self.next()  # `100ms`: a duration, in nanoseconds
+                return ast.Integer(tok.value * DURATION_UNITS[name], span=tok.span.to(unit.span))
             return ast.Integer(tok.value, span=tok.span)
         if kind == "STRING":
             self.next()
@@ -323,6 +413,10 @@ class Parser:
         if kind == "BUILTIN":
             self.next()
             if self.tok.kind == "(":
+                if self.modern and self.peek().kind == ")":  # `comm()`: the builtin, called
+                    self.next()
+                    end = self.next()
+                    return ast.Builtin(tok.text, span=tok.span.to(end.span))
                 raise _SyntaxError(Message(f"Unknown function: {tok.text}", tok.span))
             return ast.Builtin(tok.text, span=tok.span)
         if kind == "STACK_MODE":
@@ -350,6 +444,10 @@ class Parser:
             return self.call_rest(tok)
         if kind == "CALL":
             self.next()
+            if not self.modern and tok.text in MODERN_FUNCTIONS:
+                if self.tok.kind == "(":  # 0.17 has no such function: its parser's error
+                    raise _SyntaxError(Message(f"Unknown function: {tok.text}", tok.span))
+                return ast.Identifier(tok.text, span=tok.span)
             if self.tok.kind != "(":
                 raise self.fail("++", "--")
             if tok.text == "sizeof":
@@ -357,6 +455,10 @@ class Parser:
             return self.call_rest(tok)
         if kind == "IDENT":
             self.next()
+            if self.modern:
+                modern = self.modern_word(tok)
+                if modern is not None:
+                    return modern
             if self.tok.kind == "(":
                 raise _SyntaxError(Message(f"Unknown function: {tok.text}", tok.span))
             return ast.Identifier(tok.text, span=tok.span)
@@ -373,6 +475,24 @@ class Parser:
             return first
         raise self.fail()
 
+    def modern_word(self, tok: Token) -> ast.Expr | None:
+        """Words today's language gives a meaning 0.17 does not have (None: not one of them):
+        ``true``/``false`` (0.17: the kernel's enumerators), and builtins that stand for a
+        longer expression (``ppid`` is ``curtask->real_parent->tgid``), also when called."""
+        if tok.text in ("true", "false"):
+            return ast.Integer(int(tok.text == "true"), span=tok.span)
+        if tok.text not in LOWERED_BUILTINS:
+            return None
+        span = tok.span
+        if self.tok.kind == "(" and self.peek().kind == ")":
+            self.next()
+            span = span.to(self.next().span)
+        base, chain = LOWERED_BUILTINS[tok.text]
+        expr: ast.Expr = ast.Builtin(base, span=span)
+        for name in chain:
+            expr = ast.FieldAccess(expr, name, True, span=span)
+        return expr
+
     def param(self, tok: Token) -> ast.PositionalParam:
         error = param_range_error(tok.text)
         if error:  # $0, or an N over a C long: bison's YYERROR ends the parse here
@@ -385,6 +505,8 @@ class Parser:
             end = self.next()
             return ast.Call(name.text, (), span=name.span.to(end.span))
         args, end = self.args(")")
+        if self.modern and name.text in ("delete", "has_key") and len(args) == 2:
+            args = (_index_map(args[0], args[1]),)
         return ast.Call(name.text, args, span=name.span.to(end.span))
 
     def sizeof_rest(self, name: Token) -> ast.Sizeof:
@@ -403,7 +525,17 @@ class Parser:
         return ast.Sizeof(None, expr, span=name.span.to(end.span))
 
 
-def _check_attach_points(program: ast.Program, params: tuple[str, ...] = ()) -> ast.Program:
+def _index_map(target: ast.Expr, key: ast.Expr) -> ast.Expr:
+    """``delete(@m, k)``/``has_key(@m, k)`` (bpftrace 0.22+) as the one-argument form on
+    ``@m[k]`` the rest of the compiler knows; a tuple literal key is the map's several keys."""
+    if not isinstance(target, ast.Map) or target.indexed:
+        return target  # semantic analysis reports it
+    keys = key.elems if isinstance(key, ast.Tuple) else (key,)
+    return ast.Map(target.name, tuple(keys), True, span=target.span.to(key.span))
+
+
+def _check_attach_points(program: ast.Program, params: tuple[str, ...] = (),
+                         compat: str | None = None) -> ast.Program:
     """Resolve each attach point's kind and parts (``$N`` from ``params``); one BEGIN and one END only."""
     errors: list[Message] = []
     probes = []
@@ -419,12 +551,12 @@ def _check_attach_points(program: ast.Program, params: tuple[str, ...] = ()) -> 
             if not parts[0]:
                 continue  # no probe type (an empty attach point, ":x", unset "$1"): dropped, as in bpftrace
             try:
-                spec = parse_spec(ap.raw, ap.span, params)
+                spec = parse_spec(ap.raw, ap.span, params, compat)
             except Diagnostic as d:
                 errors.extend(d.messages)
                 aps.append(ap)
                 continue
-            if spec.kind in ("BEGIN", "END"):
+            if spec.kind in ("BEGIN", "END") and not is_modern(compat):  # 0.25+: several allowed
                 if spec.kind in seen:
                     errors.append(Message(f"More than one {spec.kind} probe defined", ap.span))
                 seen.add(spec.kind)
@@ -432,8 +564,8 @@ def _check_attach_points(program: ast.Program, params: tuple[str, ...] = ()) -> 
             raw = ap.raw
             if parts != split_parts(ap.raw):  # with $N's values, for the attach layer
                 raw = ":".join(f'"{p}"' if re.search(r'[:\s]', p) else p for p in parts)
-            if spec.kind in ("profile", "interval"):
-                raw = spec.raw
+            if spec.kind in ("profile", "interval") or split_parts(raw)[0] not in PROBE_SPELLINGS:
+                raw = spec.raw  # (and today's spellings, `begin` or `fentry:f`, by the kind's name)
             aps.append(ast.AttachPoint(raw, spec.kind, spec.parts, span=ap.span))
         if not aps:
             # reported after parsing, where bpftrace has no location for it: always 1:1
@@ -442,13 +574,17 @@ def _check_attach_points(program: ast.Program, params: tuple[str, ...] = ()) -> 
                                 pred_span=probe.pred_span))
     if errors:
         raise Diagnostic(errors)
-    return ast.Program(program.c_definitions, tuple(probes), span=program.span)
+    return ast.Program(program.c_definitions, tuple(probes), program.config, span=program.span)
 
 
 def parse(text: str, filename: str = "stdin",
           include_dirs: tuple[str, ...] = DEFAULT_INCLUDE_DIRS, includes: tuple[str, ...] = (),
-          params: tuple[str, ...] = ()) -> ast.Program:
+          params: tuple[str, ...] = (), compat: str | None = None) -> ast.Program:
     """Parse a whole bpftrace script; raises Diagnostic on any error.
+
+    ``compat`` is the language (``compat.py``; None: the default): today's accepts the
+    syntax bpftrace added after 0.17, lowered here where the rest of the compiler already
+    has a form for it (``delete(@m, k)`` is ``delete(@m[k])``, ``ppid`` a field chain).
 
     Names ``#define``d in the script, or in headers it ``#include``s or
     ``includes`` names (``--include``), looked up in ``include_dirs`` (pass
@@ -465,7 +601,7 @@ def parse(text: str, filename: str = "stdin",
     if tokens[-1].value == "abort":
         raise Diagnostic(lex_errors, source=text, filename=filename)
     try:
-        program = Parser(tokens).program()
+        program = Parser(tokens, compat).program()
     except _SyntaxError as err:
         raise Diagnostic(lex_errors + [err.message], source=text, filename=filename) from None
     except RecursionError:
@@ -474,6 +610,6 @@ def parse(text: str, filename: str = "stdin",
     if lex_errors:
         raise Diagnostic(lex_errors, source=text, filename=filename)
     try:
-        return _check_attach_points(program, tuple(params))
+        return _check_attach_points(program, tuple(params), compat)
     except Diagnostic as d:
         raise Diagnostic(d.messages, source=text, filename=filename) from None

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ebpfpy.attach.provider import KINDS as ATTACH_KINDS
 
+from .compat import is_modern
 from .diagnostics import Diagnostic, Span
 
 
@@ -61,6 +62,34 @@ PROBE_KINDS: tuple[ProbeKind, ...] = tuple(
 
 # every spelling (name or alias) of a kind in the language -> its row
 KINDS: dict[str, ProbeKind] = {name: k for k in PROBE_KINDS for name in (k.name, *k.aliases)}
+
+# Today's language (bpftrace 0.18 to 0.26, compat.py) on top of 0.17's: the kinds it adds,
+# with their wording, and the new spellings of kinds (provider names are case-insensitive
+# there: `BeGiN`, `Tracepoint:`). Each spelling names an attach kind of the one table.
+MODERN_SYNTAX: dict[str, tuple[tuple[int, ...], str, bool]] = {
+    "rawtracepoint": ((1, 2), "requires 1 or 2 arguments", True),
+}
+MODERN_SPELLINGS: dict[str, str] = {
+    "begin": "BEGIN", "end": "END", "fentry": "kfunc", "fexit": "kretfunc", "rawtracepoint": "rawtracepoint",
+}
+
+
+def _modern_kinds() -> dict[str, ProbeKind]:
+    """Every spelling today's language accepts, lowercased (exact 0.17 spellings are looked
+    up first, so `U` stays usdt while `u` is uprobe)."""
+    rows = {k.name: ProbeKind(k.name, k.aliases, *MODERN_SYNTAX[k.name])
+            for k in ATTACH_KINDS if k.name in MODERN_SYNTAX}
+    table = {name.lower(): k for name, k in KINDS.items() if name != "U"}
+    table.update({spelling.lower(): k for k in rows.values() for spelling in (k.name, *k.aliases)})
+    table.update({spelling: rows.get(name) or KINDS[name] for spelling, name in MODERN_SPELLINGS.items()})
+    return table
+
+
+MODERN_KINDS: dict[str, ProbeKind] = _modern_kinds()
+# Durations in today's probe specs (`interval:500ms`, `interval:1s`; no unit: nanoseconds).
+DURATION_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
+               "h": 3_600_000_000_000, "d": 86_400_000_000_000}
+_DURATION = re.compile(r"([0-9][0-9_]*)(ns|us|ms|s|m|h|d)?")
 
 # Units for profile/interval; value is the multiplier to nanoseconds (hz: None).
 TIME_UNITS = {"hz": None, "s": 1_000_000_000, "ms": 1_000_000, "us": 1_000}
@@ -191,11 +220,22 @@ def _check_watchpoint(parts: list[str], span: Span | None) -> None:
         raise _fail(str(err), span) from None
 
 
-def parse_spec(raw: str, span: Span | None = None, params: tuple[str, ...] | None = None) -> ProbeSpec:
+def _modern_interval(rest: list[str], span: Span | None) -> None:
+    """``interval:500ms`` (one part, a duration) as the ``us:N`` form bpftrace 0.26 reports it."""
+    m = _DURATION.fullmatch(rest[0])
+    if m is None:
+        raise _fail(f"{rest[0]} is not an accepted unit of time", span)
+    ns = int(m.group(1).replace("_", "")) * DURATION_NS[m.group(2) or "ns"]
+    rest[:] = ["us", str(ns // 1000)]
+
+
+def parse_spec(raw: str, span: Span | None = None, params: tuple[str, ...] | None = None,
+               compat: str | None = None) -> ProbeSpec:
     """Parse one attach point (``t:syscalls:sys_enter_*``) into kind + parts.
 
     Raises Diagnostic with bpftrace's wording when the kind is unknown or the
-    number of parts is wrong. ``params`` are the positional parameters ``$N`` stands for.
+    number of parts is wrong. ``params`` are the positional parameters ``$N`` stands for;
+    ``compat`` the language (compat.py): today's adds kinds, spellings and durations.
     """
     try:
         parts = split_parts(raw, params)
@@ -203,6 +243,10 @@ def parse_spec(raw: str, span: Span | None = None, params: tuple[str, ...] | Non
         raise _fail(str(err), span) from None
     head, rest = parts[0], parts[1:]
     kind = KINDS.get(head)
+    if is_modern(compat):
+        kind = kind or MODERN_KINDS.get(head.lower())
+        if kind is not None and kind.name == "interval" and len(rest) == 1:
+            _modern_interval(rest, span)
     if kind is None:
         # bpftrace 0.17 aborts with "FATAL: Invalid probe type made it to attachpoint
         # parser" (an assertion); we report the attach point as its other errors are

@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 
 from . import ast
+from .compat import is_modern
 from .diagnostics import Diagnostic, Message, Reporter, Span
 from .promotion import binary_signed, pointer_binary, unary_type
 from .semantic_builtins import BuiltinChecks
@@ -76,6 +77,8 @@ class Env:
     # Whether the kernel offers BPF_FUNC_d_path (tracing programs: fentry), for path().
     # None: not checked.
     has_d_path: Callable[[], bool] | None = None
+    # the language (compat.py): "0.17", "0.26", or None for the default
+    compat: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,9 @@ def _any_executable(binaries: Callable[[str], list[str]], target: str) -> bool:
         paths = binaries(target)
     except Exception:  # the attach layer's "not found" errors: the message is ours to word
         return False
-    return any(os.path.isfile(p) and os.access(p, os.X_OK) and _is_elf(p) for p in paths)
+    # any ELF file will do, executable or not: bpftrace 0.17 attaches to libssl.so.3 (mode 644)
+    # and refuses an executable script
+    return any(os.path.isfile(p) and _is_elf(p) for p in paths)
 
 
 def system_traceable() -> frozenset[str]:
@@ -156,6 +161,10 @@ class _Scope:
         self.attach_points = attach_points
         self.vars: dict[str, Type] = {}
         self.loops = 0
+        # today's block scoping: the variables each open block introduced (innermost last),
+        # and where each `let` declared its variable
+        self.blocks: list[set[str]] = [set()]
+        self.declared: dict[str, Span] = {}
         # kfunc/kretfunc: the parameters (and $retval) from BTF; None when unknown
         # (no BTF) or failed (reported); resolved on first use of args/retval.
         self.func_args: list[Field] | None = UNRESOLVED
@@ -180,6 +189,7 @@ class Checker(BuiltinChecks, CallChecks):
         # calls of functions bpftrace has and we cannot compile: reported only when the
         # script is otherwise correct, so bpftrace's own errors come out as bpftrace prints them
         self.unsupported: list[Message] = []
+        self.modern = is_modern(env.compat)
 
     # -- helpers -----------------------------------------------------------
     def error(self, text: str, span: Span) -> Type:
@@ -227,7 +237,7 @@ class Checker(BuiltinChecks, CallChecks):
             self.stmts(probe.body)
 
     def attach_targets(self, program: ast.Program) -> None:
-        """Report uprobe/usdt targets that name no executable ELF file, and
+        """Report uprobe/usdt targets that name no ELF file, and
         warn (as bpftrace does) about kprobes on functions tracefs does not list."""
         for probe in program.probes:
             for ap in probe.attach_points:
@@ -294,18 +304,52 @@ class Checker(BuiltinChecks, CallChecks):
             cond = self.expr(node.cond)
             if cond.kind not in ("int", "none"):  # (a pointer too: bpftrace wants an integer)
                 self.final_error(f"Invalid condition in if(): {cond.kind}", Span(1, 1, 1))
-            self.stmts(node.then)
+            self.block(node.then)
             if node.orelse is not None:
-                self.stmts(node.orelse)
+                self.block(node.orelse)
         elif isinstance(node, ast.While):
             self.expr(node.cond)
             self.scope.loops += 1
-            self.stmts(node.body)
+            self.block(node.body)
             self.scope.loops -= 1
+        elif isinstance(node, ast.Let):
+            self.let(node)
         elif isinstance(node, ast.Unroll):
             self.unroll(node)
         elif isinstance(node, ast.Jump) and node.kind != "return" and self.scope.loops == 0:
             self.error(f"{node.kind} used outside of a loop", node.span)
+
+    def block(self, stmts: tuple[ast.Stmt, ...]) -> None:
+        """A nested block. In today's language its variables end with it (bpftrace 0.22+);
+        in 0.17's, a variable lives from its first assignment to the end of the probe."""
+        if not self.modern:
+            self.stmts(stmts)
+            return
+        self.scope.blocks.append(set())
+        self.stmts(stmts)
+        for name in self.scope.blocks.pop():
+            self.scope.vars.pop(name, None)
+            self.scope.declared.pop(name, None)
+
+    def let(self, node: ast.Let) -> None:
+        """``let $x [: type] [= expr]``: a new variable of this block; shadowing one that is
+        visible is an error, as in bpftrace."""
+        name = node.var.name
+        first = self.scope.declared.get(name)
+        if first is not None or name in self.scope.vars:
+            self.error(f"Variable {name} was already declared. Variable shadowing is not allowed.",
+                       node.var.span)
+            if first is not None:
+                self.error("This is the initial declaration.", first)
+            return
+        self.scope.declared[name] = node.var.span
+        self.scope.blocks[-1].add(name)
+        if node.expr is not None:
+            value = self.expr(node.expr, assigned="var")
+            if value.kind == "none":
+                self.scope.vars.setdefault(name, NONE)
+            else:
+                self.assign_var(node.var, value, node.span)
 
     def param_value(self, index: int) -> int:
         """A positional parameter as a number (unset or non-numeric: 0)."""
@@ -332,7 +376,7 @@ class Checker(BuiltinChecks, CallChecks):
             self.error("unroll maximum value is 100", node.span)
         elif n is not None and n < 1:
             self.error("unroll minimum value is 1", node.span)
-        self.stmts(node.body)  # not a loop for break/continue
+        self.block(node.body)  # not a loop for break/continue
 
     def assign(self, node: ast.Assign) -> None:
         target, rhs = node.target, node.expr
@@ -387,6 +431,8 @@ class Checker(BuiltinChecks, CallChecks):
             self.error(f"Type mismatch for {target.name}: trying to assign value of type '{value}' "
                        f"when variable already contains a value of type '{old}'", span)
             return
+        if old is None and target.name not in self.scope.declared:
+            self.scope.blocks[-1].add(target.name)  # first assigned here: this block's
         if old is None or (value.kind in ("string", "buffer") and value.size > old.size):
             self.scope.vars[target.name] = value
         ast.set_type(target, self.scope.vars[target.name])
@@ -635,6 +681,9 @@ class Checker(BuiltinChecks, CallChecks):
             if t.kind != "pointer" or t.elems[0].kind != "record":
                 return self.error(f"Can not access field '{node.field}' on type '{t}'. Try "
                                   f"dereferencing it first, or using '.'", node.span)
+            rec = t.elems[0]
+        elif t.kind == "pointer" and self.modern and t.elems[0].kind == "record":
+            ast.lower_to_arrow(node)  # `.` through a pointer: bpftrace 0.25+, and `args.f` 0.19+
             rec = t.elems[0]
         elif t.kind == "pointer":
             return self.error(f"Can not access field '{node.field}' on type '{t}'. Try "

@@ -52,7 +52,7 @@ def _pointee(ctype: str):
 def check(program, options) -> None:
     from functools import lru_cache
 
-    from .semantic import Env, analyse, system_binaries, system_kfuncs
+    from .semantic import Env, analyse, system_binaries, system_kfuncs, system_traceable
     from .types import BTFResolver
 
     kfuncs = lru_cache(maxsize=None)(system_kfuncs)  # analysis repeats; tracefs is read once
@@ -60,7 +60,7 @@ def check(program, options) -> None:
     env = Env(resolver=BTFResolver(), binaries=system_binaries, tracepoints=TracefsFormats(),
               unsafe=options.unsafe, has_child=bool(options.command), pid=options.pid,
               strlen=options.strlen, params=tuple(options.params), kfuncs=kfuncs,
-              has_d_path=_has_fentry)
+              has_d_path=_has_fentry, traceable=system_traceable, compat=options.compat)
     return analyse(program, env, source=options.source, filename=options.filename)
 
 

@@ -76,6 +76,14 @@ class CallChecks:
             ast.set_type(arg, self.maps[arg.name].value)
         return NONE
 
+    def c_has_key(self, node: ast.Call, types: list[Type]) -> Type:
+        """``has_key(@m, key)`` (the parser made it ``has_key(@m[key])``): 1 when the map holds
+        the key. The indexed map was typed as a read, which checked its keys."""
+        arg = node.args[0]
+        if not isinstance(arg, ast.Map) or not arg.indexed:
+            return self.error("has_key() expects a map and a key: has_key(@map, key)", node.span)
+        return UINT64
+
     def aggregate(self, node: ast.Call, types: list[Type], assigned: str) -> Type:
         name = node.name
         if assigned != "map":

@@ -10,7 +10,8 @@ from .functions import FUNCTIONS
 from .types import DATA_LOC, Field, Type
 
 # Which probe kinds a builtin may appear in, and the message otherwise.
-ARG_KINDS = frozenset(("kprobe", "uprobe", "usdt"))
+# rawtracepoint (0.26): argN is the tracepoint's N-th argument, a u64 of the raw context
+ARG_KINDS = frozenset(("kprobe", "uprobe", "usdt", "rawtracepoint"))
 SARG_KINDS = frozenset(("kprobe", "uprobe"))
 RETVAL_KINDS = frozenset(("kretprobe", "uretprobe", "kfunc", "kretfunc"))
 ARGS_KINDS = frozenset(("tracepoint", "kfunc", "kretfunc", "uprobe", "uretprobe", "iter"))

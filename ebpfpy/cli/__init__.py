@@ -24,6 +24,7 @@ SUBCOMMANDS = {
     "btf": "ebpfpy.cli.btf:btf",
     "run": "ebpfpy.cli.objects:run",
     "vm": "ebpfpy.cli.vm:vm",
+    "exporter": "ebpfpy.cli.exporter:exporter",
 }
 
 

@@ -18,14 +18,12 @@ def _parse_assignment(text: str):
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise click.BadParameter(f"expected NAME=VALUE, got {text!r}")
-    try:
-        return name, int(value, 0)
-    except ValueError:
-        return name, value.encode()
+    return name, value
 
 
 def _fail(exc: Exception) -> None:
-    click.echo(f"ERROR: {exc}".splitlines()[0], err=True)
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # no repr quotes
+    click.echo(f"ERROR: {text}".splitlines()[0], err=True)
     sys.exit(1)
 
 
@@ -40,10 +38,11 @@ def _typed(obj, type_id: int, raw: bytes):
 
 def print_maps(obj, out=click.echo) -> None:
     """Each user map's entries, then the global variables, bpftrace-ish: ``@name[key]: value``."""
+    from ebpfpy.elf.usdt import INTERNAL_MAPS
     from ebpfpy.sys import bpf
     from ebpfpy.sys.consts import MapType
     for name, spec in obj.map_specs.items():
-        if spec.is_global_data:
+        if spec.is_global_data or name in INTERNAL_MAPS:  # libbpf's bookkeeping, not the tool's data
             continue
         m = obj.maps.get(name)
         if m is None:
@@ -72,7 +71,7 @@ def print_maps(obj, out=click.echo) -> None:
             out(f"@{name}[{_typed(obj, spec.btf_key_type_id, key)}]: {shown}")
         out("")
     for var in obj.globals:
-        value = obj.globals[var]
+        value = obj.globals.value(var) if obj.btf is not None else obj.globals[var]
         out(f"{var} = {value!r}")
 
 
@@ -97,7 +96,8 @@ def _open_rings(obj):
 @click.argument("obj_path", metavar="OBJ", type=click.Path(dir_okay=False))
 @click.option("--duration", "-d", type=float, default=None, help="seconds to run (default: until Ctrl-C)")
 @click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
-              help="set a global variable before load (repeatable)")
+              help="set a .rodata/.data/.bss variable before load, read by its BTF type: 42, 0x2a, true, "
+                   "an enumerator, text for char arrays, JSON for arrays and structs (repeatable)")
 @click.option("--pid", type=int, default=-1, help="only this process (uprobes)")
 @click.option("--ifname", default=None, metavar="IFACE",
               help="network interface for xdp and tcx/ingress, tcx/egress programs (name or index)")
@@ -116,11 +116,18 @@ def run(obj_path, duration, assignments, pid, ifname, cgroup):
         try:
             for text in assignments:
                 name, value = _parse_assignment(text)
-                obj.globals[name] = value
+                obj.globals.set_text(name, value)
             obj.load()
             attached = obj.attach_all(pid=pid, iface=ifname, cgroup=cgroup)
-        except (ObjectError, BPFError, AttachError, OSError, KeyError, ValueError) as e:
+        except (ObjectError, BPFError, AttachError, OSError, KeyError, ValueError, TypeError) as e:
             _fail(e)
+        stop = {"now": False}
+
+        def on_sigint(signum, frame):
+            stop["now"] = True
+
+        # before the "Attached" line: a script that waits for it may interrupt us right away
+        old = signal.signal(signal.SIGINT, on_sigint)
         given = {"iface": ifname is not None, "cgroup": cgroup is not None}
         skipped = [p.name for p in obj.programs.values() if p.program is not None and not p.attachable
                    and not (p.link_target and given[p.link_target])]
@@ -128,14 +135,9 @@ def run(obj_path, duration, assignments, pid, ifname, cgroup):
                    + (f"; not attached (no target in section name, or no --ifname/--cgroup): "
                       f"{', '.join(skipped)}" if skipped else "")
                    + (". Hit Ctrl-C to end." if duration is None else "."), err=True)
-        stop = {"now": False}
-
-        def on_sigint(signum, frame):
-            stop["now"] = True
-
-        old = signal.signal(signal.SIGINT, on_sigint)
-        rings = _open_rings(obj)
+        rings = None
         try:
+            rings = _open_rings(obj)
             deadline = None if duration is None else time.monotonic() + duration
             while not stop["now"] and (deadline is None or time.monotonic() < deadline):
                 wait = 0.05 if deadline is None else max(0.0, min(0.05, deadline - time.monotonic()))

@@ -286,6 +286,11 @@ class KsymExtern:
     is_func: bool
     type_id: int  # local FUNC or VAR id
     weak: bool
+    typeless: bool = False  # ``extern const void x __ksym``: its kallsyms address
+
+
+class KsymAddress(int):
+    """A typeless ksym's value: a kernel address, loaded as a 64-bit constant (not a BTF id)."""
 
 
 def ksym_externs(raw: RawObject, btf: BTF | None) -> list[KsymExtern]:
@@ -301,9 +306,8 @@ def ksym_externs(raw: RawObject, btf: BTF | None) -> list[KsymExtern]:
         sym = undefined.get(t.name)
         if sym is None:
             raise ObjectError(f"{raw.path}: ksym extern {t.name!r} has no ELF symbol")
-        if t.kind == Kind.VAR and btf.kind_of(btf.resolve(t.type)) == Kind.VOID:
-            raise ObjectError(f"{raw.path}: typeless ksym {t.name!r} (kallsyms address) is not supported")
-        out.append(KsymExtern(t.name, t.kind == Kind.FUNC, vs.type, sym.bind == STB_WEAK))
+        typeless = t.kind == Kind.VAR and btf.kind_of(btf.resolve(t.type)) == Kind.VOID
+        out.append(KsymExtern(t.name, t.kind == Kind.FUNC, vs.type, sym.bind == STB_WEAK, typeless))
     return out
 
 
@@ -341,10 +345,20 @@ def fix_ksyms_btf(btf: BTF) -> BTF:
 
 
 def resolve_ksyms(externs: list[KsymExtern], local: BTF, kernel: BTF, path: str) -> dict[str, int]:
-    """name -> vmlinux BTF id (0: a weak extern the kernel lacks)."""
+    """name -> vmlinux BTF id (0: a weak extern the kernel lacks); typeless ones -> their
+    ``KsymAddress`` from /proc/kallsyms, as libbpf resolves them."""
     from .core import types_compatible
-    out = {}
+    out: dict[str, int] = {}
+    typeless = [e for e in externs if e.typeless]
+    if typeless:
+        addrs = kallsyms_addresses({e.name for e in typeless})
+        for e in typeless:
+            if e.name not in addrs and not e.weak:
+                raise ObjectError(f"{path}: extern (ksym) {e.name!r}: not in /proc/kallsyms")
+            out[e.name] = KsymAddress(addrs.get(e.name, 0))
     for e in externs:
+        if e.typeless:
+            continue
         kind = Kind.FUNC if e.is_func else Kind.VAR
         ids = kernel.find_all(e.name, kind)
         if not ids:
@@ -358,4 +372,19 @@ def resolve_ksyms(externs: list[KsymExtern], local: BTF, kernel: BTF, path: str)
             raise ObjectError(f"{path}: ksym {e.name!r} does not match the kernel's type "
                               f"({kernel.describe(kernel[kid].type)})")
         out[e.name] = kid
+    return out
+
+
+def kallsyms_addresses(names: set[str], path: str = "/proc/kallsyms") -> dict[str, int]:
+    """Addresses of ``names`` in kallsyms (the first entry of each; module symbols too).
+    Without CAP_SYSLOG the kernel shows zeros, and so does the program then, as with libbpf."""
+    out: dict[str, int] = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2] in names and parts[2] not in out:
+                    out[parts[2]] = int(parts[0], 16)
+    except OSError as e:
+        raise ObjectError(f"cannot read {path} for typeless ksyms: {e.strerror}") from None
     return out

@@ -173,8 +173,18 @@ class Linker:
                                   f"at instruction {slot_sec} of {sec.name}")
 
     def _ksym(self, prog: LinkedProgram, slot: int, op: int, name: str) -> None:
-        """kfunc call -> BPF_PSEUDO_KFUNC_CALL; per-CPU variable -> LD_IMM64 of a BTF id."""
+        """kfunc call -> BPF_PSEUDO_KFUNC_CALL; per-CPU variable -> LD_IMM64 of a BTF id;
+        typeless ksym -> LD_IMM64 of its kallsyms address (a plain constant)."""
+        from .externs import KsymAddress
         btf_id = self.ksyms[name]
+        if isinstance(btf_id, KsymAddress):
+            if op != LD_IMM64:
+                raise ObjectError(f"{self.raw.path}: typeless ksym {name!r} used by a non-LD_IMM64 instruction")
+            _set_src(prog.code, slot, 0)
+            lo, hi = struct.unpack("<ii", struct.pack("<Q", int(btf_id)))
+            _set_imm(prog.code, slot, lo)
+            _set_imm(prog.code, slot + 1, hi)
+            return
         if op == CALL:
             _set_src(prog.code, slot, PSEUDO_KFUNC_CALL)
             _set_imm(prog.code, slot, btf_id)

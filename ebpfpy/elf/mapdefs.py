@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ebpfpy.btf import BTF, Kind
 from ebpfpy.sys.consts import MapType
@@ -48,6 +48,9 @@ class MapSpec:
     offset: int = 0
     data: bytearray | None = None  # global data: the initial value image
     datasec_id: int = 0
+    inner: MapSpec | None = None  # maps of maps: the inner map's definition (``__array(values, ...)``)
+    init_slots: dict[int, str] = field(default_factory=dict)  # index -> map (or program) name
+    values_offset: int = -1  # where ``values`` starts in the definition (relocations land there)
 
     @property
     def is_global_data(self) -> bool:
@@ -124,26 +127,90 @@ def btf_maps(raw: RawObject) -> list[MapSpec]:
         if sym is None:
             raise ObjectError(f"{raw.path}: map {var.name!r} has no ELF symbol in .maps")
         spec = MapSpec(var.name, 0, section=".maps", shndx=sec.index, offset=sym.value)
-        st = btf[btf.resolve(var.type)]
-        if st.kind != Kind.STRUCT:
-            raise ObjectError(f"map {var.name!r}: definition is not a struct")
-        for m in st.members:
-            if m.name in _UINT_FIELDS:
-                setattr(spec, _UINT_FIELDS[m.name], _uint_member(btf, m.type, f"{var.name}.{m.name}"))
-            elif m.name in ("key", "value"):
-                ptr = btf[btf.resolve(m.type)]
-                if ptr.kind != Kind.PTR:
-                    raise ObjectError(f"map {var.name!r}: {m.name} is not __type()")
-                setattr(spec, f"{m.name}_size", btf.size_of(ptr.type))
-                setattr(spec, f"btf_{m.name}_type_id", ptr.type)
-            elif m.name == "values":
-                raise ObjectError(f"map {var.name!r}: map-in-map (values) is not supported yet")
-            else:
-                raise ObjectError(f"map {var.name!r}: unknown map attribute {m.name!r}")
-        if spec.map_type == MapType.RINGBUF:
-            spec.key_size = spec.value_size = 0
+        _parse_def(btf, var.type, spec, inner_allowed=True)
         out.append(spec)
+    _init_slots(raw, sec, out)
     return out
+
+
+_MAP_IN_MAP = (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS)
+
+
+def _parse_def(btf: BTF, type_id: int, spec: MapSpec, inner_allowed: bool) -> None:
+    """Fill ``spec`` from a BTF map definition struct (``__uint``, ``__type``, ``__array``)."""
+    what = spec.name
+    st = btf[btf.resolve(type_id)]
+    if st.kind != Kind.STRUCT:
+        raise ObjectError(f"map {what!r}: definition is not a struct")
+    values = None
+    for m in st.members:
+        if m.name in _UINT_FIELDS:
+            setattr(spec, _UINT_FIELDS[m.name], _uint_member(btf, m.type, f"{what}.{m.name}"))
+        elif m.name in ("key", "value"):
+            ptr = btf[btf.resolve(m.type)]
+            if ptr.kind != Kind.PTR:
+                raise ObjectError(f"map {what!r}: {m.name} is not __type()")
+            setattr(spec, f"{m.name}_size", btf.size_of(ptr.type))
+            setattr(spec, f"btf_{m.name}_type_id", ptr.type)
+        elif m.name == "values":
+            values = m
+        else:
+            raise ObjectError(f"map {what!r}: unknown map attribute {m.name!r}")
+    if values is not None:
+        _parse_values(btf, spec, values, inner_allowed)
+    if spec.map_type == MapType.RINGBUF:
+        spec.key_size = spec.value_size = 0
+
+
+def _parse_values(btf: BTF, spec: MapSpec, m, inner_allowed: bool) -> None:
+    """``__array(values, struct inner_def)`` (maps of maps) or ``__array(values, int (void *))``
+    (program arrays), as libbpf reads them: the value is a 4-byte id, and a map of maps
+    carries its inner map's definition, created as the template the kernel asks for."""
+    what = spec.name
+    arr = btf[btf.resolve(m.type)]
+    ptr = btf[btf.resolve(arr.type)] if arr.kind == Kind.ARRAY else None
+    if ptr is None or ptr.kind != Kind.PTR:
+        raise ObjectError(f"map {what!r}: values is not __array(values, ...)")
+    if spec.value_size not in (0, 4):
+        raise ObjectError(f"map {what!r}: a map with values must have 4-byte values, not {spec.value_size}")
+    spec.value_size = 4
+    spec.btf_value_type_id = 0
+    spec.values_offset = m.bit_offset // 8
+    target = btf[btf.resolve(ptr.type)]
+    if spec.map_type in _MAP_IN_MAP:
+        if not inner_allowed:
+            raise ObjectError(f"map {what!r}: nested maps of maps are not supported (as in libbpf)")
+        if target.kind != Kind.STRUCT:
+            raise ObjectError(f"map {what!r}: the values of a map of maps are map definitions")
+        spec.inner = MapSpec(f"{what}.inner", 0, section=".maps")
+        _parse_def(btf, ptr.type, spec.inner, inner_allowed=False)
+    elif spec.map_type == MapType.PROG_ARRAY:
+        if target.kind != Kind.FUNC_PROTO:
+            raise ObjectError(f"map {what!r}: the values of a program array are programs")
+    else:
+        raise ObjectError(f"map {what!r}: values (__array) is only for maps of maps and program arrays")
+
+
+def _init_slots(raw: RawObject, sec, specs: list[MapSpec]) -> None:
+    """``.values = { [i] = &map_or_prog }``: each pointer is a relocation in ``.maps``."""
+    if not sec.relocs:
+        return
+    maps_syms = {s.name for s in raw.symbols_in(sec.index, (STT_OBJECT, 0))}
+    spans = sorted(specs, key=lambda s: s.offset)
+    for rel in sec.relocs:
+        owner = next((s for s in reversed(spans) if s.offset <= rel.offset), None)
+        if owner is None or owner.values_offset < 0 or rel.offset < owner.offset + owner.values_offset:
+            raise ObjectError(f"{raw.path}: a relocation in .maps at {rel.offset} is not in a map's values")
+        index, rest = divmod(rel.offset - owner.offset - owner.values_offset, 8)
+        name = rel.symbol.name
+        is_map = rel.symbol.shndx == sec.index and name in maps_syms
+        if rest or (owner.map_type == MapType.PROG_ARRAY) == is_map:
+            want = "a program" if owner.map_type == MapType.PROG_ARRAY else "a map"
+            raise ObjectError(f"map {owner.name!r}: initial value #{index} ({name!r}) is not {want}")
+        if owner.max_entries and index >= owner.max_entries:
+            raise ObjectError(f"map {owner.name!r}: initial value #{index} is beyond max_entries "
+                              f"{owner.max_entries}")
+        owner.init_slots[index] = name
 
 
 def legacy_maps(raw: RawObject) -> list[MapSpec]:
@@ -216,3 +283,17 @@ def global_vars(raw: RawObject, btf: BTF | None) -> dict[str, GlobalVar]:
             if v.kind == Kind.VAR:
                 out[v.name] = GlobalVar(v.name, ds.name, vs.offset, vs.size, v.type)
     return out
+
+
+def check_pinned(m, spec: MapSpec, path: str) -> None:
+    """libbpf reuses a map pinned by name only when it is the map the object declares
+    (``map_is_reuse_compat``): same type, sizes, max_entries, flags and map_extra."""
+    from ebpfpy.sys import bpf
+    info = bpf.map_info(m)
+    want = (spec.map_type, spec.key_size, spec.value_size, kernel_max_entries(spec), spec.flags, spec.map_extra)
+    have = (info.type, info.key_size, info.value_size, info.max_entries, info.flags, info.map_extra)
+    if want != have:
+        m.close()
+        fields = ("type", "key_size", "value_size", "max_entries", "map_flags", "map_extra")
+        diff = ", ".join(f"{f} {h} (wanted {w})" for f, w, h in zip(fields, want, have) if w != h)
+        raise ObjectError(f"couldn't reuse pinned map at {path!r}: parameter mismatch: {diff}")

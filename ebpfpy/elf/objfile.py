@@ -45,6 +45,7 @@ from .mapdefs import (
     GlobalVar,
     MapSpec,
     all_maps,
+    check_pinned,
     global_vars,
     internal_map_name,
     kernel_max_entries,
@@ -146,6 +147,8 @@ class ObjProgram:
             return [Attachment(self.section.replace("/", ":", 1), [link])]
         if self.kind is not None and self.kind.syscall:
             return self.attach_ksyscall(pid=pid)
+        if self._usdt_target() is not None:
+            return [self.attach_usdt(*self._usdt_target(), pid=pid)]
         if self.probe is None:
             raise ObjectError(f"program {self.name!r} (section {self.section!r}) cannot be attached by its "
                               "section name; attach it yourself")
@@ -173,6 +176,31 @@ class ObjProgram:
                                   "attach to")
             link = links.attach_cgroup(self, cgroup, at)
         return Attachment(f"{self.section}:{link.description}", [link])
+
+    def _usdt_target(self) -> tuple[str, str, str] | None:
+        """(binary, provider, name) of a ``usdt/PATH:PROVIDER:NAME`` program of an object
+        built with ``usdt.bpf.h``.  Without the header's maps the program reads pt_regs
+        itself and attaches as a plain uprobe on the probe's address."""
+        from .usdt import has_usdt_maps, split_target
+        if self.kind is None or self.kind.sec_def.prefix not in ("usdt/", "usdt.s/") or not has_usdt_maps(self.obj):
+            return None
+        target = split_target(self.kind.arg)
+        if target is None:
+            raise ObjectError(f"program {self.name!r}: section {self.section!r} is not usdt/PATH:PROVIDER:NAME")
+        return target
+
+    def attach_usdt(self, binary: str, provider: str, name: str, *, pid: int = -1, cookie: int = 0):
+        """Attach to every site of USDT probe ``provider:name`` in ``binary``, as libbpf's
+        ``bpf_program__attach_usdt``: the object's ``__bpf_usdt_specs`` map gets each site's
+        argument spec, so ``bpf_usdt_arg()`` reads the arguments and ``bpf_usdt_cookie()``
+        returns ``cookie``.  The attachment (also closed with the object) detaches the uprobes
+        and frees the spec ids when closed."""
+        from .usdt import attach_program
+        if self.program is None:
+            raise ObjectError(f"program {self.name!r} is not loaded")
+        att = attach_program(self, binary, provider, name, pid=pid, cookie=cookie)
+        self.obj.attachments.append(att)
+        return att
 
     def attach_ksyscall(self, syscall: str | None = None, *, retprobe: bool | None = None,
                         pid: int = -1) -> list:
@@ -212,6 +240,10 @@ class Globals(MutableMapping):
 
     Integers (and enums, bools) read and write as ``int``; ``char`` arrays as
     ``bytes`` (NUL padded); anything else as raw ``bytes`` of the variable's size.
+    ``value(name)`` reads any variable typed through BTF (structs as dicts, arrays as
+    lists, ``char`` arrays as ``str``); assigning a dict, list, ``str`` or float writes
+    it typed, checked against the variable's type (``ebpfpy.elf.typedvalues``), and
+    ``set_text(name, text)`` reads command-line text by the type first.
     """
 
     def __init__(self, obj: BPFObject):
@@ -221,7 +253,8 @@ class Globals(MutableMapping):
         try:
             return self._obj._vars[name]
         except KeyError:
-            raise KeyError(f"{self._obj.path}: no global variable {name!r}") from None
+            known = ", ".join(self._obj._vars) or "none"
+            raise KeyError(f"{self._obj.path}: no global variable {name!r} (it has: {known})") from None
 
     def _codec(self, var: GlobalVar):
         btf = self._obj.btf
@@ -247,10 +280,28 @@ class Globals(MutableMapping):
             return int.from_bytes(raw, "little", signed=signed)
         return raw
 
+    def value(self, name: str):
+        """The variable decoded by its BTF type, as ``ebpfpy run`` prints it."""
+        from ebpfpy.btf import values
+        var = self._var(name)
+        return values.decode(self._obj.btf, var.type_id, self._image(var)[var.offset:var.offset + var.size])
+
+    def type_name(self, name: str) -> str:
+        return self._obj.btf.describe(self._var(name).type_id)
+
+    def set_text(self, name: str, text: str) -> None:
+        """Set a variable from command-line text, read by the variable's type."""
+        from .typedvalues import parse_text
+        var = self._var(name)
+        self[name] = _Typed(parse_text(self._obj.btf, var.type_id, text, name))
+
     def __setitem__(self, name: str, value) -> None:
         var = self._var(name)
         kind, signed = self._codec(var)
-        if (isinstance(value, int) and not isinstance(value, bool)) or kind == "int":
+        if isinstance(value, _Typed) or isinstance(value, (dict, list, tuple, str, float)):
+            from .typedvalues import encode
+            raw = encode(self._obj.btf, var.type_id, getattr(value, "value", value), name)
+        elif (isinstance(value, int) and not isinstance(value, bool)) or kind == "int":
             raw = int(value).to_bytes(var.size, "little", signed=signed and int(value) < 0)
         else:
             raw = bytes(value)
@@ -280,6 +331,13 @@ class Globals(MutableMapping):
 
     def section_of(self, name: str) -> str:
         return self._var(name).section
+
+
+class _Typed:
+    """A value already read by its type (``set_text``): always encoded through BTF."""
+
+    def __init__(self, value):
+        self.value = value
 
 
 class Maps(dict):
@@ -332,6 +390,7 @@ class BPFObject:
         self.loaded = False
         self.attachments: list[Any] = []
         self.poisoned: dict[int, dict[int, core.Poison]] = {}
+        self.usdt_manager = None  # ebpfpy.elf.usdt.UsdtManager, made by the first USDT attach
 
     def _kernel_ready_btf(self) -> BTF | None:
         """The object's BTF with the fix-ups the kernel needs (DATASEC sizes and offsets,
@@ -376,6 +435,9 @@ class BPFObject:
             self._load_btf()
             self._create_maps(pin_root)
             self._load_programs(target_btf)
+            for spec in self.map_specs.values():  # program arrays: their initial programs
+                if spec.map_type == MapType.PROG_ARRAY and spec.init_slots and spec.name in self.maps:
+                    self._fill_slots(spec, self.programs)
         except BaseException:
             self.close()
             raise
@@ -401,42 +463,78 @@ class BPFObject:
             self.map_specs[internal_map_name(self.name, KCONFIG_SEC)].data[:] = image
         from ebpfpy.maps import Map
         from ebpfpy.sys import bpf
-        from ebpfpy.sys.errors import BPFError
+        created = []
         for spec in self.map_specs.values():
             pin_path = os.path.join(pin_root, spec.name) if spec.pinning == PIN_BY_NAME else None
             codecs = self._codecs(spec)
             if pin_path and os.path.exists(pin_path):
-                self.maps[spec.name] = Map.from_pin(pin_path, **codecs)
+                pinned = Map.from_pin(pin_path, **codecs)
+                check_pinned(pinned, spec, pin_path)
+                self.maps[spec.name] = pinned
                 continue
             max_entries = kernel_max_entries(spec)
-            args = {"name": spec.name, "flags": spec.flags, "map_extra": spec.map_extra,
-                    "numa_node": spec.numa_node}
-            fd = None
-            typed = spec.map_type not in NO_BTF_TYPES and (spec.btf_value_type_id or spec.btf_key_type_id)
-            if self.btf_fd is not None and typed:
-                try:
-                    fd = bpf.map_create(spec.map_type, spec.key_size, spec.value_size, max_entries,
-                                        btf_fd=self.btf_fd, btf_key_type_id=spec.btf_key_type_id,
-                                        btf_value_type_id=spec.btf_value_type_id, **args)
-                except BPFError:
-                    fd = None  # like libbpf: retry without type info
-            if fd is None:
-                try:
-                    fd = bpf.map_create(spec.map_type, spec.key_size, spec.value_size, max_entries, **args)
-                except BPFError as e:
-                    hint = " (it has no max_entries)" if not max_entries else ""
-                    raise LoadError(f"{self.path}: creating map {spec.name!r} failed: "
-                                    f"{e.strerror} [{e.errno_name}]{hint}") from None
+            inner = self._create_map(spec.inner) if spec.inner is not None else None
+            try:
+                fd = self._create_map(spec, inner_map_fd=inner)
+            finally:
+                if inner is not None:
+                    inner.close()  # only a template: the kernel keeps what it needs
             # exactly what the object asked for (no Map.create defaults), as libbpf creates it
             m = Map._owning(fd, spec.map_type, spec.key_size, spec.value_size, max_entries,
                             name=spec.name, flags=spec.flags, **codecs)
             self.maps[spec.name] = m
+            created.append(spec)
             if spec.is_global_data:
                 bpf.map_update_elem(m, struct.pack("<I", 0), bytes(spec.data))
                 if spec.readonly:
                     bpf.map_freeze(m)
             if pin_path:
                 bpf.obj_pin(m, pin_path)
+        for spec in created:  # maps of maps: their initial inner maps, now that all exist
+            if spec.inner is not None:
+                self._fill_slots(spec, self.maps)
+
+    def _create_map(self, spec: MapSpec, inner_map_fd=None):
+        """One map as libbpf creates it: with BTF key/value types where the type allows,
+        again without them if the kernel refuses those."""
+        from ebpfpy.sys import bpf
+        from ebpfpy.sys.errors import BPFError
+        max_entries = kernel_max_entries(spec)
+        args = {"name": spec.name, "flags": spec.flags, "map_extra": spec.map_extra,
+                "numa_node": spec.numa_node, "inner_map_fd": inner_map_fd or 0}
+        typed = spec.map_type not in NO_BTF_TYPES and (spec.btf_value_type_id or spec.btf_key_type_id)
+        if self.btf_fd is not None and typed:
+            try:
+                return bpf.map_create(spec.map_type, spec.key_size, spec.value_size, max_entries,
+                                      btf_fd=self.btf_fd, btf_key_type_id=spec.btf_key_type_id,
+                                      btf_value_type_id=spec.btf_value_type_id, **args)
+            except BPFError:
+                pass  # like libbpf: retry without type info
+        try:
+            return bpf.map_create(spec.map_type, spec.key_size, spec.value_size, max_entries, **args)
+        except BPFError as e:
+            hint = " (it has no max_entries)" if not max_entries else ""
+            raise LoadError(f"{self.path}: creating map {spec.name!r} failed: "
+                            f"{e.strerror} [{e.errno_name}]{hint}") from None
+
+    def _fill_slots(self, spec: MapSpec, sources: dict) -> None:
+        """``.values = {[i] = &x}``: slot i of a map of maps (or program array) holds x's fd."""
+        from ebpfpy.sys import bpf
+        from ebpfpy.sys.errors import BPFError
+        for index, name in sorted(spec.init_slots.items()):
+            target = sources.get(name)
+            if target is None or getattr(target, "program", target) is None:
+                if spec.map_type == MapType.PROG_ARRAY:
+                    continue  # a program not loaded (autoload off): its slot stays empty
+                raise LoadError(f"{self.path}: map {spec.name!r}: initial value #{index} names {name!r}, "
+                                "which is not loaded")
+            fd = target.program.fd if hasattr(target, "program") else target.fd
+            key = index.to_bytes(spec.key_size, "little")
+            try:
+                bpf.map_update_elem(self.maps[spec.name], key, struct.pack("<I", fd))
+            except BPFError as e:
+                raise LoadError(f"{self.path}: map {spec.name!r}: setting initial value #{index} ({name!r}) "
+                                f"failed: {e.strerror} [{e.errno_name}]") from None
 
     def _codecs(self, spec: MapSpec) -> dict:
         """key=/value= codecs from the map's BTF types: ``obj.maps["events"][pid]`` gives a
@@ -607,6 +705,7 @@ class BPFObject:
             except OSError:
                 pass
         self.attachments = []
+        self.usdt_manager = None
         for p in self.programs.values():
             p.close()
         for m in self.maps.values():

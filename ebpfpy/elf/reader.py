@@ -167,8 +167,8 @@ def _read(path: str, elf) -> RawObject:
         symbols.append(Symbol(sym.name, sym["st_value"], sym["st_size"], stype, bind, shndx, vis))
     for rs in rel_secs:
         target = sections.get(rs["sh_info"])
-        if target is None or not target.is_code:
-            continue  # relocations of debug sections, .BTF, .BTF.ext: not ours
+        if target is None or not (target.is_code or target.name == ".maps"):
+            continue  # relocations of debug sections, .BTF, .BTF.ext: not ours (.maps: initial map-in-map values)
         for r in rs.iter_relocations():
             idx = r["r_info_sym"]
             if idx >= len(symbols):

@@ -299,7 +299,9 @@ def test_a_probe_that_cannot_attach_raises_and_leaves_nothing():
     with pytest.raises(RunError) as caught:
         script.run().start()
     assert "Error attaching probe: 'kprobe:no_such_function_xyz'" in str(caught.value)
-    assert caught.value.text == cli("-e", source).stderr
+    # the command line prints the same error, after 0.17's warning that tracefs does not list
+    # the function (the API keeps warnings apart from the error)
+    assert cli("-e", source).stderr.endswith(caught.value.text)
     assert open_fds() == fds
     assert "_" + name[1:15] not in map_names_in_kernel()
 

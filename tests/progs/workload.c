@@ -1,5 +1,5 @@
 /* A deterministic workload for differential tests of pybpftrace against
- * bpftrace: a known number of opens, reads, writes, kills, forks and execs,
+ * bpftrace: a known number of opens, reads, writes, nanosleeps, kills, forks and execs,
  * each with recognisable arguments; plus a function with stack-passed
  * arguments (for sarg), a USDT probe and a global (for uaddr).
  * Usage: workload [rounds] */
@@ -9,6 +9,7 @@
 #include <sys/sdt.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 volatile long workload_total;
@@ -34,6 +35,8 @@ int main(int argc, char **argv)
 		}
 		open("/nonexistent/ebpfpy-workload", O_RDONLY);
 		write(1, "", 0);
+		struct timespec nap = {0, 1000 + i};
+		syscall(SYS_nanosleep, &nap, NULL); /* a struct pointer among the tracepoint's args */
 		syscall(SYS_getpid);
 		kill(getpid(), SIGUSR1);
 		DTRACE_PROBE2(workload, round, i, rounds);

@@ -20,6 +20,7 @@ from ebpfpy.bpftrace import functions, lexer
 from ebpfpy.bpftrace.diagnostics import Diagnostic
 from ebpfpy.bpftrace.driver import Options, compile_source
 from ebpfpy.bpftrace.emit.probe import ProbeCodegen
+from ebpfpy.bpftrace.parser import MODERN_FUNCTIONS
 from ebpfpy.bpftrace.semantic import Checker
 from ebpfpy.isa.helpers import HELPERS_BY_ID
 
@@ -61,6 +62,7 @@ FUNCTION_SAMPLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "signal": (f'{U} {{ signal("SIGUSR1"); }}', ("send_signal",)),
     "override": ("kprobe:__x64_sys_getpid { override(0); }", ("override_return",)),
     "delete": ("BEGIN { @a[1] = 1; delete(@a[1]); }", ("map_delete_elem",)),
+    "has_key": ("begin { @a[1] = 1; @b = has_key(@a, 1); }", ("map_lookup_elem",)),
     "clear": ("BEGIN { @a[1] = 1; clear(@a); }", ("perf_event_output",)),
     "zero": ("BEGIN { @a[1] = 1; zero(@a); }", ("perf_event_output",)),
     "count": ("BEGIN { @c = count(); }", ("map_lookup_elem",)),
@@ -105,7 +107,10 @@ BUILTIN_SAMPLES: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 def _compile(src: str, cpid: int = 0):
-    return compile_source(Options(source=src, unsafe=True, command="true" if cpid else None), cpid=cpid)
+    # functions only today's language has are compiled in its mode (0.17's parser rejects them)
+    compat = "0.26" if any(f"{name}(" in src for name in MODERN_FUNCTIONS) else "0.17"
+    return compile_source(Options(source=src, unsafe=True, command="true" if cpid else None, compat=compat),
+                          cpid=cpid)
 
 
 def _called_helpers(script) -> set[str]:

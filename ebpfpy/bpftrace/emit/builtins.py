@@ -90,6 +90,9 @@ class BuiltinEmitter:
                 raise error(f"usdt probe has only {len(self.ctx.usdt_args)} arguments", node)
             emit_usdt_arg(self.b, self.ctx.usdt_args[n], R0, R6)
             return Val(INT)
+        if self.ctx.args == "raw_tp":  # the context is the tracepoint's arguments as u64s
+            self.b.ldx(8, R0, R6, 8 * n)
+            return Val(UINT)
         if self.ctx.args != "pt_regs":
             raise error(f"The {node.name} builtin can only be used with 'kprobes', 'uprobes' and "
                         "'usdt' probes", node)

@@ -26,9 +26,25 @@ def _load_extended(b: Builder, size: int, signed: bool, dst, src, off: int) -> N
         b.arsh(dst, 64 - 8 * size)
 
 
+def _typed_space(space: str) -> tuple:
+    """The tail a typed pointer's shape extra carries: nothing for kernel memory (the default),
+    ``("user",)`` for a struct in user memory."""
+    return ("user",) if space == "user" else ()
+
+
 def _tracepoint_struct(target) -> str:
     parts = target.probe.split(":")
     return f"struct _tracepoint_{parts[-2]}_{parts[-1]}" if len(parts) >= 3 else "args"
+
+
+def _struct_pointee(field) -> str | None:
+    """``struct NAME`` (or union) for a tracepoint field declared as a pointer to one, else None."""
+    if not field.is_pointer:
+        return None
+    base = field.type.replace("const ", "").replace("__user", "").rstrip("* ").strip()
+    if field.type.count("*") != 1 or not base.startswith(("struct ", "union ")):
+        return None
+    return " ".join(base.split())
 
 
 class FieldEmitter:
@@ -53,7 +69,7 @@ class FieldEmitter:
             self.b.ldx(8, R0, FP, base.slot.off)
         if extra[0] == "cstruct":
             return self.script_struct_member(node, extra[1])
-        return self.btf_member(node, extra[1])
+        return self.btf_member(node, extra[1], extra[2] if len(extra) > 2 else "kernel")
 
     def script_struct_member(self, node: ast.FieldAccess, struct_name: str) -> Val:
         """r0 holds the address of a struct defined in the script: read one member, with the
@@ -94,8 +110,10 @@ class FieldEmitter:
         _load_extended(b, t.size, t.signed, R0, FP, slot.off)
         return Val(INT if t.signed else UINT)
 
-    def btf_member(self, node: ast.FieldAccess, struct_tid: int) -> Val:
-        """r0 holds the address of a kernel struct: read one member (pointers stay typed)."""
+    def btf_member(self, node: ast.FieldAccess, struct_tid: int, space: str = "kernel") -> Val:
+        """r0 holds the address of a struct of BTF type ``struct_tid`` in ``space`` (kernel
+        memory, or user memory for the structs a syscall tracepoint's pointers point to): read
+        one member; pointers stay typed, in the same space."""
         from ebpfpy.btf import Kind
 
         spec = self.world.btf()
@@ -111,39 +129,41 @@ class FieldEmitter:
         if not bits and kind == Kind.INT and spec[tid].bits != 8 * spec[tid].size:
             bits, shift = spec[tid].bits, shift + spec[tid].bit_offset  # kind_flag=0 encoding
         if bits:
-            return self.btf_bitfield(node, shift, bits)
+            return self.btf_bitfield(node, shift, bits, space)
         if member.bit_offset % 8:
             raise error(f"member '{node.field}' is not byte-aligned", node)
         b.add(R0, member.bit_offset // 8)
+        typed = _typed_space(space)
+        read = "probe_read_user" if space == "user" else "probe_read_kernel"
         if kind in (Kind.STRUCT, Kind.UNION):
-            return Val(Shape("int", 8, False, extra=("btf_inline", tid)))  # an address, read later
+            return Val(Shape("int", 8, False, extra=("btf_inline", tid, *typed)))  # an address, read later
         if kind == Kind.ARRAY:
             arr = spec[tid]
             elem = spec.resolve(arr.type)
             size = spec.size_of(tid)
             if spec.kind_of(elem) == Kind.INT and spec.size_of(elem) == 1:
                 slot = self.frame.alloc(round8(size + 1), name=node.field)
-                emit_helper_call(b, "probe_read_kernel", StackSlot(slot.off, size), size, R0)
+                emit_helper_call(b, read, StackSlot(slot.off, size), size, R0)
                 return Val(shapes.string(round8(size + 1)), slot)
             slot = self.frame.alloc(round8(size), name=node.field)
-            emit_helper_call(b, "probe_read_kernel", StackSlot(slot.off, size), size, R0)
+            emit_helper_call(b, read, StackSlot(slot.off, size), size, R0)
             return Val(Shape("bytes", slot.size, False, extra=size), slot)
         size = spec.size_of(tid)
         if size not in (1, 2, 4, 8):
             raise error(f"member '{node.field}' of size {size} is not supported", node)
         slot = self.frame.alloc(8, name=node.field)
-        emit_helper_call(b, "probe_read_kernel", StackSlot(slot.off, size), size, R0)
+        emit_helper_call(b, read, StackSlot(slot.off, size), size, R0)
         if kind == Kind.PTR:
             b.ldx(8, R0, FP, slot.off)
             pointee = spec.resolve(spec[tid].type)
             if spec.kind_of(pointee) in (Kind.STRUCT, Kind.UNION):
-                return Val(Shape("int", 8, False, extra=("btf", pointee)))
+                return Val(Shape("int", 8, False, extra=("btf", pointee, *typed)))
             return Val(UINT)
         signed = kind == Kind.INT and spec[tid].signed
         _load_extended(b, size, signed, R0, FP, slot.off)
         return Val(INT if signed else UINT)
 
-    def btf_bitfield(self, node: ast.FieldAccess, bit_offset: int, bits: int) -> Val:
+    def btf_bitfield(self, node: ast.FieldAccess, bit_offset: int, bits: int, space: str = "kernel") -> Val:
         """r0 holds a struct's address: read a bitfield member as bpftrace 0.17 does.
 
         The bytes that hold the field are copied into a zeroed u64 (little
@@ -157,7 +177,8 @@ class FieldEmitter:
             raise error(f"bitfield member '{node.field}' spans more than 8 bytes", node)
         b.add(R0, bit_offset // 8)
         slot = self.frame.alloc(8, name=node.field)
-        emit_helper_call(b, "probe_read_kernel", StackSlot(slot.off, nbytes), nbytes, R0)
+        read = "probe_read_user" if space == "user" else "probe_read_kernel"
+        emit_helper_call(b, read, StackSlot(slot.off, nbytes), nbytes, R0)
         b.ldx(8, R0, FP, slot.off)
         if shift:
             b.rsh(R0, shift)
@@ -254,4 +275,11 @@ class FieldEmitter:
             return Val(Shape("bytes", slot.size, False, extra=f.size), slot)
         size = f.size if f.size in (1, 2, 4, 8) else 8
         _load_extended(b, size, f.signed, R0, R6, f.offset)
+        pointee = _struct_pointee(f)
+        if pointee is not None:
+            # ``struct timespec *rqtp``: typed through BTF, so ``args->rqtp->tv_sec`` reads the
+            # member, in the memory the tracepoint's pointers point to (user for syscalls)
+            tid = self.world.btf_struct(pointee)
+            if tid is not None:
+                return Val(Shape("int", 8, False, extra=("btf", tid, *_typed_space(self.ctx.space))))
         return Val(INT if f.signed else UINT)

@@ -41,13 +41,14 @@ from .events import EventEmitter
 from .expressions import ExpressionEmitter
 from .fields import FieldEmitter
 from .maps import MapEmitter
+from .newer import NewerLanguageEmitter
 from .statements import StatementEmitter
 from .strings import StringEmitter
 from .targets import mentions_probe
 
 
 class ProbeCodegen(StatementEmitter, ExpressionEmitter, MapEmitter, AggregationEmitter, FieldEmitter,
-                   BuiltinEmitter, CallEmitter, StringEmitter, EventEmitter):
+                   BuiltinEmitter, CallEmitter, StringEmitter, EventEmitter, NewerLanguageEmitter):
     """Generates the program for one probe body on one concrete target."""
 
     def __init__(self, state: ScriptState, probe: ast.Probe, target: Any, context, prog_type,

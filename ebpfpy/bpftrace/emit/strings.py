@@ -201,8 +201,12 @@ class StringEmitter:
         if left.shape.kind != "str" or right.shape.kind != "str":
             raise error("strncmp() expects two strings", node)
         b = self.b
+        count = min(n, left.shape.size, right.shape.size)
+        if count <= 0:  # no byte to compare: equal (and no code the kernel would find unreachable)
+            b.mov(R0, 0)
+            return Val(INT)
         differ, done = b.fresh_label("ncmp_ne"), b.fresh_label("ncmp")
-        for pos in range(min(n, left.shape.size, right.shape.size)):
+        for pos in range(count):
             b.ldx(1, R1, FP, left.slot.off + pos)
             b.ldx(1, R2, FP, right.slot.off + pos)
             b.jne(R1, R2, differ)
@@ -270,7 +274,9 @@ class StringEmitter:
             return Val(Shape("buffer", slot.size, False, extra=n), slot)
         if len(node.args) != 2:
             raise error("buf() requires a length argument for pointers", node)
-        n = min(self.constant(node.args[1], "buf() length must be an integer literal"), self.env.strlen)
+        if not _is_literal(node.args[1]):
+            return self.buf_runtime_length(node, val)
+        n = min(self.constant(node.args[1]), self.env.strlen)
         if val.slot is not None:
             self.b.ldx(8, R0, FP, val.slot.off)
         slot = self.frame.alloc(8 + round8(n), name="buf")
@@ -279,6 +285,25 @@ class StringEmitter:
         emit_helper_call(self.b, read, StackSlot(slot.off + 8, n), n, R0)
         self.check_helper(self.read_name(node.args[0]), node)
         return Val(Shape("buffer", slot.size, False, extra=n), slot)
+
+    def buf_runtime_length(self, node: ast.Call, pointer: Val) -> Val:
+        """buf(p, n) with n known only at run time (``buf($skb->data, $skb->len)``): room for
+        BPFTRACE_STRLEN bytes, n clamped to it, the clamped length in the header."""
+        b, most = self.b, self.env.strlen
+        if pointer.slot is None:
+            pointer = self.spill(pointer)
+        slot = self.frame.alloc(8 + round8(most), name="buf")  # zeroed: the event sends it whole
+        self.int_value(node.args[1])
+        fits = b.fresh_label("buf_fits")
+        b.jle(R0, most, fits)  # unsigned: a negative length takes the most too
+        b.mov(R0, most)
+        b.label(fits)
+        b.stx(8, FP, R0, slot.off)
+        b.ldx(8, R3, FP, pointer.slot.off)
+        read = "probe_read_user" if self._user_memory() else "probe_read_kernel"
+        emit_helper_call(b, read, StackSlot(slot.off + 8, most), R0, R3)
+        self.check_helper(self.read_name(node.args[0]), node)
+        return Val(Shape("buffer", slot.size, False, extra=most), slot)
 
     def call_strftime(self, node: ast.Call) -> Val:
         if not isinstance(node.args[0], ast.String):

@@ -76,6 +76,17 @@ CASES = [
                            "str(args->filename, $m), str(args->filename, args->dfd + 110)); }"),
     ("str_runtime_length_strlen", f"{OPEN} {{ $n = 100; printf(\"%s|\\n\", str(args->filename, $n)); }}",
      {"env": {"BPFTRACE_STRLEN": "8"}}),
+    # a tracepoint field that points to a kernel struct is typed through BTF, read from user memory
+    ("tp_struct_pointer_field", "t:syscalls:sys_enter_nanosleep /pid == cpid/ "
+                                "{ printf(\"%d %d\\n\", args->rqtp->tv_sec, args->rqtp->tv_nsec); "
+                                "@[args->rqtp->tv_nsec % 2] = count(); }"),
+    # strncmp over no bytes is 0 (it had given code the verifier called unreachable)
+    ("strncmp_zero", 'BEGIN { printf("%d %d %d\\n", strncmp("abc", "abd", 0), strncmp("abc", "abd", 2), '
+                     'strncmp("abc", "abd", 3)); exit(); }'),
+    # buf() with a length known only at run time, and one clamped to BPFTRACE_STRLEN
+    ("buf_runtime_length", f"{OPEN} {{ printf(\"%r\\n\", buf(args->filename, args->flags + 4)); }}"),
+    ("buf_runtime_length_clamped", f"{OPEN} {{ printf(\"%r\\n\", buf(args->filename, args->flags + 90)); }}",
+     {"env": {"BPFTRACE_STRLEN": "20"}}),
     ("write_args", f"{WRITE} {{ printf(\"fd=%d count=%d\\n\", args->fd, args->count); }}"),
     ("read_args", f"{READ} {{ printf(\"fd=%d count=%d\\n\", args->fd, args->count); }}"),
     ("exit_ret", f"{OPENX} {{ printf(\"ret=%d\\n\", args->ret); }}"),
