@@ -171,6 +171,48 @@ def _probe_fentry() -> tuple[bool, str]:
         raise
 
 
+def _probe_iter() -> tuple[bool, str]:
+    """Load a task iterator (attach type BPF_TRACE_ITER on bpf_iter_task) and make its link."""
+    from ebpfpy.sys import bpf
+    from ebpfpy.sys.consts import AttachType, ProgType
+
+    if not os.path.exists(VMLINUX_BTF):
+        return False, f"{VMLINUX_BTF} is missing"
+    btf_id = vmlinux_func_id("bpf_iter_task")
+    if btf_id is None:
+        return False, "bpf_iter_task is not in vmlinux BTF"
+    try:
+        with _load(ProgType.TRACING, _ret0(), expected_attach_type=AttachType.TRACE_ITER,
+                   attach_btf_id=btf_id) as prog:
+            bpf.link_create_iter(prog).close()
+            return True, ""
+    except BPFError as exc:
+        if exc.errno in (E.EINVAL, E.EOPNOTSUPP, ENOTSUPP, E.ENOENT, E.EPERM):
+            return False, _err(exc)
+        raise
+
+
+def _probe_kprobe_multi() -> tuple[bool, str]:
+    """libbpf's probe: a kprobe_multi link on one invalid address fails with EINVAL (not EBADF,
+    EOPNOTSUPP or E2BIG) where the kernel has them (5.18+, CONFIG_FPROBE)."""
+    from ebpfpy.sys import bpf
+    from ebpfpy.sys.consts import AttachType, ProgType
+
+    try:
+        with _load(ProgType.KPROBE, _ret0(), expected_attach_type=AttachType.TRACE_KPROBE_MULTI) as prog:
+            try:
+                bpf.link_create_kprobe_multi(prog, addrs=[0]).close()
+            except BPFError as exc:
+                if exc.errno == E.EINVAL:
+                    return True, ""
+                return False, "no kprobe_multi links: " + _err(exc)
+            return True, ""
+    except BPFError as exc:
+        if exc.errno in (E.EINVAL, E.EOPNOTSUPP, ENOTSUPP, E.EPERM):
+            return False, "no kprobe_multi programs: " + _err(exc)
+        raise
+
+
 def _probe_test_run_raw_tp() -> tuple[bool, str]:
     from ebpfpy.sys import bpf
     from ebpfpy.sys.consts import ProgType
@@ -246,6 +288,8 @@ PROBES: dict[str, Probe] = {
     "uprobe_multi": _probe_uprobe_multi,
     "tcx": _probe_tcx,
     "fentry": _probe_fentry,
+    "iter": _probe_iter,
+    "kprobe_multi": _probe_kprobe_multi,
     "test_run_raw_tp": _probe_test_run_raw_tp,
     "probe_read_kernel": _probe_probe_read_kernel,
     "override_return": _probe_override_return,
@@ -253,7 +297,7 @@ PROBES: dict[str, Probe] = {
 }
 # Probes that need bpf() itself: skip them (with bpf's reason) when it is missing.
 _NEEDS_BPF = {"ringbuf", "batch_ops", "perf_link", "fentry", "test_run_raw_tp", "probe_read_kernel",
-              "override_return", "uprobe_multi", "tcx"}
+              "override_return", "uprobe_multi", "tcx", "iter", "kprobe_multi"}
 
 
 def _answer(name: str) -> tuple[bool, str]:

@@ -7,18 +7,20 @@ hides the difference: it owns whatever fds hold the attachment, and
 ``close()`` releases them, which detaches the program. fd-based forms mean
 a crashed process never leaves a probe behind.
 
-BPF_LINK_CREATE targets here: perf events, tracing (BTF) targets, uprobe_multi
-(many uprobes of one binary in one link), XDP and tcx on a network interface,
-and cgroup hooks on a cgroup v2 directory.
+BPF_LINK_CREATE targets here: perf events, tracing (BTF) targets, iterators (read through
+BPF_ITER_CREATE), uprobe_multi (many uprobes of one binary in one link), kprobe_multi (many
+kernel functions in one link), XDP and tcx on a network interface, and cgroup hooks on a
+cgroup v2 directory.
 """
 from __future__ import annotations
 
 import errno as E
 import os
+import struct
 from collections.abc import Sequence
 
 from ebpfpy.sys import bpf, perf
-from ebpfpy.sys.consts import BPF_F_UPROBE_MULTI_RETURN, AttachType, XdpFlag, lookup
+from ebpfpy.sys.consts import BPF_F_KPROBE_MULTI_RETURN, BPF_F_UPROBE_MULTI_RETURN, AttachType, XdpFlag, lookup
 from ebpfpy.sys.errors import ENOTSUPP, BPFError
 from ebpfpy.sys.fd import FD, fd_number
 
@@ -181,6 +183,51 @@ def attach_uprobe_multi(prog, path: str, offsets: Sequence[int], *, retprobe: bo
         fd = bpf.link_create_uprobe_multi(prog, path, list(offsets), ref_ctr_offsets=ref_ctr_offsets,
                                           cookies=cookies, flags=BPF_F_UPROBE_MULTI_RETURN if retprobe else 0,
                                           pid=max(pid, 0))
+    except BPFError as exc:
+        raise _named(exc, what) from None
+    return Link(fd, prog=prog, description=what)
+
+
+def attach_iter(prog, *, map=None, tid: int = 0, pid: int = 0, pid_fd: int = 0) -> Link:
+    """An iterator link (BPF_TRACE_ITER) for a program loaded with attach type BPF_TRACE_ITER and the
+    BTF id of ``bpf_iter_<target>``: ``map`` for ``bpf_map_elem`` iterators (a Map or an fd), ``tid``,
+    ``pid`` or ``pid_fd`` to walk one thread or process only (task iterators, 6.1+); by default
+    every object. Read its output with ``read_iter(link)`` (each read runs the program anew)."""
+    if map is not None:
+        info = struct.pack("<I", fd_number(map))
+    elif tid or pid or pid_fd:
+        info = struct.pack("<III", tid, pid, pid_fd)
+    else:
+        info = b""
+    what = "iter" + (f" map fd {fd_number(map)}" if map is not None else "") + \
+        "".join(f" {k}={v}" for k, v in (("tid", tid), ("pid", pid), ("pid_fd", pid_fd)) if v)
+    try:
+        fd = bpf.link_create_iter(prog, info)
+    except BPFError as exc:
+        raise _named(exc, what) from None
+    return Link(fd, prog=prog, description=what)
+
+
+def read_iter(link, chunk: int = 1 << 16) -> bytes:
+    """Everything one pass of an iterator link prints (BPF_ITER_CREATE, read to the end)."""
+    with bpf.iter_create(link) as fd:
+        parts = []
+        while data := os.read(fd.fd, chunk):
+            parts.append(data)
+    return b"".join(parts)
+
+
+def attach_kprobe_multi(prog, symbols: Sequence[str] = (), *, addresses: Sequence[int] = (),
+                        retprobe: bool = False, cookies: Sequence[int] | None = None,
+                        description: str = "") -> Link:
+    """One kprobe_multi link (5.18+, a kernel with fprobe) for kprobes (``retprobe``: kretprobes) on
+    every kernel function named in ``symbols`` (or at ``addresses``). ``prog`` must have been loaded
+    as a kprobe program with expected_attach_type BPF_TRACE_KPROBE_MULTI. Patterns:
+    ``ebpfpy.attach.kprobe.kprobe_multi_symbols``."""
+    what = description or f"{'kretprobe' if retprobe else 'kprobe'}.multi ({len(symbols) or len(addresses)} functions)"
+    try:
+        fd = bpf.link_create_kprobe_multi(prog, syms=list(symbols), addrs=list(addresses), cookies=cookies,
+                                          flags=BPF_F_KPROBE_MULTI_RETURN if retprobe else 0)
     except BPFError as exc:
         raise _named(exc, what) from None
     return Link(fd, prog=prog, description=what)

@@ -66,6 +66,8 @@ REQUIREMENTS = {
     "kernel": _feature("bpf"),
     "kprobes": _feature("kprobes"),
     "fentry": _feature("fentry"),
+    "iter": _feature("iter"),
+    "kprobe_multi": _feature("kprobe_multi"),
     "btf": _feature("btf"),
     "ringbuf": _feature("ringbuf"),
     "uprobes": _feature("uprobes"),

@@ -92,3 +92,68 @@ def map_entries(out: str, name: str) -> dict:
     for m in re.finditer(rf"^@{name}(?:\[(.*)\])?: (-?\d+)$", out, re.M):
         found[m.group(1)] = int(m.group(2))
     return found
+
+
+def write_vmlinux_h(directory) -> str:
+    """``DIRECTORY/vmlinux.h`` for clang-built test objects: bpftool's dump of this kernel's BTF,
+    or our own writer's (the same header) where bpftool is missing.  Returns its path."""
+    import shutil
+    import subprocess
+
+    path = os.path.join(str(directory), "vmlinux.h")
+    with open(path, "w") as f:
+        if shutil.which("bpftool"):
+            subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
+                           check=True, stdout=f)
+        else:
+            from ebpfpy.btf import vmlinux
+            from ebpfpy.btf.cheader import format_header
+            f.write(format_header(vmlinux()))
+    return path
+
+
+def bpf_object(name: str, directory) -> str:
+    """``tests/bpf_objects/NAME.bpf.c`` built with clang-19 into DIRECTORY (vmlinux.h made there once),
+    or in the qemu guest (no clang) the runner's prebuilt ``$EBPFPY_PREBUILT/NAME.bpf.o``: a source
+    marked ``ebpfpy-vm: prebuild`` (tests/vm/vmrun/prebuild.py).  Skips the test when neither exists."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    prebuilt = os.path.join(os.environ.get("EBPFPY_PREBUILT") or "/nonexistent", name + ".bpf.o")
+    if os.path.exists(prebuilt):
+        return prebuilt
+    if not shutil.which("clang-19"):
+        pytest.skip(f"no clang-19 to build {name}.bpf.c (and no prebuilt copy)")
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bpf_objects")
+    if not os.path.exists(os.path.join(str(directory), "vmlinux.h")):
+        write_vmlinux_h(directory)
+    out = os.path.join(str(directory), name + ".bpf.o")
+    subprocess.run(["clang-19", "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I", str(directory),
+                    "-I", src, "-c", os.path.join(src, name + ".bpf.c"), "-o", out], check=True)
+    return out
+
+
+def ebpfpy_run(*args, trigger, timeout: float = 60) -> tuple[str, str, str]:
+    """``ebpfpy run ARGS`` in a child: ``trigger()`` once its first stderr line (``Attached ...``,
+    printed when everything is attached) is out, then Ctrl-C.  Returns (stdout, the rest of
+    stderr, that first line); fails unless it exits 0."""
+    import signal
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", "from ebpfpy.cli import main; main()", "run", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        assert line.startswith("Attached"), line + proc.stderr.read()
+        trigger()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr
+    return stdout, stderr, line

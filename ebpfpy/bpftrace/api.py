@@ -394,6 +394,13 @@ class _Recorder(Runtime):
         super().close()
 
 
+def _emulated_recorder() -> type:
+    """The recorder over ebpfpy.vm instead of the kernel (``Script(..., emulate=True)``)."""
+    from .emulate import EmulatedRuntime
+
+    return type("_EmulatedRecorder", (_Recorder, EmulatedRuntime), {})
+
+
 # -- script and run --------------------------------------------------------------------------
 
 _NO_PID = 4194305  # above the kernel's PID_MAX_LIMIT
@@ -408,21 +415,22 @@ class Script:
     and trace it; the run ends when it exits), ``unsafe`` (--unsafe), ``helper_errors`` (-k:
     1, -kk: 2), ``warnings`` (False: --no-warnings), ``include_dirs`` (-I), ``includes``
     (--include), and the BPFTRACE_* settings ``strlen``, ``map_keys_max``, ``max_probes``,
-    ``perf_pages``, ``cat_bytes_max``, ``log_size``, ``user_symbols``.
+    ``perf_pages``, ``cat_bytes_max``, ``log_size``, ``user_symbols``. ``emulate=True``
+    (--emulate) runs BEGIN, END, interval and profile probes in ``ebpfpy.vm``, without root.
     """
 
     def __init__(self, source: str, *, params=(), pid: int | None = None, command: str | None = None,
                  unsafe: bool = False, helper_errors: int = 0, warnings: bool = True, strlen: int = 64,
                  map_keys_max: int = 4096, max_probes: int = 512, perf_pages: int = 64,
                  cat_bytes_max: int = 10240, log_size: int = 1000000, user_symbols: bool = True,
-                 include_dirs=(), includes=(), filename: str = "stdin"):
+                 include_dirs=(), includes=(), filename: str = "stdin", emulate: bool = False):
         self.source = source
         self.options = driver.Options(
             source=source, filename=filename, params=tuple(str(p) for p in params), pid=pid or -1,
             command=command, quiet=True, unsafe=unsafe, warnings=warnings, helper_errors=int(helper_errors),
             strlen=strlen, map_keys_max=map_keys_max, max_probes=max_probes, perf_pages=perf_pages,
             cat_bytes_max=cat_bytes_max, log_size=log_size, no_user_symbols=0 if user_symbols else 1,
-            include_dirs=tuple(include_dirs), includes=tuple(includes))
+            include_dirs=tuple(include_dirs), includes=tuple(includes), emulate=emulate)
         error = driver.option_error(self.options)
         if error:
             raise BpftraceError(error)
@@ -496,8 +504,8 @@ class Run:
             if options.command:
                 child = Child(options.command)
                 compiled = self.script._compile(child.pid, lambda warnings: None)[1]  # cpid is compiled in
-            runtime = driver.make_runtime(compiled, options, writer, child, runtime_class=_Recorder,
-                                          trap_signals=False)
+            runtime = driver.make_runtime(compiled, options, writer, child, trap_signals=False,
+                                          runtime_class=_emulated_recorder() if options.emulate else _Recorder)
             runtime.__enter__()
         except driver.runtime_errors() as err:
             if child is not None:

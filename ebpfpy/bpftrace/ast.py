@@ -148,12 +148,36 @@ class Call(Expr):
 
 
 @node
+class MacroCall(Expr):
+    """``name(args)`` where ``name`` is no function (today's language): a macro's call, which
+    ``macros.py`` expands before any other pass sees it."""
+    name: str
+    args: tuple[Expr, ...] = ()
+    name_span: Span = field(default=NOWHERE, compare=False, repr=False, kw_only=True)
+
+
+@node
 class Sizeof(Expr):
     """``sizeof(type)`` (``type_name`` set) or ``sizeof(expr)``; ``size`` is its value, set by
     semantic analysis (``set_size``) where the type tells it, for codegen to load."""
     type_name: str | None = None
     expr: Expr | None = None
     size: int | None = field(default=None, compare=False, repr=False, kw_only=True)
+
+
+@node
+class Offsetof(Expr):
+    """``offsetof(struct T, f[.g...])`` (bpftrace 0.18+); ``offset`` is set by semantic
+    analysis (``set_size``), for codegen to load."""
+    type_name: str
+    fields: tuple[str, ...]
+    size: int | None = field(default=None, compare=False, repr=False, kw_only=True)
+
+
+@node
+class Boolean(Expr):
+    """``true`` or ``false`` (bpftrace 0.24+: type bool)."""
+    value: bool
 
 
 @node
@@ -167,7 +191,7 @@ class Binop(Expr):
 
 @node
 class Unop(Expr):
-    """``! ~ - *`` and ``++ --`` (``postfix`` for ``x++``)."""
+    """``! ~ - *`` and ``++ --`` (``postfix`` for ``x++``); today's ``&$var`` (bpftrace 0.26)."""
     op: str
     operand: Expr
     postfix: bool = False
@@ -176,6 +200,14 @@ class Unop(Expr):
 @node
 class Ternary(Expr):
     cond: Expr
+    left: Expr
+    right: Expr
+
+
+@node
+class Elvis(Expr):
+    """``left ?: right`` (bpftrace 0.26): ``left`` when it is true (non-zero), else ``right``;
+    ``left`` is evaluated once."""
     left: Expr
     right: Expr
 
@@ -212,6 +244,21 @@ class Cast(Expr):
 @node
 class Tuple(Expr):
     elems: tuple[Expr, ...]
+
+
+@node
+class Record(Expr):
+    """``(name="bob", age=42)`` (bpftrace 0.25+): a tuple whose elements have names."""
+    names: tuple[str, ...]
+    elems: tuple[Expr, ...]
+
+
+@node
+class BlockExpr(Expr):
+    """``{ stmts; expr }`` (bpftrace 0.24+): the statements, in a block of their own, then the
+    value of ``expr``."""
+    stmts: tuple[Stmt, ...]
+    expr: Expr
 
 
 # -- statements -------------------------------------------------------------
@@ -258,6 +305,22 @@ class While(Stmt):
 
 
 @node
+class Range(Expr):
+    """``start..end`` of a ``for`` loop (bpftrace 0.24+): start included, end excluded."""
+    start: Expr
+    end: Expr
+
+
+@node
+class For(Stmt):
+    """``for ($kv : @map) {...}`` (bpftrace 0.21+; ``$kv`` is ``(key, value)``) or
+    ``for ($i : a..b) {...}`` (0.24+; ``iterable`` a Range)."""
+    var: Variable
+    iterable: Expr
+    body: tuple[Stmt, ...]
+
+
+@node
 class Jump(Stmt):
     """``break``, ``continue`` or ``return``."""
     kind: str
@@ -294,11 +357,21 @@ class Probe(Node):
 
 
 @node
+class MapDecl(Node):
+    """``let @m = lruhash(N);`` at the top level (bpftrace 0.24+): the kind and size of ``@m``'s
+    BPF map (``kind`` as written; semantic analysis checks it)."""
+    name: str
+    kind: str
+    max_entries: int
+
+
+@node
 class Program(Node):
     """``c_definitions``: ``#include``/``#define`` lines and struct definitions, in order."""
     c_definitions: tuple[str, ...]
     probes: tuple[Probe, ...]
     config: tuple[ConfigEntry, ...] = ()  # `config = { key = value; ... }` (bpftrace 0.20+)
+    map_decls: tuple[MapDecl, ...] = ()  # `let @m = hash(N);` (bpftrace 0.24+)
 
 
 @node

@@ -11,12 +11,16 @@ in the command line cost nothing.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import sys
 from dataclasses import dataclass, field
 
 PROG = "pybpftrace"
 VERSION = "v0.17.0"
+# --version in 0.26 mode: bpftrace's ``bpftrace v0.26.1`` (its release), under our name
+MODERN_VERSION = "v0.26.1"
 
 # bpftrace 0.17's usage text (its layout and wording), under our name.
 USAGE = """USAGE:
@@ -49,6 +53,7 @@ OPTIONS:
     --compat VERSION
                    the language and output of bpftrace VERSION ('0.17', '0.26')
     --dry-run      compile the program, attach nothing, then exit
+    --emulate      run BEGIN, END, interval and profile probes in ebpfpy's BPF emulator (no root)
 
 TROUBLESHOOTING OPTIONS:
     -v                      verbose messages
@@ -87,7 +92,18 @@ LONG = {"help": (False, "h"), "version": (False, "V"), "usdt-file-activation": (
         "unsafe": (False, "unsafe"), "btf": (False, "btf"), "include": (True, "include"),
         "info": (False, "info"), "emit-llvm": (True, "emit-llvm"), "emit-elf": (True, "emit-elf"),
         "no-warnings": (False, "no-warnings"), "compat": (True, "compat"), "dry-run": (False, "dry-run"),
-        "metrics": (True, "metrics")}
+        "metrics": (True, "metrics"), "emulate": (False, "emulate")}
+
+# bpftrace 0.26's getopt differs: -d takes the debug stages (comma-separated), -k given twice
+# is an error, and these long forms of short flags exist. 0.17 mode keeps 0.17's tables.
+MODERN_SHORT = {**SHORT, "d": True}
+MODERN_LONG = {**LONG, "pid": (True, "p"), "cmd": (True, "c"), "output": (True, "o"), "list": (False, "l"),
+               "quiet": (False, "q"), "warnings": (False, "k"), "verbose": (False, "v")}
+# 0.26's -d stages (``parse`` and ``dis`` exist only in its debug builds); any of them prints
+# pybpftrace's own -d report, the verifier stages (and ``all``) with the verifier's logs, as -dd
+DEBUG_STAGES = {"ast": 1, "types": 1, "codegen": 1, "codegen-opt": 1, "libbpf": 2, "verifier": 2, "all": 2}
+KK_DEPRECATED = ("ERROR: USAGE: -kk has been deprecated. Use a single -k for runtime warnings for errors "
+                 "in map lookups and probe reads.")
 
 BUFFERING = ("line", "full", "none")
 PID_MAX = 4194304
@@ -135,6 +151,7 @@ class Opts:
     compat: str | None = None  # --compat=VERSION (None: PYBPFTRACE_COMPAT, else compat.DEFAULT)
     dry_run: bool = False  # --dry-run: compile everything, attach nothing
     metrics: str | None = None  # --metrics [ADDR]:PORT: serve the maps to Prometheus (metrics.py)
+    emulate: bool = False  # --emulate: run in ebpfpy.vm, without a kernel (emulate.py)
     args: list = field(default_factory=list)
 
 
@@ -148,6 +165,7 @@ FLAGS = {
     "no-warnings": ("warnings", "false"), "info": ("info", "true"), "V": ("version", "true"),
     "h": ("help", "true"), "emit-elf": ("emit_elf", "value"), "emit-llvm": ("emit_llvm", "value"),
     "compat": ("compat", "value"), "dry-run": ("dry_run", "true"), "metrics": ("metrics", "value"),
+    "emulate": ("emulate", "true"),
 }
 
 
@@ -188,12 +206,32 @@ def _parse_pid(text: str) -> int:
     return pid
 
 
-def parse_args(argv: list) -> Opts:
+def _modern_flag(opts: Opts, key: str, value: str | None) -> bool:
+    """0.26's own handling of -d STAGES and -k; True when it took the flag."""
+    if key == "d":
+        for stage in (part for part in value.split(",") if part):
+            if stage not in DEBUG_STAGES:
+                raise SystemExit(_fail(f"ERROR: USAGE: invalid option for -d: {stage}"))
+            opts.debug = max(opts.debug, DEBUG_STAGES[stage])
+        return True
+    if key == "k" and opts.helper_errors:
+        raise SystemExit(_fail(KK_DEPRECATED))
+    return False
+
+
+def parse_args(argv: list, modern: bool = False) -> Opts:
     """GNU getopt_long over ``argv``: options may follow operands, ``--`` ends options.
 
     Raises UsageError with getopt's own message for unknown flags and
-    missing arguments.
+    missing arguments. ``modern``: bpftrace 0.26's flags (``MODERN_SHORT``,
+    ``MODERN_LONG``), else 0.17's.
     """
+    short, long = (MODERN_SHORT, MODERN_LONG) if modern else (SHORT, LONG)
+
+    def apply(key: str, value: str | None) -> None:
+        if not (modern and _modern_flag(opts, key, value)):
+            _apply(opts, key, value)
+
     opts = Opts()
     operands: list = []
     i = 0
@@ -205,34 +243,34 @@ def parse_args(argv: list) -> Opts:
             break
         if arg.startswith("--"):
             name, eq, value = arg[2:].partition("=")
-            if name not in LONG:
+            if name not in long:
                 raise UsageError(f"{PROG}: unrecognized option '{arg}'")
-            needs, key = LONG[name]
+            needs, key = long[name]
             if needs and not eq:
                 if i >= len(argv):
                     raise UsageError(f"{PROG}: option '--{name}' requires an argument")
                 value, i = argv[i], i + 1
             elif not needs and eq:
                 raise UsageError(f"{PROG}: option '--{name}' doesn't allow an argument")
-            _apply(opts, key, value if needs else None)
+            apply(key, value if needs else None)
             continue
         if arg.startswith("-") and arg != "-":
             j = 1
             while j < len(arg):
                 flag = arg[j]
                 j += 1
-                if flag not in SHORT:
+                if flag not in short:
                     raise UsageError(f"{PROG}: invalid option -- '{flag}'")
-                if SHORT[flag]:
+                if short[flag]:
                     if j < len(arg):
                         value = arg[j:]
                     elif i < len(argv):
                         value, i = argv[i], i + 1
                     else:
                         raise UsageError(f"{PROG}: option requires an argument -- '{flag}'")
-                    _apply(opts, flag, value)
+                    apply(flag, value)
                     break
-                _apply(opts, flag, None)
+                apply(flag, None)
             continue
         operands.append(arg)
     opts.args = operands
@@ -296,9 +334,64 @@ def main(argv=None) -> int:
         return 0
 
 
+def read_flags(argv: list) -> tuple:
+    """(opts, compat, CompatError or None): the flags read with the tables of the language
+    they select (``--compat``, else ``PYBPFTRACE_COMPAT``, else the default).
+
+    0.17's tables are tried first, so 0.17 mode reads exactly as 0.17 did; a command line
+    in 0.26 mode is read again with 0.26's (``-d`` takes a stage there). When 0.17's tables
+    reject it, 0.26's may still accept it (``--pid``), if the language it selects is 0.26.
+    Raises UsageError when the selected language's tables reject it.
+    """
+    from .compat import CompatError, default, is_modern, resolve
+
+    try:
+        opts, rejected = parse_args(argv), None
+    except UsageError as err:
+        opts, rejected = None, err
+    if opts is None:
+        said = io.StringIO()  # what 0.26's tables say (-kk's error) is said only in 0.26 mode
+        try:
+            with contextlib.redirect_stderr(said):
+                opts = parse_args(argv, modern=True)
+        except (UsageError, SystemExit) as err:
+            try:
+                modern = is_modern(_compat_given(argv) or default())
+            except CompatError:
+                modern = False
+            if not modern:
+                raise rejected from None
+            sys.stderr.write(said.getvalue())
+            raise err from None
+    try:
+        compat = resolve(opts.compat)
+    except CompatError as err:
+        if rejected is not None:
+            raise rejected from None
+        return opts, None, err
+    if not is_modern(compat):
+        if rejected is not None:
+            raise rejected from None
+        return opts, compat, None
+    return (opts if rejected is not None else parse_args(argv, modern=True)), compat, None
+
+
+def _compat_given(argv: list) -> str | None:
+    """The ``--compat`` of a command line no table could read (its last, as getopt would keep)."""
+    given = None
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg.startswith("--compat="):
+            given = arg.partition("=")[2]
+        elif arg == "--compat" and i + 1 < len(argv):
+            given = argv[i + 1]
+    return given
+
+
 def _main(argv: list) -> int:
     try:
-        opts = parse_args(argv)
+        opts, compat, compat_error = read_flags(argv)
     except UsageError as err:
         sys.stderr.write(f"{err}\n")
         usage()
@@ -306,16 +399,20 @@ def _main(argv: list) -> int:
     if not argv:
         usage()
         return 1
+    from .compat import is_modern
+
+    # bpftrace 0.26 prints --help and --info on stdout (0.17: stderr)
+    modern = compat is not None and is_modern(compat)
     if opts.version:
-        sys.stdout.write(f"{PROG} {VERSION}\n")
+        sys.stdout.write(f"{PROG} {MODERN_VERSION if modern else VERSION}\n")
         return 0
     if opts.help:
-        usage()
+        usage(sys.stdout if modern else None)
         return 0
     if opts.info:
         from .listing import info_text
 
-        sys.stderr.write(info_text())
+        (sys.stdout if modern else sys.stderr).write(info_text())
         return 0
     if opts.pid > 0 and opts.command:
         sys.stderr.write("ERROR: USAGE: Cannot use both -c and -p.\n")
@@ -326,12 +423,8 @@ def _main(argv: list) -> int:
                      "use -d to see the instructions, annotated with the source")
     if opts.emit_elf:
         return _fail("ERROR: --emit-elf is not supported yet; use -d to see the instructions")
-    from .compat import CompatError, resolve
-
-    try:
-        compat = resolve(opts.compat)
-    except CompatError as err:
-        return _fail(str(err))
+    if compat_error is not None:
+        return _fail(str(compat_error))
     if opts.metrics is not None:
         from ebpfpy.exporter.serve import ServeError, parse_address
 
@@ -365,7 +458,7 @@ def _main(argv: list) -> int:
         output=opts.output, fmt=opts.fmt, quiet=opts.quiet, unsafe=opts.unsafe, debug=opts.debug,
         verbose=opts.verbose, warnings=opts.warnings, buffering=opts.buffering,
         helper_errors=opts.helper_errors, include_dirs=tuple(opts.include_dirs), includes=tuple(opts.includes),
-        compat=compat, dry_run=opts.dry_run, metrics=opts.metrics, **env,
+        compat=compat, dry_run=opts.dry_run, metrics=opts.metrics, emulate=opts.emulate, **env,
     )
     return run(options)
 

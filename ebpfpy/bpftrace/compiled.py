@@ -36,6 +36,7 @@ class MapPlan:
     bucket_key: bool = False
     lhist: tuple | None = None  # (min, max, step)
     key_shapes: tuple = ()  # the key's parts, so the runtime can decode integer keys in bulk
+    unsigned_values: bool = False  # a sum() of unsigned values: totals print as u64 (bulk reads too)
     initial: dict = field(default_factory=dict)  # key bytes -> value bytes, written after creation
 
     @property

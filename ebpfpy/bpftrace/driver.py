@@ -14,6 +14,8 @@ import os
 import sys
 from dataclasses import dataclass
 
+from .compat import is_modern
+
 
 @dataclass
 class Options:
@@ -47,6 +49,7 @@ class Options:
     # 0.17 mode drops it silently, as bpftrace 0.17 did
     missing_probes: str = "error"
     metrics: str | None = None  # --metrics [ADDR]:PORT: serve the maps while running (metrics.py)
+    emulate: bool = False  # --emulate: run in ebpfpy.vm, no kernel (emulate.py); BEGIN/END/interval/profile only
 
 
 def _err(text: str) -> int:
@@ -77,6 +80,10 @@ def compile_source(options: Options, cpid: int = 0, passes: list | None = None, 
                         params=tuple(options.params), compat=options.compat)
         if passes is not None:
             passes.append(("parser", _dump(program)))
+        if options.emulate:
+            from .emulate import check_probes
+
+            check_probes(program, options.source, options.filename)
         modern = is_modern(options.compat)
         early_warnings: list = []
         if modern:
@@ -103,7 +110,7 @@ def compile_source(options: Options, cpid: int = 0, passes: list | None = None, 
         env = Env(strlen=options.strlen, map_keys_max=options.map_keys_max, params=options.params,
                   cpid=cpid, pid=options.pid, unsafe=options.unsafe, source=options.source,
                   filename=options.filename, helper_errors=options.helper_errors, warnings=options.warnings,
-                  per_target_programs=options.verbose)
+                  per_target_programs=options.verbose, modern=modern)
         resolver = getattr(getattr(analysis, "env", None), "resolver", None)
         if hasattr(resolver, "enum_value"):
             env.enum_value = resolver.enum_value
@@ -135,18 +142,20 @@ def _dump(program) -> str:
         return f"(AST dump not available: {err})\n"
 
 
-def _print_warnings(warnings, options: Options) -> None:
-    """Warnings (semantic analysis, compiler) on stderr in bpftrace's form; ``--no-warnings`` drops them."""
+def _print_warnings(warnings, options: Options, stream=None) -> None:
+    """Warnings (semantic analysis, compiler) in bpftrace's form, on ``stream`` (default stderr);
+    ``--no-warnings`` drops them."""
     if not options.warnings:
         return
+    stream = stream or sys.stderr
     for warning in warnings or ():
-        sys.stderr.write(format_warning(warning, options))
+        stream.write(format_warning(warning, options))
 
 
 def format_warning(warning, options: Options) -> str:
     """One warning as bpftrace prints it (with its source line when it has a span), newline-ended."""
     text = warning.format(options.source, options.filename) if hasattr(warning, "format") else str(warning)
-    text = text if text.startswith(("WARNING", options.filename)) else f"WARNING: {text}"
+    text = text if text.startswith(("WARNING", "HINT: ", options.filename)) else f"WARNING: {text}"
     return text if text.endswith("\n") else text + "\n"
 
 
@@ -169,14 +178,23 @@ def run(options: Options) -> int:
     if error:
         return _err(error)
     child = None
+    # bpftrace 0.26 prints compile-time warnings on stdout once the compile succeeds, and on
+    # stderr with the errors when it fails; 0.17 prints them on stderr as they come
+    held = [] if is_modern(options.compat) else None
     try:
         if options.command and not options.debug and not options.dry_run:
             from .runtime import Child
 
             child = Child(options.command)
         passes = [] if options.debug else None
-        program, script = compile_source(options, cpid=child.pid if child else 0, passes=passes)
-        _print_warnings(getattr(script, "warnings", ()), options)
+        program, script = compile_source(options, cpid=child.pid if child else 0, passes=passes,
+                                         warn=None if held is None else held.extend)
+        if held is None:
+            _print_warnings(getattr(script, "warnings", ()), options)
+        else:
+            warnings, held = [*held, *getattr(script, "warnings", ())], None
+            _print_warnings(warnings, options, sys.stdout)
+            sys.stdout.flush()
         error = probe_limit_error(script, options)
         if error:
             return _err(error)
@@ -189,6 +207,7 @@ def run(options: Options) -> int:
             return 0
         return _execute(options, script, child, program)
     except Diagnostic as diag:
+        _print_warnings(held, options)
         if type(diag).__name__ == "NoProbesError":  # bpftrace 0.17 says this one on stdout
             sys.stdout.write(diag.message + "\n")
             return 1
@@ -263,8 +282,9 @@ def _execute(options: Options, script, child, program=None) -> int:
     from .output.writer import make_writer
 
     stdout = _buffered_stdout()
+    modern = is_modern(options.compat)
     try:
-        writer = make_writer(options.fmt, stdout, buffering=options.buffering or "line")
+        writer = make_writer(options.fmt, stdout, buffering=options.buffering or "line", modern=modern)
     except ValueError as err:
         return _err(f"ERROR: {err}")
     stream = None
@@ -274,7 +294,8 @@ def _execute(options: Options, script, child, program=None) -> int:
         except OutputError as err:
             return _err(f"ERROR: {err}")
         writer.stream = stream
-        writer.separator_stream = stdout  # bpftrace 0.17's quirk, kept
+        if not modern:
+            writer.separator_stream = stdout  # bpftrace 0.17's quirk, kept (0.26 writes them into the file)
     try:
         if options.metrics:
             from ebpfpy.exporter.serve import ServeError
@@ -283,7 +304,10 @@ def _execute(options: Options, script, child, program=None) -> int:
             from .runtime import Runtime
 
             try:
-                runtime = make_runtime(script, options, writer, child, runtime_class=metrics_runtime(Runtime),
+                base = Runtime
+                if options.emulate:
+                    from .emulate import EmulatedRuntime as base
+                runtime = make_runtime(script, options, writer, child, runtime_class=metrics_runtime(base),
                                        metrics_address=options.metrics, program=program)
             except ServeError as err:
                 return _err(f"ERROR: --metrics: {err}")
@@ -299,14 +323,18 @@ def _execute(options: Options, script, child, program=None) -> int:
 def make_runtime(script, options: Options, writer, child=None, runtime_class=None, **extra):
     """The Runtime for a compiled script under these options: the CLI's, and (with its own
     class and writer) ebpfpy.bpftrace.api's, so both run with the same settings."""
-    if runtime_class is None:
+    if runtime_class is None and options.emulate:
+        from .emulate import EmulatedRuntime as runtime_class
+    elif runtime_class is None:
         from .runtime import Runtime as runtime_class
 
-    return runtime_class(script, writer, pid=options.pid if options.pid > 0 else (child.pid if child else -1),
-                         child=child, quiet=options.quiet, unsafe=options.unsafe,
-                         perf_pages=options.perf_pages, verbose=options.verbose,
-                         cat_bytes_max=options.cat_bytes_max, log_size=options.log_size,
-                         user_symbols=not options.no_user_symbols, **extra)
+    runtime = runtime_class(script, writer, pid=options.pid if options.pid > 0 else (child.pid if child else -1),
+                            child=child, quiet=options.quiet, unsafe=options.unsafe,
+                            perf_pages=options.perf_pages, verbose=options.verbose,
+                            cat_bytes_max=options.cat_bytes_max, log_size=options.log_size,
+                            user_symbols=not options.no_user_symbols, **extra)
+    runtime.sigint_kills_when_stopped = not is_modern(options.compat)
+    return runtime
 
 
 def _buffered_stdout():

@@ -230,6 +230,7 @@ def _verifier_section(script, statements: dict | None = None) -> str:
     """``-dd``: load each program with the verifier's full log; maps are real, then closed."""
     import contextlib
 
+    from ebpfpy.codegen.funcinfo import func_info_load_args
     from ebpfpy.maps import Map
     from ebpfpy.progs import Program
     from ebpfpy.sys.errors import BPFError, failing_insn
@@ -245,9 +246,10 @@ def _verifier_section(script, statements: dict | None = None) -> str:
         for plan in script.probes:
             insns = plan.builder.build(maps=maps)
             out.append(f"Verifier log for {plan.probe}:\n")
+            functions = func_info_load_args(plan.builder.subprograms)  # for loops' callbacks
             try:
                 prog = Program.load(plan.prog_type, insns, expected_attach_type=plan.expected_attach_type,
-                                    log_level=2 | 4, log_size=1 << 22)
+                                    log_level=2 | 4, log_size=1 << 22, **functions)
                 out.append((prog.verifier_log or "").strip("\0\n") + "\n\n")
                 prog.close()
             except BPFError as err:
@@ -260,6 +262,9 @@ def _verifier_section(script, statements: dict | None = None) -> str:
                     what = f": {found[0]}   ({found[1]})" if found else ""
                     out.append(f"REJECTED at instruction {bad}, generated for line {spans[bad][0]}{what}\n")
                 out.append(f"REJECTED: {err}\n\n")
+            finally:
+                if functions:
+                    functions["prog_btf_fd"].close()
     return "".join(out)
 
 

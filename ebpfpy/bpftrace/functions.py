@@ -37,6 +37,11 @@ class Function:
     emit: str = ""
     target: bool = False  # its code depends on the concrete probe target (see emit/targets.py)
     unsupported: str = ""  # why pybpftrace cannot compile it yet (it still passes analysis)
+    # today's language (compat.is_modern), where it differs from 0.17's: (min, max) arguments,
+    # whether a void 0.17 function returns a value, whether only today's language has it
+    modern_args: tuple[int, int | None] | None = None
+    modern_value: bool = False
+    modern_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,7 @@ FUNCTIONS_TABLE: tuple[Function, ...] = (
     _fn("debugf", 1, None, varargs=True, void=True, family="format", check="c_debugf", emit="call_debugf"),
     _fn("print", 1, 3, varargs=True, void=True, check="c_print", emit="call_print"),
     _fn("time", 0, 1, varargs=True, void=True, check="c_time", emit="call_time"),
-    _fn("exit", void=True, check="c_exit", emit="call_exit"),
+    _fn("exit", void=True, check="c_exit", emit="call_exit", modern_args=(0, 1)),  # exit(code): 0.21+
     _fn("join", 1, 2, varargs=True, void=True, check="c_join", emit="call_join"),
     # strings, buffers and addresses
     _fn("str", 1, 2, varargs=True, check="c_str", emit="call_str"),
@@ -126,12 +131,19 @@ FUNCTIONS_TABLE: tuple[Function, ...] = (
     _fn("signal", 1, 1, void=True, unsafe=True, check="c_signal", emit="call_signal"),
     _fn("override", 1, 1, void=True, unsafe=True, check="c_override", emit="call_override"),
     # maps
-    _fn("delete", 1, 1, void=True, family="map", emit="call_delete"),
+    _fn("delete", 1, 1, void=True, family="map", emit="call_delete", modern_value=True),  # bool: 0.24+
     _fn("clear", 1, 1, void=True, family="map", emit="call_clear"),
     _fn("zero", 1, 1, void=True, family="map", emit="call_zero"),
     # today's language only (the parser refuses it in 0.17 mode, and lowers has_key(@m, k) to
     # has_key(@m[k])): whether the map holds the key
-    _fn("has_key", 1, 2, varargs=True, check="c_has_key", emit="call_has_key"),
+    _fn("has_key", 1, 2, varargs=True, check="c_has_key", emit="call_has_key", modern_only=True),
+    _fn("len", 1, 1, check="c_len", emit="call_len", modern_only=True),  # entries of a map
+    _fn("errorf", 1, None, varargs=True, void=True, family="format", check="c_printf", emit="call_errorf",
+        modern_only=True),
+    _fn("warnf", 1, None, varargs=True, void=True, family="format", check="c_printf", emit="call_warnf",
+        modern_only=True),
+    _fn("syscall_name", 1, 1, check="c_syscall_name", emit="call_syscall_name", modern_only=True),
+    _fn("signal_name", 1, 1, check="c_signal_name", emit="call_signal_name", modern_only=True),
     # aggregations (aggregations.py has their value layouts)
     _fn("count", family="aggregate"),
     _fn("sum", 1, 1, family="aggregate"),
@@ -153,8 +165,10 @@ BUILTINS_BY_NAME: dict[str, Builtin] = {b.name: b for b in BUILTINS if not b.pat
 _PATTERNS: tuple[tuple[re.Pattern[str], Builtin], ...] = tuple(
     (re.compile(b.pattern), b) for b in BUILTINS if b.pattern)
 
-# words the lexer treats as calls: every function, and sizeof (parsed as its own node)
-CALL_NAMES: frozenset[str] = frozenset(FUNCTIONS) | {"sizeof"}
+# words the lexer treats as calls: every function, and sizeof and offsetof (parsed as their own nodes)
+CALL_NAMES: frozenset[str] = frozenset(FUNCTIONS) | {"sizeof", "offsetof"}
+# functions (and offsetof) only today's language has: unknown words in 0.17 mode
+MODERN_ONLY: frozenset[str] = frozenset(f.name for f in FUNCTIONS_TABLE if f.modern_only) | {"offsetof"}
 # builtins that can also be called (kstack, ustack(perf, 3))
 CALLABLE_BUILTINS: frozenset[str] = frozenset(BUILTINS_BY_NAME) & frozenset(FUNCTIONS)
 BUILTIN_NAMES: frozenset[str] = frozenset(BUILTINS_BY_NAME) - CALLABLE_BUILTINS

@@ -63,6 +63,9 @@ _DEC = r"[0-9](?:[0-9_]*[0-9])?"
 _NUMBER = re.compile(rf"0[xX][0-9a-fA-F]+|(?P<coef>{_DEC})(?:[eE](?P<exp>{_DEC}))?(?P<sfx>[uU]?[lL]{{0,2}})")
 _ENDPRED = re.compile(r"/[ \t\n\r]*[/{]")
 _STRUCT_CAST = re.compile(r"(struct|union|enum)([ \t]+)([_a-zA-Z][_a-zA-Z0-9]*)(?=[ \t]*[*)])")
+# today's offsetof(struct T, field): the type is followed by a comma
+_OFFSETOF_TYPE = re.compile(r"(struct|union)([ \t]+)([_a-zA-Z][_a-zA-Z0-9]*)(?=[ \t]*,)")
+_AFTER_OFFSETOF = re.compile(r"offsetof[ \t]*\([ \t]*$")
 # What may start an attach point: the first character of one of the tokens below.
 _ATTACH_START = re.compile(r"[_a-zA-Z0-9*\".+\[\]:$]")
 # 0.17's {path} token: ':' then path characters or backslash escapes (in attach points and
@@ -369,6 +372,8 @@ class _Lexer:
     def _word(self) -> None:
         text, pos = self.text, self.pos
         m = _STRUCT_CAST.match(text, pos)
+        if m is None and _AFTER_OFFSETOF.search(text, max(0, pos - 40), pos):
+            m = _OFFSETOF_TYPE.match(text, pos)
         if m:
             # bpftrace 0.17 counts one column too many for a struct type name;
             # its span and every later column on the line are off by one, and so are we.

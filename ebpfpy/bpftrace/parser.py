@@ -18,7 +18,9 @@ import re
 from . import ast
 from .compat import is_modern
 from .diagnostics import Diagnostic, Message, Span, Verbatim
+from .functions import MODERN_ONLY
 from .lexer import DEFAULT_INCLUDE_DIRS, HeaderNotFound, Token, header_macros, param_range_error, tokenize
+from .macros import Macro, expand_macros
 from .probes import KINDS as PROBE_SPELLINGS
 from .probes import parse_spec, split_parts
 
@@ -30,7 +32,7 @@ DURATION_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m"
 LOWERED_BUILTINS = {"ppid": ("curtask", ("real_parent", "tgid")),
                     "pcomm": ("curtask", ("real_parent", "comm"))}
 # Functions only today's language has: in 0.17 mode they are unknown, as 0.17 says.
-MODERN_FUNCTIONS = frozenset(("has_key",))
+MODERN_FUNCTIONS = MODERN_ONLY
 
 BINARY_PRECEDENCE: dict[str, int] = {
     "||": 1, "&&": 2, "|": 3, "^": 4, "&": 5,
@@ -59,6 +61,7 @@ class Parser:
         self.i = 0
         # today's language (compat.py): newer syntax on top of 0.17's
         self.modern = is_modern(compat)
+        self.macros: dict[str, Macro] = {}  # `macro name(...) { }` definitions (macros.py expands calls)
 
     # -- token helpers ---------------------------------------------------
     @property
@@ -95,12 +98,68 @@ class Parser:
         if self._at_config():
             config = self.config_block()
         probes = []
+        decls: list[ast.MapDecl] = []
         while self.tok.kind != "EOF" or not probes:
             if self._at_config():
                 raise _SyntaxError(Message("syntax: config must appear before probes and functions",
                                            self.tok.span))
+            if self.modern and self.tok.kind == "ATTACH" and self.tok.value == "let" and self.peek().kind == "MAP":
+                decls.append(self.map_decl())
+                continue
+            if self.modern and self.tok.kind == "ATTACH" and self.tok.text.split()[0] == "macro":
+                self.macro_def()
+                continue
             probes.append(self.probe())
-        return ast.Program(tuple(defs), tuple(probes), config, span=self.toks[0].span)
+        return ast.Program(tuple(defs), tuple(probes), config, tuple(decls), span=self.toks[0].span)
+
+    def macro_def(self) -> None:
+        """``macro name(x, $v, @m) { stmts; [expr] }`` at the top level (today's language; the
+        lexer reads ``macro name`` as one word there). Kept in ``self.macros`` for macros.py."""
+        head = self.next()
+        words = head.text.split()
+        if len(words) != 2 or not re.fullmatch(r"[A-Za-z_]\w*", words[1]):
+            raise _SyntaxError(Message("syntax: expected a macro name", head.span))
+        name = words[1]
+        if name in self.macros:
+            raise _SyntaxError(Message(f"Macro '{name}' is defined more than once", head.span))
+        self.expect("(")
+        params: list[str] = []
+        while self.tok.kind != ")":
+            p = self.tok
+            if p.kind not in ("ATTACH", "VAR", "MAP") or (p.kind == "ATTACH" and not re.fullmatch(r"[A-Za-z_]\w*",
+                                                                                                p.text)):
+                raise self.fail(")")
+            if p.text in params:
+                raise _SyntaxError(Message(f"Macro '{name}' has two parameters named {p.text}", p.span))
+            params.append(self.next().text)
+            if self.tok.kind == ",":
+                self.next()
+            elif self.tok.kind != ")":
+                raise self.fail(")", '","')
+        self.next()
+        if self.tok.kind != "{":
+            raise self.fail("{")
+        stmts, value = self.block_items(self.next())
+        self.macros[name] = Macro(name, tuple(params), stmts, value, head.span)
+
+    def map_decl(self) -> ast.MapDecl:
+        """``let @m = kind(N);`` at the top level (today's language)."""
+        let = self.next()
+        name = self.next()
+        self.expect("=")
+        kind = self.tok
+        if kind.kind != "ATTACH" or not re.fullmatch(r"[A-Za-z_]\w*", kind.text):
+            raise self.fail()
+        self.next()
+        self.expect("(")
+        size = self.tok
+        if size.kind != "ATTACH" or not re.fullmatch(r"[0-9]+", size.text) or int(size.text) <= 0:
+            raise _SyntaxError(Message("syntax: expected positive integer for map declaration max entries",
+                                       Span(kind.span.line, kind.span.col_end - len(kind.text), size.span.col_end)))
+        self.next()
+        self.expect(")")
+        end = self.expect(";")
+        return ast.MapDecl(name.text, kind.text, int(size.text), span=let.span.to(end.span))
 
     def _at_config(self) -> bool:
         return (self.modern and self.tok.kind == "ATTACH" and self.tok.value == "config"
@@ -170,7 +229,7 @@ class Parser:
         stmts: list[ast.Stmt] = []
         while self.tok.kind != "}":
             kind = self.tok.kind
-            if kind in BLOCK_STMTS:
+            if kind in BLOCK_STMTS or (kind == "for" and self.modern):
                 stmts.append(self.block_stmt())
                 continue
             if kind not in EXPR_START and kind not in JUMPS:
@@ -188,6 +247,8 @@ class Parser:
         tok = self.next()
         if tok.kind == "if":
             return self.if_rest(tok)
+        if tok.kind == "for":
+            return self.for_rest(tok)
         if tok.kind == "while":
             self.expect("(")
             cond = self.expr()
@@ -215,6 +276,32 @@ class Parser:
         if self.tok.kind != "{":
             raise self.fail("{")
         return ast.Unroll(count, self.block(), span=tok.span.to(end.span))
+
+    def for_rest(self, tok: Token) -> ast.For:
+        """After ``for`` (today's language): ``[(] $var : (@map | a..b) [)] { ... }``."""
+        paren = self.tok.kind == "("
+        if paren:
+            self.next()
+        if self.tok.kind != "VAR":
+            raise self.fail("variable")
+        var_tok = self.next()
+        self.expect(":")
+        if self.tok.kind == "MAP" and self.peek().kind in (")", "{"):
+            m = self.next()
+            iterable: ast.Expr = ast.Map(m.text, span=m.span)
+        else:
+            start = self.expr()
+            if self.tok.kind != "." or self.peek().kind != ".":
+                raise self.fail("..")
+            self.next()
+            self.next()
+            end = self.expr()
+            iterable = ast.Range(start, end, span=start.span.to(end.span))
+        if paren:
+            self.expect(")")
+        if self.tok.kind != "{":
+            raise self.fail("{")
+        return ast.For(ast.Variable(var_tok.text, span=var_tok.span), iterable, self.block(), span=tok.span)
 
     def if_rest(self, tok: Token) -> ast.If:
         if self.modern and self.tok.kind != "(":
@@ -291,6 +378,11 @@ class Parser:
         cond = self.binary(1)
         if self.tok.kind != "?":
             return cond
+        if self.modern and self.peek().kind == ":":  # `a ?: b` (bpftrace 0.26)
+            self.next()
+            self.next()
+            right = self.expr()
+            return ast.Elvis(cond, right, span=cond.span.to(right.span))
         # right-associative, as in bpftrace: a ? b : c ? d : e is a ? b : (c ? d : e)
         self.next()
         left = self.expr()
@@ -320,6 +412,10 @@ class Parser:
             self.next()
             operand = self.unary()
             return ast.Unop(tok.kind, operand, span=tok.span)
+        if self.modern and tok.kind == "&" and self.peek().kind == "VAR":  # `&$v` (bpftrace 0.26)
+            self.next()
+            var = self.next()
+            return ast.Unop("&", ast.Variable(var.text, span=var.span), span=tok.span.to(var.span))
         if tok.kind in ("++", "--"):
             self.next()
             target = self.tok
@@ -355,6 +451,8 @@ class Parser:
     def postfix(self, expr: ast.Expr) -> ast.Expr:
         while True:
             kind = self.tok.kind
+            if kind == "." and self.modern and self.peek().kind == ".":
+                return expr  # `a..b`, a for loop's range
             if kind == ".":
                 dot = self.next()
                 t = self.tok
@@ -410,6 +508,8 @@ class Parser:
         if kind == "STRING":
             self.next()
             return ast.String(tok.value, span=tok.span)
+        if kind == "{" and self.modern:
+            return self.block_expr()
         if kind == "BUILTIN":
             self.next()
             if self.tok.kind == "(":
@@ -452,6 +552,8 @@ class Parser:
                 raise self.fail("++", "--")
             if tok.text == "sizeof":
                 return self.sizeof_rest(tok)
+            if tok.text == "offsetof":
+                return self.offsetof_rest(tok)
             return self.call_rest(tok)
         if kind == "IDENT":
             self.next()
@@ -459,12 +561,23 @@ class Parser:
                 modern = self.modern_word(tok)
                 if modern is not None:
                     return modern
+                if self.tok.kind == "(":  # a macro's call (macros.py), or an unknown function
+                    self.next()
+                    args, end = ((), self.next()) if self.tok.kind == ")" else self.args(")")
+                    return ast.MacroCall(tok.text, args, span=tok.span.to(end.span), name_span=tok.span)
             if self.tok.kind == "(":
                 raise _SyntaxError(Message(f"Unknown function: {tok.text}", tok.span))
             return ast.Identifier(tok.text, span=tok.span)
         if kind == "(":
             self.next()
+            if self.modern and self.tok.kind == ")":  # `()`: today's empty tuple, of type none
+                return ast.Tuple((), span=tok.span.to(self.next().span))
+            if self.modern and self.tok.kind in WORD_KINDS and self.peek().kind == "=":
+                return self.record_rest(tok)
             first = self.expr()
+            if self.modern and self.tok.kind == "," and self.peek().kind == ")":  # `(7,)`
+                self.next()
+                return ast.Tuple((first,), span=tok.span.to(self.next().span))
             if self.tok.kind == ",":
                 self.next()
                 rest, end = self.args(")")
@@ -475,12 +588,68 @@ class Parser:
             return first
         raise self.fail()
 
+    def block_expr(self) -> ast.BlockExpr:
+        """``{ stmt; ...; expr }`` in an expression (today's language): its value is the last
+        expression's, which has no ``;`` after it."""
+        start = self.next()
+        stmts, value = self.block_items(start)
+        if value is None:
+            raise self.fail(tok=self.toks[self.i - 1])
+        return ast.BlockExpr(stmts, value, span=start.span.to(self.toks[self.i - 1].span))
+
+    def block_items(self, start: Token) -> tuple[tuple[ast.Stmt, ...], ast.Expr | None]:
+        """After ``{``, up to and past its ``}``: the statements, and the value when the last
+        is an expression without ``;`` after it (block expressions, macro bodies)."""
+        stmts: list[ast.Stmt] = []
+        while True:
+            kind = self.tok.kind
+            if kind == "}":
+                self.next()
+                return tuple(stmts), None
+            if kind in BLOCK_STMTS or kind == "for":
+                stmts.append(self.block_stmt())
+                continue
+            if kind not in EXPR_START and kind not in JUMPS:
+                raise self.fail()
+            stmt = self.stmt()
+            if self.tok.kind == "}" and isinstance(stmt, ast.ExprStmt):
+                self.next()
+                return tuple(stmts), stmt.expr
+            if self.tok.kind == "}":
+                self.next()
+                return (*stmts, stmt), None
+            if self.tok.kind != ";":
+                raise self.fail(";")
+            self.next()
+            stmts.append(stmt)
+
+    def record_rest(self, open_tok: Token) -> ast.Record:
+        """After ``(``, at ``name =``: a record ``(name = expr, ...)`` (today's language)."""
+        names: list[str] = []
+        elems: list[ast.Expr] = []
+        while True:
+            if self.tok.kind not in WORD_KINDS:
+                raise self.fail()
+            name = self.next()
+            if name.text in names:
+                raise _SyntaxError(Message(f"Duplicate field name in record: {name.text}", name.span))
+            self.expect("=")
+            names.append(name.text)
+            elems.append(self.expr())
+            if self.tok.kind != ",":
+                break
+            self.next()
+        if self.tok.kind != ")":
+            raise self.fail(")", '","')
+        end = self.next()
+        return ast.Record(tuple(names), tuple(elems), span=open_tok.span.to(end.span))
+
     def modern_word(self, tok: Token) -> ast.Expr | None:
         """Words today's language gives a meaning 0.17 does not have (None: not one of them):
         ``true``/``false`` (0.17: the kernel's enumerators), and builtins that stand for a
         longer expression (``ppid`` is ``curtask->real_parent->tgid``), also when called."""
         if tok.text in ("true", "false"):
-            return ast.Integer(int(tok.text == "true"), span=tok.span)
+            return ast.Boolean(tok.text == "true", span=tok.span)
         if tok.text not in LOWERED_BUILTINS:
             return None
         span = tok.span
@@ -517,12 +686,33 @@ class Parser:
             end = self.expect(")")
             if t.kind == "STRUCT_TYPE":  # bpftrace's span stops at the type name
                 return ast.Sizeof(t.value, None, span=name.span.to(t.span))
-            return ast.Sizeof(t.text, None, span=name.span.to(end.span))
+            return ast.Sizeof(t.text, None, span=t.span)  # bpftrace points at the name alone
         expr = self.expr()
         if self.tok.kind != ")":
             raise self.fail(")", '","')
         end = self.next()
         return ast.Sizeof(None, expr, span=name.span.to(end.span))
+
+    def offsetof_rest(self, name: Token) -> ast.Offsetof:
+        """After ``offsetof``: ``(struct T, field[.field...])`` (today's language)."""
+        self.next()  # (
+        t = self.tok
+        if t.kind not in ("STRUCT_TYPE", "IDENT"):
+            raise self.fail()
+        self.next()
+        self.expect(",", '","')
+        fields = []
+        while True:
+            f = self.tok
+            if f.kind not in WORD_KINDS:
+                raise self.fail()
+            fields.append(self.next().text)
+            if self.tok.kind != ".":
+                break
+            self.next()
+        end = self.expect(")")
+        type_name = t.value if t.kind == "STRUCT_TYPE" else t.text
+        return ast.Offsetof(type_name, tuple(fields), span=name.span.to(end.span))
 
 
 def _index_map(target: ast.Expr, key: ast.Expr) -> ast.Expr:
@@ -574,7 +764,7 @@ def _check_attach_points(program: ast.Program, params: tuple[str, ...] = (),
                                 pred_span=probe.pred_span))
     if errors:
         raise Diagnostic(errors)
-    return ast.Program(program.c_definitions, tuple(probes), program.config, span=program.span)
+    return ast.Program(program.c_definitions, tuple(probes), program.config, program.map_decls, span=program.span)
 
 
 def parse(text: str, filename: str = "stdin",
@@ -601,7 +791,12 @@ def parse(text: str, filename: str = "stdin",
     if tokens[-1].value == "abort":
         raise Diagnostic(lex_errors, source=text, filename=filename)
     try:
-        program = Parser(tokens, compat).program()
+        parser = Parser(tokens, compat)
+        program = parser.program()
+        if parser.modern:
+            program = expand_macros(program, parser.macros)
+    except Diagnostic as d:  # (from macro expansion)
+        raise Diagnostic(lex_errors + d.messages, source=text, filename=filename) from None
     except _SyntaxError as err:
         raise Diagnostic(lex_errors + [err.message], source=text, filename=filename) from None
     except RecursionError:

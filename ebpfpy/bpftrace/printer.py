@@ -38,8 +38,8 @@ def expr_source(node: ast.Expr) -> str:
 def _paren(node: ast.Expr) -> str:
     text = expr_source(node)
     simple = (ast.Integer, ast.String, ast.Builtin, ast.Identifier, ast.Variable, ast.Map,
-              ast.PositionalParam, ast.ParamCount, ast.Call, ast.Tuple, ast.StackMode,
-              ast.Sizeof)
+              ast.PositionalParam, ast.ParamCount, ast.Call, ast.Tuple, ast.Record, ast.StackMode,
+              ast.Sizeof, ast.Boolean, ast.Offsetof)
     return text if isinstance(node, simple) else f"({text})"
 
 
@@ -90,6 +90,21 @@ def _(node: ast.Sizeof) -> str:
 
 
 @expr_source.register
+def _(node: ast.Boolean) -> str:
+    return "true" if node.value else "false"
+
+
+@expr_source.register
+def _(node: ast.Offsetof) -> str:
+    return f"offsetof({node.type_name}, {'.'.join(node.fields)})"
+
+
+@expr_source.register
+def _(node: ast.Range) -> str:
+    return f"{_paren(node.start)}..{_paren(node.end)}"
+
+
+@expr_source.register
 def _(node: ast.Binop) -> str:
     return f"{_paren(node.left)} {node.op} {_paren(node.right)}"
 
@@ -108,6 +123,16 @@ def _(node: ast.Unop) -> str:
 @expr_source.register
 def _(node: ast.Ternary) -> str:
     return f"{_paren(node.cond)} ? {_paren(node.left)} : {_paren(node.right)}"
+
+
+@expr_source.register
+def _(node: ast.BlockExpr) -> str:
+    return "{ " + "".join(stmt_source(s, 0).strip() + " " for s in node.stmts) + expr_source(node.expr) + " }"
+
+
+@expr_source.register
+def _(node: ast.Elvis) -> str:
+    return f"{_paren(node.left)} ?: {_paren(node.right)}"
 
 
 @expr_source.register
@@ -135,7 +160,14 @@ def _(node: ast.Cast) -> str:
 
 
 @expr_source.register
+def _(node: ast.Record) -> str:
+    return "(" + ", ".join(f"{n} = {expr_source(e)}" for n, e in zip(node.names, node.elems)) + ")"
+
+
+@expr_source.register
 def _(node: ast.Tuple) -> str:
+    if len(node.elems) == 1:
+        return f"({expr_source(node.elems[0])},)"
     return f"({', '.join(expr_source(e) for e in node.elems)})"
 
 
@@ -154,6 +186,12 @@ def stmt_source(node: ast.Stmt, indent: int = 1) -> str:
         return f"{pad}{expr_source(node.target)} {node.op}= {expr_source(node.expr)};\n"
     if isinstance(node, ast.Jump):
         return f"{pad}{node.kind};\n"
+    if isinstance(node, ast.Let):
+        if node.expr is None:
+            return f"{pad}let {node.var.name};\n"
+        if node.type_name is not None:  # (the parser wrapped the value in the cast)
+            return f"{pad}let {node.var.name}: {node.type_name} = {expr_source(node.expr.expr)};\n"
+        return f"{pad}let {node.var.name} = {expr_source(node.expr)};\n"
     if isinstance(node, ast.If):
         text = f"{pad}if ({expr_source(node.cond)}) {_block(node.then, indent)}"
         if node.orelse is not None:
@@ -163,12 +201,15 @@ def stmt_source(node: ast.Stmt, indent: int = 1) -> str:
         return f"{pad}unroll ({expr_source(node.count)}) {_block(node.body, indent)}\n"
     if isinstance(node, ast.While):
         return f"{pad}while ({expr_source(node.cond)}) {_block(node.body, indent)}\n"
+    if isinstance(node, ast.For):
+        return f"{pad}for ({node.var.name} : {expr_source(node.iterable)}) {_block(node.body, indent)}\n"
     raise TypeError(f"cannot print {type(node).__name__}")
 
 
 def to_source(program: ast.Program) -> str:
     """Source text that parses back to an equal Program."""
     out = [d + "\n" for d in program.c_definitions]
+    out += [f"let {d.name} = {d.kind}({d.max_entries});\n" for d in program.map_decls]
     for probe in program.probes:
         head = ",\n".join(ap.raw for ap in probe.attach_points)
         if probe.pred is not None:
@@ -181,7 +222,7 @@ def to_source(program: ast.Program) -> str:
 # bpftrace desugars in its parser what we keep as written (a->b is (*a).b,
 # "x op= y" is "x = x op y", "-N" a literal); the dump shows its forms.
 
-_UNTYPED_UNOPS = {"*": "dereference", "!": "!", "~": "~", "-": "-"}
+_UNTYPED_UNOPS = {"*": "dereference", "!": "!", "~": "~", "-": "-", "&": "address-of"}
 
 
 def _type_suffix(node: ast.Expr) -> str:
@@ -216,6 +257,14 @@ def _dump_expr(node: ast.Expr, depth: int, out: list[str]) -> None:
         out.append(f"{pad}call: {node.name}{sfx}")
         for a in node.args:
             _dump_expr(a, depth + 1, out)
+    elif isinstance(node, ast.Boolean):
+        out.append(f"{pad}bool: {'true' if node.value else 'false'}{sfx}")
+    elif isinstance(node, ast.Offsetof):
+        out.append(f"{pad}offsetof: {node.type_name}, {'.'.join(node.fields)}{sfx}")
+    elif isinstance(node, ast.Range):
+        out.append(f"{pad}range{sfx}")
+        _dump_expr(node.start, depth + 1, out)
+        _dump_expr(node.end, depth + 1, out)
     elif isinstance(node, ast.Sizeof):
         out.append(f"{pad}call: sizeof{sfx}")
         if node.expr is not None:
@@ -240,6 +289,14 @@ def _dump_expr(node: ast.Expr, depth: int, out: list[str]) -> None:
         out.append(f"{pad}?:")
         for e in (node.cond, node.left, node.right):
             _dump_expr(e, depth + 1, out)
+    elif isinstance(node, ast.BlockExpr):
+        out.append(f"{pad}block expression")
+        _dump_stmts(node.stmts, depth + 1, out)
+        _dump_expr(node.expr, depth + 1, out)
+    elif isinstance(node, ast.Elvis):
+        out.append(f"{pad}?:")
+        for e in (node.left, node.right):
+            _dump_expr(e, depth + 1, out)
     elif isinstance(node, ast.FieldAccess):
         out.append(f"{pad}.")
         if node.arrow:
@@ -259,6 +316,11 @@ def _dump_expr(node: ast.Expr, depth: int, out: list[str]) -> None:
     elif isinstance(node, ast.Cast):
         out.append(f"{pad}({node.type_name}{'*' * node.pointer})")
         _dump_expr(node.expr, depth + 1, out)
+    elif isinstance(node, ast.Record):
+        out.append(f"{pad}record:")
+        for name, e in zip(node.names, node.elems):
+            out.append(f"{pad} {name}")
+            _dump_expr(e, depth + 2, out)
     elif isinstance(node, ast.Tuple):
         out.append(f"{pad}tuple:")
         for e in node.elems:
@@ -306,6 +368,12 @@ def _dump_stmt(node: ast.Stmt, depth: int, out: list[str]) -> None:
         out.append(f"{pad}while(")
         _dump_expr(node.cond, depth + 1, out)
         out.append(f"{pad} )")
+        _dump_stmts(node.body, depth + 2, out)
+    elif isinstance(node, ast.For):
+        out.append(f"{pad}for")
+        _dump_expr(node.var, depth + 1, out)
+        _dump_expr(node.iterable, depth + 1, out)
+        out.append(f"{pad} stmts")
         _dump_stmts(node.body, depth + 2, out)
 
 

@@ -26,6 +26,7 @@ import struct
 import time
 
 from ebpfpy.attach.errors import AttachError
+from ebpfpy.codegen.funcinfo import func_info_load_args
 from ebpfpy.events.perfbuf import PerfBuffer
 from ebpfpy.maps import Map
 from ebpfpy.progs import Program
@@ -79,9 +80,12 @@ class Runtime:
         self.services = Services(self.maps, pid=pid, user_symbols=user_symbols)
         self._stop = False
         self._discard = False  # after exit(): bpftrace drops the events still queued
+        self.exit_code = 0  # today's exit(code)
         # The run's phases (see "the run" below): "new", "running", "finished" (END ran), "closed".
         self.state = "new"
         self.trap_signals = trap_signals  # the CLI's; a library caller keeps Python's own SIGINT
+        # 0.17 (driver.make_runtime): a SIGINT once the run has stopped kills it (_sigint_kills)
+        self.sigint_kills_when_stopped = False
         self.attached_count = 0  # the probes attached, as "Attaching N probes..." counts them
         self._stack: contextlib.ExitStack | None = None  # what start() holds until finish()/close()
         self._detaching: _Detach | None = None
@@ -102,6 +106,8 @@ class Runtime:
             "cat": self._on_cat,
             "join": self._on_join,
             "helper_error": self._on_helper_error,
+            "errorf": self._on_runtime_message,
+            "warnf": self._on_runtime_message,
         }
 
     # -- setup -----------------------------------------------------------------
@@ -121,12 +127,16 @@ class Runtime:
         insns = plan.builder.build(maps=self.maps)
         # level 1: on success the kernel keeps only its "processed N insns" line, as bpftrace -v shows
         extra = {"log_level": 1, "log_size": min(self.log_size, 1 << 24)} if self.verbose else {}
+        extra.update(func_info_load_args(plan.builder.subprograms))  # for loops' callbacks
         try:
             prog = Program.load(plan.prog_type, insns, name=_kernel_name(plan.label or plan.probe),
                                 expected_attach_type=plan.expected_attach_type,
                                 attach_btf_id=getattr(plan, "attach_btf_id", 0) or None, **extra)
         except BPFError as err:
             raise VerifierRejection(plan, err) from None
+        finally:
+            if "prog_btf_fd" in extra:
+                extra["prog_btf_fd"].close()
         if self.verbose:
             self._verbose_load(prog, plan)
         return prog
@@ -200,7 +210,7 @@ class Runtime:
         """The CLI's run: serve until exit(), a signal or the end of -c/-p, then END and the maps."""
         with self:
             self.wait()
-        return 0
+        return self.exit_code
 
     def __enter__(self) -> Runtime:
         try:
@@ -226,6 +236,8 @@ class Runtime:
 
     def start(self) -> None:
         """Create the maps, load and attach every probe, run BEGIN; on failure nothing stays held."""
+        if EVENTS_MAP in self.script.maps and any(p.probe.upper() in ("BEGIN", "END") for p in self.script.probes):
+            _current_cpu()  # its first call loads ctypes: now, before any probe could see that
         with contextlib.ExitStack() as stack:
             self._create_maps(stack)
             events = None
@@ -242,8 +254,13 @@ class Runtime:
             if not self.quiet:
                 self.writer.attached(count)
             self._flush_verbose()
-            for att in self._begin:
-                att.fire()
+            # 0.17 runs BEGIN before it attaches the other probes: BEGIN's records (on the CPU
+            # it ran on) print before whatever the probes attached here wrote meanwhile
+            with _on_one_cpu(bool(self._begin) and isinstance(events, PerfBuffer)) as begin_cpu:
+                for att in self._begin:
+                    att.fire()
+            if begin_cpu is not None:
+                events.consume(first_cpu=begin_cpu)
             self._drain(events)
             if self.child is not None:
                 self.child.release()
@@ -314,6 +331,8 @@ class Runtime:
             return
         self.state = "finished"
         self._stop = True
+        if self.trap_signals and self.sigint_kills_when_stopped:
+            self._sigint_kills()
         events, begin, end = self._events, self._begin, self._end
         stack, self._stack = self._stack, None
         with stack:
@@ -330,10 +349,20 @@ class Runtime:
                 if self._discard:
                     self._drain(events)
                 self._discard = False
-                for att in end:
-                    att.fire()
+                # END's records print after what the probes wrote before it, as bpftrace's
+                # (which reads the rings that filled first, first): END runs on a known CPU
+                # whose ring is read last, even while a flood goes on until the detach is done
+                with _on_one_cpu(bool(end) and isinstance(events, PerfBuffer)) as end_cpu:
+                    for att in end:
+                        att.fire()
+                if end_cpu is not None:
+                    events.consume(last_cpu=end_cpu)
                 self._drain(events)
                 self.exit_output()
+                if self.child is not None:
+                    # now, while the signal handlers are still ours (the stack restores them):
+                    # a late SIGTERM must not kill us with the -c command left running
+                    self.child.terminate()
             except BaseException:
                 self._detaching = None
                 detaching.join()
@@ -398,6 +427,19 @@ class Runtime:
 
         return restore
 
+    def _sigint_kills(self) -> None:
+        """bpftrace 0.17 takes SIGINT only until the run stops: a second Ctrl-C during END or
+        the map printing kills it there and then (status 130, the rest unprinted), while
+        SIGTERM and SIGHUP are still ignored. The -c command goes first, as close() would."""
+        def die(signum, frame):
+            if self.child is not None:
+                self.child.terminate()
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        with contextlib.suppress(ValueError):  # not the main thread: nothing to change
+            signal.signal(signal.SIGINT, die)
+
     def _drain(self, events) -> None:
         if events is not None:
             events.consume()
@@ -461,8 +503,15 @@ class Runtime:
         self.writer.printf(action.data.format(args))
 
     def _on_exit(self, action, args) -> None:
+        if args and not self._stop:
+            self.exit_code = args[0] & 0xFF  # exit(code): the first exit() wins
         self._stop = True
         self._discard = True
+
+    def _on_runtime_message(self, action, args) -> None:
+        """errorf()/warnf() (today's language): ``action.data`` is (format, filename, span)."""
+        fmt, filename, span = action.data
+        self.writer.runtime_message(action.kind, fmt.format(args), filename, span)
 
     def _on_print_map(self, action, args) -> None:
         name, top, div = action.data
@@ -610,8 +659,15 @@ def _summed_values(plan: MapPlan, m: Map, raw_values: list) -> list | None:
         return None
     blob = b"".join(raw_values)
     if ncpus == 1:
-        return [v for (v,) in fmt.iter_unpack(blob)]
-    return [sum(cpus) for cpus in fmt.iter_unpack(blob)]
+        values = [v for (v,) in fmt.iter_unpack(blob)]
+    else:
+        values = [sum(cpus) for cpus in fmt.iter_unpack(blob)]
+    return _as_unsigned(values) if plan.unsigned_values else values
+
+
+def _as_unsigned(values: list) -> list:
+    """Totals of an unsigned sum(), as plan.decode_value gives them one at a time."""
+    return [v % (1 << 64) for v in values]
 
 
 def _int_column_map(plan: MapPlan, m: Map) -> bool:
@@ -619,6 +675,7 @@ def _int_column_map(plan: MapPlan, m: Map) -> bool:
     shapes = plan.key_shapes
     return (plan.kind in _SUMMED_KINDS and plan.keyed and not plan.bucket_key and plan.value_size == 8
             and len(shapes) == 1 and shapes[0].kind in ("int", "none") and shapes[0].size == 8
+            and shapes[0].extra != "bool"
             and m.key_size == 8 and m.props.percpu and m.user_value_size == 8 * m.ncpus)
 
 
@@ -636,6 +693,8 @@ def _read_int_columns(plan: MapPlan, m: Map) -> IntColumns:
     values = cells[0::ncpus] if ncpus > 1 else cells
     for cpu in range(1, ncpus):
         values = list(map(operator.add, values, cells[cpu::ncpus]))
+    if plan.unsigned_values:
+        values = _as_unsigned(values)
     return IntColumns(plan.name, plan.kind, keys, values, keyed=plan.keyed)
 
 
@@ -649,7 +708,7 @@ def _int_keys(plan: MapPlan, raw_keys: list) -> list | None:
     key_shapes = plan.key_shapes
     if not key_shapes or not raw_keys:
         return None
-    if any(s.kind not in ("int", "none") or s.size != 8 for s in key_shapes):
+    if any(s.kind not in ("int", "none") or s.size != 8 or s.extra == "bool" for s in key_shapes):
         return None
     fmt = struct.Struct("<" + "".join("q" if s.signed else "Q" for s in key_shapes))
     if len(raw_keys[0]) < fmt.size:
@@ -675,12 +734,56 @@ def _fold_buckets(plan: MapPlan, entries: list) -> list:
             low, high, step = plan.lhist
             size = (high - low) // step + 2
         counts = [0] * size
+        hidden = []
         for bucket, count in buckets.items():
             if bucket < size:
                 counts[bucket] = count
-        hist = LHist(*plan.lhist, tuple(counts)) if plan.lhist else Hist(tuple(counts))
+            else:
+                hidden.append(count)
+        hist = LHist(*plan.lhist, tuple(counts), tuple(hidden)) if plan.lhist else Hist(tuple(counts))
         out.append((key, hist))
     return out
+
+
+@contextlib.contextmanager
+def _on_one_cpu(wanted: bool = True):
+    """Run the block pinned to the CPU it runs on now (a busy traced task is most likely on
+    another one), which it is given; None when not ``wanted`` or the affinity cannot be set."""
+    allowed = cpu = None
+    if wanted:
+        try:
+            allowed = os.sched_getaffinity(0)
+            cpu = _current_cpu()
+            if cpu not in allowed:
+                cpu = min(allowed)
+            os.sched_setaffinity(0, {cpu})
+        except OSError:
+            allowed = cpu = None
+    try:
+        yield cpu
+    finally:
+        if allowed:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, allowed)
+
+
+_SCHED_GETCPU: list = []
+
+
+def _current_cpu() -> int | None:
+    """The CPU this thread runs on: libc's sched_getcpu (rseq or the vDSO), which opens no
+    file and makes no system call a probe of the script could see; start() resolves it
+    before attaching anything."""
+    if not _SCHED_GETCPU:
+        try:
+            import ctypes
+
+            _SCHED_GETCPU.append(ctypes.CDLL(None).sched_getcpu)
+        except (OSError, AttributeError):
+            _SCHED_GETCPU.append(None)
+    getcpu = _SCHED_GETCPU[0]
+    cpu = getcpu() if getcpu is not None else -1
+    return cpu if cpu >= 0 else None
 
 
 def _kernel_name(name: str) -> str:

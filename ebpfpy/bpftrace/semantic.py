@@ -11,16 +11,16 @@ types, value type, kind) that codegen allocates maps from.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 
 from . import ast
 from .compat import is_modern
-from .diagnostics import Diagnostic, Message, Reporter, Span
+from .diagnostics import Diagnostic, Message, Reporter, Span, Verbatim
 from .promotion import binary_signed, pointer_binary, unary_type
 from .semantic_builtins import BuiltinChecks
 from .semantic_calls import CallChecks
+from .semantic_newer import STACK_ADDRESS, STACK_ADDRESS_IN_LOOP, NewerChecks
 from .semantic_rules import (
     ARITHMETIC,
     COMPARISON,
@@ -28,10 +28,16 @@ from .semantic_rules import (
     UNRESOLVED,
     kind_word,
     param_number,
-    read_traceable,
     unroll_count,
 )
+from .semantic_targets import (  # noqa: F401 (system_*: read by semantic_bridge and the tests)
+    TargetChecks,
+    system_binaries,
+    system_kfuncs,
+    system_traceable,
+)
 from .types import (
+    BOOL,
     DEFAULT_STRLEN,
     INT64,
     INT_TYPE_NAMES,
@@ -101,55 +107,6 @@ class Analysis:
     env: Env = field(default_factory=lambda: Env())
 
 
-# Probe kinds whose first part is a binary -> the word bpftrace's message uses.
-BINARY_KINDS = {"uprobe": "uprobe", "uretprobe": "uprobe", "usdt": "usdt"}
-
-
-def system_binaries(target: str) -> list[str]:
-    """The files a uprobe target names on this system (the attach layer's rules)."""
-    from ebpfpy.attach.binary import resolve_binaries
-
-    return resolve_binaries(target)
-
-
-def _any_executable(binaries: Callable[[str], list[str]], target: str) -> bool:
-    try:
-        paths = binaries(target)
-    except Exception:  # the attach layer's "not found" errors: the message is ours to word
-        return False
-    # any ELF file will do, executable or not: bpftrace 0.17 attaches to libssl.so.3 (mode 644)
-    # and refuses an executable script
-    return any(os.path.isfile(p) and _is_elf(p) for p in paths)
-
-
-def system_traceable() -> frozenset[str]:
-    """tracefs available_filter_functions (the attach layer reads it)."""
-    from ebpfpy.attach.kprobe import traceable_functions
-
-    return frozenset(traceable_functions())
-
-
-def system_kfuncs(pattern: str) -> list[str]:
-    """The functions a kfunc wildcard attaches to (the attach layer's rules)."""
-    from ebpfpy.attach.fentry import match_functions
-
-    return match_functions(pattern)
-
-
-def _is_elf(path: str) -> bool:
-    """bpftrace accepts only ELF files as targets (an executable script is not one)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(4) == b"\x7fELF"
-    except OSError:
-        return False
-
-
-# x86-64 debug registers: no read-only watch, no execute combined with data (bpftrace's
-# arch::invalid_watchpoint_modes), and six argument registers (arch::max_arg)
-WATCHPOINT_INVALID_MODES = frozenset(("r", "rx", "wx", "rwx"))
-WATCHPOINT_MAX_ARG = 5
-
 # -- the checker ----------------------------------------------------------------
 
 
@@ -161,6 +118,7 @@ class _Scope:
         self.attach_points = attach_points
         self.vars: dict[str, Type] = {}
         self.loops = 0
+        self.fors = 0  # for loops the statement is in (today's language)
         # today's block scoping: the variables each open block introduced (innermost last),
         # and where each `let` declared its variable
         self.blocks: list[set[str]] = [set()]
@@ -174,7 +132,7 @@ class _Scope:
             f"{ap.kind}:{ap.parts[-1] if ap.parts else ''}" for ap in attach_points) + "_args"
 
 
-class Checker(BuiltinChecks, CallChecks):
+class Checker(BuiltinChecks, CallChecks, TargetChecks, NewerChecks):
     """Types every node and reports bpftrace's errors; builtins and calls are checked by its mixins."""
 
     def __init__(self, env: Env, maps: dict[str, MapInfo], report: Reporter, final: bool = True):
@@ -224,6 +182,7 @@ class Checker(BuiltinChecks, CallChecks):
         # bpftrace resolves attach points before it type-checks the bodies
         # (whose errors it still reports, so we go on too).
         self.attach_targets(program)
+        self.map_declarations(program.map_decls)
         for probe in program.probes:
             kinds = frozenset(ap.kind for ap in probe.attach_points if ap.kind)
             self.scope = _Scope(kinds, [ap.parts for ap in probe.attach_points], probe.attach_points)
@@ -235,61 +194,7 @@ class Checker(BuiltinChecks, CallChecks):
                 if t.kind not in ("int", "pointer", "none"):
                     self.final_error(f"Invalid type for predicate: {kind_word(t)}", probe.pred_span)
             self.stmts(probe.body)
-
-    def attach_targets(self, program: ast.Program) -> None:
-        """Report uprobe/usdt targets that name no ELF file, and
-        warn (as bpftrace does) about kprobes on functions tracefs does not list."""
-        for probe in program.probes:
-            for ap in probe.attach_points:
-                if ap.kind in ("kprobe", "kretprobe") and self.env.traceable is not None:
-                    self.kprobe_target(ap)
-                if self.env.binaries is None:
-                    continue
-                if ap.kind not in BINARY_KINDS or not ap.parts or not ap.parts[0]:
-                    continue
-                if not _any_executable(self.env.binaries, ap.parts[0]):
-                    self.error(f"{BINARY_KINDS[ap.kind]} target file '{ap.parts[0]}' does not exist "
-                               "or is not executable", ap.span)
-
-    def watchpoint(self, ap: ast.AttachPoint) -> None:
-        """bpftrace 0.17's checks of ``ADDR|FUNC+argN : LEN : MODE``, in its order."""
-        target, length, mode = ap.parts
-        if "+" in target:
-            if self.env.pid <= 0 and not self.env.has_child:
-                self.error("-p PID or -c CMD required for watchpoint", ap.span)
-            arg = int(target.rsplit("+arg", 1)[1])
-            if arg > WATCHPOINT_MAX_ARG:
-                self.error(f"x86_64 doesn't support arg{arg}", ap.span)
-        elif ap.kind == "asyncwatchpoint":
-            self.error("asyncwatchpoint requires a function name", ap.span)
-        elif int(target) == 0:
-            self.error("watchpoint must be attached to a non-zero address", ap.span)
-        if int(length) not in (1, 2, 4, 8):
-            self.error("watchpoint length must be one of (1,2,4,8)", ap.span)
-        if not mode:
-            self.error("watchpoint mode must be combination of (r,w,x)", ap.span)
-        mode = "".join(sorted(mode))
-        for c in mode:
-            if c not in "rwx":
-                self.error("watchpoint mode must be combination of (r,w,x)", ap.span)
-        for i in range(1, len(mode)):
-            if mode[i - 1] == mode[i]:
-                self.error("watchpoint modes may not be duplicated", ap.span)
-        if mode in WATCHPOINT_INVALID_MODES:
-            self.error(f"invalid watchpoint mode: {mode}", ap.span)
-        # a correct script still stops here: nothing attaches watchpoints yet
-        self.unsupported.append(Message(f"{ap.kind} probes are not supported by pybpftrace yet: {ap.raw}",
-                                        ap.span))
-
-    def kprobe_target(self, ap: ast.AttachPoint) -> None:
-        func = ap.parts[-1] if ap.parts else ""
-        if not func or func[0].isdigit() or "+" in func or any(c in func for c in "*?["):
-            return
-        if self._traceable is None:
-            self._traceable = read_traceable(self.env.traceable)
-        if func not in self._traceable:
-            self.warning(f'{func} is not traceable (either non-existing, inlined, or marked as "notrace"); '
-                         "attaching to it will likely fail", ap.span)
+        self.declared_map_values(program.map_decls)
 
     def stmts(self, stmts: tuple[ast.Stmt, ...]) -> None:
         for s in stmts:
@@ -308,6 +213,13 @@ class Checker(BuiltinChecks, CallChecks):
             if node.orelse is not None:
                 self.block(node.orelse)
         elif isinstance(node, ast.While):
+            if self.modern:
+                self.warning("While loops are deprecated and may be removed in the future.", node.span)
+                if self.final:
+                    self.r.messages.append(Verbatim(
+                        "HINT: For loops support ranges (e.g. `for ($x : $start..$end) { ... }`), and can be "
+                        "used in place of while. These are more easily proven to be bounded by the verifier.",
+                        None, "WARNING"))
             self.expr(node.cond)
             self.scope.loops += 1
             self.block(node.body)
@@ -316,40 +228,12 @@ class Checker(BuiltinChecks, CallChecks):
             self.let(node)
         elif isinstance(node, ast.Unroll):
             self.unroll(node)
+        elif isinstance(node, ast.For):
+            self.for_loop(node)
+        elif isinstance(node, ast.Jump) and node.kind == "return" and self.scope.fors:
+            self.error("'return' statement is not allowed in a for-loop", node.span)
         elif isinstance(node, ast.Jump) and node.kind != "return" and self.scope.loops == 0:
             self.error(f"{node.kind} used outside of a loop", node.span)
-
-    def block(self, stmts: tuple[ast.Stmt, ...]) -> None:
-        """A nested block. In today's language its variables end with it (bpftrace 0.22+);
-        in 0.17's, a variable lives from its first assignment to the end of the probe."""
-        if not self.modern:
-            self.stmts(stmts)
-            return
-        self.scope.blocks.append(set())
-        self.stmts(stmts)
-        for name in self.scope.blocks.pop():
-            self.scope.vars.pop(name, None)
-            self.scope.declared.pop(name, None)
-
-    def let(self, node: ast.Let) -> None:
-        """``let $x [: type] [= expr]``: a new variable of this block; shadowing one that is
-        visible is an error, as in bpftrace."""
-        name = node.var.name
-        first = self.scope.declared.get(name)
-        if first is not None or name in self.scope.vars:
-            self.error(f"Variable {name} was already declared. Variable shadowing is not allowed.",
-                       node.var.span)
-            if first is not None:
-                self.error("This is the initial declaration.", first)
-            return
-        self.scope.declared[name] = node.var.span
-        self.scope.blocks[-1].add(name)
-        if node.expr is not None:
-            value = self.expr(node.expr, assigned="var")
-            if value.kind == "none":
-                self.scope.vars.setdefault(name, NONE)
-            else:
-                self.assign_var(node.var, value, node.span)
 
     def param_value(self, index: int) -> int:
         """A positional parameter as a number (unset or non-numeric: 0)."""
@@ -393,6 +277,8 @@ class Checker(BuiltinChecks, CallChecks):
             return
         if isinstance(target, ast.Variable):
             self.assign_var(target, value, node.span)
+        elif value.name == STACK_ADDRESS:
+            self.error("the address of a variable (&$v) can not be stored in a map", node.span)
         else:
             self.assign_map(target, value, node.span, keys)
 
@@ -455,13 +341,17 @@ class Checker(BuiltinChecks, CallChecks):
             return True
         have = ", ".join(str(k) for k in keys)
         want = ", ".join(str(k) for k in info.keys)
-        self.final_error(f"Argument mismatch for {node.name}: trying to access with arguments: [{have}] "
-                   f"when map expects arguments: [{want}]", node.span)
+        # bpftrace reports a mismatch in whichever pass sees it (then its warnings are never
+        # printed), unless a key's type is not known yet ("none": the last pass decides)
+        known = all(k.kind != "none" for k in (*keys, *info.keys))
+        report = self.error if known else self.final_error
+        report(f"Argument mismatch for {node.name}: trying to access with arguments: [{have}] "
+               f"when map expects arguments: [{want}]", node.span)
         return False
 
     def assign_map(self, target: ast.Map, value: Type, op_span: Span, keys: tuple[Type, ...]) -> None:
-        if not self.check_map_keys(target, keys):
-            return
+        """The value's type is checked before the keys: bpftrace reports one error per
+        assignment, a value of the wrong type first (``@a = count(); @a[1] = 1``)."""
         stored = int_type(64, value.signed) if value.is_int else value
         kind = value.kind if value.is_aggregate else "value"
         info = self.maps.get(target.name)
@@ -472,6 +362,8 @@ class Checker(BuiltinChecks, CallChecks):
         if info is not None and not compatible(info.value, stored):
             self.error(f"Type mismatch for {target.name}: trying to assign value of type '{value}' "
                        f"when map already contains a value of type '{info.value}", target.span)
+            return
+        if not self.check_map_keys(target, keys):
             return
         if info is not None and stored.kind in ("string", "buffer") and stored.size > info.value.size:
             self.maps[target.name] = MapInfo(target.name, keys, stored, kind)
@@ -524,6 +416,8 @@ class Checker(BuiltinChecks, CallChecks):
         t = self.scope.vars.get(node.name)
         if t is None:
             return self.error(f"Undefined or undeclared variable: {node.name}", node.span)
+        if self.scope.fors and t.name == STACK_ADDRESS:
+            return self.error(STACK_ADDRESS_IN_LOOP, node.span)  # (today's `&$v`: semantic_newer.py)
         return t
 
     def e_Map(self, node: ast.Map) -> Type:
@@ -541,6 +435,9 @@ class Checker(BuiltinChecks, CallChecks):
 
     def binop_types(self, op: str, left: Type, right: Type, span: Span, op_span: Span,
                     left_node: ast.Expr, right_node: ast.Expr) -> Type:
+        if {left.kind, right.kind} == {"none", "pointer"}:  # bpftrace refuses it in every pass
+            self.error(f"The {op} operator can not be used on expressions of types {left}, {right}", op_span)
+            return NONE  # as bpftrace's: `str($p > nosuch)` is an error of str() too
         if left.kind == "none" or right.kind == "none":
             # a map no pass has typed yet: an integer all the same (signed only if both
             # operands are, and "none" is not), so "@a = @a + 1" types @a as uint64
@@ -579,13 +476,19 @@ class Checker(BuiltinChecks, CallChecks):
 
     def sign_warnings(self, op: str, left: Type, right: Type, op_span: Span,
                       left_node: ast.Expr, right_node: ast.Expr) -> None:
-        """bpftrace's warnings about signedness; a non-negative literal fits either sign."""
+        """bpftrace's warnings about signedness; a non-negative literal fits either sign.
+        0.17 keeps every literal as an int64, so one of 2**63 and up is a negative int64 here
+        (``(uint64)$x + 0xffffffffffffff00`` warns), whatever type the rest of the analysis uses."""
+        def int64_literal(n: ast.Expr) -> bool:
+            return not self.modern and isinstance(n, ast.Integer) and n.value >= 1 << 63
+
         def signed(t: Type, n: ast.Expr) -> bool | None:
             if isinstance(n, ast.Integer):
-                return True if n.value < 0 else None
+                return True if n.value < 0 or int64_literal(n) else None
             return None if isinstance(n, ast.Identifier) else t.signed
 
         ls, rs = signed(left, left_node), signed(right, right_node)
+        left, right = (INT64 if int64_literal(n) else t for t, n in ((left, left_node), (right, right_node)))
         if None not in (ls, rs) and ls != rs:
             if op in ARITHMETIC:
                 self.warning(f"arithmetic on integers of different signs: '{left}' and "
@@ -601,6 +504,8 @@ class Checker(BuiltinChecks, CallChecks):
         op = node.op
         if op in ("++", "--"):
             return self.incdec(node)
+        if op == "&":
+            return self.address_of(node)
         t = self.expr(node.operand)
         if t.kind == "none" and op != "*":
             self.final_error(f"The {op} operator can not be used on expressions of type '{t}'", node.span)
@@ -614,7 +519,9 @@ class Checker(BuiltinChecks, CallChecks):
                 return UINT64
         elif t.is_int:
             return int_type(*unary_type(op, t.size * 8, t.signed))
-        self.final_error(f"The {op} operator can not be used on expressions of type '{t}'", node.span)
+        # a known type that is wrong: bpftrace says so in whichever pass it is, beside that pass's
+        # other errors (``$v = "s"; $v = 1; !$v`` gives both)
+        self.error(f"The {op} operator can not be used on expressions of type '{t}'", node.span)
         return INT64
 
     def incdec(self, node: ast.Unop) -> Type:
@@ -677,6 +584,8 @@ class Checker(BuiltinChecks, CallChecks):
         if t.kind == "none":
             return NONE
         rec = t
+        if t.kind == "tuple" and t.names and not node.arrow:
+            return self.record_field(node, t)
         if node.arrow:
             if t.kind != "pointer" or t.elems[0].kind != "record":
                 return self.error(f"Can not access field '{node.field}' on type '{t}'. Try "
@@ -748,6 +657,8 @@ class Checker(BuiltinChecks, CallChecks):
         idx = self.expr(node.index)
         if t.kind == "none" or idx.kind == "none":
             return NONE
+        if self.modern and t.kind in ("tuple", "string"):
+            return self.index_tuple_or_string(node, t, idx)
         if t.kind not in ("array", "pointer"):
             return self.final_error("The array index operator [] can only be used on arrays and "
                               f"pointers, found {kind_word(t)}.", node.span)
@@ -779,6 +690,26 @@ class Checker(BuiltinChecks, CallChecks):
         for _ in range(node.pointer):
             t = pointer_to(t)
         return t
+
+    def e_Boolean(self, node: ast.Boolean) -> Type:
+        return BOOL
+
+    def e_Offsetof(self, node: ast.Offsetof) -> Type:
+        """``offsetof(struct T, f.g)`` (today's language): the byte offset, from the script's
+        structs or BTF; codegen loads ``node.size``."""
+        name, offset = node.type_name, 0
+        for i, fname in enumerate(node.fields):
+            fields = self.env.resolver.struct_fields(name) if self.env.resolver else None
+            if fields is None:
+                return self.error(f"'{name}' is not a struct type" if i else f"Unknown identifier: '{name}'",
+                                  node.span)
+            found = next((f for f in fields if f.name == fname), None)
+            if found is None:
+                return self.error(f"'{name}' has no field named '{fname}'", node.span)
+            offset += found.offset
+            name = found.type.name
+        ast.set_size(node, offset)
+        return UINT64
 
     def e_Sizeof(self, node: ast.Sizeof) -> Type:
         """The one place sizeof() is sized: a type by name (script structs over BTF), an

@@ -9,7 +9,7 @@ from .diagnostics import Message
 from .functions import FUNCTIONS
 from .output.printf import check_arguments, find_specifiers
 from .semantic_rules import DEBUGF_MAX_ARGS, arity_message, is_data_loc_field, kind_word
-from .types import NONE, UINT64, Type, array_of, buffer_type, int_type, named, pointer_to, string_type
+from .types import BOOL, NONE, UINT64, Type, array_of, buffer_type, int_type, named, pointer_to, string_type
 
 
 class CallChecks:
@@ -21,10 +21,12 @@ class CallChecks:
         if row.unsupported:
             self.unsupported.append(Message(f"{name}() is not supported by pybpftrace yet: {row.unsupported}",
                                             node.span))
-        if assigned and row.void:
+        modern = self.modern and (row.modern_args or row.modern_value)
+        if assigned and row.void and not (modern and row.modern_value):
             self.error(f"{name}() should not be used in an assignment or as a map key", node.span)
-        if len(args) < row.min_args or (row.max_args is not None and len(args) > row.max_args):
-            return self.error(arity_message(name, row.min_args, row.max_args, len(args)), node.span)
+        lo, hi = row.modern_args if modern and row.modern_args else (row.min_args, row.max_args)
+        if len(args) < lo or (hi is not None and len(args) > hi):
+            return self.error(arity_message(name, lo, hi, len(args)), node.span)
         if row.unsafe and not self.env.unsafe:
             self.error(f"{name}() is an unsafe function being used in safe mode", node.span)
         if row.family == "map":
@@ -37,9 +39,9 @@ class CallChecks:
         return NONE
 
     def arg_type(self, name: str, i: int, arg: ast.Expr) -> Type:
-        if i == 0 and name == "print":
+        if i == 0 and name in ("print", "len"):
             if isinstance(arg, ast.Map) and arg.indexed:
-                return NONE  # reported by c_print
+                return NONE  # reported by c_print, c_len
             return self.whole_map(arg)
         if isinstance(arg, ast.String) and ((i == 0 and name == "printf") or name == "cgroupid"):
             t = self.e_String(arg, checked=False)  # never in the program: any length
@@ -72,8 +74,8 @@ class CallChecks:
             return self.final_error(f"Undefined map: {arg.name}", arg.span)
         if node.name == "delete":
             self.expr(arg)
-        else:
-            ast.set_type(arg, self.maps[arg.name].value)
+            return BOOL if self.modern else NONE  # today: whether there was an entry to delete
+        ast.set_type(arg, self.maps[arg.name].value)
         return NONE
 
     def c_has_key(self, node: ast.Call, types: list[Type]) -> Type:
@@ -82,7 +84,26 @@ class CallChecks:
         arg = node.args[0]
         if not isinstance(arg, ast.Map) or not arg.indexed:
             return self.error("has_key() expects a map and a key: has_key(@map, key)", node.span)
+        return BOOL
+
+    def c_len(self, node: ast.Call, types: list[Type]) -> Type:
+        """``len(@m)`` (today's language): how many entries the map holds; ``len(kstack)``:
+        how many frames."""
+        arg = node.args[0]
+        if types[0].kind in ("kstack", "ustack"):
+            return UINT64  # the frames of a stack (0.23+)
+        if not isinstance(arg, ast.Map) or arg.indexed:
+            return self.error("len() expects a map with no keys (len(@map)) or a stack (len(kstack))",
+                              node.span)
         return UINT64
+
+    def c_syscall_name(self, node: ast.Call, types: list[Type]) -> Type:
+        """``syscall_name(nr)``: the name, looked up by the runtime."""
+        return named("syscall_name") if self._integer(node, types[0]) else NONE
+
+    def c_signal_name(self, node: ast.Call, types: list[Type]) -> Type:
+        """``signal_name(n)``: strsignal's text, looked up by the runtime."""
+        return named("signal_name") if self._integer(node, types[0]) else NONE
 
     def aggregate(self, node: ast.Call, types: list[Type], assigned: str) -> Type:
         name = node.name
@@ -173,11 +194,17 @@ class CallChecks:
         return NONE
 
     def c_exit(self, node: ast.Call, types: list[Type]) -> Type:
+        if self.modern and self.scope.fors:  # bpftrace 0.25+ words it so
+            self.error("'return' statement is not allowed in a for-loop", node.span)
+        if types:
+            self._integer(node, types[0])
         return NONE
 
     def c_str(self, node: ast.Call, types: list[Type]) -> Type:
         t = types[0]
-        if t.kind not in ("int", "pointer", "array", "none") and not \
+        # a "none" (a map no pass has typed yet, or an unknown name) is refused in every pass, as
+        # bpftrace does: `str(@m)` before the statement that writes @m is an error there
+        if t.kind not in ("int", "pointer", "array") and not \
                 isinstance(node.args[0], ast.PositionalParam) and not is_data_loc_field(node.args[0]):
             return self.error("str() expects an integer or a pointer type as first argument "
                               f"({t} provided)", node.span)
@@ -259,7 +286,9 @@ class CallChecks:
 
     def c_print(self, node: ast.Call, types: list[Type]) -> Type:
         arg = node.args[0]
-        if isinstance(arg, ast.Map) and arg.indexed:
+        if isinstance(arg, ast.Tuple) and not arg.elems:  # today's `()`, the none type
+            self.final_error("none type passed to print() is not printable", node.span)
+        elif isinstance(arg, ast.Map) and arg.indexed:
             self.error("The map passed to print() should not be indexed by a key", node.span)
         elif len(node.args) > 1 and not isinstance(node.args[0], ast.Map):
             self.error(f"Non-map print() only takes 1 argument, {len(node.args)} found", node.span)
@@ -285,17 +314,18 @@ class CallChecks:
         return named("timestamp", 16)
 
     def c_strncmp(self, node: ast.Call, types: list[Type]) -> Type:
-        for t in types[:2]:
-            if not t.is_string and t.kind != "none":
-                return self.final_error(f"strncmp() only supports string arguments ({kind_word(t)} provided)",
-                                  node.span)
+        wrong = [t for t in types[:2] if not t.is_string and t.kind != "none"]
+        for t in wrong:  # one error per argument, as bpftrace reports them
+            self.final_error(f"strncmp() only supports string arguments ({kind_word(t)} provided)", node.span)
+        if wrong:
+            return NONE
         n = node.args[2]
         if isinstance(n, ast.Integer) and n.value < 0:
             return self.error("Builtin strncmp requires a non-negative size", node.span)
         return UINT64
 
     def c_strcontains(self, node: ast.Call, types: list[Type]) -> Type:
-        return UINT64
+        return BOOL if self.modern else UINT64
 
     def c_macaddr(self, node: ast.Call, types: list[Type]) -> Type:
         t = types[0]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .output.values import Stack
+from .output.values import Pointer, Record, Stack
 
 _U64 = struct.Struct("<Q")
 _I64 = struct.Struct("<q")
@@ -54,6 +54,8 @@ class Shape:
     def describe(self) -> str:
         """The type's name in bpftrace's words, for error messages."""
         if self.kind == "int":
+            if self.extra == "bool":
+                return "bool"
             return "int64" if self.signed else "uint64"
         if self.kind == "str":
             return f"string[{self.size}]"
@@ -62,11 +64,15 @@ class Shape:
         return self.kind
 
 
-_REGISTER_KINDS = frozenset({"int", "ksym", "usym", "username", "probe", "kstack", "strerror", "none"})
+_REGISTER_KINDS = frozenset({"int", "ksym", "usym", "username", "probe", "kstack", "strerror", "none",
+                             "syscall_name", "signal_name"})
 
 INT = Shape("int", 8, True)
 UINT = Shape("int", 8, False)
 NONE = Shape("none", 8, False)
+# today's bool: an integer 0 or 1 everywhere in codegen, printed as true/false
+BOOL = Shape("int", 8, False, extra="bool")
+POINTER = Shape("pointer", 8, False)  # only in a map plan's key parts: decoded as a Pointer
 
 
 def string(size: int) -> Shape:
@@ -81,17 +87,46 @@ def tuple_of(elems) -> Shape:
 # -- decoding -----------------------------------------------------------------------------
 
 def _decode_int(shape: Shape, data: bytes, services) -> int:
-    return (_I64 if shape.signed else _U64).unpack_from(data)[0]
+    value = (_I64 if shape.signed else _U64).unpack_from(data)[0]
+    return bool(value) if shape.extra == "bool" else value
+
+
+def _decode_syscall_name(shape: Shape, data: bytes, services) -> str:
+    """syscall_name(nr) (today's language): the name of this machine's syscall number."""
+    from ebpfpy.attach.syscalls import syscall_numbers
+
+    nr = _I64.unpack_from(data)[0]
+    names = {v: k for k, v in syscall_numbers().items()}
+    return names.get(nr, str(nr))
+
+
+def _decode_signal_name(shape: Shape, data: bytes, services) -> str:
+    """signal_name(n) (today's language): strsignal's text (9: "Killed")."""
+    import signal
+
+    n = _I64.unpack_from(data)[0]
+    try:
+        return signal.strsignal(n) or f"Unknown signal {n}"
+    except ValueError:
+        return f"Unknown signal {n}"
+
+
+def _decode_pointer(shape: Shape, data: bytes, services) -> Pointer:
+    return Pointer(_U64.unpack_from(data)[0])
 
 
 def _decode_str(shape: Shape, data: bytes, services) -> str:
     raw = bytes(data[: shape.size])
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+    # surrogateescape: bytes that are not UTF-8 print back as themselves (the output streams
+    # write with the same error handler), as bpftrace prints a string's bytes
+    return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
 def _decode_tuple(shape: Shape, data: bytes, services) -> tuple:
-    return tuple(decode(elem, data[off:off + elem.size], services)
-                 for elem, off in zip(shape.elems, shape.offsets()))
+    values = (decode(elem, data[off:off + elem.size], services) for elem, off in zip(shape.elems, shape.offsets()))
+    if isinstance(shape.extra, tuple) and shape.extra[:1] == ("record",):
+        return Record(values, shape.extra[1])  # today's records (emit/newer.py's expr_Record)
+    return tuple(values)
 
 
 def _stack_decoders(as_value: bool) -> tuple[Callable, Callable]:
@@ -164,20 +199,49 @@ def _decode_macaddr(shape: Shape, data: bytes, services) -> str:
     return ":".join(f"{c:02X}" for c in bytes(data[:6]))
 
 
+_WALL_OFFSET: list = []  # wall clock minus CLOCK_MONOTONIC, in ns, read once
+
+
+def _wall_offset() -> int:
+    """Read once, as bpftrace does at start-up, and as closely as Python can: the realtime
+    reading against the midpoint of the tightest pair of monotonic readings around it, so
+    that %f's microseconds do not wander from run to run."""
+    import time
+
+    if not _WALL_OFFSET:
+        best = None
+        for _ in range(8):
+            before, wall, after = time.monotonic_ns(), time.time_ns(), time.monotonic_ns()
+            if best is None or after - before < best[0]:
+                best = (after - before, wall - (before + after) // 2)
+        _WALL_OFFSET.append(best[1])
+    return _WALL_OFFSET[0]
+
+
 def _decode_strftime(shape: Shape, data: bytes, services) -> str:
-    """bpftrace converts nsecs (CLOCK_MONOTONIC) to wall-clock time; %f is microseconds."""
+    """bpftrace converts nsecs (CLOCK_MONOTONIC) to wall-clock time; every "%f" becomes the
+    microseconds first, even the one in "%%f", then libc's strftime formats into 64 bytes:
+    a result that does not fit (or is empty) is bpftrace's "strftime returned 0" and "(?)"."""
+    import sys
     import time
 
     ns = _U64.unpack_from(data)[0]
-    wall_ns = ns + time.time_ns() - time.monotonic_ns()
-    seconds, rest = divmod(wall_ns, 1_000_000_000)
+    seconds, rest = divmod(ns + _wall_offset(), 1_000_000_000)
     fmt = shape.extra.replace("%f", f"{rest // 1000:06d}")
-    return time.strftime(fmt, time.localtime(seconds))
+    text = time.strftime(fmt, time.localtime(seconds))
+    if not text or len(text.encode("utf-8", "surrogateescape")) > _STRFTIME_SIZE - 1:
+        print("ERROR: strftime returned 0", file=sys.stderr)
+        return "(?)"
+    return text
+
+
+_STRFTIME_SIZE = 64  # bpftrace's strftime buffer, whatever BPFTRACE_STRLEN says
 
 
 DECODERS: dict[str, Callable] = {
     "int": _decode_int,
     "none": _decode_int,
+    "pointer": _decode_pointer,  # a pointer map key part in 0.17 mode (maps.py: map_plan)
     "str": _decode_str,
     "tuple": _decode_tuple,
     "kstack": _decode_kstack,
@@ -192,6 +256,8 @@ DECODERS: dict[str, Callable] = {
     "bytes": _decode_bytes,
     "macaddr": _decode_macaddr,
     "strftime": _decode_strftime,
+    "syscall_name": _decode_syscall_name,
+    "signal_name": _decode_signal_name,
 }
 
 # How each shape's values are passed to printf: as integers or as strings.

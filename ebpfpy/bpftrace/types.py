@@ -28,7 +28,7 @@ AGGREGATES = frozenset(("count", "sum", "min", "max", "avg", "stats", "hist", "l
 # Kinds named by their kind alone in messages.
 _NAMED = frozenset(AGGREGATES | {
     "kstack", "ustack", "ksym", "usym", "username", "inet", "timestamp", "mac_address",
-    "cgroup_path", "strerror", "probe", "none", "stack_mode", "ctx", "void",
+    "cgroup_path", "strerror", "probe", "none", "stack_mode", "ctx", "void", "syscall_name", "signal_name",
 })
 
 
@@ -40,9 +40,12 @@ class Type:
     elems: tuple[Type, ...] = ()  # tuple fields; (element,) for pointer/array
     name: str = ""                 # struct name ("struct task_struct")
     count: int = 0                 # array length
+    names: tuple[str, ...] = ()    # a record's field names (a tuple with names, bpftrace 0.25+)
 
     def __str__(self) -> str:
         k = self.kind
+        if k == "tuple" and self.names:
+            return "record { " + ", ".join(f"{e} {n}" for n, e in zip(self.names, self.elems)) + " }"
         if k == "int":
             return f"{'' if self.signed else 'unsigned '}int{self.size * 8}"
         if k == "string":
@@ -90,6 +93,7 @@ UINT64 = int_type(64, False)
 INT32 = int_type(32, True)
 UINT32 = int_type(32, False)
 NONE = Type("none")
+BOOL = Type("int", 1, False, name="bool")  # today's true/false (bpftrace 0.24+)
 
 
 def string_type(size: int) -> Type:
@@ -109,8 +113,8 @@ def buffer_type(size: int) -> Type:
     return Type("buffer", size)
 
 
-def tuple_type(elems: Sequence[Type]) -> Type:
-    return Type("tuple", sum(e.size for e in elems), elems=tuple(elems))
+def tuple_type(elems: Sequence[Type], names: Sequence[str] = ()) -> Type:
+    return Type("tuple", sum(e.size for e in elems), elems=tuple(elems), names=tuple(names))
 
 
 def pointer_to(t: Type) -> Type:
@@ -208,7 +212,8 @@ def compatible(a: Type, b: Type) -> bool:
     if a.kind in ("int", "string", "buffer") or a.kind in _NAMED:
         return True
     if a.kind == "tuple":
-        return len(a.elems) == len(b.elems) and all(compatible(x, y) for x, y in zip(a.elems, b.elems))
+        return (a.names == b.names and len(a.elems) == len(b.elems)
+                and all(compatible(x, y) for x, y in zip(a.elems, b.elems)))
     return a == b
 
 

@@ -1,7 +1,8 @@
 """``ebpfpy run OBJ`` and ``ebpfpy prog loadall OBJ DIR``: clang-built objects from the shell.
 
-``run`` loads an object, attaches every program its section names, waits for
-Ctrl-C or ``--duration``, then prints the maps (typed through the object's
+``run`` loads an object, attaches every program its section names, prints what each
+``iter/`` program's iterator prints, waits for Ctrl-C or ``--duration`` (not at all when
+iterators are all it attached), then prints the maps (typed through the object's
 BTF when it has one).  ``loadall`` loads every program and pins it under DIR
 with the names ``bpftool prog loadall`` uses (the function names).
 """
@@ -19,6 +20,55 @@ def _parse_assignment(text: str):
     if not sep or not name:
         raise click.BadParameter(f"expected NAME=VALUE, got {text!r}")
     return name, value
+
+
+_USDT_SYNTAX = "[PROG=]BINARY:PROVIDER:NAME"
+
+
+def _parse_usdt(ctx, param, values) -> list[tuple[str | None, str, str, str]]:
+    """``--usdt [PROG=]BINARY:PROVIDER:NAME``: what libbpf's ``bpf_program__attach_usdt`` takes
+    (binary path, provider, probe name; ``--pid`` is its pid), and which ``SEC("usdt")``
+    program to attach (optional when the object has only one)."""
+    import re
+
+    from ebpfpy.elf.usdt import split_target
+    out = []
+    for text in values:
+        m = re.match(r"([A-Za-z_][A-Za-z0-9_]*)=(.*)\Z", text)
+        prog, target = m.groups() if m else (None, text)
+        parts = split_target(target)
+        if parts is None:
+            raise click.BadParameter(f"expected {_USDT_SYNTAX} (binary path, provider, probe name), got {text!r}")
+        out.append((prog, *parts))
+    return out
+
+
+def _attach_usdt(obj, targets, pid: int) -> tuple[list, set[str]]:
+    """Attach ``--usdt`` targets to the object's bare ``SEC("usdt")`` programs; returns the
+    attachments and the names of the programs used."""
+    from ebpfpy.attach.errors import AttachError
+    from ebpfpy.elf import ObjectError
+    bare = {p.name: p for p in obj.programs.values() if p.program is not None and p.is_bare_usdt}
+    out, used = [], set()
+    for prog_name, binary, provider, name in targets:
+        what = f"--usdt {(prog_name + '=') if prog_name else ''}{binary}:{provider}:{name}"
+        if not bare:
+            raise ObjectError(f"{what}: {obj.path} has no SEC(\"usdt\") program to attach")
+        if prog_name is None:
+            if len(bare) > 1:
+                raise ObjectError(f"{what}: which program? {obj.path} has several SEC(\"usdt\") programs "
+                                  f"({', '.join(bare)}): give PROG=BINARY:PROVIDER:NAME")
+            [prog_name] = bare
+        prog = bare.get(prog_name)
+        if prog is None:
+            raise ObjectError(f"{what}: no SEC(\"usdt\") program {prog_name!r} in {obj.path} "
+                              f"(it has: {', '.join(bare)})")
+        try:
+            out.append(prog.attach_usdt(binary, provider, name, pid=pid))
+        except (AttachError, ObjectError, OSError) as e:
+            raise ObjectError(f"{what}: {e}") from None
+        used.add(prog_name)
+    return out, used
 
 
 def _fail(exc: Exception) -> None:
@@ -75,21 +125,76 @@ def print_maps(obj, out=click.echo) -> None:
         out(f"{var} = {value!r}")
 
 
-def _open_rings(obj):
-    """One RingBuffer over every ring buffer map; records print as hex lines as they arrive
-    (a ring buffer has no BTF record type to decode with)."""
-    from ebpfpy.sys.consts import MapType
-    names = [n for n, s in obj.map_specs.items() if s.map_type == MapType.RINGBUF and n in obj.maps]
-    if not names:
-        return None
-    from ebpfpy.events.ringbuf import RingBuffer
-    rings = RingBuffer()
-    for name in names:
-        def show(records, name=name):
-            for rec in records:
-                click.echo(f"@{name}: {bytes(rec).hex(' ')}")
-        rings.add(obj.maps[name], show)
-    return rings
+def _parse_event_types(ctx, param, values) -> list[tuple[str | None, str]]:
+    out = []
+    for text in values:
+        map_name, sep, type_name = text.rpartition("=")
+        if not type_name.strip() or (sep and not map_name):
+            raise click.BadParameter(f"expected [MAP=]TYPE, got {text!r}")
+        out.append((map_name or None, type_name.strip()))
+    return out
+
+
+def _record_printer(obj, name: str, type_id: int | None, out=click.echo):
+    """Each record as ``@MAP:`` and its fields as ``  name=value`` lines when it has a type
+    and fits it, else ``@MAP: <hex>``."""
+    from ebpfpy.elf.records import decode_record, field_lines
+
+    def show(records):
+        for rec in records:
+            value = decode_record(obj.btf, type_id, rec) if type_id else None
+            if value is None:
+                out(f"@{name}: {bytes(rec).hex(' ')}")
+                continue
+            out(f"@{name}:")
+            for line in field_lines(value):
+                out(f"  {line}")
+    return show
+
+
+class _EventReaders:
+    """A RingBuffer over every ring buffer map and a PerfBuffer per perf event array map,
+    their records printed as they arrive."""
+
+    def __init__(self, obj, types: dict[str, int]):
+        from ebpfpy.elf.records import event_maps
+        from ebpfpy.sys.consts import MapType
+        self.readers: list = []
+        try:
+            for name in event_maps(obj):
+                m = obj.maps.get(name)
+                if m is None:
+                    continue
+                show = _record_printer(obj, name, types.get(name))
+                if obj.map_specs[name].map_type == MapType.RINGBUF:
+                    from ebpfpy.events.ringbuf import RingBuffer
+                    self.readers.append(RingBuffer(m, show))
+                else:
+                    from ebpfpy.events.perfbuf import PerfBuffer
+                    self.readers.append(PerfBuffer(
+                        m, lambda cpu, records, show=show: show(records),
+                        lost_callback=lambda cpu, n, name=name: click.echo(f"@{name}: lost {n} record(s) "
+                                                                           f"on CPU {cpu}", err=True)))
+        except BaseException:
+            self.close()
+            raise
+
+    def wait(self, seconds: float) -> None:
+        import select
+        if not self.readers:
+            time.sleep(seconds)
+            return
+        ready, _, _ = select.select(self.readers, [], [], seconds)
+        for r in ready:
+            r.consume()
+
+    def close(self) -> None:
+        for r in self.readers:
+            try:
+                r.consume()
+            finally:
+                r.close()
+        self.readers = []
 
 
 @click.command()
@@ -103,23 +208,39 @@ def _open_rings(obj):
               help="network interface for xdp and tcx/ingress, tcx/egress programs (name or index)")
 @click.option("--cgroup", default=None, metavar="DIR",
               help="cgroup v2 directory for cgroup_skb/ and cgroup/ programs (relative: under the cgroup2 mount)")
-def run(obj_path, duration, assignments, pid, ifname, cgroup):
+@click.option("--event-type", "event_types", multiple=True, metavar="[MAP=]TYPE", callback=_parse_event_types,
+              help="print ring buffer / perf buffer records as this BTF type's fields (struct X, union X, or a "
+                   "struct/union/typedef name), for MAP only or for all; default: struct event if the object's "
+                   "BTF has it (repeatable)")
+@click.option("--usdt", "usdt_targets", multiple=True, metavar=_USDT_SYNTAX, callback=_parse_usdt,
+              help="attach a bare SEC(\"usdt\") program to USDT probe PROVIDER:NAME of BINARY, as libbpf's "
+                   "bpf_program__attach_usdt (--pid: only that process); PROG= picks the program when the "
+                   "object has several (repeatable)")
+def run(obj_path, duration, assignments, pid, ifname, cgroup, event_types, usdt_targets):
     """Load OBJ, attach its programs by section name, and print its maps at the end."""
     from ebpfpy.attach.errors import AttachError
     from ebpfpy.elf import ObjectError, load_object
+    from ebpfpy.elf.records import record_types
     from ebpfpy.sys.errors import BPFError
     try:
         obj = load_object(obj_path)
     except ObjectError as e:
         _fail(e)
+    readers = None
     with obj:
         try:
             for text in assignments:
                 name, value = _parse_assignment(text)
                 obj.globals.set_text(name, value)
+            types = record_types(obj, event_types)
             obj.load()
+            readers = _EventReaders(obj, types)  # before attaching: no record is missed
             attached = obj.attach_all(pid=pid, iface=ifname, cgroup=cgroup)
+            usdt_attached, usdt_used = _attach_usdt(obj, usdt_targets, pid)
+            attached += usdt_attached
         except (ObjectError, BPFError, AttachError, OSError, KeyError, ValueError, TypeError) as e:
+            if readers is not None:
+                readers.close()
             _fail(e)
         stop = {"now": False}
 
@@ -130,26 +251,25 @@ def run(obj_path, duration, assignments, pid, ifname, cgroup):
         old = signal.signal(signal.SIGINT, on_sigint)
         given = {"iface": ifname is not None, "cgroup": cgroup is not None}
         skipped = [p.name for p in obj.programs.values() if p.program is not None and not p.attachable
-                   and not (p.link_target and given[p.link_target])]
+                   and not (p.link_target and given[p.link_target]) and p.name not in usdt_used]
+        iters = [p for p in obj.programs.values() if p.iter_link is not None]
+        if iters and len(iters) == len(attached):
+            duration = 0  # nothing to wait for: each iterator prints once below
         click.echo(f"Attached {len(attached)} probe(s) from {obj_path}"
-                   + (f"; not attached (no target in section name, or no --ifname/--cgroup): "
+                   + (f"; not attached (no target in section name, or no --ifname/--cgroup/--usdt): "
                       f"{', '.join(skipped)}" if skipped else "")
                    + (". Hit Ctrl-C to end." if duration is None else "."), err=True)
-        rings = None
         try:
-            rings = _open_rings(obj)
+            for prog in iters:  # iter/ programs: one pass over the kernel's objects, printed as it comes
+                click.echo(prog.read_iter(), nl=False)
             deadline = None if duration is None else time.monotonic() + duration
             while not stop["now"] and (deadline is None or time.monotonic() < deadline):
-                wait = 0.05 if deadline is None else max(0.0, min(0.05, deadline - time.monotonic()))
-                if rings is not None:
-                    rings.poll(int(wait * 1000))
-                else:
-                    time.sleep(wait)
+                readers.wait(0.05 if deadline is None else max(0.0, min(0.05, deadline - time.monotonic())))
+        except (BPFError, OSError) as e:
+            _fail(e)
         finally:
             signal.signal(signal.SIGINT, old)
-            if rings is not None:
-                rings.consume()
-                rings.close()
+            readers.close()
         click.echo("")
         print_maps(obj)
 

@@ -133,7 +133,7 @@ def btf_maps(raw: RawObject) -> list[MapSpec]:
     return out
 
 
-_MAP_IN_MAP = (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS)
+MAP_IN_MAP = (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS)
 
 
 def _parse_def(btf: BTF, type_id: int, spec: MapSpec, inner_allowed: bool) -> None:
@@ -177,7 +177,7 @@ def _parse_values(btf: BTF, spec: MapSpec, m, inner_allowed: bool) -> None:
     spec.btf_value_type_id = 0
     spec.values_offset = m.bit_offset // 8
     target = btf[btf.resolve(ptr.type)]
-    if spec.map_type in _MAP_IN_MAP:
+    if spec.map_type in MAP_IN_MAP:
         if not inner_allowed:
             raise ObjectError(f"map {what!r}: nested maps of maps are not supported (as in libbpf)")
         if target.kind != Kind.STRUCT:

@@ -39,6 +39,14 @@ class ObjectError(Exception):
     """A BPF object cannot be read or loaded; the message is one line naming the cause."""
 
 
+class LoadError(ObjectError):
+    """A program or map the kernel refused; ``.log`` holds the verifier log, if any."""
+
+    def __init__(self, message: str, log: str = ""):
+        super().__init__(message)
+        self.log = log
+
+
 @dataclass(frozen=True)
 class Symbol:
     name: str

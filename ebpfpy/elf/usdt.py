@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from ebpfpy.attach.provider import Attachment
     from ebpfpy.attach.usdt import UsdtArg, UsdtProbe
 
-    from .objfile import BPFObject, ObjProgram
+    from .objfile import BPFObject
+    from .program import ObjProgram
 
 SPECS_MAP = "__bpf_usdt_specs"
 IP_MAP = "__bpf_usdt_ip_to_spec_id"

@@ -230,9 +230,11 @@ class PerfBuffer:
         """
         self._epoll.register(fd, select.EPOLLIN)
 
-    def consume(self) -> int:
-        """Deliver everything in every ring without waiting."""
-        return sum(self._drain(fd) for fd in list(self._rings))
+    def consume(self, first_cpu: int | None = None, last_cpu: int | None = None) -> int:
+        """Deliver everything in every ring without waiting; ``first_cpu``'s ring before the
+        others, ``last_cpu``'s after them (records are ordered within a ring only)."""
+        fds = sorted(self._rings, key=lambda fd: (self._rings[fd][0] != first_cpu, self._rings[fd][0] == last_cpu))
+        return sum(self._drain(fd) for fd in fds)
 
     def close(self) -> None:
         for cpu in self._cpus:

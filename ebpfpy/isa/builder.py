@@ -29,17 +29,64 @@ import dataclasses
 import itertools
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ebpfpy.isa.errors import ISAError
+from ebpfpy.isa.forms import (  # noqa: F401 (R0..R10, FP, REGS, Operand, SizeSpec: the public names)
+    _ALU,
+    _ALU32_FAST,
+    _ALU64,
+    _ALU64_FAST,
+    _ALU_FORMS,
+    _ATOMIC_OPS,
+    _CALL,
+    _CONDITIONS,
+    _EXIT_KEY,
+    _EXIT_TRUSTED,
+    _KNOWN_MAX,
+    _LDX_FAST,
+    _LDX_MEM,
+    _S16,
+    _S32,
+    _ST_FAST,
+    _STX_FAST,
+    _STX_MEM,
+    _X,
+    FP,
+    R0,
+    R1,
+    R2,
+    R3,
+    R4,
+    R5,
+    R6,
+    R7,
+    R8,
+    R9,
+    R10,
+    REGS,
+    BuildError,
+    Operand,
+    Reg,
+    SizeSpec,
+    _alu_method,
+    _atomic_method,
+    _Fixup,
+    _imm32,
+    _Item,
+    _jump_method,
+    _off16,
+    _reg,
+    _signed,
+    _size,
+    _unchecked_insn,
+)
 from ebpfpy.isa.helpers import Helper, UnknownHelperError, helper
-from ebpfpy.isa.insn import FAST_NEW, Insn, _normalise, _trusted, _Unfrozen, _usual_fields
+from ebpfpy.isa.insn import Insn, _trusted
 from ebpfpy.isa.opcodes import (
     FETCH,
     LD_IMM64,
     AluOp,
-    AtomicOp,
     CallKind,
     Class,
     JmpOp,
@@ -50,344 +97,6 @@ from ebpfpy.isa.opcodes import (
 )
 
 Span = tuple[int, int, int]  # (line, first column, last column)
-
-
-class BuildError(ISAError):
-    """A program that cannot be assembled: unknown or duplicate label, jump too far, bad operand.
-
-    ``index`` is the slot index of the offending instruction (the number the verifier log uses);
-    ``label`` the label involved, if any. An ``ISAError``, hence a ``ValueError``.
-    """
-
-    def __init__(
-        self, message: str, index: int | None = None, label: str | None = None
-    ):
-        where = f"insn {index}: " if index is not None else ""
-        super().__init__(where + message, index=index)
-        self.label = label
-
-
-@dataclass(frozen=True)
-class Reg:
-    """A register operand. Use the module constants ``R0`` .. ``R10`` (``FP`` is ``R10``)."""
-
-    n: int
-
-    def __post_init__(self) -> None:
-        # The number as the builder's fast paths take it (None: not a register, the general path
-        # explains). Not a field: equality, hashing and repr are the dataclass's, on ``n``.
-        n = self.n
-        object.__setattr__(self, "_number", int(n) if isinstance(n, int) and 0 <= n <= 10 else None)
-
-    def __repr__(self) -> str:
-        return f"r{self.n}"
-
-
-R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 = (Reg(i) for i in range(11))
-FP = R10
-REGS = (R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10)
-
-Operand = Reg | int
-SizeSpec = str | int
-
-# Names the builder accepts, mapped onto the opcode fields of `opcodes` (RFC 9669).
-_SIZE_ALIASES: dict[Any, Size] = {
-    1: Size.B,
-    2: Size.H,
-    4: Size.W,
-    8: Size.DW,
-    "b": Size.B,
-    "h": Size.H,
-    "w": Size.W,
-    "dw": Size.DW,
-    "u8": Size.B,
-    "u16": Size.H,
-    "u32": Size.W,
-    "u64": Size.DW,
-}
-# ALU operation name -> (operation, off). Signed division and modulo reuse div/mod with off=1
-# (RFC 9669 section 4.1); neg and end have methods of their own.
-_ALU_FORMS = {
-    op.name.lower(): (int(op), 0) for op in AluOp if op not in (AluOp.NEG, AluOp.END)
-} | {"sdiv": (int(AluOp.DIV), 1), "smod": (int(AluOp.MOD), 1)}
-_ALU, _ALU64, _X = int(Class.ALU), int(Class.ALU64), int(Source.X)
-_LDX_MEM, _STX_MEM = int(Class.LDX | Mode.MEM), int(Class.STX | Mode.MEM)
-_CONDITIONS = {
-    op.name[1:].lower(): op
-    for op in JmpOp
-    if op not in (JmpOp.JA, JmpOp.CALL, JmpOp.EXIT)
-}
-_ATOMIC_OPS = {
-    "add": AtomicOp.ADD,
-    "or": AtomicOp.OR,
-    "and": AtomicOp.AND,
-    "xor": AtomicOp.XOR,
-    "xchg": AtomicOp.XCHG,
-    "cmpxchg": AtomicOp.CMPXCHG,
-}
-_CALL = Class.JMP | JmpOp.CALL
-
-_S16 = (-(1 << 15), (1 << 15) - 1)
-_S32 = (-(1 << 31), (1 << 31) - 1)
-
-
-def _size(size: SizeSpec) -> Size:
-    try:
-        return _SIZE_ALIASES[size]
-    except (KeyError, TypeError):
-        raise BuildError(
-            f"bad access size {size!r}: use 1/2/4/8 or 'b'/'h'/'w'/'dw'"
-        ) from None
-
-
-def _reg(value: Any, what: str = "register") -> int:
-    """The register number, a plain int in 0..10 (so the instruction can skip its own checks)."""
-    if isinstance(value, Reg):
-        n = value.n
-        if type(n) is int and 0 <= n <= 10:
-            return n
-        if isinstance(n, int) and 0 <= n <= 10:
-            return int(n)  # a bool or IntEnum number: stored as the int it stands for
-    raise BuildError(f"{what} must be one of R0..R10, not {value!r}")
-
-
-def _signed(value: int, bits: int) -> int:
-    value &= (1 << bits) - 1
-    return value - (1 << bits) if value >> (bits - 1) else value
-
-
-def _imm32(value: int, wide: bool) -> int:
-    """Check an immediate and return it as the signed 32-bit field.
-
-    A 64-bit operation sign-extends its immediate, so ``mov r1, 0x80000000`` would set r1 to
-    0xffffffff80000000. We refuse that instead of surprising the writer; 32-bit operations may use
-    the full unsigned range.
-    """
-    if type(value) is int and _S32[0] <= value <= _S32[1]:
-        return value  # already the signed field (the common case, checked first)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise BuildError(f"immediate must be an int or a register, not {value!r}")
-    top = _S32[1] if wide else (1 << 32) - 1
-    if not _S32[0] <= value <= top:
-        hint = "; load it with ld_imm64 into a register" if wide else ""
-        raise BuildError(f"immediate {value:#x} does not fit the 32-bit field{hint}")
-    return _signed(value, 32)
-
-
-def _off16(value: int) -> int:
-    """The offset as a plain int (so the instruction can skip its own checks)."""
-    if not _S16[0] <= value <= _S16[1]:
-        raise BuildError(f"offset {value} does not fit 16 bits")
-    return value if type(value) is int else _normalise(value, 16, "offset", unsigned_ok=False)
-
-
-@dataclass(frozen=True)
-class _Fixup:
-    """What ``build()`` still has to fill into one instruction: a jump offset, a map fd..."""
-
-    kind: str | None  # "jump", "gotol", "call", "func", "map_fd", "map_value" (None: nothing)
-    target: str | None = None  # label for jump/gotol/call/func
-    map_ref: Any = None  # map object (has .fd) or name, for map_fd/map_value
-    map_offset: int = 0
-
-
-_NO_FIXUP = _Fixup(None)
-
-
-@dataclass(frozen=True)
-class _Item:
-    """One emitted instruction with its metadata: the read-only view ``Builder._items`` gives."""
-
-    insn: Insn
-    fixup: str | None = None
-    target: str | None = None
-    map_ref: Any = None
-    map_offset: int = 0
-    span: Span | None = None
-    comments: tuple[str, ...] = ()
-
-    @property
-    def slots(self) -> int:
-        return 2 if self.insn.op == LD_IMM64 else 1
-
-
-# -- the fast paths ----------------------------------------------------------------------------
-# The methods that emit the common instructions (ALU, loads and stores, conditional jumps, exit)
-# first try a fast path for the usual operands: a register (its number checked once, when it was
-# made: ``Reg._number``), an int immediate in the signed 32-bit range, an int offset in 16 bits.
-# Anything else (odd operands, and every error) goes to the general code, whose checks and
-# messages are the reference.
-#
-# The fast path appends an `Insn` and does nothing else. Instructions are immutable, so the same
-# instruction emitted twice is the same object: each builder keeps the ones it made by their
-# fields, which saves making (and the garbage collector tracking) one object per
-# emitted instruction; a new one is made without `Insn()`'s checks (insn._Unfrozen).
-#
-# Opcodes whose instructions are valid for *every* operand the fast path lets through,
-# according to the table `Insn.check` itself starts from, are trusted: build() does not check
-# them again (it checks every other instruction, and every one it patches).
-_FIELDS_REGS = frozenset(range(11))
-
-
-def _always_valid(op: int, src_is_reg: bool, off: int | None, imm_is_zero: bool, dst_is_reg: bool = True) -> bool:
-    """Whether `Insn.check` accepts (op, dst, src, off, imm) at its first test.
-
-    dst, src: any register of R0..R10 (``*_is_reg``) or 0; off: that value, or any (None); imm:
-    0 or any."""
-    usual = _usual_fields(op)
-    if usual is None:
-        return False
-    dsts, srcs, offs, imms = usual
-    if not (_FIELDS_REGS <= dsts if dst_is_reg else 0 in dsts):
-        return False
-    if not (_FIELDS_REGS <= srcs if src_is_reg else 0 in srcs):
-        return False
-    if offs is not None and (off is None or off not in offs):
-        return False
-    return imms is None or (imm_is_zero and 0 in imms)
-
-
-def _trusted_op(op: int, src_is_reg: bool, off: int | None, imm_is_zero: bool) -> int | None:
-    """``op`` when the fast path may emit it unchecked, else None (then the general path runs)."""
-    return op if _always_valid(op, src_is_reg, off, imm_is_zero) else None
-
-
-def _alu_forms(wide: bool) -> dict[str, tuple[int | None, int | None, int]]:
-    """name -> (opcode with an immediate, opcode with a register, off), fast-path-safe ones only."""
-    forms = {}
-    for name, (operation, off) in _ALU_FORMS.items():
-        code = (_ALU64 if wide else _ALU) | operation
-        forms[name] = (_trusted_op(code, False, off, False), _trusted_op(code | _X, True, off, True), off)
-    return forms
-
-
-_ALU_FAST = {True: _alu_forms(True), False: _alu_forms(False)}
-_ALU64_FAST, _ALU32_FAST = _ALU_FAST[True], _ALU_FAST[False]
-_LDX_FAST = {k: _trusted_op(_LDX_MEM | s, True, None, True) for k, s in _SIZE_ALIASES.items()}
-_STX_FAST = {k: _trusted_op(_STX_MEM | s, True, None, True) for k, s in _SIZE_ALIASES.items()}
-# ST: the immediate of an 8-byte store is sign-extended, so (as ALU64) only the signed range is
-# taken on the fast path, which is what it takes for every size anyway.
-_ST_FAST = {k: _trusted_op(int(Class.ST | Mode.MEM | s), False, None, False) for k, s in _SIZE_ALIASES.items()}
-
-
-def _jump_forms(wide: bool) -> dict[str, tuple[int, int]]:
-    """cond -> (opcode with an immediate, opcode with a register); jumps are checked in build()."""
-    cls = Class.JMP if wide else Class.JMP32
-    return {cond: (int(cls | Source.K | op), int(cls | Source.X | op)) for cond, op in _CONDITIONS.items()}
-
-
-_JMP_FAST = {True: _jump_forms(True), False: _jump_forms(False)}
-_EXIT = int(Class.JMP | JmpOp.EXIT)
-_EXIT_TRUSTED = _always_valid(_EXIT, False, 0, True, dst_is_reg=False)
-_EXIT_KEY = (_EXIT, 0, 0, 0, 0)
-# Distinct instructions a builder keeps for reuse: a program of many more distinct ones gains
-# little from sharing, and the table would cost memory and time of its own.
-_KNOWN_MAX = 1 << 16
-
-
-def _unchecked_insn(op: int, dst: int, src: int, off: int, imm: int) -> Insn:
-    """An `Insn` from fields in range, made without `Insn()`'s checks, the fastest way there is."""
-    insn = _Unfrozen()
-    insn.op, insn.dst, insn.src, insn.off, insn.imm = op, dst, src, off, imm
-    insn.__class__ = Insn
-    return insn
-
-
-if not FAST_NEW:
-    _unchecked_insn = _trusted  # an interpreter that does not let the class change
-
-
-def _alu_method(name: str, wide: bool):
-    k_code, x_code, off = _ALU_FAST[wide][name]
-
-    def method(self: Builder, dst: Reg, src: Operand) -> None:
-        try:
-            d = dst._number
-        except AttributeError:
-            d = None
-        if d is not None:
-            if type(src) is not int:
-                try:
-                    s = src._number
-                except AttributeError:
-                    s = None
-                if s is not None and x_code is not None:
-                    key = (x_code, d, s, off, 0)
-                    try:
-                        insn = self._known[key]
-                    except KeyError:
-                        insn = self._made(key, x_code, d, s, off, 0)
-                    self._insns.append(insn)
-                    return
-            elif -0x8000_0000 <= src <= 0x7FFF_FFFF and k_code is not None:
-                key = (k_code, d, 0, off, src)
-                try:
-                    insn = self._known[key]
-                except KeyError:
-                    insn = self._made(key, k_code, d, 0, off, src)
-                self._insns.append(insn)
-                return
-        self.alu(name, dst, src, wide=wide)
-
-    method.__name__ = name + ("" if wide else "32")
-    method.__doc__ = f"``dst {name}= src`` on {'64' if wide else '32'} bits (src: register or immediate)."
-    return method
-
-
-def _jump_method(cond: str, wide: bool):
-    k_code, x_code = _JMP_FAST[wide][cond]
-
-    def method(self: Builder, dst: Reg, src: Operand, label: str) -> None:
-        try:
-            d = dst._number
-        except AttributeError:
-            d = None
-        if d is not None:
-            s = None
-            if type(src) is not int:
-                try:
-                    s = src._number
-                except AttributeError:
-                    pass
-            if s is not None:
-                key = (x_code, d, s, 0, 0)
-                try:
-                    insn = self._known[key]
-                except KeyError:
-                    insn = self._made(key, x_code, d, s, 0, 0)
-            elif type(src) is int and -0x8000_0000 <= src <= 0x7FFF_FFFF:
-                key = (k_code, d, 0, 0, src)
-                try:
-                    insn = self._known[key]
-                except KeyError:
-                    insn = self._made(key, k_code, d, 0, 0, src)
-            else:
-                return self.jmp(cond, dst, src, label, wide=wide)
-            insns = self._insns
-            self._fixups[len(insns)] = ("jump", label, None, 0)  # build() fills in (and checks) it
-            insns.append(insn)
-            return None
-        return self.jmp(cond, dst, src, label, wide=wide)
-
-    method.__name__ = "j" + cond + ("" if wide else "32")
-    method.__doc__ = f"Jump to ``label`` if ``dst {cond} src`` ({'64' if wide else '32'}-bit compare)."
-    return method
-
-
-def _atomic_method(name: str):
-    def method(
-        self: Builder,
-        size: SizeSpec,
-        dst: Reg,
-        src: Reg,
-        off: int = 0,
-        fetch: bool = False,
-    ) -> None:
-        self.atomic(name, size, dst, src, off, fetch=fetch)
-
-    method.__name__ = "atomic_" + name
-    method.__doc__ = f"Atomic ``*(size *)(dst + off) {name}= src``; with ``fetch`` the old value lands in src."
-    return method
 
 
 class Builder:

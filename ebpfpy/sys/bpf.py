@@ -26,6 +26,7 @@ from ebpfpy.sys.layouts import (
     ENABLE_STATS,
     GET_ID,
     INFO,
+    ITER_CREATE,
     LINK_CREATE,
     LINK_DETACH,
     LINK_INFO,
@@ -754,6 +755,43 @@ def link_create_uprobe_multi(prog_fd, path: str, offsets: Sequence[int], *,
         uprobe_multi_ref_ctr_offsets=mem.put(struct.pack(f"<{n}Q", *ref_ctr_offsets)) if ref_ctr_offsets else 0,
         uprobe_multi_cookies=mem.put(struct.pack(f"<{n}Q", *cookies)) if cookies else 0,
         uprobe_multi_cnt=n, uprobe_multi_flags=flags, uprobe_multi_pid=pid & 0xFFFFFFFF,
+    )
+    return _new_fd(Cmd.LINK_CREATE, attr, size)
+
+
+def link_create_iter(prog_fd, iter_info: bytes = b"") -> FD:
+    """BPF_LINK_CREATE with attach type BPF_TRACE_ITER: an iterator link; ``iter_info`` is a
+    ``union bpf_iter_link_info`` (a map fd for ``bpf_map_elem`` iterators, a tid/pid for task
+    iterators), empty for the default (every object)."""
+    mem = _Memory()
+    attr, size = LINK_CREATE.pack(prog_fd=fd_number(prog_fd), target_fd=0, attach_type=int(AttachType.TRACE_ITER),
+                                  flags=0, iter_info=mem.put(iter_info), iter_info_len=len(iter_info))
+    return _new_fd(Cmd.LINK_CREATE, attr, size)
+
+
+def iter_create(link_fd) -> FD:
+    """BPF_ITER_CREATE: a new read-only fd over an iterator link; each read runs the program."""
+    attr, size = ITER_CREATE.pack(link_fd=fd_number(link_fd), flags=0)
+    return _new_fd(Cmd.ITER_CREATE, attr, size)
+
+
+def link_create_kprobe_multi(prog_fd, *, syms: Sequence[str] = (), addrs: Sequence[int] = (),
+                             cookies: Sequence[int] | None = None, flags: int = 0) -> FD:
+    """BPF_LINK_CREATE with attach type BPF_TRACE_KPROBE_MULTI (5.18+): one link for kprobes
+    on every kernel function in ``syms`` (names) or ``addrs`` (addresses), not both;
+    ``flags`` BPF_F_KPROBE_MULTI_RETURN: kretprobes. ``cookies``: one per function."""
+    n = len(syms) or len(addrs)
+    if not n or (syms and addrs):
+        raise ValueError("kprobe_multi needs symbols or addresses (one of the two)")
+    if cookies is not None and len(cookies) != n:
+        raise ValueError(f"cookies needs one entry per function ({len(cookies)} != {n})")
+    mem = _Memory()
+    sym_ptrs = struct.pack(f"<{n}Q", *(mem.cstr(s) for s in syms)) if syms else b""
+    attr, size = LINK_CREATE.pack(
+        prog_fd=fd_number(prog_fd), attach_type=int(AttachType.TRACE_KPROBE_MULTI), flags=0,
+        kprobe_multi_flags=flags, kprobe_multi_cnt=n, kprobe_multi_syms=mem.put(sym_ptrs),
+        kprobe_multi_addrs=mem.put(struct.pack(f"<{n}Q", *addrs)) if addrs else 0,
+        kprobe_multi_cookies=mem.put(struct.pack(f"<{n}Q", *cookies)) if cookies else 0,
     )
     return _new_fd(Cmd.LINK_CREATE, attr, size)
 

@@ -131,6 +131,7 @@ class XdpFlag(enum.IntFlag):
 
 
 BPF_F_UPROBE_MULTI_RETURN = 1 << 0  # uprobe_multi link flags: uretprobes
+BPF_F_KPROBE_MULTI_RETURN = 1 << 0  # kprobe_multi link flags: kretprobes
 
 
 class OpenFlag(enum.IntFlag):

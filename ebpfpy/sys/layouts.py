@@ -103,7 +103,14 @@ LINK_CREATE = Layout("link_create", {
     "uprobe_multi_path": (16, "Q"), "uprobe_multi_offsets": (24, "Q"),
     "uprobe_multi_ref_ctr_offsets": (32, "Q"), "uprobe_multi_cookies": (40, "Q"),
     "uprobe_multi_cnt": (48, "I"), "uprobe_multi_flags": (52, "I"), "uprobe_multi_pid": (56, "I"),
+    # iterators: a pointer to union bpf_iter_link_info (map fd, task tid/pid, cgroup) and its size
+    "iter_info": (16, "Q"), "iter_info_len": (24, "I"),
+    # kprobe_multi (5.18+): symbols (char * array) or addresses, cnt entries each
+    "kprobe_multi_flags": (16, "I"), "kprobe_multi_cnt": (20, "I"), "kprobe_multi_syms": (24, "Q"),
+    "kprobe_multi_addrs": (32, "Q"), "kprobe_multi_cookies": (40, "Q"),
 }, min_size=16)
+
+ITER_CREATE = Layout("iter_create", {"link_fd": (0, "I"), "flags": (4, "I")}, min_size=8)
 
 LINK_DETACH = Layout("link_detach", {"link_fd": (0, "I")}, min_size=4)
 MAP_FREEZE = Layout("map_freeze", {"map_fd": (0, "I")}, min_size=4)

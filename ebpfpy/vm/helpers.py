@@ -7,7 +7,7 @@ adds or replaces one. A call of a helper that is not in the VM's table stops the
 `VMError` naming it.
 
 What the helpers see of "the system" is the VM's: ``vm.ktime_ns`` (advanced by
-``vm.ktime_step`` per read), ``vm.pid``/``vm.tgid``, ``vm.uid``/``vm.gid``, ``vm.comm``,
+``vm.ktime_step`` per read), ``vm.pid``/``vm.tgid``, ``vm.uid``/``vm.gid``, ``vm.cgroup_id``, ``vm.comm``,
 ``vm.cpu``, ``vm.kernel_stack``/``vm.user_stack``, a seeded ``vm.random``; ``trace_printk``
 lines go to ``vm.trace_lines``. ``probe_read*`` read any memory of the VM (a memory image
 placed with ``mem=`` or ``vm.map_memory``), returning -EFAULT where there is none.
@@ -133,6 +133,11 @@ def get_current_comm(vm: VM, r1, r2, r3, r4, r5) -> int:
     return 0
 
 
+@emulates("get_current_cgroup_id")
+def get_current_cgroup_id(vm: VM, r1, r2, r3, r4, r5) -> int:
+    return vm.cgroup_id & M64
+
+
 @emulates("get_smp_processor_id")
 def get_smp_processor_id(vm: VM, r1, r2, r3, r4, r5) -> int:
     return vm.cpu
@@ -151,29 +156,48 @@ def get_prandom_u32(vm: VM, r1, r2, r3, r4, r5) -> int:
 # -- memory ----------------------------------------------------------------------------------
 
 
-@emulates("probe_read", "probe_read_kernel", "probe_read_user")
-def probe_read(vm: VM, r1, r2, r3, r4, r5) -> int:
-    size = r2 & M32
-    try:
-        data = vm.space.read(r3, size)
-    except VMError:
-        vm.space.write(r1, bytes(size))
-        return -E.EFAULT
-    vm.space.write(r1, data)
-    return 0
+# x86-64's probe_read_kernel* refuse an address below TASK_SIZE_MAX plus a page (user space, the zero
+# page) with -ERANGE before trying it; a kernel address with nothing there is -EFAULT.
+_KERNEL_SPACE = 0x7FFF_FFFF_F000 + 4096
 
 
-@emulates("probe_read_str", "probe_read_kernel_str", "probe_read_user_str")
-def probe_read_str(vm: VM, r1, r2, r3, r4, r5) -> int:
-    size = r2 & M32
-    if not size:
+def _read_error(addr: int, kernel: bool) -> int:
+    return -E.ERANGE if kernel and addr < _KERNEL_SPACE else -E.EFAULT
+
+
+def _probe_read(kernel: bool) -> HelperFn:
+    def probe_read(vm: VM, r1, r2, r3, r4, r5) -> int:
+        size = r2 & M32
+        try:
+            data = vm.space.read(r3, size)
+        except VMError:
+            vm.space.write(r1, bytes(size))
+            return _read_error(r3, kernel)
+        vm.space.write(r1, data)
         return 0
-    text, ok = vm.space.read_str(r3, size - 1)
-    if not ok:
-        vm.space.write(r1, bytes(size))
-        return -E.EFAULT
-    vm.space.write(r1, text + b"\0")
-    return len(text) + 1
+
+    return probe_read
+
+
+def _probe_read_str(kernel: bool) -> HelperFn:
+    def probe_read_str(vm: VM, r1, r2, r3, r4, r5) -> int:
+        size = r2 & M32
+        if not size:
+            return 0
+        text, ok = vm.space.read_str(r3, size - 1)
+        if not ok:
+            vm.space.write(r1, bytes(size))
+            return _read_error(r3, kernel)
+        vm.space.write(r1, text + b"\0")
+        return len(text) + 1
+
+    return probe_read_str
+
+
+probe_read = emulates("probe_read", "probe_read_user")(_probe_read(kernel=False))
+emulates("probe_read_kernel")(_probe_read(kernel=True))
+probe_read_str = emulates("probe_read_str", "probe_read_user_str")(_probe_read_str(kernel=False))
+emulates("probe_read_kernel_str")(_probe_read_str(kernel=True))
 
 
 # -- output ------------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ class VM:
     """
 
     def __init__(self, *, ncpus: int = 1, cpu: int = 0, seed: int = 0, max_loops: int = MAX_LOOPS,
-                 pid: int = 1000, tgid: int | None = None, uid: int = 0, gid: int = 0,
+                 pid: int = 1000, tgid: int | None = None, uid: int = 0, gid: int = 0, cgroup_id: int = 1,
                  comm: str | bytes = "ebpfpy-vm", ktime_ns: int = 1_000_000_000, ktime_step: int = 0,
                  kernel_stack: Sequence[int] = (), user_stack: Sequence[int] = ()) -> None:
         if ncpus < 1 or not 0 <= cpu < ncpus:
@@ -136,6 +136,7 @@ class VM:
         self.max_loops = max_loops
         self.pid, self.tgid = pid, pid if tgid is None else tgid
         self.uid, self.gid = uid, gid
+        self.cgroup_id = cgroup_id
         self.comm = comm
         self.ktime_ns, self.ktime_step = ktime_ns, ktime_step
         self.kernel_stack, self.user_stack = list(kernel_stack), list(user_stack)

@@ -271,6 +271,22 @@ class VMMap:
                 out.append((k, raw))
         return out
 
+    def raw_columns(self, batch: bool | None = None) -> tuple[list[bytes], list[bytes]]:
+        """Keys and values as bytes in two parallel lists (per-CPU values not split), as Map's."""
+        pairs = self.raw_items()
+        return [k for k, _ in pairs], [v for _, v in pairs]
+
+    def raw_blobs(self) -> tuple[bytes, bytes, int]:
+        """All keys joined, all values joined, and how many entries, as Map's."""
+        keys, values = self.raw_columns()
+        return b"".join(keys), b"".join(values), len(keys)
+
+    @property
+    def props(self) -> VMMap:
+        """What ``Map.props`` tells about the type (``percpu``, ``is_array``, ``dict_api``,
+        ``int_keys``): here the class's own attributes, so code written for Map reads them alike."""
+        return self
+
     def items(self, batch: bool | None = None) -> list:
         return [(self.key_codec.decode(k), self._decode_value(v)) for k, v in self.raw_items()]
 

@@ -23,6 +23,27 @@ pytestmark = [pytest.mark.bpftrace, pytest.mark.btf]
 RESOLVER = BTFResolver()  # the running kernel's BTF, as bpftrace uses it
 
 CASES = [
+    # one error per map assignment, the value's type before the keys; a key mismatch comes from an
+    # early pass, so the last pass's warnings are not printed (found by test_generated_vs_bpftrace)
+    'BEGIN { @a = count(); @a[1,2,3] = 1; }',
+    'BEGIN { @a = 1; @a[1,2,3] = 1; }',
+    'BEGIN { @a[1,2,3] = 1; @a = count(); }',
+    'BEGIN { @a[1] = 1; @a["x"] = "s"; }',
+    'BEGIN { @a[1] = 1; $x = @a[1,2]; }',
+    'BEGIN { @m = (int16)1; @m3[1,2,3] = 1; @m3[@m % 884] = 1; }',
+    # a "none" operand: refused in every pass, beside the error that made it
+    'BEGIN { $p = (int8*)0; $x = $p > @undef; @undef = 1; exit(); }',
+    'BEGIN { $p = (int8*)0; $x = $p > nosuch; }',
+    'BEGIN { $x = str(nosuch); }',
+    'BEGIN { $p = (int8*)0; $x = str($p > nosuch); }',
+    'BEGIN { $x = str(@u); exit(); } END { @u = 1; }',
+    'kprobe: { }',  # an empty function
+    'kretprobe: { }',
+    'uprobe:/bin/sh: { }',
+    'BEGIN { $x = sizeof(nosuchtype); }',  # the span: the name, from the last whitespace
+    'BEGIN { $x = sizeof( nosuchtype ); }',
+    'BEGIN { $bad = strncmp(1, 2, 3); }',  # one error per argument
+    'BEGIN { $bad = strncmp("a", 2, 3); }',
     'BEGIN { @a = count(); $x = @a; exit(); }',
     'BEGIN { @a = count(); printf("%d\\n", @a); exit(); }',
     'BEGIN { @a = hist(5); printf("%d\\n", @a); }',
@@ -551,6 +572,9 @@ CASES = [
     # headers: clang's own diagnostic for a missing one; found ones give their macros
     '// c\n#include <stdio.h>\n  #include   "no_such_header.h"\nBEGIN { exit(); }',
     '#include <linux/socket.h>\nBEGIN { @x = AF_INET + 1 + NO_SUCH_MACRO; exit(); }',
+    # a literal of 2**63 and up is a negative int64 to 0.17's sign warnings (issue #12)
+    'BEGIN { $i = (uint64)1; @a = $i + 0xffffffffffffff00; @b = $i < 0x8000000000000000; '
+    '@c = 0xffffffffffffffff / 3; @d = $i + 0x7fffffffffffffff; exit(); }',
 ]
 
 

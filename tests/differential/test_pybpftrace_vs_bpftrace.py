@@ -43,7 +43,9 @@ def _options(case) -> dict:
 
 def _run(argv: list, env: dict) -> subprocess.CompletedProcess:
     full_env = dict(os.environ, **env)
-    return subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, env=full_env)
+    # surrogateescape: a string's bytes that are not UTF-8 are printed raw (the non_utf8 cases)
+    return subprocess.run(argv, capture_output=True, text=True, errors="surrogateescape", timeout=TIMEOUT,
+                          env=full_env)
 
 
 def run_case(case, workload: str) -> tuple:

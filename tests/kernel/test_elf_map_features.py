@@ -11,6 +11,7 @@ import struct
 import subprocess
 
 import pytest
+from helpers import write_vmlinux_h
 from test_attach_common import own_fds
 
 from ebpfpy.elf import ObjectError, load_object
@@ -25,14 +26,7 @@ pytestmark = [pytest.mark.kernel, pytest.mark.btf, pytest.mark.clang]
 @pytest.fixture(scope="module")
 def out(tmp_path_factory):
     d = tmp_path_factory.mktemp("map_features")
-    with open(d / "vmlinux.h", "w") as f:
-        if shutil.which("bpftool"):
-            subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
-                           check=True, stdout=f)
-        else:
-            from ebpfpy.btf import vmlinux
-            from ebpfpy.btf.cheader import format_header
-            f.write(format_header(vmlinux()))
+    write_vmlinux_h(d)
     return d
 
 
@@ -195,3 +189,74 @@ def test_missing_strong_typeless_ksym_is_an_error(out):
     with load_object(build(out, str(src), "bad_ksym")) as obj, pytest.raises(ObjectError) as ei:
         obj.load()
     assert "extern (ksym) 'ebpfpy_no_such_symbol': not in /proc/kallsyms" in str(ei.value)
+
+
+# -- inner maps from Python: libbpf's bpf_map__set_inner_map_fd, and new inner maps for the slots
+
+
+def test_set_inner_map_fd_for_a_map_of_maps_without_inner_definition(out):
+    """``dyn`` declares no inner map: without a template the load fails with one line and leaves
+    nothing open; with ``set_inner_map_fd`` (a template Python made, still its own) it loads, and
+    ``create_inner_map`` makes maps of the template's shape to put in the slots at run time."""
+    from ebpfpy.maps import Map
+    path = build(out, os.path.join(SRC, "map_in_map_dyn.bpf.c"), "map_in_map_dyn")
+    fds = own_fds()
+    with load_object(path) as obj, pytest.raises(ObjectError) as ei:
+        obj.load()
+    assert "map 'dyn' is a map of maps without an inner map" in str(ei.value) and "set_inner_map_fd" in str(ei.value)
+    assert own_fds() == fds
+    with Map.create("array", 4, 8, 1) as template, load_object(path) as obj:
+        obj.set_inner_map_fd("dyn", template)
+        obj.load()
+        assert bpf.map_info(template).id  # the template is left to its owner
+        prog = obj.programs["bump_inner"]
+        assert prog.test_run(b"\0" * 64).retval == 1  # no inner map in dyn[1] yet
+        with obj.create_inner_map("dyn") as inner:
+            info = bpf.map_info(inner)
+            assert (info.type, info.key_size, info.value_size, info.max_entries) == (2, 4, 8, 1)
+            obj.maps["dyn"][1] = inner
+            assert obj.maps["dyn"][1] == info.id
+            for _ in range(3):
+                assert prog.test_run(b"\0" * 64).retval == 0
+            assert struct.unpack("<Q", inner.lookup_raw(struct.pack("<I", 0)))[0] == 3
+    assert own_fds() == fds
+
+
+def test_set_inner_map_fd_replaces_the_declared_inner_map(mim):
+    """As in libbpf the given template replaces the ``__array(values, ...)`` definition: the
+    outer map takes inner maps of the template's shape, and only those."""
+    from ebpfpy.maps import Map
+    with load_object(mim) as obj:
+        with obj.create_inner_map("by_id") as declared:  # before load: the declared shape, BTF-typed
+            info = bpf.map_info(declared)
+            assert (info.type, info.key_size, info.value_size, info.max_entries) == (1, 4, 4, 16)
+            declared[5] = 6
+            assert declared[5] == 6
+    with Map.create("lru_hash", 4, 4, 32) as template, load_object(mim) as obj:
+        obj.set_inner_map_fd("by_id", template)
+        obj.load()
+        assert obj.programs["lookup_inner"].test_run(b"\0" * 64).retval == 7  # by_id[0] empty
+        with obj.create_inner_map("by_id") as inner, Map.create("hash", 4, 4, 16) as declared_shape:
+            assert bpf.map_info(inner).type == 9  # lru_hash, the template's
+            with pytest.raises(OSError):
+                obj.maps["by_id"][0] = declared_shape  # no longer the inner shape
+            obj.maps["by_id"][0] = inner
+            assert obj.programs["lookup_inner"].test_run(b"\0" * 64).retval == 4  # by_id[0] found
+
+
+def test_set_inner_map_fd_errors(mim):
+    from ebpfpy.maps import Map
+    with Map.create("array", 4, 8, 1) as template, load_object(mim) as obj:
+        with pytest.raises(ObjectError, match="map 'seen' is not a map of maps"):
+            obj.set_inner_map_fd("seen", template)
+        with pytest.raises(KeyError, match="no map 'nope'"):
+            obj.set_inner_map_fd("nope", template)
+        with pytest.raises(ObjectError, match="'seen' is not a map of maps of this object"):
+            obj.create_inner_map("seen")
+        obj.set_inner_map_fd("outer", template)
+        with pytest.raises(ObjectError, match="inner map already specified"):
+            obj.set_inner_map_fd("outer", template)
+    with load_object(mim) as obj:
+        obj.load()
+        with pytest.raises(ObjectError, match="before load"):
+            obj.set_inner_map_fd("by_id", 0)

@@ -23,6 +23,13 @@ from ebpfpy.sys.consts import AttachType, ProgType
     ("fentry/do_unlinkat", ProgType.TRACING, AttachType.TRACE_FENTRY, None),
     ("fexit/do_unlinkat", ProgType.TRACING, AttachType.TRACE_FEXIT, None),
     ("tp_btf/sched_switch", ProgType.TRACING, AttachType.TRACE_RAW_TP, None),
+    ("fmod_ret/security_file_open", ProgType.TRACING, AttachType.MODIFY_RETURN, None),
+    ("lsm/file_open", ProgType.LSM, AttachType.LSM_MAC, None),
+    ("lsm.s/file_open", ProgType.LSM, AttachType.LSM_MAC, None),
+    ("iter/task", ProgType.TRACING, AttachType.TRACE_ITER, None),
+    ("iter.s/task_file", ProgType.TRACING, AttachType.TRACE_ITER, None),
+    ("kprobe.multi/vfs_*", ProgType.KPROBE, AttachType.TRACE_KPROBE_MULTI, "kprobe:vfs_*"),
+    ("kretprobe.multi/vfs_read", ProgType.KPROBE, AttachType.TRACE_KPROBE_MULTI, "kretprobe:vfs_read"),
 ])
 def test_classify(section, ptype, attach, probe):
     k = classify(section)
@@ -44,3 +51,8 @@ def test_unknown_sections(section):
 ])
 def test_internal_map_names_follow_libbpf(obj, section, name):
     assert internal_map_name(obj, section) == name
+
+
+@pytest.mark.parametrize("section,flags", [("fentry.s/f", 1 << 4), ("iter.s/task", 1 << 4), ("iter/task", 0)])
+def test_sleepable_sections(section, flags):
+    assert classify(section).prog_flags == flags

@@ -9,12 +9,11 @@ installed usdt.bpf.h cannot express: refused, as libbpf refuses it).
 """
 import os
 import shutil
-import signal
 import struct
 import subprocess
-import sys
 
 import pytest
+from helpers import ebpfpy_run, write_vmlinux_h
 from test_attach_common import compile_c, dynamic_events, own_fds
 
 from ebpfpy.attach import ProbeNotFoundError
@@ -32,14 +31,7 @@ def out(tmp_path_factory):
     if not os.path.exists("/usr/include/bpf/usdt.bpf.h"):
         pytest.skip("needs libbpf-dev's usdt.bpf.h")
     d = tmp_path_factory.mktemp("elf_usdt")
-    with open(d / "vmlinux.h", "w") as f:
-        if shutil.which("bpftool"):
-            subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
-                           check=True, stdout=f)
-        else:
-            from ebpfpy.btf import vmlinux
-            from ebpfpy.btf.cheader import format_header
-            f.write(format_header(vmlinux()))
+    write_vmlinux_h(d)
     return d
 
 
@@ -214,20 +206,10 @@ def test_ebpfpy_run_attaches_usdt_section_and_sets_globals(targets, objs):
     """``ebpfpy run`` attaches the usdt/PATH:PROVIDER:NAME program with its specs; ``--set``
     takes the .rodata filter by its type; globals print typed (the struct array as dicts)."""
     target = targets["-O0"]
-    cmd = [sys.executable, "-c", "from ebpfpy.cli import main; main()", "run", objs["-O0"],
-           "--set", "only_i=0x3", "--set", "last_state=USDT_IDLE", "--set", 'konst_sum=100']
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stderr.readline()  # printed once everything is attached
-        assert line.startswith("Attached 1 probe(s)"), line + proc.stderr.read()
-        assert run_target(target, 5) == 5
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, stderr
+    seen = []
+    stdout, _, line = ebpfpy_run(objs["-O0"], "--set", "only_i=0x3", "--set", "last_state=USDT_IDLE",
+                               "--set", 'konst_sum=100', trigger=lambda: seen.append(run_target(target, 5)))
+    assert line.startswith("Attached 1 probe(s)") and seen == [5], line
     hits = expected_hits(5)
     hits = [h if h["i"] == 3 else expected_hits(0)[0] for h in hits] + [expected_hits(0)[0]] * 4
     assert f"hits = {hits!r}" in stdout
@@ -275,3 +257,78 @@ def test_rodata_and_kconfig_are_frozen(objs):
             obj.globals["only_i"] = 5
         obj.globals["konst_sum"] = 11
         assert obj.globals["konst_sum"] == 11
+
+
+def test_ebpfpy_run_attaches_bare_usdt_programs(targets, objs):
+    """``--usdt PROG=BINARY:PROVIDER:NAME`` attaches a SEC("usdt") program as
+    bpf_program__attach_usdt does (its arguments read through the spec maps); a program
+    given no target is named as not attached."""
+    target = targets["-O0"]
+    stdout, _, line = ebpfpy_run(objs["-O0"], "--usdt", f"on_konst={target}:ebpfpy_test:konst",
+                               trigger=lambda: run_target(target, 4))
+    assert line.startswith("Attached 2 probe(s)") and line.rstrip().endswith("--usdt): on_idx. Hit Ctrl-C to end."), line
+    assert f"konst_sum = {5 * 4}" in stdout and "konst_calls = 4" in stdout and "idx_calls = 0" in stdout
+    stdout, _, line = ebpfpy_run(objs["-O0"], "--usdt", f"on_konst={target}:ebpfpy_test:konst",
+                               "--usdt", f"on_idx={target}:ebpfpy_test:idx", trigger=lambda: run_target(target, 4))
+    assert line.startswith("Attached 3 probe(s)") and "not attached" not in line, line
+    assert "konst_calls = 4" in stdout and "idx_calls = 4" in stdout
+    assert f"idx_sum = {sum(i * 10 + i % 4 for i in range(1, 5))}" in stdout
+    assert run_target(target) == 0
+
+
+def test_ebpfpy_run_usdt_pid_filter(targets, objs):
+    """``--pid`` is attach_usdt's pid: another process's probes do not count."""
+    target = targets["-O0"]
+    stdout, _, _ = ebpfpy_run(objs["-O0"], "--pid", "1", "--usdt", f"on_konst={target}:ebpfpy_test:konst",
+                            trigger=lambda: run_target(target, 4))
+    assert "konst_calls = 0" in stdout
+
+
+@pytest.mark.parametrize("usdt, message", [
+    ("{t}:ebpfpy_test:konst", "which program? {o} has several SEC(\"usdt\") programs (on_konst, on_idx): "
+                              "give PROG=BINARY:PROVIDER:NAME"),
+    ("on_hit={t}:ebpfpy_test:konst", "no SEC(\"usdt\") program 'on_hit' in {o} (it has: on_konst, on_idx)"),
+    ("on_konst=/nonexistent/bin:ebpfpy_test:konst", "--usdt on_konst=/nonexistent/bin:ebpfpy_test:konst: "
+                                                    "binary not found: /nonexistent/bin"),
+    ("on_konst={t}:ebpfpy_test:nope", "no USDT probe ebpfpy_test:nope in {t}"),
+    ("on_konst=/etc/passwd:a:b", "not an ELF binary: /etc/passwd"),
+])
+def test_ebpfpy_run_usdt_errors(targets, objs, usdt, message):
+    from click.testing import CliRunner
+
+    from ebpfpy.cli.objects import run
+    t, o = targets["-O0"], objs["-O0"]
+    fds = own_fds()
+    res = CliRunner().invoke(run, [o, "--duration", "0", "--usdt", usdt.format(t=t)])
+    assert res.exit_code == 1 and (res.exception is None or isinstance(res.exception, SystemExit)), res.output
+    assert message.format(t=t, o=o) in res.output and "Traceback" not in res.output
+    assert res.output.startswith("ERROR: ") and len(res.output.strip().splitlines()) == 1
+    assert own_fds() == fds
+
+
+@pytest.mark.parametrize("usdt", ["on_konst={t}:ebpfpy_test", "{t}", "a=:b:c", "on_konst={t}::konst"])
+def test_ebpfpy_run_usdt_syntax_errors(targets, objs, usdt):
+    from click.testing import CliRunner
+
+    from ebpfpy.cli.objects import run
+    res = CliRunner().invoke(run, [objs["-O0"], "--duration", "0", "--usdt", usdt.format(t=targets["-O0"])])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "expected [PROG=]BINARY:PROVIDER:NAME" in res.output
+
+
+def test_ebpfpy_run_usdt_without_bare_programs(out, targets):
+    """An object whose only usdt program names its probe: --usdt has nothing to attach."""
+    from click.testing import CliRunner
+
+    from ebpfpy.cli.objects import run
+    src = out / "usdt_named_only.bpf.c"
+    src.write_text('#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\n#include <bpf/usdt.bpf.h>\n'
+                   'char LICENSE[] SEC("license") = "GPL";\nlong n;\n'
+                   f'SEC("usdt/{targets["-O0"]}:ebpfpy_test:konst") int BPF_USDT(k, long v) {{ n += v; return 0; }}\n')
+    obj = str(out / "usdt_named_only.o")
+    multiarch = subprocess.run(["gcc", "-dumpmachine"], capture_output=True, text=True).stdout.strip()
+    subprocess.run(["clang-19", "-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I", str(out),
+                    "-idirafter", f"/usr/include/{multiarch}", "-c", str(src), "-o", obj], check=True)
+    res = CliRunner().invoke(run, [obj, "--duration", "0", "--usdt", f"{targets['-O0']}:ebpfpy_test:konst"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert 'has no SEC("usdt") program to attach' in res.output

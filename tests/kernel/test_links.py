@@ -500,7 +500,9 @@ def test_bash_wildcard_attach_and_detach_times(leaks):
                   f"attach {attach_s:.3f} s, detach {detach_s:.3f} s, {fired} hits for one bash -c")
         assert times["perf events"][0] == times["uprobe_multi"][0] > 50
         assert times["uprobe_multi"][1] == 1
-        assert times["perf events"][4] == times["uprobe_multi"][4] > 0
+        # (both fire; the counts need not be equal: the probes are system-wide, and any other bash
+        # running meanwhile adds hits)
+        assert times["perf events"][4] > 0 and times["uprobe_multi"][4] > 0
         assert times["uprobe_multi"][3] < times["perf events"][3]
 
 

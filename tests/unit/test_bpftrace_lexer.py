@@ -72,7 +72,7 @@ def test_path_slash_in_attach_point_but_predicate_after_space():
     ("printf", "CALL", "printf"),
     ("lhist", "CALL", "lhist"),
     ("pidx", "IDENT", "pidx"),
-    ("offsetof", "IDENT", "offsetof"),
+    ("offsetof", "CALL", "offsetof"),  # today's offsetof(); 0.17 mode still calls it unknown
     ("while", "while", "while"),
     ("unroll", "unroll", "unroll"),
 ])

@@ -17,11 +17,6 @@ from hypothesis import strategies as st
 from ebpfpy.isa import insn as insn_mod
 from ebpfpy.isa import opcodes as oc
 from ebpfpy.isa.builder import (
-    _ALU_FAST,
-    _KNOWN_MAX,
-    _LDX_FAST,
-    _ST_FAST,
-    _STX_FAST,
     FP,
     R0,
     R1,
@@ -30,6 +25,7 @@ from ebpfpy.isa.builder import (
     Builder,
     Reg,
 )
+from ebpfpy.isa.forms import _ALU_FAST, _KNOWN_MAX, _LDX_FAST, _ST_FAST, _STX_FAST
 from ebpfpy.isa.insn import Insn, encode_all
 
 

@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vmrun import cli, guest, kernels, rootfs
+from vmrun import cli, guest, kernels, prebuild, rootfs
 from vmrun.cpio import CpioWriter
 
 
@@ -270,3 +270,24 @@ def test_stdlib_selection_skips_test_suites_and_gui():
         p.startswith(("test/", "idlelib/", "tkinter/", "ensurepip/", "site-packages/"))
         for p in paths
     )
+
+
+@pytest.mark.skipif(not shutil.which(prebuild.BPF_CLANG), reason=f"needs {prebuild.BPF_CLANG}")
+def test_marked_bpf_objects_are_prebuilt(tmp_path):
+    """Only tests/bpf_objects sources with the marker line are built (against a vmlinux.h made
+    once in the cache directory), and a built object is reused while newer than its source."""
+    src = tmp_path / "tests" / "bpf_objects"
+    src.mkdir(parents=True)
+    body = "int x = 1;\n"
+    (src / "marked.bpf.c").write_text(f"/* {prebuild.BPF_MARKER} */\n" + body)
+    (src / "plain.bpf.c").write_text(body)
+    out = tmp_path / "cache"
+    out.mkdir()
+    (out / "vmlinux.h").write_text("/* stand-in */\n")
+    built = prebuild.build_bpf_objects(str(tmp_path), str(out))
+    assert list(built) == ["marked.bpf.o"]
+    with open(built["marked.bpf.o"], "rb") as f:
+        assert f.read(4) == b"\x7fELF"
+    mtime = os.path.getmtime(built["marked.bpf.o"])
+    assert prebuild.build_bpf_objects(str(tmp_path), str(out)) == built
+    assert os.path.getmtime(built["marked.bpf.o"]) == mtime

@@ -14,6 +14,7 @@ from .. import ast
 from ..aggregations import AGGREGATIONS, MIN_BIAS
 from ..shapes import INT
 from .context import error
+from .maps import LAST_BUCKET
 
 
 class AggregationEmitter:
@@ -32,6 +33,11 @@ class AggregationEmitter:
             low, high, step = lhist
             if step <= 0 or high <= low or step > high - low:
                 raise error("lhist() step is too large for the given range", call)
+        printed = lhist
+        if lhist and not self.env.modern:
+            # 0.17 computes buckets with a positional parameter's value ($1 = 10) but prints
+            # with its number (1): its printer reads the node as a literal (static_cast)
+            printed = tuple(a.index if isinstance(a, ast.PositionalParam) else v for a, v in zip(args[1:], lhist))
         value_reg_needed = agg != "count"
         value = INT
         if value_reg_needed:
@@ -40,13 +46,16 @@ class AggregationEmitter:
         bucketed = AGGREGATIONS[agg].bucketed
         key, key_shapes = self.map_key(target, tail=8 if bucketed else 0)
         # a sum prints unsigned when its (first) argument is unsigned, as bpftrace's CreateSum(sign)
-        name = self.declare_map(target, agg, key_shapes, value if agg == "sum" else INT, lhist)
+        name = self.declare_map(target, agg, key_shapes, value if agg == "sum" else INT, printed)
         self.map_plan(name)
         checks = {"on_missing": lambda: self.check_lookup_miss(call),
                   "on_insert": lambda: self.check_helper("map_update_elem", call)}
+        last = self.variables.get(LAST_BUCKET)  # a delete() in this program reads it (maps.py)
         if bucketed:
             self.emit_bucket(agg, lhist)
             b.stx(8, FP, R8, key.off + key.size - 8)  # the bucket number ends the key
+            if last is not None:
+                b.stx(8, FP, R8, last.slot.off)
             emit_map_add(self.frame, name, key, 1, **checks)
             return
         if agg == "count":
@@ -55,6 +64,8 @@ class AggregationEmitter:
             emit_map_add(self.frame, name, key, R7, **checks)
         elif agg in ("avg", "stats"):
             self.emit_pair_update(name, key, count_first=True, site=call)
+            if last is not None:
+                b.st(8, FP, 1, last.slot.off)  # 0.17 writes the total (bucket 1) last
         else:
             self.emit_extreme(name, key, agg, site=call)
 

@@ -41,6 +41,8 @@ class Env:
     enum_value: Callable[[str], int | None] = lambda name: None
     # -v: bpftrace loads (and reports) one program per target, so no multi-target links
     per_target_programs: bool = False
+    # today's language (compat.is_modern) rather than bpftrace 0.17's, whose quirks codegen keeps
+    modern: bool = True
     # what codegen reads from the system (BTF, symbols, probe targets, CPUs): see world.py
     world: World = field(default_factory=SystemWorld)
 
@@ -98,6 +100,11 @@ class ScriptState:
         # it runs again, so the reading statements see the map's shape
         self.read_unwritten_map = False
         self.placeholder_read = False  # ... and of a type other than an integer
+        # for loops (emit/newer.py): per probe, the $variables their bodies use and the deepest
+        # loop level using each; every program of the probe lays them out first, deepest first,
+        # so a loop's callback copies only those its level needs
+        self.loop_names: dict[int, dict[str, int]] = {}
+        self.pointer_keys: dict[str, set] = {}  # 0.17: map name -> key parts that are pointers
 
     def need_map(self, name: str, map_type: MapType, key_size: int, value_size: int, max_entries: int) -> str:
         if name not in self.script.maps:

@@ -20,6 +20,8 @@ from ..output.printf import PrintfFormat, check_arguments
 from ..shapes import NONE, Shape
 from .context import Val, error, round8
 
+_I64 = struct.Struct("<q")
+
 
 def _decode_retcode(data: bytes, services) -> tuple:
     return struct.unpack_from("<i", data)  # the low half: see check_helper
@@ -117,6 +119,13 @@ class EventEmitter:
             vals.append(val if val.slot is not None else self.spill(val))
         return vals
 
+    def format_data(self, node: ast.Call, kind: str, fmt: str):
+        """What the runtime needs to print a formatted event: the format; errorf()/warnf()
+        (today's language) also say where the call is."""
+        if kind in ("errorf", "warnf"):
+            return PrintfFormat(fmt), self.env.filename, node.span[:3]
+        return PrintfFormat(fmt)
+
     def _format_call(self, node: ast.Call, kind: str) -> Val:
         if not node.args or not isinstance(node.args[0], ast.String):
             raise error(f"{node.name}() expects a string literal as the first argument", node)
@@ -130,7 +139,7 @@ class EventEmitter:
             raise error(problem, node)
         arg_shapes = tuple(v.shape for v in vals)
         decode_all = shapes.printf_decoder(arg_shapes)
-        self.emit_event(ActionPlan(kind, decode_all, PrintfFormat(fmt)), vals)
+        self.emit_event(ActionPlan(kind, decode_all, self.format_data(node, kind, fmt)), vals)
         return Val(NONE)
 
     def _format_direct(self, node: ast.Call, kind: str, fmt: str, hints: list) -> Val:
@@ -146,7 +155,7 @@ class EventEmitter:
             with self.frame.scope():
                 self.expr_into(arg, record.field(pos, hint.size), hint)
             pos += hint.size
-        action = ActionPlan(kind, shapes.printf_decoder(hints), PrintfFormat(fmt))
+        action = ActionPlan(kind, shapes.printf_decoder(hints), self.format_data(node, kind, fmt))
         self.load_const(R1, self.state.script.add_action(action))
         b.stx(8, FP, R1, record.off)
         emit_helper_call(b, "perf_event_output", R6, self.state.events(), BPF_F_CURRENT_CPU, record, size)
@@ -217,6 +226,11 @@ class EventEmitter:
         return Val(NONE)
 
     def call_exit(self, node: ast.Call) -> Val:
+        if node.args:  # exit(code), today's language: the run's exit status
+            code = self.spill(Val(self.int_value(node.args[0])))
+            self.emit_event(ActionPlan("exit", lambda data, services: (_I64.unpack_from(data)[0],)), [code])
+            self.goto(self.exit_label)
+            return Val(NONE)
         self.emit_event(ActionPlan("exit", lambda data, services: ()), [])
         self.goto(self.exit_label)
         return Val(NONE)

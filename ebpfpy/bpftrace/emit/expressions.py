@@ -13,7 +13,7 @@ from .. import ast, shapes
 from ..helper_errors import prefix_op_span
 from ..promotion import binary_signed, pointee_size, pointer_binary, unary_mask, unary_type
 from ..semantic_rules import param_number
-from ..shapes import INT, UINT, Shape
+from ..shapes import BOOL, INT, UINT, Shape
 from .context import InternalCompilerError, Val, error, round8
 
 _COMPARE = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
@@ -154,7 +154,9 @@ class ExpressionEmitter:
         if val is None:
             raise error(f"Undefined or undeclared variable: {node.name}", node)
         if not self.final:
-            self.var_reads.append((id(node), node.name))
+            self.var_reads.append((id(node), self.var_alias.get(node.name, node.name)))
+            if self.in_callback:
+                self.note_loop_use(self.var_alias.get(node.name, node.name))
         if val.shape.in_register:
             self.b.ldx(8, R0, FP, val.slot.off)
             return Val(val.shape)
@@ -365,6 +367,8 @@ class ExpressionEmitter:
             with self.helper_site(target, site, lookups=False):
                 self.int_value(target)
             return Val(INT)
+        if node.op == "&":
+            return self.address_of(node)  # today's `&$v` (emit/newer.py)
         if node.op == "*":
             self.int_value(node.operand)
             slot = self.frame.alloc(8, name="deref")
@@ -390,6 +394,8 @@ class ExpressionEmitter:
             b.xor(R0, -1)
         else:
             raise error(f"operator {node.op} is not supported", node)
+        if node.op == "!" and shape == BOOL:
+            return Val(BOOL)
         mask = unary_mask(node.op, bits, shape.signed)
         if mask == 0xFFFF_FFFF:
             b.mov32(R0, R0)  # zero-extends the low half (the mask is no 32-bit immediate)
@@ -400,8 +406,9 @@ class ExpressionEmitter:
     def expr_Ternary(self, node: ast.Ternary) -> Val:
         b = self.b
         other, done = b.fresh_label("tern_else"), b.fresh_label("tern_end")
-        if isinstance(node.left, ast.String) and isinstance(node.right, ast.String):
-            return self.literal_ternary(node, other, done)
+        size = self.literal_choice_size(node)
+        if size is not None:
+            return self.literal_ternary(node, size)
         self.jump_if_false(node.cond, other)
         left = self.expr(node.left)
         if left.shape.in_register:
@@ -424,20 +431,40 @@ class ExpressionEmitter:
         b.label(done)
         return Val(left.shape, result)
 
-    def literal_ternary(self, node: ast.Ternary, other: str, done: str) -> Val:
-        """``c ? "a" : "b"``: each branch writes its literal straight into the one result slot."""
-        b = self.b
-        size = max(self.literal_size(node.left.value), self.literal_size(node.right.value))
+    def literal_choice_size(self, node: ast.Expr) -> int | None:
+        """The slot size of a string literal or of ternaries choosing among literals
+        (``c ? "a" : d ? "b" : "c"``), else None."""
+        if isinstance(node, ast.String):
+            return self.literal_size(node.value)
+        if isinstance(node, ast.Ternary):
+            left, right = self.literal_choice_size(node.left), self.literal_choice_size(node.right)
+            return None if left is None or right is None else max(left, right)
+        return None
+
+    def literal_ternary(self, node: ast.Ternary, size: int) -> Val:
+        """Ternaries choosing among literals: each branch writes its literal straight into the one
+        result slot, however deep they nest (a slot per branch soon fills the 512-byte stack)."""
         result = self.frame.alloc(size, zero=False, name="ternary")
-        self.jump_if_false(node.cond, other)
-        self.write_literal(node.left.value, result, zeroed=False)
-        b.ja(done)
-        b.label(other)
-        self.write_literal(node.right.value, result, zeroed=False)
-        b.label(done)
+        self.write_literal_choice(node, result)
         return Val(shapes.string(size), result)
 
+    def write_literal_choice(self, node: ast.Expr, result) -> None:
+        if isinstance(node, ast.String):
+            self.write_literal(node.value, result, zeroed=False)
+            return
+        b = self.b
+        other, done = b.fresh_label("tern_else"), b.fresh_label("tern_end")
+        with self.frame.scope():  # the condition's temporaries
+            self.jump_if_false(node.cond, other)
+        self.write_literal_choice(node.left, result)
+        b.ja(done)
+        b.label(other)
+        self.write_literal_choice(node.right, result)
+        b.label(done)
+
     def expr_Tuple(self, node: ast.Tuple) -> Val:
+        if not node.elems:  # today's `()`: semantic analysis refuses it where it checks
+            raise error("none type can not be used as a value", node)
         vals = []
         for elem in node.elems:
             val = self.expr(elem)
@@ -449,11 +476,14 @@ class ExpressionEmitter:
         return Val(shape, slot)
 
     def expr_TupleAccess(self, node: ast.TupleAccess) -> Val:
-        val = self.expr(node.expr)
-        if val.shape.kind != "tuple" or not 0 <= node.index < len(val.shape.elems):
-            raise error(f"Invalid tuple index: {node.index}", node)
-        elem = val.shape.elems[node.index]
-        off = val.shape.offsets()[node.index]
+        return self.tuple_element(self.expr(node.expr), node.index, node)
+
+    def tuple_element(self, val: Val, index: int, node: ast.Expr) -> Val:
+        """Element ``index`` of the tuple ``val`` (``$t.1``, and today's ``$t[1]``)."""
+        if val.shape.kind != "tuple" or not 0 <= index < len(val.shape.elems):
+            raise error(f"Invalid tuple index: {index}", node)
+        elem = val.shape.elems[index]
+        off = val.shape.offsets()[index]
         slot = val.slot.field(off, elem.size)
         if elem.in_register:
             self.b.ldx(8, R0, FP, slot.off)

@@ -62,6 +62,10 @@ class FieldEmitter:
             return self.kfunc_param(node)
         base = self.expr(node.expr)
         extra = base.shape.extra
+        if base.shape.kind == "tuple" and isinstance(extra, tuple) and extra[:1] == ("record",):
+            if node.field not in extra[1]:  # (semantic analysis reports it first)
+                raise error(f"Record does not contain a field named '{node.field}'", node)
+            return self.tuple_element(base, extra[1].index(node.field), node)  # today's records
         if not (isinstance(extra, tuple) and extra and extra[0] in ("btf", "btf_inline", "cstruct")):
             raise error(f"Can not access field '{node.field}' on expression of type "
                         f"'{base.shape.describe()}'", node)

@@ -5,6 +5,8 @@ A mixin of ``ProbeCodegen`` (``probe.py``): every method works on the one emitte
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ebpfpy.codegen.calls import emit_helper_call
 from ebpfpy.codegen.mapops import emit_map_delete, emit_map_update
 from ebpfpy.isa.builder import FP, R0, R1, R2
@@ -13,8 +15,10 @@ from ebpfpy.sys.consts import MapType
 from .. import ast, shapes
 from ..aggregations import AGGREGATIONS
 from ..compiled import ActionPlan, MapPlan
-from ..shapes import INT, NONE, UINT, Shape
+from ..shapes import INT, NONE, POINTER, UINT, Shape
 from .context import Val, error, wider
+
+LAST_BUCKET = "last bucket"  # the hidden variable of MapEmitter.last_bucket_slot
 
 
 def _kind_name(kind: str, value: Shape) -> str:
@@ -29,6 +33,10 @@ class MapEmitter:
     def map_key(self, node: ast.Map, tail: int = 0) -> tuple:
         """Build the key on the stack; returns (slot, key shapes). ``tail`` extra bytes are left
         at the end of the slot, unwritten, for the caller (a histogram's bucket number)."""
+        if not self.env.modern:  # 0.17 prints pointer key parts in hex (map_plan)
+            for i, k in enumerate(node.keys):
+                if getattr(getattr(k, "type", None), "is_pointer", False):
+                    self.state.pointer_keys.setdefault(node.name, set()).add(i)
         if not node.keys:
             slot = self.frame.alloc(tail or 8, zero=not tail, name="key")
             return slot, ()
@@ -109,6 +117,7 @@ class MapEmitter:
                                kind=kind, keyed=bool(key_shapes), bucket_key=agg.bucketed, lhist=lhist)
                 fold = agg.fold
                 if kind == "sum" and not value.signed:
+                    plan.unsigned_values = True
                     plan.decode_value = lambda raw, services: fold(raw) % (1 << 64)
                 else:
                     plan.decode_value = lambda raw, services: fold(raw)
@@ -118,6 +127,11 @@ class MapEmitter:
                                kind="int" if value.is_int else value.kind, keyed=bool(key_shapes))
                 plan.decode_value = shapes.decoder(value)
                 key_parts = key_shapes
+            pointers = self.state.pointer_keys.get(name, ())
+            key_parts = tuple(POINTER if i in pointers else k for i, k in enumerate(key_parts))
+            if not self.env.modern:  # bpftrace 0.17 prints every integer key as a signed 64-bit value
+                key_parts = tuple(replace(k, signed=True) if k.is_int and i < len(key_shapes) else k
+                                  for i, k in enumerate(key_parts))
             plan.decode_key = shapes.key_decoder(key_parts) if key_parts else None
             plan.key_shapes = tuple(key_parts)
             plans[name] = plan
@@ -233,9 +247,62 @@ class MapEmitter:
             if self.final:
                 raise error(f"Undefined map: {target.name}", target)
             return Val(NONE)
-        key, key_shapes = self.map_key(target)
+        kind = self.state.map_shapes[target.name][0]
+        if kind in ("avg", "stats") and not self.env.modern:
+            return self.delete_average(node, target)
+        bucketed = kind in AGGREGATIONS and AGGREGATIONS[kind].bucketed
+        last = self.last_bucket_slot() if bucketed and target.keys else None
+        key, key_shapes = self.map_key(target, tail=8 if last is not None else 0)
+        if last is not None:  # one (key, bucket) entry goes, as in 0.17 (see delete_average)
+            self.b.ldx(8, R0, FP, last.off)
+            self.b.stx(8, FP, R0, key.off + key.size - 8)
         self.declare_map(target, "read", key_shapes, INT)
         self.map_plan(target.name)
         emit_map_delete(self.b, target.name, key)
+        if self.env.modern:  # today: a bool, whether there was an entry
+            result = self.spill(Val(INT))
+            self.check_helper("map_delete_elem", node)
+            self.b.ldx(8, R0, FP, result.slot.off)
+            return self.deleted(node)
         self.check_helper("map_delete_elem", node)
         return Val(NONE)
+
+    def delete_average(self, node: ast.Call, target: ast.Map) -> Val:
+        """delete() of an avg/stats entry as bpftrace 0.17 does it. 0.17 keeps these maps, as
+        hist/lhist, as one entry per (key, bucket) (avg/stats: bucket 0 the count, 1 the
+        total) and deletes with the user key alone, so the kernel reads the bucket from the
+        stack beyond it: 0 for a map without keys, else what the last aggregation before it in
+        the same program left there (its bucket; 1 after avg/stats). Only that bucket goes:
+        ``delete(@s)`` of a stats map leaves "count 0, average 0, total 5". Our avg/stats
+        entries are {count, total} per CPU, so the current CPU's half is zeroed instead."""
+        b = self.b
+        last = self.last_bucket_slot() if target.keys else None
+        key, key_shapes = self.map_key(target)
+        self.declare_map(target, "read", key_shapes, INT)
+        self.map_plan(target.name)
+        done = b.fresh_label("deleted")
+        emit_helper_call(b, "map_lookup_elem", target.name, key)
+        b.jeq(R0, 0, done)
+        if last is None:
+            b.st(8, R0, 0, 0)
+        else:
+            total = b.fresh_label("total")
+            b.ldx(8, R1, FP, last.off)
+            b.jeq(R1, 1, total)
+            b.jne(R1, 0, done)
+            b.st(8, R0, 0, 0)
+            b.ja(done)
+            b.label(total)
+            b.st(8, R0, 0, 8)
+        b.label(done)
+        return Val(NONE)
+
+    def last_bucket_slot(self):
+        """The program's slot for the bucket its last aggregation wrote (see ``delete_average``):
+        a hidden variable (no script name has a space), zeroed at entry, which aggregations
+        keep up to date once a delete() in the program needs it."""
+        val = self.variables.get(LAST_BUCKET)
+        if val is None:  # discarded first run: the final run allocates it at entry
+            self.var_shapes[LAST_BUCKET] = INT
+            val = self.variables[LAST_BUCKET] = Val(INT, self.vars_frame.alloc(8, name=LAST_BUCKET))
+        return val.slot

@@ -75,6 +75,15 @@ class ProbeCodegen(StatementEmitter, ExpressionEmitter, MapEmitter, AggregationE
         self.variables: dict[str, Val] = {}
         self.var_shapes: dict[str, Shape] = dict(variables or {})
         self.loops: list[tuple[str, str]] = []
+        # for loops (newer.py): bodies still to emit as subprograms, the loop variables' slot
+        # names as the body spells them, and the stack the callers of this frame take
+        self.callbacks: list[tuple] = []
+        self.var_alias: dict[str, str] = {}
+        self.jump_targets: set[str] = set()  # labels break/continue jumped to
+        self.outer_depth = 0
+        self.len_callback: str | None = None  # len()'s callback, when the program has one
+        self.in_callback = 0  # emitting a loop's body
+        self.loop_names: dict[str, int] = {}  # first run: $variables loop bodies use -> deepest level
         self.exit_label = "probe_exit"
         # True right after an unconditional jump: the kernel rejects unreachable instructions
         self.dead = False
@@ -99,6 +108,7 @@ class ProbeCodegen(StatementEmitter, ExpressionEmitter, MapEmitter, AggregationE
             self.emit_syscall_dispatch()
         for name, shape in self.var_shapes.items():
             self.variables[name] = Val(shape, self.vars_frame.alloc(shape.size, name=name))
+        self.loop_levels = self.state.loop_names.get(id(self.probe), {})
         if pred is not None:
             with b.at(pred.span[:3]):
                 self.jump_if_false(pred, self.exit_label)
@@ -109,6 +119,14 @@ class ProbeCodegen(StatementEmitter, ExpressionEmitter, MapEmitter, AggregationE
         self.dead = False
         b.mov(R0, 0)
         b.exit()
+        self.emit_callbacks()
+        if not self.final and self.loop_names:
+            # the variables loop bodies use go first, at the top of the stack (see newer.py)
+            levels = self.state.loop_names.setdefault(id(self.probe), {})
+            for name, level in self.loop_names.items():
+                levels[name] = max(levels.get(name, 0), level)
+            first = sorted(self.var_shapes, key=lambda n: -levels.get(n, 0))
+            self.var_shapes = {n: self.var_shapes[n] for n in first}
         if not self.final:
             # a variable read before a later, wider assignment ($x = "abc"; ...; $x = "longer")
             # is laid out with the variable's final shape, which is what the final run reads

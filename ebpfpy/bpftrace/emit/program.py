@@ -15,6 +15,7 @@ from .. import ast
 from ..compiled import CompiledScript, ProbePlan
 from ..diagnostics import Message
 from .context import CompileError, Env, ScriptState
+from .newer import apply_map_declarations
 from .probe import ProbeCodegen
 from .targets import depends_on_target
 from .world import SystemWorld, World
@@ -124,6 +125,7 @@ def compile_script(program: ast.Program, env: Env) -> CompiledScript:
                 index = state.probe_index(other.probe)
                 shared = _with_probe_index(builder, gen.probe_sites, index)
                 state.script.probes.append(_probe_plan(other, prov_other.context(other), shared, label))
+    apply_map_declarations(state.script, program.map_decls)
     return state.script
 
 

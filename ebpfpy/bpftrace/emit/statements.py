@@ -93,7 +93,9 @@ class StatementEmitter:
         if not self.loops:
             raise error(f"{stmt.kind} used outside of a loop", stmt)
         top, done = self.loops[-1]
-        self.goto(top if stmt.kind == "continue" else done)
+        target = top if stmt.kind == "continue" else done
+        self.jump_targets.add(target)  # (a for loop's callback emits only the exits it needs)
+        self.goto(target)
 
     def assign_variable(self, target: ast.Variable, expr: ast.Expr) -> None:
         val = self.expr(expr)
@@ -106,6 +108,8 @@ class StatementEmitter:
             raise error(f"Type mismatch for {target.name}: trying to assign value of type "
                         f"'{val.shape.describe()}' when variable already contains a value of type "
                         f"'{known.describe()}'", target)
+        if self.in_callback and not self.final:
+            self.note_loop_use(target.name)
         slot = self.variables.get(target.name)
         if slot is None or slot.shape != known:
             # discarded first run: give it a slot now (or a wider one) so the rest of the body can use it

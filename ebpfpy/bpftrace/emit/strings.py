@@ -13,7 +13,7 @@ from ebpfpy.sys.consts import BPF_F_CURRENT_CPU, MapType
 from .. import ast, shapes
 from ..compiled import ActionPlan
 from ..semantic_rules import is_data_loc_field
-from ..shapes import INT, NONE, UINT, Shape
+from ..shapes import BOOL, NONE, UINT, Shape
 from .context import Val, error, round8
 
 JOIN_ARGS = 16  # bpftrace reads at most 16 argv entries
@@ -174,7 +174,7 @@ class StringEmitter:
         b.label(missing)
         b.mov(R0, 0)
         b.label(done)
-        return Val(UINT)
+        return Val(BOOL if self.env.modern else UINT)  # a bool in today's language
 
     def call_ntop(self, node: ast.Call) -> Val:
         import socket
@@ -204,7 +204,7 @@ class StringEmitter:
         count = min(n, left.shape.size, right.shape.size)
         if count <= 0:  # no byte to compare: equal (and no code the kernel would find unreachable)
             b.mov(R0, 0)
-            return Val(INT)
+            return Val(UINT)  # unsigned, as semantic analysis types it (so are comparisons)
         differ, done = b.fresh_label("ncmp_ne"), b.fresh_label("ncmp")
         for pos in range(count):
             b.ldx(1, R1, FP, left.slot.off + pos)
@@ -218,7 +218,7 @@ class StringEmitter:
         b.label(differ)
         b.mov(R0, 1)
         b.label(end)
-        return Val(INT)
+        return Val(UINT)
 
     def call_join(self, node: ast.Call) -> Val:
         """join(argv[, delim]): up to 16 user strings, built in a per-CPU scratch value (too big for the stack)."""

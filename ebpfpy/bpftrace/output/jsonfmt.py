@@ -2,21 +2,35 @@
 
 bpftrace writes its JSON by hand, so spacing differs between places (maps use
 ``", "`` and ``": "``, tuples use bare ``","``); these functions reproduce it.
+``modern=True`` gives bpftrace 0.26's differences (bpftrace-0.26-notes.md, E13 and
+E16): histogram buckets joined by ``},{`` and ``attached_probes`` with a ``count``.
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from .text import format_stack
-from .values import HISTOGRAM_KINDS, Avg, LHist, MapData, Stack, Stats, divide, histogram_rows
+from .values import HISTOGRAM_KINDS, Avg, LHist, MapData, Record, Stack, Stats, divide, histogram_rows
+
+# bpftrace's json_escape, byte by byte over a signed char: ", \\, \n, \r, \t by name, anything
+# "<= 0x1f" as \u%04x, which takes in every byte from 0x80 up (negative as a char, so printed
+# sign-extended: 0xff is \uffffffff, and UTF-8's é is \uffffffc3\uffffffa9)
+_JSON_BYTE = [chr(b) for b in range(0x80)] + [f"\\uffffff{b:02x}" for b in range(0x80, 0x100)]
+for _b in range(0x20):
+    _JSON_BYTE[_b] = f"\\u{_b:04x}"
+_JSON_BYTE[ord('"')], _JSON_BYTE[ord("\\")] = '\\"', "\\\\"
+_JSON_BYTE[ord("\n")], _JSON_BYTE[ord("\r")], _JSON_BYTE[ord("\t")] = "\\n", "\\r", "\\t"
 
 
 def _string(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return '"' + "".join(map(_JSON_BYTE.__getitem__, text.encode("utf-8", "surrogateescape"))) + '"'
 
 
 def value_json(value: Any) -> str:
+    if isinstance(value, Record):  # bpftrace 0.25+: an object
+        return "{" + ", ".join(f"{_string(n)}: {value_json(v)}" for n, v in zip(value.names, value)) + "}"
     if isinstance(value, tuple):
         return "[" + ",".join(value_json(part) for part in value) + "]"
     if isinstance(value, Stack):
@@ -27,6 +41,8 @@ def value_json(value: Any) -> str:
         return str(value.value)
     if isinstance(value, str):
         return _string(value)
+    if isinstance(value, bool):  # today's bool
+        return "true" if value else "false"
     return str(value)
 
 
@@ -40,10 +56,12 @@ def key_json(key: tuple) -> str:
 def _key_text(part: Any) -> str:
     if isinstance(part, tuple):
         return "(" + ", ".join(_key_text(p) for p in part) + ")"
+    if isinstance(part, bool):
+        return "true" if part else "false"
     return str(part)
 
 
-def _hist_rows(hist, div: int) -> str:
+def _hist_rows(hist, div: int, modern: bool = False) -> str:
     """The rows of ``histogram_rows`` as JSON objects: bucket bounds and shown count."""
     rows = []
     for index, _, shown in histogram_rows(hist, div):
@@ -55,7 +73,7 @@ def _hist_rows(hist, div: int) -> str:
             fields.append(f'"max": {high}')
         fields.append(f'"count": {shown}')
         rows.append("{" + ", ".join(fields) + "}")
-    return "[" + ", ".join(rows) + "]"
+    return "[" + ("," if modern else ", ").join(rows) + "]"
 
 
 def _bucket_bounds(hist, index: int):
@@ -77,7 +95,7 @@ def _bucket_bounds(hist, index: int):
 _TYPE_OF_KIND = {"avg": "stats", "stats": "stats", "hist": "hist", "lhist": "hist"}
 
 
-def map_json(data: MapData, top: int = 0, div: int = 1) -> str:
+def map_json(data: MapData, top: int = 0, div: int = 1, modern: bool = False) -> str:
     """One map as a JSON line; an empty map prints nothing (returns "")."""
     entries = data.sorted_entries(top)
     if not entries:
@@ -86,7 +104,7 @@ def map_json(data: MapData, top: int = 0, div: int = 1) -> str:
 
     def render(value):
         if data.kind in HISTOGRAM_KINDS:
-            return _hist_rows(value, div)
+            return _hist_rows(value, div, modern)
         return value_json(divide(value, div))
 
     if not data.keyed:
@@ -101,12 +119,20 @@ def event_json(kind: str, data: Any) -> str:
     return f'{{"type": "{kind}", "data": {value_json(data)}}}\n'
 
 
-def attached_json(count: int) -> str:
+def attached_json(count: int, modern: bool = False) -> str:
+    if modern:
+        return f'{{"type": "attached_probes", "count": {count}, "data": {{"probes": {count}}}}}\n'
     return f'{{"type": "attached_probes", "data": {{"probes": {count}}}}}\n'
 
 
 def lost_json(count: int) -> str:
     return f'{{"type": "lost_events", "data": {{"events": {count}}}}}\n'
+
+
+def runtime_message_json(kind: str, msg: str, filename: str, line: int, col: int) -> str:
+    """errorf()/warnf() (today's language): the message and where the call is."""
+    return (f'{{"type": "{kind}", "msg": {_string(msg)}, "filename": {_string(filename)}, '
+            f'"line": {line}, "col": {col}}}\n')
 
 
 def helper_error_json(helper: str, retcode: int, line: int, col: int) -> str:

@@ -1,7 +1,11 @@
-"""bpftrace 0.17's text output: maps, histograms, values, stacks.
+"""bpftrace's text output: maps, histograms, values, stacks.
 
 Every width and blank line here was checked against the real bpftrace 0.17
 on this project's test machine (see tests/differential/test_output_vs_bpftrace.py).
+``modern=True`` gives bpftrace 0.26's few differences, as observed
+(bpftrace-0.26-notes.md, E16): stats as a record, no blank line after avg/stats
+maps, no space after a histogram's ``@h:``, nothing for an empty map, and
+``Attached N probes`` (which the writer puts on stderr).
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from .values import (
     IntColumns,
     LHist,
     MapData,
+    Record,
     Stack,
     Stats,
     divide,
@@ -42,16 +47,22 @@ def format_stack(stack: Stack) -> str:
     return stack.text
 
 
-def format_value(value: Any) -> str:
+def format_value(value: Any, modern: bool = False) -> str:
     """Any printable value in text form (tuples in parentheses, strings bare)."""
+    if isinstance(value, Record):  # bpftrace 0.25+: `{ .name = bob, .age = 42 }`
+        return "{ " + ", ".join(f".{n} = {format_value(v, modern)}" for n, v in zip(value.names, value)) + " }"
     if isinstance(value, tuple):
-        return "(" + ", ".join(format_value(part) for part in value) + ")"
+        return "(" + ", ".join(format_value(part, modern) for part in value) + ")"
     if isinstance(value, Stack):
         return format_stack(value)
     if isinstance(value, Stats):
+        if modern:
+            return f"{{ .count = {value.count}, .average = {value.value}, .total = {value.total} }}"
         return f"count {value.count}, average {value.value}, total {value.total}"
     if isinstance(value, Avg):
         return str(value.value)
+    if isinstance(value, bool):  # today's bool
+        return "true" if value else "false"
     return str(value)
 
 
@@ -99,22 +110,25 @@ def format_histogram(hist, div: int = 1) -> str:
     """The rows of ``histogram_rows``: label, shown count and a 52-column bar (of the
     undivided count)."""
     label = _labels(hist)
-    top = max(hist.counts, default=0)
+    top = max(hist.counts + getattr(hist, "hidden", ()), default=0)
     return "".join(f"{label(index):<16}{shown:>8} |{'@' * bar_length(count, top):<{BAR_WIDTH}}|\n"
                    for index, count, shown in histogram_rows(hist, div))
 
 
-def format_map(data: MapData, top: int = 0, div: int = 1) -> str:
+def format_map(data: MapData, top: int = 0, div: int = 1, modern: bool = False) -> str:
     """A whole map as bpftrace prints it at exit or for ``print(@m)``."""
     if type(data) is IntColumns and (div or 1) == 1:
-        return _format_int_columns(data, top)
+        return _format_int_columns(data, top, modern)
     entries = data.sorted_entries(top)
     if not entries:
+        if modern:
+            return ""  # 0.26 prints nothing for an empty map (E11's emptied @b)
         return "\n\n" if data.kind in AVERAGE_KINDS else "\n"  # avg/stats end with a blank line even when empty
     out = []
     if data.kind in HISTOGRAM_KINDS:
+        colon = ":" if modern else ": "  # 0.17 has a space after the histogram's name
         for key, hist in entries:
-            out.append(f"{format_key(data.name, key)}: \n")
+            out.append(f"{format_key(data.name, key)}{colon}\n")
             out.append(format_histogram(hist, div))
             out.append("\n")
         return "".join(out)
@@ -130,13 +144,13 @@ def format_map(data: MapData, top: int = 0, div: int = 1) -> str:
             return "".join([f"{name}[{key[0]}]: {value}\n" for key, value in entries])
         return "".join([f"{name}[{', '.join(map(str, key))}]: {value}\n" for key, value in entries])
     for key, value in entries:
-        out.append(f"{format_key(data.name, key)}: {format_value(divide(value, div))}\n")
-    if data.kind in AVERAGE_KINDS:
+        out.append(f"{format_key(data.name, key)}: {format_value(divide(value, div), modern)}\n")
+    if data.kind in AVERAGE_KINDS and not modern:
         out.append("\n")
     return "".join(out)
 
 
-def _format_int_columns(data: IntColumns, top: int) -> str:
+def _format_int_columns(data: IntColumns, top: int, modern: bool = False) -> str:
     """``@m[key]: value`` lines of a big count/sum map, in one ``%`` formatting call.
 
     Keys and values interleave into one tuple for one format string repeated
@@ -144,7 +158,7 @@ def _format_int_columns(data: IntColumns, top: int) -> str:
     """
     order = data.sorted_order(top)
     if not order:
-        return "\n"
+        return "" if modern else "\n"
     args: list = [0] * (2 * len(order))
     args[0::2] = map(data.keys.__getitem__, order)
     args[1::2] = map(data.values.__getitem__, order)
@@ -156,8 +170,10 @@ def format_lost(count: int) -> str:
     return f"Lost {count} events\n"
 
 
-def format_attached(count: int) -> str:
-    return f"Attaching {count} probe{'s' if count != 1 else ''}...\n"
+def format_attached(count: int, modern: bool = False) -> str:
+    """0.17's ``Attaching N probes...`` (stdout); 0.26's ``Attached N probes`` (stderr)."""
+    plural = "s" if count != 1 else ""
+    return f"Attached {count} probe{plural}\n" if modern else f"Attaching {count} probe{plural}...\n"
 
 
 __all__ = [

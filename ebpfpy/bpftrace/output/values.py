@@ -15,6 +15,29 @@ from operator import itemgetter
 from typing import Any
 
 
+class Pointer(int):
+    """A pointer in a map key, which bpftrace 0.17 prints in hex (``@[0x4d2]``); pointers
+    anywhere else (values, tuples, print(), printf's %d) print in decimal."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return hex(self)
+
+    __repr__ = __str__
+
+
+class Record(tuple):
+    """A record's value (bpftrace 0.25+): a tuple of its fields' values, with their ``names``."""
+
+    names: tuple[str, ...] = ()
+
+    def __new__(cls, values, names):
+        self = super().__new__(cls, values)
+        self.names = tuple(names)
+        return self
+
+
 @dataclass(frozen=True)
 class Stack:
     """A symbolised stack, already rendered by ``ebpfpy.events.stacks`` (mode, indent, offsets).
@@ -89,6 +112,10 @@ class LHist:
     max: int
     step: int
     counts: tuple
+    # counts of buckets past the printed range: 0.17 computes buckets with a positional
+    # parameter's value but prints with its number (emit/aggregate.py); they never print,
+    # yet count in the total (sorting) and the longest bar, and keep the entry's one row
+    hidden: tuple = ()
 
     @property
     def buckets(self) -> int:
@@ -111,7 +138,7 @@ class LHist:
 
     @property
     def total(self) -> int:
-        return sum(self.counts)
+        return sum(self.counts) + sum(self.hidden)
 
 
 # How each map's values print: the kind names the aggregation that filled it.
@@ -249,7 +276,7 @@ def histogram_rows(hist: Any, div: int = 1) -> list[tuple[int, int, int]]:
     counts = hist.counts
     used = [index for index, count in enumerate(counts) if count]
     if not used:
-        return []
+        return [(0, 0, 0)] if getattr(hist, "hidden", ()) else []
     shown = 1 if isinstance(hist, LHist) else div
     return [(index, counts[index], divide(counts[index], shown)) for index in range(used[0], used[-1] + 1)]
 

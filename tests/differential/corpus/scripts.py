@@ -310,4 +310,53 @@ CASES = [
     ("pointer_map_incdec", "BEGIN { @p = (int16 *)10; @p++; @p--; ++@p; @p += 3; printf(\"%d\\n\", @p); "
                            "$p = (int32 *)1000; @v = $p; @v += 1; exit(); }"),
     ("count_read_before_write", f"{KILL} {{ if (@n > 0) {{ printf(\"again %d\\n\", @n); }} @n = count(); }}"),
+    # -- found by the grammar-based generator (test_generated_vs_bpftrace.py) ---------------------
+    # 0.17 prints every integer map key as a signed 64-bit value, whatever its type
+    ("int_keys_print_signed", "BEGIN { @m[(uint8)1] = 1; @m[-5] = 2; @m[~0 << 5] = 3; @u[(uint64)-1] = count(); "
+                              "@h[(uint64)1 << 63] = hist(5); @k[(uint16)65535, -2] = 1; "
+                              "print((1, (uint64)-1)); exit(); }"),
+    # ternaries choosing among literals write straight into one slot (they overflowed 512 bytes)
+    ("nested_literal_ternaries", "BEGIN { $a = \"a\"; $b = \"b\"; $c = \"\"; unroll(2) { printf(\"%s %s\\n\", "
+                                 "1 ? (0 ? \"hello\" : \"abc\") : \"x\", 0 ? \"y\" : (1 ? \"zz\" : \"w\")); "
+                                 "printf(\"%llx %s %s\\n\", 0x1 - ((uint32)65536), \"ab\", "
+                                 "(78 ? (~(sizeof(int32)) ? \"hello\" : \"abc\") : \"abc\")); } exit(); }"),
+    # strncmp() is unsigned, so comparing it with a negative number is unsigned too
+    ("strncmp_unsigned", "BEGIN { printf(\"%d %d\\n\", strncmp(\"a\", \"b\", 1) >= -478, "
+                         "-strncmp(\"a\", \"b\", 1) < 0); exit(); }"),
+    # -- 0.17 disagreements found on scripts we did not write (issue #12) ----------------------
+    # delete() of an avg/stats/hist entry deletes one (key, bucket) entry: bucket 0 without keys,
+    # else the bucket the last aggregation of the program wrote (1 after avg/stats: the total)
+    ("delete_stats_avg", "BEGIN { @s[1] = stats(5); delete(@s[1]); @t = stats(5); delete(@t); @a[1] = avg(5); "
+                         "@a[2] = avg(3); delete(@a[1]); @v = avg(4); delete(@v); @w[\"a\"] = stats(5); @h[1] = hist(-1); "
+                         "delete(@w[\"a\"]); exit(); }"),
+    ("delete_hist_buckets", "BEGIN { @h[1] = hist(5); @h[1] = hist(100); delete(@h[1]); @g[1] = hist(5); "
+                            "@g[2] = hist(100); @x[3] = 4; delete(@g[1]); @k = hist(-1); @k = hist(4); delete(@k); "
+                            "@l = lhist(-1, 0, 10, 1); @l = lhist(5, 0, 10, 1); delete(@l); @s[1, 2] = stats(5); "
+                            "@s[1, 2] = stats(7); delete(@s[1, 2]); exit(); }"),
+    ("delete_hist_in_probe", f"{READ} {{ @[comm] = hist(args->count); @c[comm] = lhist(args->count, 0, 4, 1); "
+                             "delete(@[comm]); }"),
+    # pointers print in hex as map keys, in decimal anywhere else
+    ("pointer_map_keys", "BEGIN { @[(int8 *)1234] = 1; @k[(int16 *)255, 2] = count(); $p = (uint32 *)4096; "
+                         "@v[$p] = $p; @t = ((int8 *)1234, 5); print(((int16 *)255, 1)); "
+                         "printf(\"%d\\n\", (int8 *)1234); @z[(int8 *)0] = sum(3); exit(); }"),
+    ("pointer_map_keys_json", "BEGIN { @[(int8 *)1234] = 1; @k[(int16 *)255, 2] = count(); @t = ((int8 *)1234, 5); "
+                              "exit(); }", {"flags": ("-f", "json")}),
+    # a positional parameter as lhist's bound: buckets from its value, printed with its number
+    ("lhist_param_bounds", "BEGIN { @a = lhist(5, 0, $1, 2); @b[1] = lhist(1, 0, $1, 1); @b[2] = lhist(7, 0, $1, 1); "
+                           "@c = lhist(0, 0, $1, 1); @d = lhist(5, 0, 10, $1); @e = lhist(5, 2, $1, 1); exit(); }",
+     {"args": ("10",)}),
+    ("lhist_param_bounds_json", "BEGIN { @a = lhist(5, 0, $1, 2); @b[1] = lhist(1, 0, $1, 1); "
+                                "@b[2] = lhist(7, 0, $1, 1); exit(); }", {"args": ("10",), "flags": ("-f", "json")}),
+    ("lhist_param_missing", "BEGIN { @ = lhist(5, 0, $1, 1); exit(); }"),
+    # unsigned sums print as u64 whichever way the map is read (one-int-key maps in bulk)
+    ("sum_unsigned_bulk", "BEGIN { @[1] = sum((uint64)-1); @[2] = sum((uint64)-2); @n = sum((uint64)-3); "
+                          "@k[1, 2] = sum((uint64)-4); @s[\"a\"] = sum((uint64)-5); @i[1] = sum(-1); exit(); }"),
+    ("sum_unsigned_probe", f"{READ} {{ @[args->fd] = sum(args->count - 100); @t = sum(args->count - 100); }}"),
+    # a string's bytes that are not UTF-8 print raw; JSON escapes every byte >= 0x80 as 0.17 does
+    ("non_utf8_strings", "BEGIN { @[\"x\\xff\\xfeA\\xc3\\xa9\"] = 1; @v = \"q\\xff\"; print((\"\\xfe\", 1)); exit(); }"),
+    ("non_utf8_strings_json", "BEGIN { @[\"x\\xff\\xfeA\\xc3\\xa9\"] = 1; @v = \"q\\x01\\xff\"; "
+                              "printf(\"\\xfe\\t|\\n\"); exit(); }", {"flags": ("-f", "json")}),
+    # strftime's %f: microseconds, also inside "%%f"; more than 63 bytes is "(?)"
+    ("strftime_usecs", "BEGIN { printf(\"%s|%s|%s|%s\\n\", strftime(\"%H:%M:%S.%f\", 0), strftime(\"%f%f\", 1500000), "
+                       "strftime(\"%%f\", 0), strftime(\"%c%c1234567890123456\", 0)); exit(); }"),
 ]

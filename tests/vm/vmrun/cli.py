@@ -127,6 +127,7 @@ def run_one(kernel: kernels.Kernel, options: Options) -> int:
     fetched = time.monotonic()
     base = initramfs.base_archive(CACHE_DIR, tuple(options.extra_dists))
     programs = prebuild.build_all(PROJECT_ROOT, os.path.join(CACHE_DIR, "prebuilt"))
+    programs.update(prebuild.build_bpf_objects(PROJECT_ROOT, os.path.join(CACHE_DIR, "prebuilt")))
     env = initramfs.guest_env(PROJECT_ROOT, kernel.release, _extra_env())
     pytest_args = ["-p", "no:cacheprovider", *options.pytest_args]
     run = initramfs.run_archive(PROJECT_ROOT, pytest_args, env, programs)
