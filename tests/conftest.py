@@ -103,3 +103,27 @@ def pytest_sessionfinish(session, exitstatus):
         if isinstance(thread, threading.Timer):
             thread.cancel()
             thread.join(timeout=5)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def bpftrace_017_mode():
+    """The suite pins bpftrace 0.17's behaviour and compares with the installed bpftrace 0.17, so
+    pybpftrace runs in 0.17 mode (``PYBPFTRACE_COMPAT=0.17``, which every child process inherits;
+    see ebpfpy/bpftrace/compat.py). A test of today's language passes ``--compat=0.26`` (or
+    ``compat="0.26"``), which beats the environment."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYBPFTRACE_COMPAT", "0.17")
+        yield
+
+
+@pytest.fixture(scope="session")
+def workload(tmp_path_factory) -> str:
+    """tests/progs/workload.c built once: the deterministic command the differential tests
+    trace under ``-c`` (rounds of openat, read, nanosleep, getpid, kill ...)."""
+    import subprocess
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parent / "progs" / "workload.c"
+    binary = tmp_path_factory.mktemp("workload") / "workload"
+    subprocess.run(["gcc", "-O1", "-o", str(binary), str(source)], check=True)
+    return str(binary)

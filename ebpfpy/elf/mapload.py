@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ebpfpy.sys.consts import MapType
 
@@ -149,11 +149,14 @@ def fill_slots(obj: BPFObject, spec: MapSpec, sources: dict) -> None:
                             f"failed: {e.strerror} [{e.errno_name}]") from None
 
 
-def map_codecs(obj: BPFObject, spec: MapSpec) -> dict:
+def map_codecs(obj: BPFObject, spec: MapSpec, codec: Any = None) -> dict:
     """key=/value= codecs from the map's BTF types: ``obj.maps["events"][pid]`` gives a
-    dict of the struct's members.  Global-data maps stay raw (``globals`` is their view)."""
+    dict of the struct's members.  Global-data maps stay raw (``globals`` is their view).
+    ``codec`` is the class to make them with (default ``ebpfpy.maps.Codec``; ``ebpfpy.vm``
+    passes its own)."""
     from ebpfpy.btf import values
     from ebpfpy.maps import Codec
+    codec = codec or Codec
     out = {}
     if obj.btf is None or spec.is_global_data:
         return out
@@ -161,7 +164,7 @@ def map_codecs(obj: BPFObject, spec: MapSpec) -> dict:
     for which, tid, size in (("key", spec.btf_key_type_id, spec.key_size),
                              ("value", spec.btf_value_type_id, spec.value_size)):
         if tid and btf.size_of(tid) == size:
-            out[which] = Codec(size, lambda v, t=tid: values.encode(btf, t, v),
+            out[which] = codec(size, lambda v, t=tid: values.encode(btf, t, v),
                                lambda b, t=tid: values.decode(btf, t, b))
     return out
 

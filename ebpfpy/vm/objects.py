@@ -92,18 +92,10 @@ class _Globals:
 
 
 def _codecs(obj: Any, spec: Any) -> dict:
-    btf = obj.btf
-    if btf is None or spec.is_global_data:
-        return {}
-    from ebpfpy.btf import values
+    """The loader's BTF codecs for a map, made with the VM's Codec."""
+    from ebpfpy.elf.mapload import map_codecs
 
-    out = {}
-    for which, tid, size in (("key", spec.btf_key_type_id, spec.key_size),
-                             ("value", spec.btf_value_type_id, spec.value_size)):
-        if tid and btf.size_of(tid) == size:
-            out[which] = Codec(size, lambda v, t=tid: values.encode(btf, t, v),
-                               lambda b, t=tid: values.decode(btf, t, b))
-    return out
+    return map_codecs(obj, spec, Codec)
 
 
 def _lines(obj: Any, records: list[tuple[int, int, int, int]], nslots: int) -> dict[int, SourceLine]:

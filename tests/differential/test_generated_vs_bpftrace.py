@@ -18,7 +18,6 @@ import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import bt_grammar
 import pytest
@@ -29,8 +28,6 @@ pytestmark = [pytest.mark.bpftrace, pytest.mark.kernel]
 GEN_COUNT = int(os.environ.get("GEN_COUNT", "240"))
 GEN_TRACED = int(os.environ.get("GEN_TRACED", "40"))
 ENV = dict(os.environ, PYBPFTRACE_COMPAT="0.17", PYTHONDONTWRITEBYTECODE="1")
-ROOT = Path(__file__).resolve().parents[2]
-WORKLOAD = ROOT / "tests" / "progs" / "workload.c"
 TIMEOUT = 60
 
 
@@ -175,13 +172,6 @@ def _compare(programs: list, directory: str, workload: str | None = None) -> lis
         if not same and known_class(program, theirs, ours) is None:
             mismatched.append(context)
     return mismatched
-
-
-@pytest.fixture(scope="module")
-def workload(tmp_path_factory) -> str:
-    binary = tmp_path_factory.mktemp("workload") / "workload"
-    subprocess.run(["gcc", "-O1", "-o", str(binary), str(WORKLOAD)], check=True)
-    return str(binary)
 
 
 def test_programs_are_varied_and_seeded():

@@ -32,7 +32,6 @@ def _load_corpus():
 
 
 CASES = _load_corpus()
-WORKLOAD = Path(__file__).resolve().parent.parent / "progs" / "workload.c"
 ROUNDS = 3
 TIMEOUT = 60
 
@@ -108,13 +107,6 @@ def normalise(text: str, is_json: bool) -> str:
     if is_json:
         lines = [_normalise_json_line(line) for line in lines]
     return "\n".join(_sort_equal_runs(lines))
-
-
-@pytest.fixture(scope="module")
-def workload(tmp_path_factory) -> str:
-    binary = tmp_path_factory.mktemp("workload") / "workload"
-    subprocess.run(["gcc", "-O1", "-o", str(binary), str(WORKLOAD)], check=True)
-    return str(binary)
 
 
 @pytest.fixture(scope="module")

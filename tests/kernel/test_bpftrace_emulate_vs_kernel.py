@@ -25,7 +25,6 @@ pytestmark = pytest.mark.kernel
 
 HERE = Path(__file__).resolve().parent
 DIFFERENTIAL = HERE.parent / "differential"
-WORKLOAD = HERE.parent / "progs" / "workload.c"
 TIMEOUT = 60
 
 # case name -> why its output differs between two runs on the kernel itself (none of today's cases)
@@ -94,13 +93,6 @@ def run_case(case, workload: str, emulate: bool, compat: str = "0.17") -> subpro
     argv = [sys.executable, "-m", "ebpfpy.bpftrace", *(["--emulate"] if emulate else []),
             f"--compat={compat}", *command, *opts.get("flags", ()), "-e", script, *opts.get("args", ())]
     return _run(argv, opts.get("env", {}))
-
-
-@pytest.fixture(scope="module")
-def workload(tmp_path_factory) -> str:
-    binary = tmp_path_factory.mktemp("workload") / "workload"
-    subprocess.run(["gcc", "-O1", "-o", str(binary), str(WORKLOAD)], check=True)
-    return str(binary)
 
 
 @pytest.fixture(scope="module")

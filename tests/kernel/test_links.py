@@ -26,6 +26,7 @@ import threading
 import time
 
 import pytest
+from helpers import write_vmlinux_h
 from test_attach_common import compile_c, counting_insns, new_counts, own_fds
 
 from ebpfpy import features
@@ -282,14 +283,7 @@ def links_obj(tmp_path_factory, umt):
     if not shutil.which("clang-19"):
         pytest.skip("needs clang-19")
     out = tmp_path_factory.mktemp("links_obj")
-    with open(out / "vmlinux.h", "w") as f:
-        if shutil.which("bpftool"):
-            subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
-                           check=True, stdout=f)
-        else:
-            from ebpfpy.btf import vmlinux
-            from ebpfpy.btf.cheader import format_header
-            f.write(format_header(vmlinux()))
+    write_vmlinux_h(out)
     obj = str(out / "links.o")
     subprocess.run(["clang-19", "-O2", "-g", "-target", "bpf", f'-DUMT_PATH="{umt}"', "-I", str(out), "-I", SRC,
                     "-c", os.path.join(SRC, "links.bpf.c"), "-o", obj], check=True)

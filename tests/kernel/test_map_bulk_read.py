@@ -3,7 +3,7 @@ import struct
 
 import pytest
 
-from ebpfpy.bpftrace import runtime
+from ebpfpy.bpftrace import mapread
 from ebpfpy.bpftrace.compiled import MapPlan
 from ebpfpy.bpftrace.output.values import IntColumns
 from ebpfpy.bpftrace.shapes import Shape
@@ -41,8 +41,8 @@ def test_int_columns_decode_like_the_per_entry_path(counts, signed):
     m, keys, values = counts
     plan = MapPlan(name="@x", map_type="percpu_hash", key_size=8, value_size=8, max_entries=300000,
                    kind="count", key_shapes=(Shape("int", 8, signed=signed),))
-    assert runtime._int_column_map(plan, m)
-    data = runtime._read_int_columns(plan, m)
+    assert mapread._int_column_map(plan, m)
+    data = mapread._read_int_columns(plan, m)
     assert isinstance(data, IntColumns)
     fmt = "<q" if signed else "<Q"
     want = {struct.unpack(fmt, k)[0]: sum(struct.unpack(f"<{m.ncpus}q", v)) for k, v in zip(keys, values)}

@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from helpers import write_vmlinux_h
 from test_attach_common import compile_c
 
 from ebpfpy.sys import bpf
@@ -191,14 +192,7 @@ def objects(tmp_path_factory, progs):
     if not shutil.which("clang-19"):
         pytest.skip("clang-19 is not installed")
     out = tmp_path_factory.mktemp("exporter_configs")
-    with open(out / "vmlinux.h", "w") as f:
-        if shutil.which("bpftool"):
-            subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
-                           check=True, stdout=f)
-        else:
-            from ebpfpy.btf import vmlinux
-            from ebpfpy.btf.cheader import format_header
-            f.write(format_header(vmlinux()))
+    write_vmlinux_h(out)
     for name, flags in (("exporter_getpid", []), ("exporter_uprobe", [f'-DTARGET="{progs["uprobe_target"]}"'])):
         subprocess.run(["clang-19", "-O2", "-g", "-target", "bpf", *flags, "-I", str(out), "-I", OBJ_SRC, "-c",
                         os.path.join(OBJ_SRC, name + ".bpf.c"), "-o", str(out / (name + ".bpf.o"))], check=True)

@@ -93,7 +93,9 @@ _C_NAMES = {
     "info": lambda f: f"info.{f}",
     "raw_tracepoint": lambda f: f"raw_tracepoint.{f}",
     "link_create": lambda f: {"bpf_cookie": "link_create.perf_event.bpf_cookie",
-                              "tracing_cookie": "link_create.tracing.cookie"}.get(f, f"link_create.{f}"),
+                              "tracing_cookie": "link_create.tracing.cookie"}.get(
+        f, f"link_create.kprobe_multi.{f[len('kprobe_multi_'):]}" if f.startswith("kprobe_multi_")
+        else f"link_create.{f}"),
     "get_id": lambda f: f,
     "link_detach": lambda f: f"link_detach.{f}",
     "map_freeze": lambda f: f,

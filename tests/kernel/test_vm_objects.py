@@ -5,11 +5,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 import pytest
 from click.testing import CliRunner
+from helpers import write_vmlinux_h
 
 from ebpfpy.cli import main
 from ebpfpy.vm import VM, VMError
@@ -22,15 +22,7 @@ SRC = os.path.join(os.path.dirname(__file__), "..", "bpf_objects")
 @pytest.fixture(scope="module")
 def calls_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("vmobj")
-    with open(out / "vmlinux.h", "w") as f:
-        if shutil.which("bpftool"):
-            subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"],
-                           check=True, stdout=f)
-        else:
-            from ebpfpy.btf import vmlinux
-            from ebpfpy.btf.cheader import format_header
-
-            f.write(format_header(vmlinux()))
+    write_vmlinux_h(out)
     obj = out / "calls_data.o"
     subprocess.run(["clang-19", "-O2", "-g", "-target", "bpf", "-I", str(out), "-I", SRC, "-c",
                     os.path.join(SRC, "calls_data.bpf.c"), "-o", str(obj)], check=True)
