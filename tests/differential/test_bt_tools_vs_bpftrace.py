@@ -109,6 +109,9 @@ def test_front_end_and_load(path):
 
 # -- runs ----------------------------------------------------------------------------------------
 
+# tools whose maps fill from profile ticks on busy CPUs (`profile:hz:99 /pid/`): on a quiet machine a
+# run as short as the workload's may see none, in either tool
+SAMPLED = frozenset(("cpuwalk",))
 _KPROBE_LINE = re.compile(r"^\s*(kprobe|kretprobe|k|kr):", re.M)
 KNOWN_RUN = dict(KNOWN_FRONT_END)
 
@@ -176,6 +179,9 @@ def test_run_under_workload(path, workload):
     # a histogram's counts are timing (cpuwalk's profile ticks per CPU under a loaded machine):
     # its buckets and the layout must be 0.17's, the counts and bars need not
     assert [_timing_free(line) for line in mine[:stable]] == [_timing_free(line) for line in first[:stable]]
+    if _name(path) in SAMPLED:  # whether a tick landed on a busy CPU is timing: maps may be empty
+        assert _maps(ours.stdout) <= _maps(theirs.stdout) | _maps(again.stdout)
+        return
     assert _maps(theirs.stdout) & _maps(again.stdout) <= _maps(ours.stdout) <= _maps(theirs.stdout) | _maps(
         again.stdout)
 
