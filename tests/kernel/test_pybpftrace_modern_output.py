@@ -6,6 +6,7 @@ themselves with exit() or -c)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -109,6 +110,7 @@ def test_warnings_and_error_of_a_failed_compile_go_to_stderr():
     assert "Looks like the BPF stack limit of 512 bytes is exceeded" in res.stderr
 
 
+@pytest.mark.skipif(not os.path.exists("/bin/bash"), reason="the script's uprobe target /bin/bash is not here")
 def test_missing_probes_warn_on_stdout_e7(tmp_path):
     script = tmp_path / "d07warn.bt"
     script.write_text('config = { missing_probes = "warn" }\nbegin { printf("started\\n"); exit(); }\n'
