@@ -27,6 +27,9 @@ MAX_LINE = 120  # the project's line length (pyproject.toml, [tool.ruff])
 CDEF = """
 long syscall(long number, ...);
 int ioctl(int fd, unsigned long request, ...);
+int sched_getcpu(void);
+int mount(const char *source, const char *target, const char *filesystemtype, unsigned long mountflags,
+          const void *data);
 
 typedef long (*ebpfpy_bpf_fn)(long number, long cmd, void *attr, unsigned long size);
 typedef long (*ebpfpy_perf_event_open_fn)(long number, void *attr, long pid, long cpu, long group_fd,
@@ -35,7 +38,7 @@ typedef int (*ebpfpy_ioctl_fn)(int fd, unsigned long request, unsigned long arg)
 """
 
 # What the declarations above define, for the check that the committed module matches them.
-FUNCTIONS = ("syscall", "ioctl")
+FUNCTIONS = ("syscall", "ioctl", "sched_getcpu", "mount")
 TYPEDEFS = ("ebpfpy_bpf_fn", "ebpfpy_perf_event_open_fn", "ebpfpy_ioctl_fn")
 
 

@@ -2,7 +2,7 @@
 
 Pinning needs a bpf filesystem; distributions usually mount one at
 /sys/fs/bpf, minimal VMs do not. ``ensure_bpffs()`` mounts it when missing
-(via libc mount(2) through ctypes: no dependency on a mount binary), and
+(via libc mount(2) through ebpfpy's cffi shim: no dependency on a mount binary), and
 ``ensure_tracefs()`` does the same for tracefs, which tracepoint attach needs.
 """
 from __future__ import annotations
@@ -32,13 +32,12 @@ def _fs_type(path: str) -> str | None:
 
 def mount(source: str, target: str, fstype: str) -> None:
     """mount(2) through libc (no mount binary needed); OSError with errno on failure."""
-    import ctypes.util  # here, not at the top: every pybpftrace start imports this module, few mount
+    from ebpfpy.sys import _libc  # here, not at the top: every pybpftrace start imports this module, few mount
 
     os.makedirs(target, exist_ok=True)
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    rc = libc.mount(source.encode(), target.encode(), fstype.encode(), 0, None)
+    rc = _libc.mount(source, target, fstype)
     if rc != 0:
-        err = ctypes.get_errno()
+        err = -rc
         why = os.strerror(err)
         if err == errno.EPERM:
             why += " (mounting needs CAP_SYS_ADMIN: run as root)"

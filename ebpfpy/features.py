@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno as E
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 from ebpfpy.sys.errors import ENOTSUPP, BPFError
 
@@ -39,6 +39,51 @@ def _load(prog_type, insns: bytes, **kw):
     from ebpfpy.sys import bpf
 
     return bpf.prog_load(prog_type, insns, "GPL", **kw)
+
+
+# The errnos with which a load or an attach says "this kernel has no such thing" (an unknown
+# program or attach type, a missing target, a refused privilege); another is a real failure.
+_ABSENT = frozenset({E.EINVAL, E.EOPNOTSUPP, ENOTSUPP, E.ENOENT, E.EPERM})
+
+
+class _AnyErrno:
+    """For the probes to which any failure means "not here"."""
+
+    def __contains__(self, code: object) -> bool:
+        return True
+
+
+ANY_ERRNO = _AnyErrno()
+
+
+def _load_and_attach(prog_type, attach, *, expected_attach_type=0, attach_btf_id: int = 0,
+                     what: str = "", load_absent: Container[int] = _ABSENT, attach_ok: Container[int] = (),
+                     attach_absent: Container[int] = _ABSENT) -> tuple[bool, str]:
+    """The probes of a program type with its way of attaching: load ``r0 = 0; exit`` of that
+    type (and expected attach type and BTF target), then ``attach(prog)``, whose fd is closed at
+    once.
+
+    Some probes attach to an invalid target on purpose, so nothing stays attached even for a
+    moment: an errno in ``attach_ok`` is the kernel knowing the attach type. A failure with an
+    errno in ``load_absent`` or ``attach_absent`` answers "not here" (prefixed "no <what>
+    programs/links: " when ``what`` is given); any other propagates, and ``_answer`` reports it.
+    """
+    try:
+        prog = _load(prog_type, _ret0(), expected_attach_type=expected_attach_type, attach_btf_id=attach_btf_id)
+    except BPFError as exc:
+        if exc.errno in load_absent:
+            return False, (f"no {what} programs: " if what else "") + _err(exc)
+        raise
+    with prog:
+        try:
+            attach(prog).close()
+        except BPFError as exc:
+            if exc.errno in attach_ok:
+                return True, ""
+            if exc.errno in attach_absent:
+                return False, (f"no {what} links: " if what else "") + _err(exc)
+            raise
+    return True, ""
 
 
 # --------------------------------------------------------------------------
@@ -92,14 +137,8 @@ def _probe_perf_link() -> tuple[bool, str]:
     from ebpfpy.sys import bpf
     from ebpfpy.sys.consts import AttachType, ProgType
 
-    with _load(ProgType.TRACEPOINT, _ret0()) as prog:
-        try:
-            bpf.link_create(prog, -1, AttachType.PERF_EVENT).close()
-            return True, ""  # unexpected, but it worked
-        except BPFError as exc:
-            if exc.errno == E.EBADF:
-                return True, ""
-            return False, _err(exc)
+    return _load_and_attach(ProgType.TRACEPOINT, lambda prog: bpf.link_create(prog, -1, AttachType.PERF_EVENT),
+                            load_absent=(), attach_ok={E.EBADF}, attach_absent=ANY_ERRNO)
 
 
 def _probe_uprobe_multi() -> tuple[bool, str]:
@@ -129,18 +168,20 @@ def _probe_tcx() -> tuple[bool, str]:
     from ebpfpy.sys import bpf
     from ebpfpy.sys.consts import AttachType, ProgType
 
-    try:
-        prog = _load(ProgType.SCHED_CLS, _ret0(), expected_attach_type=AttachType.TCX_INGRESS)
-    except BPFError as exc:
-        return False, "no tcx programs: " + _err(exc)
-    with prog:
-        try:
-            bpf.link_create(prog, 0, AttachType.TCX_INGRESS).close()
-            return True, ""
-        except BPFError as exc:
-            if exc.errno == E.ENODEV:
-                return True, ""
-            return False, "no tcx links: " + _err(exc)
+    return _load_and_attach(ProgType.SCHED_CLS, lambda prog: bpf.link_create(prog, 0, AttachType.TCX_INGRESS),
+                            expected_attach_type=AttachType.TCX_INGRESS, what="tcx", load_absent=ANY_ERRNO,
+                            attach_ok={E.ENODEV}, attach_absent=ANY_ERRNO)
+
+
+def _probe_netfilter_link() -> tuple[bool, str]:
+    """A netfilter link (6.4+) for family 13 (NFPROTO_NUMPROTO): EAFNOSUPPORT is the kernel
+    knowing the links and refusing the family, so no hook is registered even for a moment."""
+    from ebpfpy.sys import bpf
+    from ebpfpy.sys.consts import AttachType, ProgType
+
+    return _load_and_attach(ProgType.NETFILTER, lambda prog: bpf.link_create_netfilter(prog, 13, 0, 0),
+                            expected_attach_type=AttachType.NETFILTER, what="netfilter", load_absent=ANY_ERRNO,
+                            attach_ok={E.EAFNOSUPPORT}, attach_absent=ANY_ERRNO)
 
 
 def _pmu(name: str) -> Probe:
@@ -150,25 +191,24 @@ def _pmu(name: str) -> Probe:
     return lambda: (True, "") if pmu_available(name) else (False, f"no {name} PMU ({path} is missing)")
 
 
+def _vmlinux_func(name: str) -> tuple[int | None, str]:
+    """The BTF id of a kernel function a tracing probe targets, or None and why there is none."""
+    if not os.path.exists(VMLINUX_BTF):
+        return None, f"{VMLINUX_BTF} is missing"
+    btf_id = vmlinux_func_id(name)
+    return btf_id, "" if btf_id is not None else f"{name} is not in vmlinux BTF"
+
+
 def _probe_fentry() -> tuple[bool, str]:
     """Load and briefly attach an fentry program on bpf_fentry_test1 (called only by test runs)."""
     from ebpfpy.sys import bpf
     from ebpfpy.sys.consts import AttachType, ProgType
 
-    if not os.path.exists(VMLINUX_BTF):
-        return False, f"{VMLINUX_BTF} is missing"
-    btf_id = vmlinux_func_id("bpf_fentry_test1")
+    btf_id, why = _vmlinux_func("bpf_fentry_test1")
     if btf_id is None:
-        return False, "bpf_fentry_test1 is not in vmlinux BTF"
-    try:
-        with _load(ProgType.TRACING, _ret0(), expected_attach_type=AttachType.TRACE_FENTRY,
-                   attach_btf_id=btf_id) as prog:
-            bpf.raw_tracepoint_open(None, prog).close()
-            return True, ""
-    except BPFError as exc:
-        if exc.errno in (E.EINVAL, E.EOPNOTSUPP, ENOTSUPP, E.ENOENT, E.EPERM):
-            return False, _err(exc)
-        raise
+        return False, why
+    return _load_and_attach(ProgType.TRACING, lambda prog: bpf.raw_tracepoint_open(None, prog),
+                            expected_attach_type=AttachType.TRACE_FENTRY, attach_btf_id=btf_id)
 
 
 def _probe_iter() -> tuple[bool, str]:
@@ -176,20 +216,11 @@ def _probe_iter() -> tuple[bool, str]:
     from ebpfpy.sys import bpf
     from ebpfpy.sys.consts import AttachType, ProgType
 
-    if not os.path.exists(VMLINUX_BTF):
-        return False, f"{VMLINUX_BTF} is missing"
-    btf_id = vmlinux_func_id("bpf_iter_task")
+    btf_id, why = _vmlinux_func("bpf_iter_task")
     if btf_id is None:
-        return False, "bpf_iter_task is not in vmlinux BTF"
-    try:
-        with _load(ProgType.TRACING, _ret0(), expected_attach_type=AttachType.TRACE_ITER,
-                   attach_btf_id=btf_id) as prog:
-            bpf.link_create_iter(prog).close()
-            return True, ""
-    except BPFError as exc:
-        if exc.errno in (E.EINVAL, E.EOPNOTSUPP, ENOTSUPP, E.ENOENT, E.EPERM):
-            return False, _err(exc)
-        raise
+        return False, why
+    return _load_and_attach(ProgType.TRACING, bpf.link_create_iter,
+                            expected_attach_type=AttachType.TRACE_ITER, attach_btf_id=btf_id)
 
 
 def _probe_kprobe_multi() -> tuple[bool, str]:
@@ -198,19 +229,9 @@ def _probe_kprobe_multi() -> tuple[bool, str]:
     from ebpfpy.sys import bpf
     from ebpfpy.sys.consts import AttachType, ProgType
 
-    try:
-        with _load(ProgType.KPROBE, _ret0(), expected_attach_type=AttachType.TRACE_KPROBE_MULTI) as prog:
-            try:
-                bpf.link_create_kprobe_multi(prog, addrs=[0]).close()
-            except BPFError as exc:
-                if exc.errno == E.EINVAL:
-                    return True, ""
-                return False, "no kprobe_multi links: " + _err(exc)
-            return True, ""
-    except BPFError as exc:
-        if exc.errno in (E.EINVAL, E.EOPNOTSUPP, ENOTSUPP, E.EPERM):
-            return False, "no kprobe_multi programs: " + _err(exc)
-        raise
+    return _load_and_attach(ProgType.KPROBE, lambda prog: bpf.link_create_kprobe_multi(prog, addrs=[0]),
+                            expected_attach_type=AttachType.TRACE_KPROBE_MULTI, what="kprobe_multi",
+                            load_absent=_ABSENT - {E.ENOENT}, attach_ok={E.EINVAL}, attach_absent=ANY_ERRNO)
 
 
 def _probe_test_run_raw_tp() -> tuple[bool, str]:
@@ -287,6 +308,7 @@ PROBES: dict[str, Probe] = {
     "uprobes": _pmu("uprobe"),
     "uprobe_multi": _probe_uprobe_multi,
     "tcx": _probe_tcx,
+    "netfilter_link": _probe_netfilter_link,
     "fentry": _probe_fentry,
     "iter": _probe_iter,
     "kprobe_multi": _probe_kprobe_multi,
@@ -297,7 +319,7 @@ PROBES: dict[str, Probe] = {
 }
 # Probes that need bpf() itself: skip them (with bpf's reason) when it is missing.
 _NEEDS_BPF = {"ringbuf", "batch_ops", "perf_link", "fentry", "test_run_raw_tp", "probe_read_kernel",
-              "override_return", "uprobe_multi", "tcx", "iter", "kprobe_multi"}
+              "override_return", "uprobe_multi", "tcx", "netfilter_link", "iter", "kprobe_multi"}
 
 
 def _answer(name: str) -> tuple[bool, str]:

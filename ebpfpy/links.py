@@ -9,8 +9,9 @@ a crashed process never leaves a probe behind.
 
 BPF_LINK_CREATE targets here: perf events, tracing (BTF) targets, iterators (read through
 BPF_ITER_CREATE), uprobe_multi (many uprobes of one binary in one link), kprobe_multi (many
-kernel functions in one link), XDP and tcx on a network interface, and cgroup hooks on a
-cgroup v2 directory.
+kernel functions in one link), XDP and tcx on a network interface, cgroup hooks on a
+cgroup v2 directory, netfilter hooks (no target: the caller's network namespace) and
+sk_lookup (or flow dissector) programs on a network namespace.
 """
 from __future__ import annotations
 
@@ -20,7 +21,16 @@ import struct
 from collections.abc import Sequence
 
 from ebpfpy.sys import bpf, perf
-from ebpfpy.sys.consts import BPF_F_KPROBE_MULTI_RETURN, BPF_F_UPROBE_MULTI_RETURN, AttachType, XdpFlag, lookup
+from ebpfpy.sys.consts import (
+    BPF_F_KPROBE_MULTI_RETURN,
+    BPF_F_NETFILTER_IP_DEFRAG,
+    BPF_F_UPROBE_MULTI_RETURN,
+    AttachType,
+    NfHook,
+    NfProto,
+    XdpFlag,
+    lookup,
+)
 from ebpfpy.sys.errors import ENOTSUPP, BPFError
 from ebpfpy.sys.fd import FD, fd_number
 
@@ -358,3 +368,113 @@ def attach_cgroup(prog, cgroup, attach_type=None) -> Link:
         if dir_fd is not None:
             dir_fd.close()  # the link holds the cgroup
     return Link(fd, prog=prog, description=what)
+
+
+# netfilter: the names nft gives the families and hooks, besides the uapi's (NFPROTO_IPV4, NF_INET_LOCAL_IN)
+_NF_PROTOS = {"ipv4": NfProto.IPV4, "ip": NfProto.IPV4, "inet4": NfProto.IPV4, "ipv6": NfProto.IPV6,
+              "ip6": NfProto.IPV6, "inet6": NfProto.IPV6}
+_NF_HOOKS = {"prerouting": NfHook.PRE_ROUTING, "input": NfHook.LOCAL_IN, "forward": NfHook.FORWARD,
+             "output": NfHook.LOCAL_OUT, "postrouting": NfHook.POST_ROUTING}
+
+
+# what the kernel's netfilter link checks mean (net/netfilter/nf_bpf_link.c)
+_NF_REFUSALS = {
+    E.EAFNOSUPPORT: "netfilter links take the ipv4 and ipv6 families only",
+    E.EPROTO: "the hook must be one of prerouting, input, forward, output, postrouting",
+    E.ERANGE: "the priority cannot be INT_MIN or INT_MAX, and with defrag must be above -400",
+    E.EOPNOTSUPP: "unknown flags, or a kernel without CONFIG_NETFILTER_BPF_LINK",
+}
+
+
+def _nf_value(table: dict, enum_type, value, what: str) -> int:
+    """A family or hook number from a member, an int, nft's name (``"input"``) or the uapi's
+    (``"local_in"``, ``"NF_INET_LOCAL_IN"``): people come with either vocabulary. Ints pass
+    unchecked, so the kernel's own refusal (and its explanation) stays reachable."""
+    if isinstance(value, str):
+        key = value.lower().replace("-", "_")
+        if key.replace("_", "") in table:
+            return table[key.replace("_", "")]
+        try:
+            return enum_type[key.upper().removeprefix("NFPROTO_").removeprefix("NF_INET_")]
+        except KeyError:
+            raise ValueError(f"unknown netfilter {what} {value!r} (known: {', '.join(table)})") from None
+    return int(value)
+
+
+def attach_netfilter(prog, pf=NfProto.IPV4, hook=NfHook.LOCAL_IN, *, priority: int = 0, flags: int = 0,
+                     defrag: bool = False) -> Link:
+    """Attach a NETFILTER program (loaded with expected_attach_type BPF_NETFILTER) as a hook
+    function of the calling thread's network namespace (6.4+), as libbpf's
+    ``bpf_program__attach_netfilter``: ``pf`` an ``NfProto`` (``"ipv4"``, ``"ipv6"``), ``hook`` an
+    ``NfHook`` (``"prerouting"``, ``"input"``, ``"forward"``, ``"output"``, ``"postrouting"``, or
+    ``"local_in"``...), ``priority`` its place among the hook's functions (lower runs first;
+    iptables' filter table is at 0, conntrack at -200; the kernel refuses INT_MIN and INT_MAX).
+    ``defrag`` (or ``flags`` BPF_F_NETFILTER_IP_DEFRAG, 6.6+) makes the program see reassembled
+    packets, which needs a priority after defragmentation's (-400). The program's verdict is
+    NF_ACCEPT or NF_DROP."""
+    pf = _nf_value(_NF_PROTOS, NfProto, pf, "family")
+    hook = _nf_value(_NF_HOOKS, NfHook, hook, "hook")
+    if defrag:
+        flags |= BPF_F_NETFILTER_IP_DEFRAG
+    try:
+        family = NfProto(pf).name.lower()
+    except ValueError:
+        family = str(pf)
+    try:
+        hook_name = NfHook(hook).name.lower()
+    except ValueError:
+        hook_name = str(hook)
+    what = f"netfilter:{family}:{hook_name}:{priority}" + (f":flags={flags:#x}" if flags else "")
+    try:
+        fd = bpf.link_create_netfilter(prog, pf, hook, priority, flags)
+    except BPFError as exc:
+        why = _NF_REFUSALS.get(exc.errno)
+        raise _named(exc, f"{what} ({why})" if why else what) from None
+    return Link(fd, prog=prog, description=what)
+
+
+def netns_fd(netns) -> tuple[FD | None, str]:
+    """An open network namespace (an ``FD`` to close, or None when ``netns`` is the caller's fd)
+    and its name for messages. ``netns``: an fd (int or object with ``fileno()``), a path (a
+    ``/proc/PID/ns/net`` or ``ip netns``' ``/run/netns/NAME``), a bare name under ``/run/netns``,
+    or None for the calling thread's own namespace (``/proc/thread-self/ns/net``: a thread that
+    entered another namespace with setns attaches there, which ``/proc/self`` would not do)."""
+    if netns is None:
+        netns = "/proc/thread-self/ns/net"
+    if isinstance(netns, (str, os.PathLike)):
+        path = os.fspath(netns)
+        if os.sep not in path:
+            path = os.path.join("/run/netns", path)
+        return FD(os.open(path, os.O_RDONLY | os.O_CLOEXEC)), path
+    return None, f"fd {fd_number(netns)}"
+
+
+def attach_netns(prog, netns=None, attach_type=None) -> Link:
+    """Attach an SK_LOOKUP program (or a FLOW_DISSECTOR one) to a network namespace with a
+    BPF link (5.9+), as libbpf's ``bpf_program__attach_netns``: ``netns`` a path, an
+    ``ip netns`` name, an fd, or None for the calling thread's namespace (see ``netns_fd``).
+    The attach type defaults to the one the program was loaded with (BPF_SK_LOOKUP, which the
+    kernel requires of sk_lookup programs, or BPF_FLOW_DISSECTOR). sk_lookup programs run in
+    order of attachment on every TCP connection request and UDP datagram that looks for a
+    listening or unconnected socket, before the socket tables; an SK_PASS verdict with a socket
+    chosen by ``bpf_sk_assign`` steers it there."""
+    if attach_type is None:
+        attach_type = getattr(prog, "expected_attach_type", None)
+        if attach_type is None:
+            attach_type = AttachType.SK_LOOKUP
+    attach_type = lookup(AttachType, attach_type)
+    owned, where = netns_fd(netns)
+    what = f"{attach_type.name.lower()}:netns {where}"
+    try:
+        fd = bpf.link_create(prog, owned if owned is not None else netns, attach_type)
+    except BPFError as exc:
+        raise _named(exc, what) from None
+    finally:
+        if owned is not None:
+            owned.close()  # the link holds the namespace
+    return Link(fd, prog=prog, description=what)
+
+
+def attach_sk_lookup(prog, netns=None) -> Link:
+    """An sk_lookup program on a network namespace (``attach_netns`` with BPF_SK_LOOKUP)."""
+    return attach_netns(prog, netns, AttachType.SK_LOOKUP)

@@ -147,6 +147,29 @@ class Program(FdOwner):
 
         return attach_cgroup(self, cgroup, attach_type)
 
+    def attach_netfilter(self, pf="ipv4", hook="input", *, priority: int = 0, flags: int = 0,
+                         defrag: bool = False):
+        """A NETFILTER program as a hook function of the calling thread's network namespace
+        (6.4+): ``pf`` an ``NfProto`` or ``"ipv4"``/``"ipv6"``, ``hook`` an ``NfHook`` or
+        ``"prerouting"``, ``"input"``, ``"forward"``, ``"output"``, ``"postrouting"``; lower
+        ``priority`` runs first. See ``ebpfpy.links.attach_netfilter``."""
+        from ebpfpy.links import attach_netfilter
+
+        return attach_netfilter(self, pf, hook, priority=priority, flags=flags, defrag=defrag)
+
+    def attach_netns(self, netns=None, attach_type=None):
+        """An SK_LOOKUP (or FLOW_DISSECTOR) program on a network namespace: a path, an
+        ``ip netns`` name, an fd, or None for the calling thread's. See ``ebpfpy.links.attach_netns``."""
+        from ebpfpy.links import attach_netns
+
+        return attach_netns(self, netns, attach_type)
+
+    def attach_sk_lookup(self, netns=None):
+        """``attach_netns`` for an sk_lookup program (attach type BPF_SK_LOOKUP)."""
+        from ebpfpy.links import attach_sk_lookup
+
+        return attach_sk_lookup(self, netns)
+
     def attach_uprobe_multi(self, path: str, offsets, *, retprobe: bool = False, pid: int = -1,
                             cookies=None, ref_ctr_offsets=None):
         """uprobes (``retprobe``: uretprobes) at many file offsets of one binary with one

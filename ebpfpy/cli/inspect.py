@@ -194,17 +194,20 @@ def decode_xlated(data: bytes) -> list:
 def jited_ksyms(fd: FD) -> tuple[int, ...]:
     """The address of each JITed function of a program (``bpf_prog_info.jited_ksyms``: the
     main program, then its subprograms in order), as bpftool asks for them; () if not JITed."""
-    import ctypes
+    import struct
 
+    from ebpfpy.sys.bpf_call import AttrMemory
     from ebpfpy.sys.layouts import PROG_INFO
 
     count = PROG_INFO.unpack(bpf.obj_get_info_by_fd(fd, PROG_INFO.min_size), "nr_jited_ksyms")
     if not count:
         return ()
-    addrs = (ctypes.c_uint64 * count)()
-    request, _ = PROG_INFO.pack(nr_jited_ksyms=count, jited_ksyms=ctypes.addressof(addrs))
+    mem = AttrMemory()
+    addr, buf = mem.out(8 * count)
+    request, _ = PROG_INFO.pack(nr_jited_ksyms=count, jited_ksyms=addr)
     reply = bpf.obj_get_info_by_fd(fd, bytes(request))
-    return tuple(addrs[: min(count, PROG_INFO.unpack(reply, "nr_jited_ksyms"))])
+    got = min(count, PROG_INFO.unpack(reply, "nr_jited_ksyms"))
+    return struct.unpack(f"<{got}Q", mem.read(buf, 8 * got))
 
 
 class XlatedCalls:

@@ -208,6 +208,9 @@ class _EventReaders:
               help="network interface for xdp and tcx/ingress, tcx/egress programs (name or index)")
 @click.option("--cgroup", default=None, metavar="DIR",
               help="cgroup v2 directory for cgroup_skb/ and cgroup/ programs (relative: under the cgroup2 mount)")
+@click.option("--netns", default=None, metavar="NETNS",
+              help="network namespace for sk_lookup programs: a path (/proc/PID/ns/net, /run/netns/NAME) "
+                   "or an ip-netns name")
 @click.option("--event-type", "event_types", multiple=True, metavar="[MAP=]TYPE", callback=_parse_event_types,
               help="print ring buffer / perf buffer records as this BTF type's fields (struct X, union X, or a "
                    "struct/union/typedef name), for MAP only or for all; default: struct event if the object's "
@@ -216,7 +219,7 @@ class _EventReaders:
               help="attach a bare SEC(\"usdt\") program to USDT probe PROVIDER:NAME of BINARY, as libbpf's "
                    "bpf_program__attach_usdt (--pid: only that process); PROG= picks the program when the "
                    "object has several (repeatable)")
-def run(obj_path, duration, assignments, pid, ifname, cgroup, event_types, usdt_targets):
+def run(obj_path, duration, assignments, pid, ifname, cgroup, netns, event_types, usdt_targets):
     """Load OBJ, attach its programs by section name, and print its maps at the end."""
     from ebpfpy.attach.errors import AttachError
     from ebpfpy.elf import ObjectError, load_object
@@ -235,7 +238,7 @@ def run(obj_path, duration, assignments, pid, ifname, cgroup, event_types, usdt_
             types = record_types(obj, event_types)
             obj.load()
             readers = _EventReaders(obj, types)  # before attaching: no record is missed
-            attached = obj.attach_all(pid=pid, iface=ifname, cgroup=cgroup)
+            attached = obj.attach_all(pid=pid, iface=ifname, cgroup=cgroup, netns=netns)
             usdt_attached, usdt_used = _attach_usdt(obj, usdt_targets, pid)
             attached += usdt_attached
         except (ObjectError, BPFError, AttachError, OSError, KeyError, ValueError, TypeError) as e:
@@ -249,14 +252,14 @@ def run(obj_path, duration, assignments, pid, ifname, cgroup, event_types, usdt_
 
         # before the "Attached" line: a script that waits for it may interrupt us right away
         old = signal.signal(signal.SIGINT, on_sigint)
-        given = {"iface": ifname is not None, "cgroup": cgroup is not None}
+        given = {"iface": ifname is not None, "cgroup": cgroup is not None, "netns": netns is not None}
         skipped = [p.name for p in obj.programs.values() if p.program is not None and not p.attachable
                    and not (p.link_target and given[p.link_target]) and p.name not in usdt_used]
         iters = [p for p in obj.programs.values() if p.iter_link is not None]
         if iters and len(iters) == len(attached):
             duration = 0  # nothing to wait for: each iterator prints once below
         click.echo(f"Attached {len(attached)} probe(s) from {obj_path}"
-                   + (f"; not attached (no target in section name, or no --ifname/--cgroup/--usdt): "
+                   + (f"; not attached (no target in section name, or no --ifname/--cgroup/--netns/--usdt): "
                       f"{', '.join(skipped)}" if skipped else "")
                    + (". Hit Ctrl-C to end." if duration is None else "."), err=True)
         try:

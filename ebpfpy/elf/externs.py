@@ -23,6 +23,7 @@ libbpf_tristate``, or a ``char`` array; anything else is refused when the object
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from ebpfpy.btf import BTF, Kind
@@ -78,20 +79,28 @@ def kcfg_type(btf: BTF, type_id: int) -> tuple[str | None, bool]:
     return None, False
 
 
+def _extern_entries(raw: RawObject, btf: BTF | None, section: str, what: str) -> Iterator[tuple]:
+    """(secinfo, type, ELF symbol) of each extern in the DATASEC ``section`` (``.kconfig``,
+    ``.ksyms``): libbpf reads both the same way, and an extern without its undefined ELF
+    symbol is a broken object."""
+    if btf is None:
+        return
+    ids = btf.find_all(section, Kind.DATASEC)
+    if not ids:
+        return
+    undefined = {s.name: s for s in raw.symbols if s.shndx == 0 and s.name}
+    for vs in btf[ids[0]].vars:
+        t = btf[vs.type]
+        sym = undefined.get(t.name)
+        if sym is None:
+            raise ObjectError(f"{raw.path}: {what} extern {t.name!r} has no ELF symbol")
+        yield vs, t, sym
+
+
 def kconfig_externs(raw: RawObject, btf: BTF | None) -> list[KconfigExtern]:
     """The object's ``.kconfig`` externs with their offsets in the map value (libbpf's order)."""
-    if btf is None:
-        return []
-    ids = btf.find_all(KCONFIG_SEC, Kind.DATASEC)
-    if not ids:
-        return []
-    undefined = {s.name: s for s in raw.symbols if s.shndx == 0 and s.name}
     out = []
-    for vs in btf[ids[0]].vars:
-        var = btf[vs.type]
-        sym = undefined.get(var.name)
-        if sym is None:
-            raise ObjectError(f"{raw.path}: kconfig extern {var.name!r} has no ELF symbol")
+    for _vs, var, sym in _extern_entries(raw, btf, KCONFIG_SEC, "kconfig"):
         kind, signed = kcfg_type(btf, var.type)
         if kind is None:
             raise ObjectError(f"{raw.path}: kconfig extern {var.name!r} has a type libbpf does not support "
@@ -294,18 +303,8 @@ class KsymAddress(int):
 
 
 def ksym_externs(raw: RawObject, btf: BTF | None) -> list[KsymExtern]:
-    if btf is None:
-        return []
-    ids = btf.find_all(KSYMS_SEC, Kind.DATASEC)
-    if not ids:
-        return []
-    undefined = {s.name: s for s in raw.symbols if s.shndx == 0 and s.name}
     out = []
-    for vs in btf[ids[0]].vars:
-        t = btf[vs.type]
-        sym = undefined.get(t.name)
-        if sym is None:
-            raise ObjectError(f"{raw.path}: ksym extern {t.name!r} has no ELF symbol")
+    for vs, t, sym in _extern_entries(raw, btf, KSYMS_SEC, "ksym"):
         typeless = t.kind == Kind.VAR and btf.kind_of(btf.resolve(t.type)) == Kind.VOID
         out.append(KsymExtern(t.name, t.kind == Kind.FUNC, vs.type, sym.bind == STB_WEAK, typeless))
     return out

@@ -71,6 +71,17 @@ def _trampoline_hint(prog: ObjProgram) -> str:
            f"{features.reason('fentry')})"
 
 
+# The statistics the verifier appends to every log, failed or not: never the reason for a refusal.
+_VERIFIER_STATS = ("processed ", "verification time ", "stack depth ")
+
+
+def _verifier_reason(log: str) -> str:
+    """The last line of a refused program's verifier log that says why (``R1 invalid mem access
+    'scalar'``), skipping the statistics the kernel prints after it."""
+    lines = [ln.strip() for ln in log.strip().splitlines() if ln.strip()]
+    return next((ln for ln in reversed(lines) if not ln.startswith(_VERIFIER_STATS)), lines[-1] if lines else "")
+
+
 class BPFObject:
     def __init__(self, raw: RawObject):
         self.raw = raw
@@ -274,8 +285,8 @@ class BPFObject:
             except BPFError as e:
                 log = getattr(e, "log", "") or ""
                 relo, log = self._explain_poison(name, lp, log)
-                last = relo or next((ln for ln in reversed(log.strip().splitlines()) if ln.strip()), "")
-                hint = f" (verifier: {last.strip()})" if last else _trampoline_hint(prog)
+                last = relo or _verifier_reason(log)
+                hint = f" (verifier: {last})" if last else _trampoline_hint(prog)
                 raise LoadError(f"{self.path}: loading program {name!r} failed: "
                                 f"{e.strerror} [{e.errno_name}]{hint}", log) from None
             prog.insns = bytes(insns)
@@ -296,13 +307,14 @@ class BPFObject:
                 return  # an old kernel without the command: harmless, as in libbpf
 
     # -- attach / pin / close ------------------------------------------------------------
-    def attach_all(self, pid: int = -1, *, iface=None, cgroup=None) -> list:
+    def attach_all(self, pid: int = -1, *, iface=None, cgroup=None, netns=None) -> list:
         """Attach every loaded program whose section names its target, and with ``iface``
         (a network interface) the xdp and tcx programs, with ``cgroup`` (a cgroup v2 directory)
-        the cgroup ones; returns the attachments."""
+        the cgroup ones, with ``netns`` (a network namespace) the sk_lookup ones; returns the
+        attachments."""
         if not self.loaded:
             self.load()
-        given = {"iface": iface is not None, "cgroup": cgroup is not None}
+        given = {"iface": iface is not None, "cgroup": cgroup is not None, "netns": netns is not None}
         out = []
         try:
             for prog in self.programs.values():
@@ -310,7 +322,7 @@ class BPFObject:
                     continue
                 if prog.link_target is not None:
                     if given[prog.link_target]:
-                        out += prog.attach(pid=pid, iface=iface, cgroup=cgroup)
+                        out += prog.attach(pid=pid, iface=iface, cgroup=cgroup, netns=netns)
                 elif prog.attachable:
                     out += prog.attach(pid=pid)
         except BaseException:

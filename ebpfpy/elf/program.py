@@ -1,9 +1,10 @@
 """``ObjProgram``: one program of a BPF object, and the ways to attach it.
 
 By section name (``attach()``: probes, BTF-typed programs, iterators, kprobe_multi,
-links on interfaces and cgroups, ``ksyscall/``, ``usdt/PATH:PROVIDER:NAME``) or explicitly,
-as libbpf's ``bpf_program__attach_usdt``, ``attach_ksyscall``, ``attach_iter``,
-``attach_trace``/``attach_lsm`` and ``attach_kprobe_multi_opts``.  The object model and
+links on interfaces, cgroups and network namespaces, ``ksyscall/``, ``usdt/PATH:PROVIDER:NAME``)
+or explicitly, as libbpf's ``bpf_program__attach_usdt``, ``attach_ksyscall``, ``attach_iter``,
+``attach_trace``/``attach_lsm``, ``attach_kprobe_multi_opts``, ``attach_netns`` and
+``attach_netfilter``.  The object model and
 the load order live in ``objfile.py``; this module never imports it at run time.
 """
 from __future__ import annotations
@@ -53,7 +54,8 @@ class ObjProgram:
 
     @property
     def link_target(self) -> str | None:
-        """``"iface"`` (xdp, tcx) or ``"cgroup"`` (cgroup_skb/, cgroup/...): what ``attach`` needs."""
+        """``"iface"`` (xdp, tcx), ``"cgroup"`` (cgroup_skb/, cgroup/...) or ``"netns"`` (sk_lookup):
+        what ``attach`` needs."""
         return self.kind.link_target if self.kind else None
 
     @property
@@ -85,7 +87,7 @@ class ObjProgram:
         """True when the section alone says where to attach."""
         return self.probe is not None or (self.kind is not None and self.kind.sec_def.btf_target is not None)
 
-    def attach(self, pid: int = -1, *, iface=None, cgroup=None) -> list:
+    def attach(self, pid: int = -1, *, iface=None, cgroup=None, netns=None) -> list:
         """Attach by section name (``tracepoint/cat/name`` -> the tracepoint).
 
         BTF-typed programs (tp_btf, fentry, fexit, fmod_ret, lsm) were bound to their
@@ -95,10 +97,12 @@ class ObjProgram:
         programs go on every function PATTERN matches with one kprobe_multi link.
         ``xdp`` and ``tcx/ingress``/``tcx/egress`` (``tc/...``) programs go on network
         interface ``iface``, ``cgroup_skb/...`` and ``cgroup/...`` programs on cgroup v2
-        directory ``cgroup``, with BPF links (the hook is the section's)."""
+        directory ``cgroup``, ``sk_lookup`` programs on network namespace ``netns`` (a path, an
+        ``ip netns`` name or an fd), with BPF links (the hook is the section's).  ``netfilter``
+        programs need a family, hook and priority: ``attach_netfilter``."""
         from ebpfpy.attach.provider import Attachment, attach
         if self.link_target is not None:
-            return [self._attach_link(iface=iface, cgroup=cgroup)]
+            return [self._attach_link(iface=iface, cgroup=cgroup, netns=netns)]
         if self.is_iter:
             task = self.kind.arg.startswith("task")  # task, task_file, task_vma: a pid filter
             return [Attachment(self.section, [self._iter(pid=max(pid, 0) if task else 0)])]
@@ -109,8 +113,10 @@ class ObjProgram:
         if self._usdt_target() is not None:
             return [self.attach_usdt(*self._usdt_target(), pid=pid)]
         if self.probe is None:
+            how = ("attach_netfilter(pf, hook, priority=...)" if self.kind is not None
+                   and self.kind.sec_def.attach_type == AttachType.NETFILTER else "attach it yourself")
             raise ObjectError(f"program {self.name!r} (section {self.section!r}) cannot be attached by its "
-                              "section name; attach it yourself")
+                              f"section name; {how}")
         if self.is_kprobe_multi:
             self._require_kprobe_multi()
         return attach(self, self.probe, pid=pid)
@@ -154,7 +160,7 @@ class ObjProgram:
         self.obj.attachments.append(att)
         return att.parts[0]
 
-    def _attach_link(self, *, iface=None, cgroup=None):
+    def _attach_link(self, *, iface=None, cgroup=None, netns=None):
         from ebpfpy import links
         from ebpfpy.attach.provider import Attachment
         from ebpfpy.sys.consts import AttachType
@@ -170,12 +176,50 @@ class ObjProgram:
                 link = links.attach_xdp(self, iface, flags=0)
             else:
                 link = links.attach_tcx(self, iface, "egress" if at == AttachType.TCX_EGRESS else "ingress")
+        elif self.link_target == "netns":
+            if netns is None:
+                raise ObjectError(f"program {self.name!r} (section {self.section!r}) needs a network "
+                                  "namespace to attach to")
+            link = links.attach_netns(self, netns, at)
         else:
             if cgroup is None:
                 raise ObjectError(f"program {self.name!r} (section {self.section!r}) needs a cgroup to "
                                   "attach to")
             link = links.attach_cgroup(self, cgroup, at)
         return Attachment(f"{self.section}:{link.description}", [link])
+
+    def attach_netns(self, netns=None):
+        """An ``sk_lookup`` (or ``flow_dissector``) program on a network namespace, as libbpf's
+        ``bpf_program__attach_netns``: ``netns`` a path (``/proc/PID/ns/net``,
+        ``/run/netns/NAME``), an ``ip netns`` name, an fd, or None for the calling thread's.
+        Loads the object first if needed; returns the ``Link`` (also closed with the object)."""
+        from ebpfpy import links
+        from ebpfpy.attach.provider import Attachment
+        if not self.obj.loaded:
+            self.obj.load()
+        if self.program is None:
+            raise ObjectError(f"program {self.name!r} is not loaded")
+        link = links.attach_netns(self, netns)  # the attach type it was loaded with
+        self.obj.attachments.append(Attachment(f"{self.section}:{link.description}", [link]))
+        return link
+
+    def attach_netfilter(self, pf="ipv4", hook="input", *, priority: int = 0, flags: int = 0,
+                         defrag: bool = False):
+        """A ``netfilter`` program as a hook function of the calling thread's network namespace,
+        as libbpf's ``bpf_program__attach_netfilter`` (the section names no hook): ``pf``
+        ``"ipv4"``/``"ipv6"`` (or an ``NfProto``), ``hook`` ``"prerouting"``, ``"input"``,
+        ``"forward"``, ``"output"``, ``"postrouting"`` (or an ``NfHook``), ``priority`` (lower
+        runs first), ``defrag`` or ``flags`` BPF_F_NETFILTER_IP_DEFRAG.  Loads the object first if
+        needed; returns the ``Link`` (also closed with the object)."""
+        from ebpfpy import links
+        from ebpfpy.attach.provider import Attachment
+        if not self.obj.loaded:
+            self.obj.load()
+        if self.program is None:
+            raise ObjectError(f"program {self.name!r} is not loaded")
+        link = links.attach_netfilter(self, pf, hook, priority=priority, flags=flags, defrag=defrag)
+        self.obj.attachments.append(Attachment(f"{self.section}:{link.description}", [link]))
+        return link
 
     def _trace(self, cookie: int = 0):
         from ebpfpy import links

@@ -8,8 +8,9 @@ automatically (``socket``, ``xdp``, ``perf_event``: they need a target the secti
 cannot name).
 ``btf_target`` says how the attach BTF id is found for fentry-style programs.
 ``link_target`` says what a BPF link attaches a program to when the section cannot
-name it: ``"iface"`` (XDP, tcx: a network interface) or ``"cgroup"`` (a cgroup v2
-directory), given at attach time (``ObjProgram.attach(iface=..., cgroup=...)``).
+name it: ``"iface"`` (XDP, tcx: a network interface), ``"cgroup"`` (a cgroup v2
+directory) or ``"netns"`` (sk_lookup: a network namespace), given at attach time
+(``ObjProgram.attach(iface=..., cgroup=..., netns=...)``).
 ``prog_flags`` are BPF_PROG_LOAD flags the section implies: sleepable (``.s``)
 and XDP fragments (``xdp.frags``).
 """
@@ -28,7 +29,7 @@ class SecDef:
     attach_type: int = 0
     probe: Callable[[str], str] | None = None
     btf_target: str | None = None  # "func" (fentry...), "btf_trace_" (tp_btf), "bpf_lsm_"
-    link_target: str | None = None  # "iface" (xdp, tcx), "cgroup": named at attach time
+    link_target: str | None = None  # "iface" (xdp, tcx), "cgroup", "netns": named at attach time
     prog_flags: int = 0  # ProgFlag.SLEEPABLE (".s"), ProgFlag.XDP_HAS_FRAGS ("xdp.frags")
 
 
@@ -150,6 +151,10 @@ SEC_DEFS = (
     SecDef("sk_skb/stream_verdict", ProgType.SK_SKB, AttachType.SK_SKB_STREAM_VERDICT),
     SecDef("sk_msg", ProgType.SK_MSG, AttachType.SK_MSG_VERDICT),
     SecDef("flow_dissector", ProgType.FLOW_DISSECTOR, AttachType.FLOW_DISSECTOR),
+    # a network namespace (given at attach time), as libbpf's bpf_program__attach_netns
+    SecDef("sk_lookup", ProgType.SK_LOOKUP, AttachType.SK_LOOKUP, link_target="netns"),
+    # the family, hook and priority are the caller's (libbpf's bpf_program__attach_netfilter)
+    SecDef("netfilter", ProgType.NETFILTER, AttachType.NETFILTER),
     SecDef("syscall", ProgType.SYSCALL),
 )
 
@@ -171,7 +176,7 @@ class SectionKind:
 
     @property
     def link_target(self) -> str | None:
-        """``"iface"`` or ``"cgroup"``: what a link attaches this program to, given at attach time."""
+        """``"iface"``, ``"cgroup"`` or ``"netns"``: what a link attaches this program to, given at attach time."""
         return self.sec_def.link_target
 
     @property

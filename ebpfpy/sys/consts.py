@@ -132,6 +132,36 @@ class XdpFlag(enum.IntFlag):
 
 BPF_F_UPROBE_MULTI_RETURN = 1 << 0  # uprobe_multi link flags: uretprobes
 BPF_F_KPROBE_MULTI_RETURN = 1 << 0  # kprobe_multi link flags: kretprobes
+BPF_F_NETFILTER_IP_DEFRAG = 1 << 0  # netfilter link flags: the program sees reassembled IP packets (6.6+)
+
+
+class NfProto(enum.IntEnum):
+    """Protocol families of netfilter hooks (NFPROTO_* of linux/netfilter.h): a netfilter link's
+    ``pf``. BPF netfilter links take IPV4 and IPV6 only."""
+
+    UNSPEC = 0
+    INET = 1
+    IPV4 = 2
+    ARP = 3
+    NETDEV = 5
+    BRIDGE = 7
+    IPV6 = 10
+
+
+class NfHook(enum.IntEnum):
+    """The IPv4/IPv6 netfilter hooks (NF_INET_* of linux/netfilter.h): a netfilter link's ``hooknum``."""
+
+    PRE_ROUTING = 0
+    LOCAL_IN = 1
+    FORWARD = 2
+    LOCAL_OUT = 3
+    POST_ROUTING = 4
+
+
+# Verdicts: what a netfilter program returns (NF_DROP/NF_ACCEPT, the only two the verifier lets it
+# return), and an sk_lookup (or sk_skb, sk_msg) program (SK_DROP/SK_PASS).
+NF_DROP, NF_ACCEPT = 0, 1
+SK_DROP, SK_PASS = 0, 1
 
 
 class OpenFlag(enum.IntFlag):

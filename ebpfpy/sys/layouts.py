@@ -9,6 +9,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from ebpfpy.sys.consts import LinkType
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -108,6 +110,10 @@ LINK_CREATE = Layout("link_create", {
     # kprobe_multi (5.18+): symbols (char * array) or addresses, cnt entries each
     "kprobe_multi_flags": (16, "I"), "kprobe_multi_cnt": (20, "I"), "kprobe_multi_syms": (24, "Q"),
     "kprobe_multi_addrs": (32, "Q"), "kprobe_multi_cookies": (40, "Q"),
+    # netfilter (6.4+): the hook the program goes on (NFPROTO_*, NF_INET_*, its priority among the
+    # hook's functions: lower runs first) and BPF_F_NETFILTER_IP_DEFRAG
+    "netfilter_pf": (16, "I"), "netfilter_hooknum": (20, "I"), "netfilter_priority": (24, "i"),
+    "netfilter_flags": (28, "I"),
 }, min_size=16)
 
 ITER_CREATE = Layout("iter_create", {"link_fd": (0, "I"), "flags": (4, "I")}, min_size=8)
@@ -156,6 +162,14 @@ LINK_INFO = Layout("bpf_link_info", {
     "perf_event_type": (16, "I"),  # perf_event (6.6+)
 }, min_size=16)
 LINK_INFO_SIZE = 128  # room for every union member known today; the tail stays zero
+
+# bpf_link_info's union members for the link types whose fields LinkInfo.details decodes
+# (offsets from the start of struct bpf_link_info: the union starts at 16), by LinkType value.
+LINK_INFO_NETNS = Layout("bpf_link_info.netns", {"netns_ino": (16, "I"), "attach_type": (20, "I")}, min_size=24)
+LINK_INFO_NETFILTER = Layout("bpf_link_info.netfilter", {
+    "pf": (16, "I"), "hooknum": (20, "I"), "priority": (24, "i"), "flags": (28, "I"),
+}, min_size=32)
+LINK_INFO_DETAILS = {LinkType.NETNS: LINK_INFO_NETNS, LinkType.NETFILTER: LINK_INFO_NETFILTER}
 
 BTF_INFO = Layout("bpf_btf_info", {
     "btf": (0, "Q"), "btf_size": (8, "I"), "id": (12, "I"), "name": (16, "Q"),

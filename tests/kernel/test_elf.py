@@ -291,6 +291,9 @@ def test_verifier_rejection_names_program(build, tmp_path):
     with bad, pytest.raises(LoadError, match="loading program 'sock_main' failed") as ei:
         bad.load()
     assert ei.value.log
+    # the reason is the log's last word before the statistics the verifier always appends
+    reason = str(ei.value).split("(verifier: ", 1)[1]
+    assert "opcode" in reason and not reason.startswith("processed "), str(ei.value)
     obj.close()
 
 

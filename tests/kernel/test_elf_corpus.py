@@ -10,6 +10,10 @@ definitions; ``KNOWN_GAPS`` lists, with reasons, the objects where that does not
 hold yet.  An object only ebpfpy loads is a difference as well (``EBPFPY_ONLY``).
 Objects neither can load are recorded with both reasons and printed in the summary
 (``pytest -s`` shows it).
+
+In the qemu guests (tests/vm/run), which have kprobes and BPF trampolines but neither dpkg
+nor bpftool, the runner ships the objects it cut on the host and bpftool
+(``$EBPFPY_LIBBPF_TOOLS``, ``$EBPFPY_BPFTOOL``; tests/vm/vmrun/corpus.py).
 """
 from __future__ import annotations
 
@@ -17,14 +21,17 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 from dataclasses import dataclass, field
 
 import pytest
 
 pytestmark = [pytest.mark.kernel, pytest.mark.btf, pytest.mark.slow]
 
-PACKAGE = "libbpf-tools"
-EM_BPF = 247
+# The corpus is cut out of the package by the VM runner's module, so that the runner (which
+# ships the objects into the qemu guests, where there is no dpkg) and this test agree on it.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "vm"))
+from vmrun import corpus as libbpf_tools  # noqa: E402
 
 # Objects bpftool loads that ebpfpy does not load identically yet: name -> why.
 KNOWN_GAPS: dict[str, str] = {}
@@ -34,53 +41,27 @@ EBPFPY_ONLY: dict[str, str] = {}
 
 # -- the corpus --------------------------------------------------------------------------
 
-def package_files(package: str) -> list[str]:
-    """Regular files (not symlinks) the package installed; [] when it is not installed."""
-    try:
-        out = subprocess.run(["dpkg", "-L", package], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return []
-    return [p for p in out.splitlines() if p.startswith("/") and os.path.isfile(p) and not os.path.islink(p)]
-
-
-def embedded_bpf_objects(data: bytes) -> list[bytes]:
-    """Every 64-bit little-endian ELF image with e_machine EM_BPF inside ``data``; an image
-    ends with its section header table (e_shoff + e_shnum * e_shentsize)."""
-    out = []
-    i = data.find(b"\x7fELF")
-    while i != -1:
-        if i + 64 <= len(data) and data[i + 4] == 2 and data[i + 5] == 1:  # ELFCLASS64, ELFDATA2LSB
-            (machine,) = struct.unpack_from("<H", data, i + 18)
-            (shoff,) = struct.unpack_from("<Q", data, i + 0x28)
-            shentsize, shnum = struct.unpack_from("<HH", data, i + 0x3A)
-            end = i + shoff + shnum * shentsize
-            if machine == EM_BPF and shnum and end <= len(data):
-                out.append(data[i:end])
-                i = data.find(b"\x7fELF", end)
-                continue
-        i = data.find(b"\x7fELF", i + 1)
-    return out
+def bpftool() -> str | None:
+    """The reference: `$EBPFPY_BPFTOOL` (the qemu guest's, kept off its PATH), else bpftool on PATH."""
+    return os.environ.get(libbpf_tools.BPFTOOL_ENV) or shutil.which("bpftool")
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> dict[str, str]:
-    """name -> path of each extracted object (extracted once per test run)."""
-    files = package_files(PACKAGE)
-    if not files:
-        pytest.skip(f"{PACKAGE} is not installed (apt-get install {PACKAGE})")
-    if not shutil.which("bpftool"):
+    """name -> path of each object: the ones the VM runner shipped (`$EBPFPY_LIBBPF_TOOLS`),
+    else cut out of the installed package once per test run."""
+    if bpftool() is None:
         pytest.skip("bpftool (the libbpf reference) is not installed")
-    out = tmp_path_factory.mktemp("libbpf-tools")
-    objs = {}
-    for path in sorted(files):
-        with open(path, "rb") as f:
-            images = embedded_bpf_objects(f.read())
-        for k, image in enumerate(images):
-            name = os.path.basename(path) + (f"-{k}" if k else "")
-            (out / f"{name}.bpf.o").write_bytes(image)
-            objs[name] = str(out / f"{name}.bpf.o")
+    shipped = os.environ.get(libbpf_tools.OBJECTS_ENV)
+    if shipped:
+        objs = libbpf_tools.objects_in(shipped)
+    else:
+        files = libbpf_tools.package_files()
+        if not files:
+            pytest.skip(f"{libbpf_tools.PACKAGE} is not installed (apt-get install {libbpf_tools.PACKAGE})")
+        objs = libbpf_tools.extract(files, str(tmp_path_factory.mktemp("libbpf-tools")))
     if not objs:
-        pytest.skip(f"no embedded BPF objects found in {PACKAGE}")
+        pytest.skip(f"no embedded BPF objects found in {libbpf_tools.PACKAGE}")
     return objs
 
 
@@ -139,7 +120,7 @@ def load_with_bpftool(path: str, bpffs: str) -> Loaded:
     from ebpfpy.sys import bpf
     progs_dir, maps_dir = os.path.join(bpffs, "progs"), os.path.join(bpffs, "maps")
     try:
-        res = subprocess.run(["bpftool", "prog", "loadall", path, progs_dir, "pinmaps", maps_dir],
+        res = subprocess.run([bpftool(), "prog", "loadall", path, progs_dir, "pinmaps", maps_dir],
                              capture_output=True, text=True, timeout=120)
         if res.returncode != 0:
             why = _first_line(res.stderr, "failed to resolve CO-RE", "failed to find kernel BTF",

@@ -109,7 +109,9 @@ _NEWER = {"log_true_size", "btf_log_true_size", "perf_event_type", "attach_type"
           # tcx and uprobe_multi (6.6+): test_links.py checks them against the kernel's BTF
           "relative_fd@link_create", "expected_revision@link_create",
           *(f"uprobe_multi_{f}@link_create" for f in ("path", "offsets", "ref_ctr_offsets", "cookies", "cnt",
-                                                     "flags", "pid"))}
+                                                     "flags", "pid")),
+          # netfilter (6.4+): test_net_links_more.py checks them against the kernel's BTF
+          *(f"netfilter_{f}@link_create" for f in ("pf", "hooknum", "priority", "flags"))}
 
 
 @pytest.mark.clang

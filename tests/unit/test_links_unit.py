@@ -50,6 +50,8 @@ UM = AttachType.TRACE_UPROBE_MULTI
     ("cgroup/setsockopt", ProgType.CGROUP_SOCKOPT, AttachType.CGROUP_SETSOCKOPT, None, "cgroup", 0),
     ("cgroup/dev", ProgType.CGROUP_DEVICE, AttachType.CGROUP_DEVICE, None, "cgroup", 0),
     ("sockops", ProgType.SOCK_OPS, AttachType.CGROUP_SOCK_OPS, None, "cgroup", 0),
+    ("sk_lookup", ProgType.SK_LOOKUP, AttachType.SK_LOOKUP, None, "netns", 0),
+    ("netfilter", ProgType.NETFILTER, AttachType.NETFILTER, None, None, 0),
 ])
 def test_link_sections_classify_like_libbpf(section, ptype, attach, probe, target, flags):
     k = classify(section)
@@ -58,7 +60,7 @@ def test_link_sections_classify_like_libbpf(section, ptype, attach, probe, targe
 
 
 @pytest.mark.parametrize("section", ["tcx", "tcx/sideways", "xdp.frag", "cgroup/sysctlx", "uprobe.multix/a:b",
-                                     "cgroup_skb"])
+                                     "cgroup_skb", "netfilter/ipv4", "sk_lookup/x", "sk_lookupx"])
 def test_near_misses_are_not_sections(section):
     assert classify(section) is None
 
@@ -75,6 +77,31 @@ def test_uprobe_multi_attribute_layout():
     buf, size = LINK_CREATE.pack(prog_fd=3, target_ifindex=2, attach_type=int(AttachType.TCX_EGRESS),
                                  relative_fd=9, expected_revision=5)
     assert size == 32 and struct.unpack_from("<IIII IxxxxQ", buf, 0) == (3, 2, 47, 0, 9, 5)
+
+
+def test_netfilter_attribute_layout():
+    """link_create.netfilter {pf, hooknum, priority (signed), flags} at 16 (6.4+);
+    tests/kernel/test_net_links_more.py checks the offsets against the running kernel's BTF."""
+    buf, size = LINK_CREATE.pack(prog_fd=3, attach_type=int(AttachType.NETFILTER), netfilter_pf=10,
+                                 netfilter_hooknum=3, netfilter_priority=-128, netfilter_flags=1)
+    assert size == 32
+    assert struct.unpack_from("<IiII IIiI", buf, 0) == (3, 0, 45, 0, 10, 3, -128, 1)
+    _, size = LINK_CREATE.pack(prog_fd=3, attach_type=int(AttachType.NETFILTER), netfilter_pf=2,
+                               netfilter_hooknum=1)
+    assert size == 24  # a priority and flags of 0 are left out: the kernel reads them as 0
+
+
+def test_netfilter_names():
+    from ebpfpy.links import _NF_HOOKS, _NF_PROTOS, _nf_value
+    from ebpfpy.sys.consts import NfHook, NfProto
+
+    for text, want in (("ipv4", 2), ("IPV6", 10), ("NFPROTO_IPV6", 10), ("ip6", 10), (NfProto.IPV4, 2), (10, 10)):
+        assert _nf_value(_NF_PROTOS, NfProto, text, "family") == want, text
+    for text, want in (("input", 1), ("local_in", 1), ("NF_INET_LOCAL_OUT", 3), ("pre_routing", 0),
+                       ("postrouting", 4), ("forward", 2), (NfHook.LOCAL_IN, 1), (4, 4)):
+        assert _nf_value(_NF_HOOKS, NfHook, text, "hook") == want, text
+    with pytest.raises(ValueError, match="unknown netfilter hook 'ingress'"):
+        _nf_value(_NF_HOOKS, NfHook, "ingress", "hook")
 
 
 # -- pybpftrace: one program, loaded for uprobe_multi, on all of a shared group's targets

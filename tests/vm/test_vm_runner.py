@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vmrun import cli, guest, kernels, prebuild, rootfs
+from vmrun import cli, corpus, guest, kernels, prebuild, rootfs
 from vmrun.cpio import CpioWriter
 
 
@@ -291,3 +291,56 @@ def test_marked_bpf_objects_are_prebuilt(tmp_path):
     mtime = os.path.getmtime(built["marked.bpf.o"])
     assert prebuild.build_bpf_objects(str(tmp_path), str(out)) == built
     assert os.path.getmtime(built["marked.bpf.o"]) == mtime
+
+
+def _elf_image(machine: int, body: bytes) -> bytes:
+    """A minimal ELF64 LE image: header, `body`, then one section header at e_shoff."""
+    shoff = 64 + len(body)
+    header = bytearray(64)
+    header[:6] = b"\x7fELF\x02\x01"
+    header[18:20] = machine.to_bytes(2, "little")
+    header[0x28:0x30] = shoff.to_bytes(8, "little")
+    header[0x3A:0x3E] = (64).to_bytes(2, "little") + (1).to_bytes(2, "little")
+    return bytes(header) + body + b"\x00" * 64
+
+
+def test_corpus_cuts_embedded_bpf_images_and_names_them_by_executable(tmp_path):
+    """Only EM_BPF images are cut, each ending at its section header table; a second image in
+    one executable is `NAME-1`; the guest side finds them again by name."""
+    bpf_a, bpf_b = _elf_image(corpus.EM_BPF, b"A" * 8), _elf_image(corpus.EM_BPF, b"B" * 16)
+    host = _elf_image(62, b"x86 code")  # EM_X86_64: the executable itself
+    (tmp_path / "tool").write_bytes(host + b"pad" + bpf_a + b"tail" + bpf_b)
+    (tmp_path / "other").write_bytes(host)
+    assert corpus.embedded_bpf_objects((tmp_path / "tool").read_bytes()) == [bpf_a, bpf_b]
+    out = tmp_path / "out"
+    objs = corpus.extract([str(tmp_path / "tool"), str(tmp_path / "other")], str(out))
+    assert list(objs) == ["tool", "tool-1"]
+    assert (out / "tool.bpf.o").read_bytes() == bpf_a and (out / "tool-1.bpf.o").read_bytes() == bpf_b
+    assert corpus.objects_in(str(out)) == objs
+
+
+def test_corpus_ships_nothing_without_the_package(tmp_path, monkeypatch):
+    """No libbpf-tools on the host: no files, no variables (the guest test then skips)."""
+    monkeypatch.setattr(corpus, "package_version", lambda package=corpus.PACKAGE: None)
+    assert corpus.guest_files(str(tmp_path)) == ({}, {})
+    assert not (tmp_path / corpus.PACKAGE).exists()
+
+
+def test_corpus_ships_objects_and_bpftool_off_path(tmp_path, monkeypatch):
+    """The objects land under /vm/libbpf-tools, bpftool at /vm/tools/bpftool (not on PATH),
+    both named in the guest's environment; a finished cut is reused."""
+    exe = tmp_path / "tool"
+    exe.write_bytes(_elf_image(corpus.EM_BPF, b"A" * 8))
+    tool = tmp_path / "bpftool"
+    tool.write_bytes(b"#!/bin/sh\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(corpus, "package_version", lambda package=corpus.PACKAGE: "1.0-1")
+    monkeypatch.setattr(corpus, "package_files", lambda package=corpus.PACKAGE: [str(exe)])
+    files, env = corpus.guest_files(str(tmp_path / "cache"))
+    assert env == {corpus.OBJECTS_ENV: "/vm/libbpf-tools", corpus.BPFTOOL_ENV: "/vm/tools/bpftool"}
+    assert files["/vm/tools/bpftool"] == str(tool)
+    cut = files["/vm/libbpf-tools/tool.bpf.o"]
+    assert cut.startswith(str(tmp_path / "cache" / corpus.PACKAGE / "1.0-1"))
+    monkeypatch.setattr(corpus, "package_files", lambda package=corpus.PACKAGE: pytest.fail("cut again"))
+    assert corpus.guest_files(str(tmp_path / "cache")) == (files, env)

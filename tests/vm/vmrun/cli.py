@@ -11,7 +11,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from . import guest, initramfs, kernels, prebuild
+from . import corpus, guest, initramfs, kernels, prebuild
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/vm
 PROJECT_ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -128,9 +128,11 @@ def run_one(kernel: kernels.Kernel, options: Options) -> int:
     base = initramfs.base_archive(CACHE_DIR, tuple(options.extra_dists))
     programs = prebuild.build_all(PROJECT_ROOT, os.path.join(CACHE_DIR, "prebuilt"))
     programs.update(prebuild.build_bpf_objects(PROJECT_ROOT, os.path.join(CACHE_DIR, "prebuilt")))
-    env = initramfs.guest_env(PROJECT_ROOT, kernel.release, _extra_env())
+    # The libbpf-tools objects and bpftool for tests/kernel/test_elf_corpus.py (vmrun/corpus.py).
+    extra, corpus_env = corpus.guest_files(CACHE_DIR)
+    env = initramfs.guest_env(PROJECT_ROOT, kernel.release, {**_extra_env(), **corpus_env})
     pytest_args = ["-p", "no:cacheprovider", *options.pytest_args]
-    run = initramfs.run_archive(PROJECT_ROOT, pytest_args, env, programs)
+    run = initramfs.run_archive(PROJECT_ROOT, pytest_args, env, programs, extra)
     with tempfile.NamedTemporaryFile(
         dir=CACHE_DIR, prefix="initrd-", suffix=".cpio"
     ) as initrd:

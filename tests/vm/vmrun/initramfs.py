@@ -133,9 +133,14 @@ def guest_env(root: str, release: str, extra: dict[str, str]) -> dict[str, str]:
 
 
 def run_archive(
-    root: str, pytest_args: list[str], env: dict[str, str], prebuilt: dict[str, str]
+    root: str,
+    pytest_args: list[str],
+    env: dict[str, str],
+    prebuilt: dict[str, str],
+    extra: dict[str, str] | None = None,
 ) -> bytes:
-    """The per-run archive: /init, /vm/env, /vm/args, the prebuilt programs and the checkout."""
+    """The per-run archive: /init, /vm/env, /vm/args, the prebuilt programs, `extra`
+    ({guest path: host file}: host tools and data a test compares with) and the checkout."""
     stream = io.BytesIO()
     writer = CpioWriter(stream)
     with open(INIT_SCRIPT, "rb") as handle:
@@ -151,6 +156,10 @@ def run_archive(
     entries = [
         rootfs.Entry("file", f"{GUEST_PREBUILT}/{name}", source=path)
         for name, path in sorted(prebuilt.items())
+    ]
+    entries += [
+        rootfs.Entry("file", guest_path, source=path)
+        for guest_path, path in sorted((extra or {}).items())
     ]
     entries += project_entries(root)
     rootfs.write(rootfs.dedupe(rootfs.with_libraries(entries)), writer)
