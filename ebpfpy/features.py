@@ -173,6 +173,21 @@ def _probe_tcx() -> tuple[bool, str]:
                             attach_ok={E.ENODEV}, attach_absent=ANY_ERRNO)
 
 
+def _probe_netkit() -> tuple[bool, str]:
+    """A netkit link (6.7+, CONFIG_NETKIT) on ifindex 0: ENODEV means the kernel looked for the
+    device, so it has netkit, and nothing is attached even for a moment. A kernel built without
+    netkit (this machine's 6.18) answers EINVAL without looking, as does one older than the type.
+    The tcx probe cannot answer for it: tcx is built in wherever bpf is, netkit is a driver."""
+    from ebpfpy.sys import bpf
+    from ebpfpy.sys.consts import AttachType, ProgType
+
+    ok, why = _load_and_attach(ProgType.SCHED_CLS,
+                               lambda prog: bpf.link_create(prog, 0, AttachType.NETKIT_PRIMARY),
+                               expected_attach_type=AttachType.NETKIT_PRIMARY, what="netkit",
+                               load_absent=ANY_ERRNO, attach_ok={E.ENODEV}, attach_absent=ANY_ERRNO)
+    return ok, why and f"{why} (a kernel without CONFIG_NETKIT, or older than 6.7)"
+
+
 def _probe_netfilter_link() -> tuple[bool, str]:
     """A netfilter link (6.4+) for family 13 (NFPROTO_NUMPROTO): EAFNOSUPPORT is the kernel
     knowing the links and refusing the family, so no hook is registered even for a moment."""
@@ -308,6 +323,7 @@ PROBES: dict[str, Probe] = {
     "uprobes": _pmu("uprobe"),
     "uprobe_multi": _probe_uprobe_multi,
     "tcx": _probe_tcx,
+    "netkit": _probe_netkit,
     "netfilter_link": _probe_netfilter_link,
     "fentry": _probe_fentry,
     "iter": _probe_iter,
@@ -319,7 +335,7 @@ PROBES: dict[str, Probe] = {
 }
 # Probes that need bpf() itself: skip them (with bpf's reason) when it is missing.
 _NEEDS_BPF = {"ringbuf", "batch_ops", "perf_link", "fentry", "test_run_raw_tp", "probe_read_kernel",
-              "override_return", "uprobe_multi", "tcx", "netfilter_link", "iter", "kprobe_multi"}
+              "override_return", "uprobe_multi", "tcx", "netkit", "netfilter_link", "iter", "kprobe_multi"}
 
 
 def _answer(name: str) -> tuple[bool, str]:

@@ -9,7 +9,7 @@ a crashed process never leaves a probe behind.
 
 BPF_LINK_CREATE targets here: perf events, tracing (BTF) targets, iterators (read through
 BPF_ITER_CREATE), uprobe_multi (many uprobes of one binary in one link), kprobe_multi (many
-kernel functions in one link), XDP and tcx on a network interface, cgroup hooks on a
+kernel functions in one link), XDP, tcx and netkit on a network interface, cgroup hooks on a
 cgroup v2 directory, netfilter hooks (no target: the caller's network namespace) and
 sk_lookup (or flow dissector) programs on a network namespace.
 """
@@ -22,7 +22,10 @@ from collections.abc import Sequence
 
 from ebpfpy.sys import bpf, perf
 from ebpfpy.sys.consts import (
+    BPF_F_AFTER,
+    BPF_F_BEFORE,
     BPF_F_KPROBE_MULTI_RETURN,
+    BPF_F_LINK,
     BPF_F_NETFILTER_IP_DEFRAG,
     BPF_F_UPROBE_MULTI_RETURN,
     AttachType,
@@ -284,21 +287,92 @@ def attach_xdp(prog, iface, flags=0) -> Link:
 _TCX = {"ingress": AttachType.TCX_INGRESS, "egress": AttachType.TCX_EGRESS}
 
 
-def attach_tcx(prog, iface, direction: str = "ingress", *, expected_revision: int = 0) -> Link:
+def _placement(before, after) -> tuple[int, int, str]:
+    """link_create flags and relative fd placing a tcx or netkit program among those on the hook
+    (bpf_mprog): ``before``/``after`` a program (``Program``, ``ObjProgram`` or an fd) or a
+    ``Link`` (BPF_F_LINK: a program may be on a hook through several links, a link names one),
+    or True for the first/last place. Neither: the last place, as the kernel does by default.
+    Also the words for the description."""
+    if before is not None and after is not None:
+        raise ValueError("give before or after, not both")
+    which, flag = ("before", BPF_F_BEFORE) if before is not None else ("after", BPF_F_AFTER)
+    rel = before if before is not None else after
+    if rel is None:
+        return 0, 0, ""
+    if rel is True:
+        return flag, 0, f" ({'first' if which == 'before' else 'last'})"
+    if rel is False:
+        raise ValueError(f"{which}= takes a program, a link or True")
+    if isinstance(rel, Link):
+        return flag | BPF_F_LINK, rel.fd, f" ({which} link fd {rel.fd})"
+    return flag, fd_number(rel), f" ({which} prog fd {fd_number(rel)})"
+
+
+def _attach_mprog(prog, index: int, attach_type, what: str, refusals: dict, before, after,
+                  expected_revision: int) -> Link:
+    """BPF_LINK_CREATE on an ifindex for the hooks the kernel keeps as a program list (tcx,
+    netkit), placed by ``before``/``after``; a refusal says what its errno means there."""
+    flags, relative, where = _placement(before, after)
+    try:
+        fd = bpf.link_create(prog, index, attach_type, flags=flags, relative_fd=relative,
+                             expected_revision=expected_revision)
+    except BPFError as exc:
+        why = refusals.get(exc.errno)
+        raise _named(exc, f"{what} ({why})" if why else what) from None
+    return Link(fd, prog=prog, description=what + where)
+
+
+# what the kernel's program lists answer (kernel/bpf/mprog.c), for tcx and netkit alike
+_MPROG_REFUSALS = {
+    E.ESTALE: "the hook's programs changed since expected_revision",
+    E.EEXIST: "the program is already on this hook",
+    E.ENOENT: "the program or link named by before/after is not on this hook",
+}
+
+
+def attach_tcx(prog, iface, direction: str = "ingress", *, before=None, after=None,
+               expected_revision: int = 0) -> Link:
     """Attach a SCHED_CLS program to a network interface's tcx hook (6.6+), ``direction``
-    ``"ingress"`` or ``"egress"``, after the programs already there. With ``expected_revision``
-    the kernel refuses (ESTALE) if the hook's program list changed since that revision."""
+    ``"ingress"`` or ``"egress"``, after the programs already there, or ``before``/``after`` a
+    program or link on it (True: first/last). With ``expected_revision`` the kernel refuses
+    (ESTALE) if the hook's program list changed since that revision."""
     try:
         attach_type = _TCX[direction]
     except KeyError:
         raise ValueError(f"tcx direction must be 'ingress' or 'egress', not {direction!r}") from None
-    index = ifindex(iface)
-    what = f"tcx/{direction}:{iface}"
+    return _attach_mprog(prog, ifindex(iface), attach_type, f"tcx/{direction}:{iface}", _MPROG_REFUSALS,
+                         before, after, expected_revision)
+
+
+_NETKIT = {"primary": AttachType.NETKIT_PRIMARY, "peer": AttachType.NETKIT_PEER}
+
+# what the kernel's netkit_dev_fetch answers (drivers/net/netkit.c): the errnos alone do not say
+_NETKIT_REFUSALS = {
+    **_MPROG_REFUSALS,
+    E.EACCES: "that is a netkit peer: programs for either side attach on the primary's ifindex",
+    E.ENXIO: "not a netkit device",
+    E.ENODEV: "no such device in this network namespace, or the pair has no peer",
+    E.EINVAL: "a kernel without netkit (CONFIG_NETKIT, 6.7+), or a program that is not sched_cls",
+}
+
+
+def attach_netkit(prog, iface, side: str = "primary", *, before=None, after=None,
+                  expected_revision: int = 0) -> Link:
+    """Attach a SCHED_CLS program to a netkit device pair (6.7+), as libbpf's
+    ``bpf_program__attach_netkit``. ``iface`` is always the primary device (name or index, in the
+    calling thread's network namespace), even for the peer's hook: the kernel takes programs for
+    either side only through the primary, so a container holding the peer cannot change them.
+    ``side`` ``"primary"`` runs the program on what the primary transmits (towards the peer),
+    ``"peer"`` on what the peer transmits. The program
+    returns ``NETKIT_NEXT`` (the next program, then the device's policy), ``NETKIT_PASS``,
+    ``NETKIT_DROP`` or ``NETKIT_REDIRECT``. ``before``/``after`` (a program, a link, or True:
+    first/last) and ``expected_revision`` as for tcx."""
     try:
-        fd = bpf.link_create(prog, index, attach_type, expected_revision=expected_revision)
-    except BPFError as exc:
-        raise _named(exc, what) from None
-    return Link(fd, prog=prog, description=what)
+        attach_type = _NETKIT[side]
+    except KeyError:
+        raise ValueError(f"netkit side must be 'primary' or 'peer', not {side!r}") from None
+    return _attach_mprog(prog, ifindex(iface), attach_type, f"netkit/{side}:{iface}", _NETKIT_REFUSALS,
+                         before, after, expected_revision)
 
 
 # libbpf's names for the cgroup hooks (the part after ``cgroup/`` or ``cgroup_skb/`` in a section name)

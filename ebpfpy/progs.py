@@ -133,11 +133,21 @@ class Program(FdOwner):
 
         return attach_xdp(self, iface, flags)
 
-    def attach_tcx(self, iface, direction: str = "ingress", *, expected_revision: int = 0):
-        """A SCHED_CLS program on an interface's tcx ``"ingress"`` or ``"egress"`` hook (6.6+)."""
+    def attach_tcx(self, iface, direction: str = "ingress", *, before=None, after=None,
+                   expected_revision: int = 0):
+        """A SCHED_CLS program on an interface's tcx ``"ingress"`` or ``"egress"`` hook (6.6+),
+        last, or ``before``/``after`` a program or link there (True: first/last)."""
         from ebpfpy.links import attach_tcx
 
-        return attach_tcx(self, iface, direction, expected_revision=expected_revision)
+        return attach_tcx(self, iface, direction, before=before, after=after, expected_revision=expected_revision)
+
+    def attach_netkit(self, iface, side: str = "primary", *, before=None, after=None,
+                      expected_revision: int = 0):
+        """A SCHED_CLS program on a netkit pair (6.7+): ``iface`` the primary device, ``side``
+        ``"primary"`` or ``"peer"`` (whose traffic it sees). See ``ebpfpy.links.attach_netkit``."""
+        from ebpfpy.links import attach_netkit
+
+        return attach_netkit(self, iface, side, before=before, after=after, expected_revision=expected_revision)
 
     def attach_cgroup(self, cgroup, attach_type=None):
         """A cgroup program on a cgroup v2 directory (path or fd); ``attach_type`` (an

@@ -73,6 +73,7 @@ REQUIREMENTS = {
     "uprobes": _feature("uprobes"),
     "uprobe_multi": _feature("uprobe_multi"),
     "tcx": _feature("tcx"),
+    "netkit": _feature("netkit"),
     "netfilter_link": _feature("netfilter_link"),
     "net": lambda: _netns(),
     "cgroup": lambda: _cgroup2(),

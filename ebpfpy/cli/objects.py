@@ -205,7 +205,8 @@ class _EventReaders:
                    "an enumerator, text for char arrays, JSON for arrays and structs (repeatable)")
 @click.option("--pid", type=int, default=-1, help="only this process (uprobes)")
 @click.option("--ifname", default=None, metavar="IFACE",
-              help="network interface for xdp and tcx/ingress, tcx/egress programs (name or index)")
+              help="network interface for xdp, tcx/ingress, tcx/egress programs and netkit/primary, netkit/peer "
+                   "ones (the pair's primary device) (name or index)")
 @click.option("--cgroup", default=None, metavar="DIR",
               help="cgroup v2 directory for cgroup_skb/ and cgroup/ programs (relative: under the cgroup2 mount)")
 @click.option("--netns", default=None, metavar="NETNS",

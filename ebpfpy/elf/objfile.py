@@ -309,9 +309,9 @@ class BPFObject:
     # -- attach / pin / close ------------------------------------------------------------
     def attach_all(self, pid: int = -1, *, iface=None, cgroup=None, netns=None) -> list:
         """Attach every loaded program whose section names its target, and with ``iface``
-        (a network interface) the xdp and tcx programs, with ``cgroup`` (a cgroup v2 directory)
-        the cgroup ones, with ``netns`` (a network namespace) the sk_lookup ones; returns the
-        attachments."""
+        (a network interface) the xdp, tcx and netkit programs (for netkit: the pair's primary),
+        with ``cgroup`` (a cgroup v2 directory) the cgroup ones, with ``netns`` (a network
+        namespace) the sk_lookup ones; returns the attachments."""
         if not self.loaded:
             self.load()
         given = {"iface": iface is not None, "cgroup": cgroup is not None, "netns": netns is not None}

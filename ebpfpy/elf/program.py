@@ -3,8 +3,8 @@
 By section name (``attach()``: probes, BTF-typed programs, iterators, kprobe_multi,
 links on interfaces, cgroups and network namespaces, ``ksyscall/``, ``usdt/PATH:PROVIDER:NAME``)
 or explicitly, as libbpf's ``bpf_program__attach_usdt``, ``attach_ksyscall``, ``attach_iter``,
-``attach_trace``/``attach_lsm``, ``attach_kprobe_multi_opts``, ``attach_netns`` and
-``attach_netfilter``.  The object model and
+``attach_trace``/``attach_lsm``, ``attach_kprobe_multi_opts``, ``attach_netns``,
+``attach_netkit`` and ``attach_netfilter``.  The object model and
 the load order live in ``objfile.py``; this module never imports it at run time.
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ class ObjProgram:
 
     @property
     def link_target(self) -> str | None:
-        """``"iface"`` (xdp, tcx), ``"cgroup"`` (cgroup_skb/, cgroup/...) or ``"netns"`` (sk_lookup):
+        """``"iface"`` (xdp, tcx, netkit), ``"cgroup"`` (cgroup_skb/, cgroup/...) or ``"netns"`` (sk_lookup):
         what ``attach`` needs."""
         return self.kind.link_target if self.kind else None
 
@@ -95,9 +95,10 @@ class ObjProgram:
         ``iter/TARGET`` programs get an iterator link over every object (task iterators with
         ``pid``: that process only); ``read_iter()`` reads it.  ``kprobe.multi/PATTERN``
         programs go on every function PATTERN matches with one kprobe_multi link.
-        ``xdp`` and ``tcx/ingress``/``tcx/egress`` (``tc/...``) programs go on network
-        interface ``iface``, ``cgroup_skb/...`` and ``cgroup/...`` programs on cgroup v2
-        directory ``cgroup``, ``sk_lookup`` programs on network namespace ``netns`` (a path, an
+        ``xdp``, ``tcx/ingress``/``tcx/egress`` (``tc/...``) and ``netkit/primary``/``netkit/peer``
+        programs go on network interface ``iface`` (for netkit the pair's primary device),
+        ``cgroup_skb/...`` and ``cgroup/...`` programs on cgroup v2 directory ``cgroup``,
+        ``sk_lookup`` programs on network namespace ``netns`` (a path, an
         ``ip netns`` name or an fd), with BPF links (the hook is the section's).  ``netfilter``
         programs need a family, hook and priority: ``attach_netfilter``."""
         from ebpfpy.attach.provider import Attachment, attach
@@ -174,6 +175,8 @@ class ObjProgram:
                                   "interface to attach to")
             if at == AttachType.XDP:
                 link = links.attach_xdp(self, iface, flags=0)
+            elif at in (AttachType.NETKIT_PRIMARY, AttachType.NETKIT_PEER):
+                link = links.attach_netkit(self, iface, "peer" if at == AttachType.NETKIT_PEER else "primary")
             else:
                 link = links.attach_tcx(self, iface, "egress" if at == AttachType.TCX_EGRESS else "ingress")
         elif self.link_target == "netns":
@@ -200,6 +203,31 @@ class ObjProgram:
         if self.program is None:
             raise ObjectError(f"program {self.name!r} is not loaded")
         link = links.attach_netns(self, netns)  # the attach type it was loaded with
+        self.obj.attachments.append(Attachment(f"{self.section}:{link.description}", [link]))
+        return link
+
+    def attach_netkit(self, iface, side: str | None = None, *, before=None, after=None,
+                      expected_revision: int = 0):
+        """A ``netkit/primary`` or ``netkit/peer`` program on a netkit pair, as libbpf's
+        ``bpf_program__attach_netkit``: ``iface`` the primary device (name or index, in the
+        calling thread's namespace), ``side`` ``"primary"``/``"peer"`` (default: the section's),
+        ``before``/``after`` a program or link on that hook (True: first/last),
+        ``expected_revision``: see ``ebpfpy.links.attach_netkit``. Loads the object first if
+        needed; returns the ``Link`` (also closed with the object)."""
+        from ebpfpy import links
+        from ebpfpy.attach.provider import Attachment
+        if not self.obj.loaded:
+            self.obj.load()
+        if self.program is None:
+            raise ObjectError(f"program {self.name!r} is not loaded")
+        if side is None:
+            at = self.kind.attach_type if self.kind is not None else None
+            if at not in (AttachType.NETKIT_PRIMARY, AttachType.NETKIT_PEER):
+                raise ObjectError(f"program {self.name!r} (section {self.section!r}) names no netkit side: "
+                                  "pass side='primary' or 'peer'")
+            side = "peer" if at == AttachType.NETKIT_PEER else "primary"
+        link = links.attach_netkit(self, iface, side, before=before, after=after,
+                                   expected_revision=expected_revision)
         self.obj.attachments.append(Attachment(f"{self.section}:{link.description}", [link]))
         return link
 

@@ -8,7 +8,7 @@ automatically (``socket``, ``xdp``, ``perf_event``: they need a target the secti
 cannot name).
 ``btf_target`` says how the attach BTF id is found for fentry-style programs.
 ``link_target`` says what a BPF link attaches a program to when the section cannot
-name it: ``"iface"`` (XDP, tcx: a network interface), ``"cgroup"`` (a cgroup v2
+name it: ``"iface"`` (XDP, tcx, netkit: a network interface), ``"cgroup"`` (a cgroup v2
 directory) or ``"netns"`` (sk_lookup: a network namespace), given at attach time
 (``ObjProgram.attach(iface=..., cgroup=..., netns=...)``).
 ``prog_flags`` are BPF_PROG_LOAD flags the section implies: sleepable (``.s``)
@@ -29,7 +29,7 @@ class SecDef:
     attach_type: int = 0
     probe: Callable[[str], str] | None = None
     btf_target: str | None = None  # "func" (fentry...), "btf_trace_" (tp_btf), "bpf_lsm_"
-    link_target: str | None = None  # "iface" (xdp, tcx), "cgroup", "netns": named at attach time
+    link_target: str | None = None  # "iface" (xdp, tcx, netkit), "cgroup", "netns": named at attach time
     prog_flags: int = 0  # ProgFlag.SLEEPABLE (".s"), ProgFlag.XDP_HAS_FRAGS ("xdp.frags")
 
 
@@ -110,8 +110,9 @@ SEC_DEFS = (
     SecDef("tc/egress", ProgType.SCHED_CLS, AttachType.TCX_EGRESS, link_target="iface"),
     SecDef("tcx/ingress", ProgType.SCHED_CLS, AttachType.TCX_INGRESS, link_target="iface"),
     SecDef("tcx/egress", ProgType.SCHED_CLS, AttachType.TCX_EGRESS, link_target="iface"),
-    SecDef("netkit/primary", ProgType.SCHED_CLS, AttachType.NETKIT_PRIMARY),
-    SecDef("netkit/peer", ProgType.SCHED_CLS, AttachType.NETKIT_PEER),
+    # netkit (6.7+): the iface is the pair's primary device, for the peer's hook too
+    SecDef("netkit/primary", ProgType.SCHED_CLS, AttachType.NETKIT_PRIMARY, link_target="iface"),
+    SecDef("netkit/peer", ProgType.SCHED_CLS, AttachType.NETKIT_PEER, link_target="iface"),
     SecDef("tc", ProgType.SCHED_CLS),
     SecDef("classifier", ProgType.SCHED_CLS),
     SecDef("action", ProgType.SCHED_ACT),

@@ -232,7 +232,8 @@ class LinkInfo:
     target_btf_id: int = 0
     extra: bytes = field(default=b"", repr=False)  # the union, for types not parsed here
     # the union's fields by name for the types in layouts.LINK_INFO_DETAILS: netns links
-    # ({netns_ino, attach_type}), netfilter links ({pf, hooknum, priority, flags})
+    # ({netns_ino, attach_type}), netfilter links ({pf, hooknum, priority, flags}), tcx and
+    # netkit links ({ifindex, attach_type})
     details: dict = field(default_factory=dict)
 
     @property

@@ -133,6 +133,13 @@ class XdpFlag(enum.IntFlag):
 BPF_F_UPROBE_MULTI_RETURN = 1 << 0  # uprobe_multi link flags: uretprobes
 BPF_F_KPROBE_MULTI_RETURN = 1 << 0  # kprobe_multi link flags: kretprobes
 BPF_F_NETFILTER_IP_DEFRAG = 1 << 0  # netfilter link flags: the program sees reassembled IP packets (6.6+)
+# tcx and netkit link flags (bpf_mprog, 6.6+): where a program goes among those already on the hook,
+# relative to the program (or with BPF_F_LINK the link) named by relative_fd (BPF_F_ID: by id);
+# BEFORE or AFTER with no relative is the first or the last place
+BPF_F_BEFORE = 1 << 3
+BPF_F_AFTER = 1 << 4
+BPF_F_ID = 1 << 5
+BPF_F_LINK = 1 << 13
 
 
 class NfProto(enum.IntEnum):
@@ -162,6 +169,10 @@ class NfHook(enum.IntEnum):
 # return), and an sk_lookup (or sk_skb, sk_msg) program (SK_DROP/SK_PASS).
 NF_DROP, NF_ACCEPT = 0, 1
 SK_DROP, SK_PASS = 0, 1
+# A netkit program's verdict (enum netkit_action, linux/if_link.h): NEXT runs the next program on the
+# hook (after the last one, the device's default policy decides), PASS and DROP end the list there,
+# REDIRECT goes with bpf_redirect*(). A tcx program's TCX_NEXT/PASS/DROP/REDIRECT are the same numbers.
+NETKIT_NEXT, NETKIT_PASS, NETKIT_DROP, NETKIT_REDIRECT = -1, 0, 2, 7
 
 
 class OpenFlag(enum.IntFlag):

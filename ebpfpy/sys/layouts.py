@@ -169,7 +169,12 @@ LINK_INFO_NETNS = Layout("bpf_link_info.netns", {"netns_ino": (16, "I"), "attach
 LINK_INFO_NETFILTER = Layout("bpf_link_info.netfilter", {
     "pf": (16, "I"), "hooknum": (20, "I"), "priority": (24, "i"), "flags": (28, "I"),
 }, min_size=32)
-LINK_INFO_DETAILS = {LinkType.NETNS: LINK_INFO_NETNS, LinkType.NETFILTER: LINK_INFO_NETFILTER}
+# tcx (6.6+) and netkit (6.7+) links: the device whose hook runs the program (for a netkit peer link
+# the peer, though the link was made on the primary's index) and the hook (BPF_TCX_INGRESS/EGRESS,
+# BPF_NETKIT_PRIMARY/PEER)
+LINK_INFO_IFACE = Layout("bpf_link_info.netkit", {"ifindex": (16, "I"), "attach_type": (20, "I")}, min_size=24)
+LINK_INFO_DETAILS = {LinkType.NETNS: LINK_INFO_NETNS, LinkType.NETFILTER: LINK_INFO_NETFILTER,
+                     LinkType.TCX: LINK_INFO_IFACE, LinkType.NETKIT: LINK_INFO_IFACE}
 
 BTF_INFO = Layout("bpf_btf_info", {
     "btf": (0, "Q"), "btf_size": (8, "I"), "id": (12, "I"), "name": (16, "Q"),

@@ -2,6 +2,7 @@
 layout, and pybpftrace's choice of one program on many uprobes (with a world of its own)."""
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 
@@ -35,7 +36,8 @@ UM = AttachType.TRACE_UPROBE_MULTI
     ("tc/ingress", ProgType.SCHED_CLS, AttachType.TCX_INGRESS, None, "iface", 0),
     ("tc/egress", ProgType.SCHED_CLS, AttachType.TCX_EGRESS, None, "iface", 0),
     ("tc", ProgType.SCHED_CLS, 0, None, None, 0),
-    ("netkit/primary", ProgType.SCHED_CLS, AttachType.NETKIT_PRIMARY, None, None, 0),
+    ("netkit/primary", ProgType.SCHED_CLS, AttachType.NETKIT_PRIMARY, None, "iface", 0),
+    ("netkit/peer", ProgType.SCHED_CLS, AttachType.NETKIT_PEER, None, "iface", 0),
     ("cgroup_skb/ingress", ProgType.CGROUP_SKB, AttachType.CGROUP_INET_INGRESS, None, "cgroup", 0),
     ("cgroup_skb/egress", ProgType.CGROUP_SKB, AttachType.CGROUP_INET_EGRESS, None, "cgroup", 0),
     ("cgroup/skb", ProgType.CGROUP_SKB, 0, None, None, 0),
@@ -174,3 +176,35 @@ def test_no_multi_without_the_kernel_or_across_kinds():
     # uprobe and uretprobe targets may share code, but not one link: per target then
     script = compile_in(MultiWorld(), "uprobe:/bin/x:a, uretprobe:/bin/x:b { @ = count(); }")
     assert len(script.probes) == 2 and not any(p.targets for p in script.probes)
+
+
+def test_mprog_placement():
+    """before/after for tcx and netkit links: link_create flags and relative fd (bpf_mprog)."""
+    from ebpfpy.links import Link, _placement
+    from ebpfpy.sys.consts import BPF_F_AFTER, BPF_F_BEFORE, BPF_F_LINK
+    from ebpfpy.sys.fd import FD
+
+    assert _placement(None, None) == (0, 0, "")
+    assert _placement(True, None) == (BPF_F_BEFORE, 0, " (first)")
+    assert _placement(None, True) == (BPF_F_AFTER, 0, " (last)")
+    assert _placement(7, None) == (BPF_F_BEFORE, 7, " (before prog fd 7)")
+
+    class Prog:
+        fd = 9
+    assert _placement(None, Prog()) == (BPF_F_AFTER, 9, " (after prog fd 9)")
+    link = Link(FD(os.dup(0)))
+    with link:
+        assert _placement(link, None) == (BPF_F_BEFORE | BPF_F_LINK, link.fd, f" (before link fd {link.fd})")
+    for before, after in ((True, True), (False, None)):
+        with pytest.raises(ValueError):
+            _placement(before, after)
+
+
+def test_netkit_link_info_layout():
+    """bpf_link_info.netkit (and .tcx): {ifindex, attach_type} at 16."""
+    from ebpfpy.sys.consts import LinkType
+    from ebpfpy.sys.layouts import LINK_INFO_DETAILS
+
+    raw = struct.pack("<III4xII", 13, 5, 9, 3, int(AttachType.NETKIT_PEER))
+    assert LINK_INFO_DETAILS[LinkType.NETKIT].unpack_all(raw) == {"ifindex": 3, "attach_type": 55}
+    assert LINK_INFO_DETAILS[LinkType.TCX] is LINK_INFO_DETAILS[LinkType.NETKIT]
