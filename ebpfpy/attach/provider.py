@@ -223,6 +223,9 @@ class Kind:
 KINDS: tuple[Kind, ...] = (
     Kind("BEGIN", (), "special", "SpecialProvider", {"which": "BEGIN"}),
     Kind("END", (), "special", "SpecialProvider", {"which": "END"}),
+    # bpftrace 0.24/0.25's `test:NAME` and `bench:NAME`: run on demand as BEGIN is (--test, --bench)
+    Kind("test", (), "special", "SpecialProvider", {"which": "test"}),
+    Kind("bench", (), "special", "SpecialProvider", {"which": "bench"}),
     Kind("tracepoint", ("t",), "tracepoint", "TracepointProvider"),
     Kind("rawtracepoint", ("rt",), "tracepoint", "RawTracepointProvider"),
     Kind("kprobe", ("k",), "kprobe", "KprobeProvider", {"retprobe": False}),

@@ -1,4 +1,6 @@
-"""BEGIN and END probes: run a program exactly once, in our own process, when told.
+"""BEGIN and END probes: run a program exactly once, in our own process, when told; and
+bpftrace's ``test:NAME`` and ``bench:NAME`` probes, run the same way when a test or a benchmark
+asks (``run_once`` per test, per benchmark iteration).
 
 The program is loaded as BPF_PROG_TYPE_RAW_TRACEPOINT and run with
 BPF_PROG_TEST_RUN, synchronously, on the calling thread. Why this and not a
@@ -17,6 +19,7 @@ call raises), `close()` forgets it without running it.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +31,7 @@ from .errors import AttachError, ProbeSpecError
 from .provider import ProbeContext
 
 SPECIAL = ("BEGIN", "END")
+NAMED = ("test", "bench")  # kinds whose probes have a name: `test:passes`
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,16 @@ class SpecialAttachment:
         self.retval = run_once(self._prog)
         return self.retval
 
+    def run_timed(self, times: int) -> int:
+        """Run the program ``times`` times (a benchmark's batch; not counted as the one
+        ``fire()``); the nanoseconds it took, system calls included."""
+        if self._prog is None:
+            raise AttachError(f"{self.probe} probe is closed")
+        start = time.monotonic_ns()
+        for _ in range(times):
+            run_once(self._prog)
+        return time.monotonic_ns() - start
+
     def close(self) -> None:
         self._prog = None
 
@@ -85,12 +99,16 @@ def run_once(prog: Any) -> int:
 
 class SpecialProvider:
     def __init__(self, kind: str, which: str):
-        if which not in SPECIAL:
+        if which not in SPECIAL + NAMED:
             raise ValueError(which)
         self.kind = kind
         self.which = which
 
     def expand(self, spec: str, pid: int = -1) -> list[SpecialTarget]:
+        if self.which in NAMED:
+            if not spec:
+                raise ProbeSpecError(f"{self.which} probes need a name ({self.which}:NAME)")
+            return [SpecialTarget(f"{self.which}:{spec}")]
         if spec:
             raise ProbeSpecError(f"{self.which} takes no arguments (got {self.which}:{spec})")
         return [SpecialTarget(self.which)]

@@ -372,6 +372,14 @@ class Program(Node):
     probes: tuple[Probe, ...]
     config: tuple[ConfigEntry, ...] = ()  # `config = { key = value; ... }` (bpftrace 0.20+)
     map_decls: tuple[MapDecl, ...] = ()  # `let @m = hash(N);` (bpftrace 0.24+)
+    # `import "file";` (bpftrace 0.26), as written: imports.py merges the files in and empties it
+    imports: tuple[Import, ...] = ()
+
+
+@node
+class Import(Node):
+    """``import "path";``: the name as written, resolved by imports.py before semantic analysis."""
+    path: str
 
 
 @node

@@ -98,7 +98,11 @@ LONG = {"help": (False, "h"), "version": (False, "V"), "usdt-file-activation": (
 # is an error, and these long forms of short flags exist. 0.17 mode keeps 0.17's tables.
 MODERN_SHORT = {**SHORT, "d": True}
 MODERN_LONG = {**LONG, "pid": (True, "p"), "cmd": (True, "c"), "output": (True, "o"), "list": (False, "l"),
-               "quiet": (False, "q"), "warnings": (False, "k"), "verbose": (False, "v")}
+               "quiet": (False, "q"), "warnings": (False, "k"), "verbose": (False, "v"),
+               "probe-filter": (True, "probe-filter"), "fmt": (True, "fmt"), "mode": (True, "mode"),
+               "test": (False, "test"), "bench": (False, "bench")}
+# 0.26's --mode: what the run does with the script (--test, --bench and --fmt FILE are shorthands)
+MODES = ("run", "format", "test", "bench", "codegen", "compiler-bench")
 # 0.26's -d stages (``parse`` and ``dis`` exist only in its debug builds); any of them prints
 # pybpftrace's own -d report, the verifier stages (and ``all``) with the verifier's logs, as -dd
 DEBUG_STAGES = {"ast": 1, "types": 1, "codegen": 1, "codegen-opt": 1, "libbpf": 2, "verifier": 2, "all": 2}
@@ -152,6 +156,9 @@ class Opts:
     dry_run: bool = False  # --dry-run: compile everything, attach nothing
     metrics: str | None = None  # --metrics [ADDR]:PORT: serve the maps to Prometheus (metrics.py)
     emulate: bool = False  # --emulate: run in ebpfpy.vm, without a kernel (emulate.py)
+    probe_filter: str | None = None  # --probe-filter REGEX (0.26): only the probes it matches, and begin/end
+    fmt_file: str | None = None  # --fmt FILE
+    mode: str = "run"  # --mode (0.26): run, format (--fmt FILE), test (--test), bench (--bench), ...
     args: list = field(default_factory=list)
 
 
@@ -165,7 +172,8 @@ FLAGS = {
     "no-warnings": ("warnings", "false"), "info": ("info", "true"), "V": ("version", "true"),
     "h": ("help", "true"), "emit-elf": ("emit_elf", "value"), "emit-llvm": ("emit_llvm", "value"),
     "compat": ("compat", "value"), "dry-run": ("dry_run", "true"), "metrics": ("metrics", "value"),
-    "emulate": ("emulate", "true"),
+    "emulate": ("emulate", "true"), "probe-filter": ("probe_filter", "value"), "mode": ("mode", "mode"),
+    "fmt": ("mode", "fmt"), "test": ("mode", "test"), "bench": ("mode", "bench"),
 }
 
 
@@ -192,6 +200,14 @@ def _apply(opts: Opts, key: str, value: str | None) -> None:
         opts.pid = _parse_pid(value)
     elif how == "buffering":
         opts.buffering = _buffering(value)
+    elif how == "mode":
+        if value not in MODES:
+            raise SystemExit(_fail(f"ERROR: USAGE: invalid option for --mode: {value}"))
+        opts.mode = value
+    elif how == "fmt":  # --fmt FILE: --mode format on FILE
+        opts.mode, opts.fmt_file = "format", value
+    elif how in ("test", "bench"):
+        opts.mode = how
     else:
         setattr(opts, attr, value)
 
@@ -439,7 +455,13 @@ def _main(argv: list) -> int:
         pattern = opts.args[0] if opts.args else None
         return list_probes(pattern, verbose=opts.verbose, pid=opts.pid)
 
-    if opts.program is not None:
+    if opts.fmt_file is not None:  # --fmt FILE: that file, whatever else names a script
+        try:
+            source, filename = _read_script(opts.fmt_file)
+        except OSError as err:
+            return _fail(f"ERROR: failed to open file '{opts.fmt_file}': {err.strerror}")
+        params = opts.args
+    elif opts.program is not None:
         source, filename, params = opts.program, "stdin", opts.args
     elif opts.args:
         try:
@@ -451,6 +473,11 @@ def _main(argv: list) -> int:
         usage()
         return 1
 
+    if opts.mode == "format":
+        return _format(source, filename, compat)
+    if opts.mode in ("codegen", "compiler-bench"):
+        return _fail(f"ERROR: --mode {opts.mode} is not supported by pybpftrace (it has no LLVM stages to show)")
+
     from .driver import Options, run
 
     options = Options(
@@ -458,9 +485,25 @@ def _main(argv: list) -> int:
         output=opts.output, fmt=opts.fmt, quiet=opts.quiet, unsafe=opts.unsafe, debug=opts.debug,
         verbose=opts.verbose, warnings=opts.warnings, buffering=opts.buffering,
         helper_errors=opts.helper_errors, include_dirs=tuple(opts.include_dirs), includes=tuple(opts.includes),
-        compat=compat, dry_run=opts.dry_run, metrics=opts.metrics, emulate=opts.emulate, **env,
+        compat=compat, dry_run=opts.dry_run, metrics=opts.metrics, emulate=opts.emulate,
+        probe_filter=opts.probe_filter, mode=opts.mode, **env,
     )
     return run(options)
+
+
+def _format(source: str, filename: str, compat: str) -> int:
+    """--fmt / --mode format: the formatted script on stdout (formatter.py); the file stays as it is."""
+    from .diagnostics import Diagnostic
+    from .formatter import format_source
+
+    try:
+        text, why = format_source(source, filename, compat)
+    except Diagnostic as diag:
+        return _fail(diag.format(source, filename).rstrip("\n"))
+    if why:
+        sys.stderr.write(f"WARNING: {why}; the script is printed as it is\n")
+    sys.stdout.write(text)
+    return 0
 
 
 if __name__ == "__main__":

@@ -76,6 +76,24 @@ class Verbatim(Message):
         return self.text + "\n"
 
 
+@dataclass(frozen=True)
+class Elsewhere(Message):
+    """A message about another file than the one being compiled (a file the script imports):
+    it renders with that file's text and name, whatever the caller passes."""
+
+    in_source: str = ""
+    in_file: str = ""
+
+    def format(self, source: str = "", filename: str = "stdin") -> str:
+        return Message.format(self, self.in_source, self.in_file)
+
+
+def located(messages, source: str, filename: str) -> list[Message]:
+    """``messages`` pinned to ``source``/``filename`` (Verbatim and Elsewhere ones stay as they are)."""
+    return [m if isinstance(m, (Verbatim, Elsewhere)) else Elsewhere(m.text, m.span, m.level, source, filename)
+            for m in messages]
+
+
 class Diagnostic(Exception):
     """Compilation failed; carries every message collected so far, in order.
 

@@ -50,6 +50,8 @@ class Options:
     missing_probes: str = "error"
     metrics: str | None = None  # --metrics [ADDR]:PORT: serve the maps while running (metrics.py)
     emulate: bool = False  # --emulate: run in ebpfpy.vm, no kernel (emulate.py); BEGIN/END/interval/profile only
+    probe_filter: str | None = None  # --probe-filter REGEX (0.26): the probes whose names it matches, and BEGIN/END
+    mode: str = "run"  # 0.26's --mode: run, test (test: probes), bench (bench: probes)
 
 
 def _err(text: str) -> int:
@@ -195,9 +197,18 @@ def run(options: Options) -> int:
             warnings, held = [*held, *getattr(script, "warnings", ())], None
             _print_warnings(warnings, options, sys.stdout)
             sys.stdout.flush()
-        error = probe_limit_error(script, options)
+        error = probe_limit_error(script, options) or apply_probe_filter(script, options.probe_filter)
         if error:
             return _err(error)
+        if is_modern(options.compat) and not options.debug:
+            from . import testbench
+
+            if options.mode in testbench.KINDS:  # --test/--bench: those probes alone (--dry-run: compiled)
+                return 0 if options.dry_run else testbench.run(script, options, options.mode, make_runtime)
+            error = testbench.drop_on_demand(script)
+            if error:
+                _err(error)
+                return testbench.NO_PROBES_STATUS
         if options.dry_run and not options.debug:
             return 0  # bpftrace 0.26's --dry-run: the script compiles; nothing is attached or printed
         if options.debug:
@@ -238,6 +249,30 @@ def option_error(options: Options) -> str | None:
                 "see https://github.com/iovisor/bpftrace/issues/305")
     if options.pid > 0 and not _pid_exists(options.pid):
         return f"ERROR: {options.pid}: No such process"
+    return None
+
+
+SPECIAL = ("BEGIN", "END")
+
+
+def apply_probe_filter(script, pattern: str | None) -> str | None:
+    """``--probe-filter``: drop the programs of probes whose names the regular expression does
+    not match (searched for in the name, as bpftrace does, on each probe the attach points
+    expanded to); BEGIN and END always stay. The error text for a bad expression, else None.
+
+    Applied to the compiled script rather than the AST because names are only known after
+    wildcards are expanded; a program standing for several probes (a syscall dispatch) stays
+    when any of them matches."""
+    if pattern is None:
+        return None
+    import re
+
+    try:
+        regex = re.compile(pattern)
+    except re.error as err:
+        return f"ERROR: --probe-filter: invalid regular expression '{pattern}': {err}"
+    script.probes = [plan for plan in script.probes
+                     if plan.probe in SPECIAL or any(regex.search(name) for name in (plan.covers or (plan.probe,)))]
     return None
 
 
@@ -334,6 +369,9 @@ def make_runtime(script, options: Options, writer, child=None, runtime_class=Non
                             cat_bytes_max=options.cat_bytes_max, log_size=options.log_size,
                             user_symbols=not options.no_user_symbols, **extra)
     runtime.sigint_kills_when_stopped = not is_modern(options.compat)
+    # bpftrace 0.24+ ends a run that has nothing but BEGIN/END probes once BEGIN has run (E1, E24)
+    runtime.stop_after_begin = (is_modern(options.compat) and not options.command and options.pid <= 0
+                                and all(plan.probe in SPECIAL for plan in script.probes))
     return runtime
 
 

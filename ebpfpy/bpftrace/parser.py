@@ -13,16 +13,13 @@ Assignments are statements, not expressions.
 """
 from __future__ import annotations
 
-import re
-
 from . import ast
 from .compat import is_modern
-from .diagnostics import Diagnostic, Message, Span, Verbatim
+from .diagnostics import Diagnostic, Message, Verbatim
 from .functions import MODERN_ONLY
 from .lexer import DEFAULT_INCLUDE_DIRS, HeaderNotFound, Token, header_macros, param_range_error, tokenize
 from .macros import Macro, expand_macros
-from .probes import KINDS as PROBE_SPELLINGS
-from .probes import parse_spec, split_parts
+from .parser_top import WORD_KINDS, TopLevel, _SyntaxError, check_attach_points
 
 # Duration suffixes of integer literals (bpftrace 0.24+: ``100ms``), in nanoseconds.
 DURATION_UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
@@ -42,23 +39,19 @@ BINARY_PRECEDENCE: dict[str, int] = {
 COMPOUND_ASSIGN = {"+=": "+", "-=": "-", "*=": "*", "/=": "/", "%=": "%", "&=": "&",
                    "|=": "|", "^=": "^", "<<=": "<<", ">>=": ">>"}
 UNARY = ("!", "~", "-", "*")
-WORD_KINDS = ("IDENT", "BUILTIN", "CALL", "CALL_BUILTIN", "STACK_MODE",
-              "if", "else", "unroll", "while", "break", "continue", "return", "for")
 EXPR_START = {"INT", "STRING", "BUILTIN", "CALL", "CALL_BUILTIN", "STACK_MODE", "PARAM",
               "PARAMCOUNT", "VAR", "MAP", "IDENT", "(", "!", "~", "-", "*", "++", "--"}
 BLOCK_STMTS = ("if", "unroll", "while")
 JUMPS = ("break", "continue", "return")
 
 
-class _SyntaxError(Exception):
-    def __init__(self, message: Message):
-        self.message = message
+class Parser(TopLevel):
+    """Statements and expressions; the top level (probes, config, imports, macros) is ``TopLevel``."""
 
-
-class Parser:
-    def __init__(self, tokens: list[Token], compat: str | None = None):
+    def __init__(self, tokens: list[Token], compat: str | None = None, library: bool = False):
         self.toks = tokens
         self.i = 0
+        self.library = library  # an imported file (imports.py): definitions alone are a whole file
         # today's language (compat.py): newer syntax on top of 0.17's
         self.modern = is_modern(compat)
         self.macros: dict[str, Macro] = {}  # `macro name(...) { }` definitions (macros.py expands calls)
@@ -88,141 +81,6 @@ class Parser:
         if self.tok.kind != kind:
             raise self.fail(*(expecting or (kind,)))
         return self.next()
-
-    # -- top level -------------------------------------------------------
-    def program(self) -> ast.Program:
-        defs: list[str] = []
-        while self.tok.kind in ("CPREPROC", "STRUCT_DEF"):
-            defs.append(self.next().text)
-        config: tuple[ast.ConfigEntry, ...] = ()
-        if self._at_config():
-            config = self.config_block()
-        probes = []
-        decls: list[ast.MapDecl] = []
-        while self.tok.kind != "EOF" or not probes:
-            if self._at_config():
-                raise _SyntaxError(Message("syntax: config must appear before probes and functions",
-                                           self.tok.span))
-            if self.modern and self.tok.kind == "ATTACH" and self.tok.value == "let" and self.peek().kind == "MAP":
-                decls.append(self.map_decl())
-                continue
-            if self.modern and self.tok.kind == "ATTACH" and self.tok.text.split()[0] == "macro":
-                self.macro_def()
-                continue
-            probes.append(self.probe())
-        return ast.Program(tuple(defs), tuple(probes), config, tuple(decls), span=self.toks[0].span)
-
-    def macro_def(self) -> None:
-        """``macro name(x, $v, @m) { stmts; [expr] }`` at the top level (today's language; the
-        lexer reads ``macro name`` as one word there). Kept in ``self.macros`` for macros.py."""
-        head = self.next()
-        words = head.text.split()
-        if len(words) != 2 or not re.fullmatch(r"[A-Za-z_]\w*", words[1]):
-            raise _SyntaxError(Message("syntax: expected a macro name", head.span))
-        name = words[1]
-        if name in self.macros:
-            raise _SyntaxError(Message(f"Macro '{name}' is defined more than once", head.span))
-        self.expect("(")
-        params: list[str] = []
-        while self.tok.kind != ")":
-            p = self.tok
-            if p.kind not in ("ATTACH", "VAR", "MAP") or (p.kind == "ATTACH" and not re.fullmatch(r"[A-Za-z_]\w*",
-                                                                                                p.text)):
-                raise self.fail(")")
-            if p.text in params:
-                raise _SyntaxError(Message(f"Macro '{name}' has two parameters named {p.text}", p.span))
-            params.append(self.next().text)
-            if self.tok.kind == ",":
-                self.next()
-            elif self.tok.kind != ")":
-                raise self.fail(")", '","')
-        self.next()
-        if self.tok.kind != "{":
-            raise self.fail("{")
-        stmts, value = self.block_items(self.next())
-        self.macros[name] = Macro(name, tuple(params), stmts, value, head.span)
-
-    def map_decl(self) -> ast.MapDecl:
-        """``let @m = kind(N);`` at the top level (today's language)."""
-        let = self.next()
-        name = self.next()
-        self.expect("=")
-        kind = self.tok
-        if kind.kind != "ATTACH" or not re.fullmatch(r"[A-Za-z_]\w*", kind.text):
-            raise self.fail()
-        self.next()
-        self.expect("(")
-        size = self.tok
-        if size.kind != "ATTACH" or not re.fullmatch(r"[0-9]+", size.text) or int(size.text) <= 0:
-            raise _SyntaxError(Message("syntax: expected positive integer for map declaration max entries",
-                                       Span(kind.span.line, kind.span.col_end - len(kind.text), size.span.col_end)))
-        self.next()
-        self.expect(")")
-        end = self.expect(";")
-        return ast.MapDecl(name.text, kind.text, int(size.text), span=let.span.to(end.span))
-
-    def _at_config(self) -> bool:
-        return (self.modern and self.tok.kind == "ATTACH" and self.tok.value == "config"
-                and self.peek().kind == "=")
-
-    def config_block(self) -> tuple[ast.ConfigEntry, ...]:
-        """``config = { key = value; ... }``: integers, "strings" or bare words as values."""
-        self.next()
-        self.expect("=")
-        self.expect("{")
-        entries = []
-        while self.tok.kind != "}":
-            key = self.tok
-            if key.kind not in WORD_KINDS:
-                raise self.fail("}")
-            self.next()
-            self.expect("=")
-            value = self.tok
-            if value.kind in ("INT", "STRING"):
-                entries.append(ast.ConfigEntry(key.text, value.value, span=key.span.to(value.span)))
-            elif value.kind in WORD_KINDS:
-                entries.append(ast.ConfigEntry(key.text, value.text, span=key.span.to(value.span)))
-            else:
-                raise self.fail()
-            self.next()
-            if self.tok.kind == ";":
-                self.next()
-            elif self.tok.kind != "}":
-                raise self.fail("}")
-        self.next()
-        return tuple(entries)
-
-    def probe(self) -> ast.Probe:
-        start = self.tok
-        aps: list[ast.AttachPoint] = []
-        while True:
-            if self.tok.kind == "ATTACH":
-                tok = self.next()
-                aps.append(ast.AttachPoint(tok.value, span=tok.span))
-            else:
-                # bpftrace's attach point rule may match nothing (",BEGIN", "BEGIN,,END",
-                # "{ }"); such a point is dropped later, and a probe left with none is an error
-                aps.append(ast.AttachPoint("", span=self.tok.span))
-            if self.tok.kind != ",":
-                break
-            self.next()
-        real = [ap for ap in aps if ap.raw]
-        if self.tok.kind == "EOF":
-            span = real[0].span.to(self.tok.span) if real else self.tok.span
-            raise _SyntaxError(Message("unexpected end of file, expected {", span))
-        pred, pred_span = None, None
-        if self.tok.kind == "/":
-            slash = self.next()
-            pred = self.expr()
-            end = self.expect("ENDPRED", "end predicate")
-            pred_span = slash.span.to(end.span)
-            if self.tok.kind != "{":
-                # bison names what it expected only for a second '/' (a second predicate)
-                raise self.fail("{") if self.tok.kind == "/" else self.fail()
-        if self.tok.kind != "{":
-            raise self.fail("{")
-        body = self.block()
-        return ast.Probe(tuple(aps), pred, body, span=start.span, pred_span=pred_span or start.span)
 
     def block(self) -> tuple[ast.Stmt, ...]:
         self.expect("{")
@@ -724,47 +582,33 @@ def _index_map(target: ast.Expr, key: ast.Expr) -> ast.Expr:
     return ast.Map(target.name, tuple(keys), True, span=target.span.to(key.span))
 
 
-def _check_attach_points(program: ast.Program, params: tuple[str, ...] = (),
-                         compat: str | None = None) -> ast.Program:
-    """Resolve each attach point's kind and parts (``$N`` from ``params``); one BEGIN and one END only."""
-    errors: list[Message] = []
-    probes = []
-    for probe in program.probes:
-        aps = []
-        seen: set[str] = set()
-        for ap in probe.attach_points:
-            try:
-                parts = split_parts(ap.raw, params)
-            except ValueError as err:  # "$1b": reported, and the point dropped
-                errors.append(Message(str(err), ap.span))
-                continue
-            if not parts[0]:
-                continue  # no probe type (an empty attach point, ":x", unset "$1"): dropped, as in bpftrace
-            try:
-                spec = parse_spec(ap.raw, ap.span, params, compat)
-            except Diagnostic as d:
-                errors.extend(d.messages)
-                aps.append(ap)
-                continue
-            if spec.kind in ("BEGIN", "END") and not is_modern(compat):  # 0.25+: several allowed
-                if spec.kind in seen:
-                    errors.append(Message(f"More than one {spec.kind} probe defined", ap.span))
-                seen.add(spec.kind)
-            # a time is read as bpftrace reads it (i:s:1e3 is interval:s:1000, also for `probe`)
-            raw = ap.raw
-            if parts != split_parts(ap.raw):  # with $N's values, for the attach layer
-                raw = ":".join(f'"{p}"' if re.search(r'[:\s]', p) else p for p in parts)
-            if spec.kind in ("profile", "interval") or split_parts(raw)[0] not in PROBE_SPELLINGS:
-                raw = spec.raw  # (and today's spellings, `begin` or `fentry:f`, by the kind's name)
-            aps.append(ast.AttachPoint(raw, spec.kind, spec.parts, span=ap.span))
-        if not aps:
-            # reported after parsing, where bpftrace has no location for it: always 1:1
-            errors.append(Message("No attach points for probe", Span(1, 1, 1)))
-        probes.append(ast.Probe(tuple(aps), probe.pred, probe.body, span=probe.span,
-                                pred_span=probe.pred_span))
-    if errors:
-        raise Diagnostic(errors)
-    return ast.Program(program.c_definitions, tuple(probes), program.config, program.map_decls, span=program.span)
+def read_program(text: str, filename: str = "stdin",
+                 include_dirs: tuple[str, ...] = DEFAULT_INCLUDE_DIRS, includes: tuple[str, ...] = (),
+                 compat: str | None = None, library: bool = False) -> tuple[ast.Program, dict[str, Macro]]:
+    """The grammar alone: (program, macro definitions), with imports and macro calls as written
+    and attach points unchecked (the formatter prints this; ``parse`` runs the passes after it).
+    ``library``: an imported file, which may hold macros or map declarations and no probe.
+    Raises Diagnostic on any error."""
+    macros = {}
+    if include_dirs and ("#" in text or includes):
+        try:
+            macros = header_macros(text, include_dirs, includes)
+        except HeaderNotFound as err:
+            raise Diagnostic([Verbatim(str(err))]) from None
+    tokens, lex_errors = tokenize(text, macros)
+    if tokens[-1].value == "abort":
+        raise Diagnostic(lex_errors, source=text, filename=filename)
+    try:
+        parser = Parser(tokens, compat, library)
+        program = parser.program()
+    except _SyntaxError as err:
+        raise Diagnostic(lex_errors + [err.message], source=text, filename=filename) from None
+    except RecursionError:
+        raise Diagnostic(lex_errors + [Message("program too deeply nested", None)],
+                         source=text, filename=filename) from None
+    if lex_errors:
+        raise Diagnostic(lex_errors, source=text, filename=filename)
+    return program, parser.macros
 
 
 def parse(text: str, filename: str = "stdin",
@@ -780,31 +624,28 @@ def parse(text: str, filename: str = "stdin",
     ``includes`` names (``--include``), looked up in ``include_dirs`` (pass
     ``()`` to read no files), are expanded. ``params`` (the positional
     parameters) give ``$N`` in attach points its value.
+
+    The passes after the grammar, in order: imports (imports.py: the imported files merged
+    in; an imported header's ``#define``s mean reading the script again with them), macro
+    expansion (macros.py), and the attach points' kinds and parts.
     """
-    macros = {}
-    if include_dirs and ("#" in text or includes):
+    program, macros = read_program(text, filename, include_dirs, includes, compat)
+    if is_modern(compat):
+        from . import imports
+
+        def read(sub_text: str, name: str):
+            return read_program(sub_text, name, include_dirs, (), compat, library=True)
+
+        program, macros, headers = imports.resolve(program, macros, filename, text, read)
+        if headers and include_dirs:
+            program, macros = read_program(text, filename, include_dirs, tuple(includes) + tuple(headers),
+                                           compat)
+            program, macros, _ = imports.resolve(program, macros, filename, text, read)
         try:
-            macros = header_macros(text, include_dirs, includes)
-        except HeaderNotFound as err:
-            raise Diagnostic([Verbatim(str(err))]) from None
-    tokens, lex_errors = tokenize(text, macros)
-    if tokens[-1].value == "abort":
-        raise Diagnostic(lex_errors, source=text, filename=filename)
+            program = expand_macros(program, macros)
+        except Diagnostic as d:
+            raise Diagnostic(d.messages, source=text, filename=filename) from None
     try:
-        parser = Parser(tokens, compat)
-        program = parser.program()
-        if parser.modern:
-            program = expand_macros(program, parser.macros)
-    except Diagnostic as d:  # (from macro expansion)
-        raise Diagnostic(lex_errors + d.messages, source=text, filename=filename) from None
-    except _SyntaxError as err:
-        raise Diagnostic(lex_errors + [err.message], source=text, filename=filename) from None
-    except RecursionError:
-        raise Diagnostic(lex_errors + [Message("program too deeply nested", None)],
-                         source=text, filename=filename) from None
-    if lex_errors:
-        raise Diagnostic(lex_errors, source=text, filename=filename)
-    try:
-        return _check_attach_points(program, tuple(params), compat)
+        return check_attach_points(program, tuple(params), compat)
     except Diagnostic as d:
         raise Diagnostic(d.messages, source=text, filename=filename) from None

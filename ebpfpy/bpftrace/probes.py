@@ -68,9 +68,12 @@ KINDS: dict[str, ProbeKind] = {name: k for k in PROBE_KINDS for name in (k.name,
 # there: `BeGiN`, `Tracepoint:`). Each spelling names an attach kind of the one table.
 MODERN_SYNTAX: dict[str, tuple[tuple[int, ...], str, bool]] = {
     "rawtracepoint": ((1, 2), "requires 1 or 2 arguments", True),
+    "test": ((1,), "requires 1 argument", False),
+    "bench": ((1,), "requires 1 argument", False),
 }
 MODERN_SPELLINGS: dict[str, str] = {
     "begin": "BEGIN", "end": "END", "fentry": "kfunc", "fexit": "kretfunc", "rawtracepoint": "rawtracepoint",
+    "test": "test", "bench": "bench",
 }
 
 

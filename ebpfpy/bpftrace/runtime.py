@@ -29,6 +29,7 @@ from ebpfpy.codegen.funcinfo import func_info_load_args
 from ebpfpy.events.perfbuf import PerfBuffer
 from ebpfpy.maps import Map
 from ebpfpy.progs import Program
+from ebpfpy.sys._libc import sched_getcpu
 from ebpfpy.sys.errors import BPFError
 
 from .compiled import EVENTS_MAP, CompiledScript, MapPlan
@@ -85,6 +86,8 @@ class Runtime:
         self.trap_signals = trap_signals  # the CLI's; a library caller keeps Python's own SIGINT
         # 0.17 (driver.make_runtime): a SIGINT once the run has stopped kills it (_sigint_kills)
         self.sigint_kills_when_stopped = False
+        # today's language (driver.make_runtime): a run of BEGIN/END probes alone ends after BEGIN
+        self.stop_after_begin = False
         self.attached_count = 0  # the probes attached, as "Attaching N probes..." counts them
         self._stack: contextlib.ExitStack | None = None  # what start() holds until finish()/close()
         self._detaching: _Detach | None = None
@@ -236,7 +239,7 @@ class Runtime:
     def start(self) -> None:
         """Create the maps, load and attach every probe, run BEGIN; on failure nothing stays held."""
         if EVENTS_MAP in self.script.maps and any(p.probe.upper() in ("BEGIN", "END") for p in self.script.probes):
-            _current_cpu()  # its first call loads ctypes: now, before any probe could see that
+            _current_cpu()  # its first call looks sched_getcpu up in libc: now, before any probe could see that
         with contextlib.ExitStack() as stack:
             self._create_maps(stack)
             events = None
@@ -268,6 +271,8 @@ class Runtime:
                 events.watch(wakeup)
             self._stack = stack.pop_all()
             self.state = "running"
+            if self.stop_after_begin:
+                self._stop = True
 
     def serve(self, timeout: int = 100) -> None:
         """One turn of the event loop: wait up to ``timeout`` ms for events (or a signal), serve
@@ -657,22 +662,11 @@ def _on_one_cpu(wanted: bool = True):
                 os.sched_setaffinity(0, allowed)
 
 
-_SCHED_GETCPU: list = []
-
-
 def _current_cpu() -> int | None:
     """The CPU this thread runs on: libc's sched_getcpu (rseq or the vDSO), which opens no
     file and makes no system call a probe of the script could see; start() resolves it
-    before attaching anything."""
-    if not _SCHED_GETCPU:
-        try:
-            import ctypes
-
-            _SCHED_GETCPU.append(ctypes.CDLL(None).sched_getcpu)
-        except (OSError, AttributeError):
-            _SCHED_GETCPU.append(None)
-    getcpu = _SCHED_GETCPU[0]
-    cpu = getcpu() if getcpu is not None else -1
+    before attaching anything (its first call looks the symbol up in libc)."""
+    cpu = sched_getcpu()
     return cpu if cpu >= 0 else None
 
 

@@ -39,7 +39,7 @@ BPFTRACE_017 = {
 }
 # Attach kinds that are not bpftrace 0.17's (its parser aborts on them), and bpftrace kinds
 # no provider implements yet.
-ATTACH_ONLY = {"rawtracepoint"}
+ATTACH_ONLY = {"rawtracepoint", "test", "bench"}
 NOT_IMPLEMENTED = {"watchpoint", "asyncwatchpoint", "iter"}
 
 # A valid spec (after ``kind:``) per kind, for parsing every spelling.
@@ -49,7 +49,7 @@ SAMPLES = {
     "tracepoint": "sched:sched_switch", "profile": "hz:99", "interval": "s:1",
     "software": "cpu-clock:1000", "hardware": "cycles", "watchpoint": "0x1000:8:w",
     "asyncwatchpoint": "0x1000:8:w", "kfunc": "do_nanosleep", "kretfunc": "do_nanosleep",
-    "iter": "task", "rawtracepoint": "sched_switch",
+    "iter": "task", "rawtracepoint": "sched_switch", "test": "passes", "bench": "loop10",
 }
 
 
@@ -132,6 +132,8 @@ SPACES = [
     ("rawtracepoint", RawTracepoint("sys_enter"), ""),
     ("BEGIN", SpecialTarget("BEGIN"), ""),
     ("END", SpecialTarget("END"), ""),
+    ("test", SpecialTarget("test:passes"), ""),
+    ("bench", SpecialTarget("bench:loop10"), ""),
     ("profile", PerfEventTarget("profile", "hz:99", 1, 0, sample_freq=99), ""),
     ("interval", PerfEventTarget("interval", "s:1", 1, 0, sample_period=10**9), ""),
     ("software", PerfEventTarget("software", "cpu-clock:1000", 1, 0, sample_period=1000), ""),
