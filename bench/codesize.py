@@ -20,9 +20,10 @@ from harness import HERE, ROOT, Metric, Proc, Target, ToolFailed, attaching, med
 
 
 def corpus() -> list:
-    """bench/corpus/*.bt then tools/*.bt (path list)."""
+    """bench/corpus/*.bt then the 0.17-language copies of our tools (path list): the bench compares
+    with bpftrace 0.17, which cannot read tools/*.bt, written in today's language."""
     return sorted(glob.glob(os.path.join(HERE, "corpus", "*.bt"))) + \
-        sorted(glob.glob(os.path.join(ROOT, "tools", "*.bt")))
+        sorted(glob.glob(os.path.join(ROOT, "tests", "kernel", "tools_017", "*.bt")))
 
 
 def xlated_sizes(ids: set) -> dict:
@@ -82,7 +83,7 @@ def measure() -> list:
     both = [r for r in rows if r["ratio"] is not None]
     how = ("total BPF instructions (kernel `bytes_xlated`/8 from `bpftool prog show`) of the programs the "
            "tool holds while running each script (prog ids from /proc/PID/fdinfo), over "
-           f"{len(rows)} scripts (bench/corpus/*.bt and tools/*.bt); one run each (deterministic; both "
+           f"{len(rows)} scripts (bench/corpus/*.bt and tests/kernel/tools_017/*.bt); one run each (deterministic; both "
            "tools run a script side by side). "
            f"{len(both)} scripts ran under both tools; ratios are per script. BEGIN/END programs are "
            "left out for both tools (bpftrace 0.17 does not keep them loaded while a script runs).")
