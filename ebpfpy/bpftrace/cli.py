@@ -153,6 +153,7 @@ class Opts:
     metrics: str | None = None  # --metrics [ADDR]:PORT: serve the maps to Prometheus (metrics.py)
     emulate: bool = False  # --emulate: run in ebpfpy.vm, without a kernel (emulate.py)
     args: list = field(default_factory=list)
+    program_options: dict = field(default_factory=dict)  # after "--": --name[=value] (getopt)
 
 
 # flag -> (Opts attribute, how the flag sets it). "b" (deprecated in bpftrace), "btf" and
@@ -239,7 +240,13 @@ def parse_args(argv: list, modern: bool = False) -> Opts:
         arg = argv[i]
         i += 1
         if arg == "--":
-            operands.extend(argv[i:])
+            if modern:  # today's named program options (getopt) stand among the parameters
+                from .program_options import split_operands
+
+                params, opts.program_options = split_operands(argv[i:])
+                operands.extend(params)
+            else:
+                operands.extend(argv[i:])
             break
         if arg.startswith("--"):
             name, eq, value = arg[2:].partition("=")
@@ -458,7 +465,8 @@ def _main(argv: list) -> int:
         output=opts.output, fmt=opts.fmt, quiet=opts.quiet, unsafe=opts.unsafe, debug=opts.debug,
         verbose=opts.verbose, warnings=opts.warnings, buffering=opts.buffering,
         helper_errors=opts.helper_errors, include_dirs=tuple(opts.include_dirs), includes=tuple(opts.includes),
-        compat=compat, dry_run=opts.dry_run, metrics=opts.metrics, emulate=opts.emulate, **env,
+        compat=compat, dry_run=opts.dry_run, metrics=opts.metrics, emulate=opts.emulate,
+        program_options=opts.program_options, **env,
     )
     return run(options)
 

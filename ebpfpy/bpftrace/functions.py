@@ -144,6 +144,8 @@ FUNCTIONS_TABLE: tuple[Function, ...] = (
         modern_only=True),
     _fn("syscall_name", 1, 1, check="c_syscall_name", emit="call_syscall_name", modern_only=True),
     _fn("signal_name", 1, 1, check="c_signal_name", emit="call_signal_name", modern_only=True),
+    # a named program option (``-- --name=value``), a constant once the command line is read
+    _fn("getopt", 1, 3, varargs=True, check="c_getopt", emit="call_getopt", modern_only=True),
     # aggregations (aggregations.py has their value layouts)
     _fn("count", family="aggregate"),
     _fn("sum", 1, 1, family="aggregate"),

@@ -97,6 +97,23 @@ class CallChecks:
                               node.span)
         return UINT64
 
+    def c_getopt(self, node: ast.Call, types: list[Type]) -> Type:
+        """``getopt("name"[, default[, "description"]])`` (0.24+): a named program option, typed
+        by its literal default (none: a bool); its value is a constant (program_options.py)."""
+        from .program_options import literal_int
+
+        if not self._literal(node, 0, types[0]) or (len(node.args) > 2 and not self._literal(node, 2, types[2])):
+            return NONE
+        if len(node.args) < 2 or isinstance(node.args[1], ast.Boolean):
+            return BOOL
+        default = node.args[1]
+        if isinstance(default, ast.String):
+            return string_type(max(self.env.strlen, len(default.value.encode()) + 1))
+        if literal_int(default) is None:
+            return self.error("getopt() expects a literal default value (an integer, a string or a bool), "
+                              f"{kind_word(types[1])} provided", node.span)
+        return int_type(64, True)
+
     def c_syscall_name(self, node: ast.Call, types: list[Type]) -> Type:
         """``syscall_name(nr)``: the name, looked up by the runtime."""
         return named("syscall_name") if self._integer(node, types[0]) else NONE

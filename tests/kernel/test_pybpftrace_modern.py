@@ -340,3 +340,21 @@ def test_macros_e5():
     assert "ERROR: expanded from\n" in bad.stderr
     old = run("-e", "macro twice(x) { x * 2 } BEGIN { exit(); }", compat="0.17")
     assert old.returncode == 1 and "syntax error, unexpected (, expecting {" in old.stderr
+
+
+GETOPT_E12 = ('begin { print((getopt("count", 5), getopt("name", "anon"), getopt("verbose"), '
+              'getopt("flag", true, "a flag"))); print(($1, $#)); exit(); }')
+
+
+@pytest.mark.parametrize("argv, rc, out, err", [
+    (["--", "--count=9", "--name=zed", "--verbose", "--flag=false"], 0, "(9, zed, true, false)\n(0, 0)\n", ""),
+    (["p1", "--", "--count=9", "p2"], 0, "(9, anon, false, true)\n(p1, 2)\n", ""),
+    (["--", "--count", "9"], 1, "", "ERROR: program command line option --count expects an integer (value: true)\n"),
+    (["--", "--bogus=1"], 1, "", "ERROR: unexpected program command line options: --bogus\n"
+                                 "HINT: expected program options: --flag: --verbose: --name: --count\n"),
+])
+def test_getopt_e12(argv, rc, out, err):
+    res = run("-e", GETOPT_E12, *argv)
+    assert res.returncode == rc, res.stderr
+    assert res.stdout.startswith(out)
+    assert res.stderr.endswith(err) if rc else res.stderr == "Attached 1 probe\n"

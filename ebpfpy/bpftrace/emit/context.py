@@ -28,6 +28,8 @@ class Env:
     strlen: int = 64
     map_keys_max: int = 4096
     params: tuple = ()  # positional parameters $1..$N as strings
+    # today's named program options (getopt): name -> value, read and checked (program_options.py)
+    program_options: dict = field(default_factory=dict)
     cpid: int = 0
     pid: int = -1
     unsafe: bool = False

@@ -223,6 +223,18 @@ class NewerLanguageEmitter:
         self.int_value(node.args[0])
         return Val(Shape("syscall_name", 8, False))
 
+    def call_getopt(self, node: ast.Call) -> Val:
+        """The option's value, read from the command line before compiling (program_options.py)."""
+        from ..program_options import default_of
+
+        name = node.args[0].value
+        kind, default = default_of(node)
+        value = self.env.program_options.get(name, default)
+        if kind == "string":
+            return self.expr_String(ast.String(value, span=node.span))
+        self.load_const(R0, int(value))
+        return Val(BOOL if kind == "bool" else INT)
+
     def call_signal_name(self, node: ast.Call) -> Val:
         self.int_value(node.args[0])
         return Val(Shape("signal_name", 8, False))
