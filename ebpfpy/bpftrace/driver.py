@@ -345,6 +345,7 @@ def make_runtime(script, options: Options, writer, child=None, runtime_class=Non
                             cat_bytes_max=options.cat_bytes_max, log_size=options.log_size,
                             user_symbols=not options.no_user_symbols, **extra)
     runtime.sigint_kills_when_stopped = not is_modern(options.compat)
+    runtime.end_without_probes = is_modern(options.compat)
     return runtime
 
 

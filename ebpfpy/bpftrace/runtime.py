@@ -85,6 +85,9 @@ class Runtime:
         self.trap_signals = trap_signals  # the CLI's; a library caller keeps Python's own SIGINT
         # 0.17 (driver.make_runtime): a SIGINT once the run has stopped kills it (_sigint_kills)
         self.sigint_kills_when_stopped = False
+        # today's language (driver.make_runtime): a script of only BEGIN/END blocks ends after
+        # BEGIN instead of waiting for a signal (bpftrace 0.24+), unless -c or -p gives it a process
+        self.end_without_probes = False
         self.attached_count = 0  # the probes attached, as "Attaching N probes..." counts them
         self._stack: contextlib.ExitStack | None = None  # what start() holds until finish()/close()
         self._detaching: _Detach | None = None
@@ -268,6 +271,9 @@ class Runtime:
                 events.watch(wakeup)
             self._stack = stack.pop_all()
             self.state = "running"
+        if self.end_without_probes and self.child is None and self.pid <= 0 and \
+                all(p.probe.upper() in ("BEGIN", "END") for p in self.script.probes):
+            self._stop = True
 
     def serve(self, timeout: int = 100) -> None:
         """One turn of the event loop: wait up to ``timeout`` ms for events (or a signal), serve

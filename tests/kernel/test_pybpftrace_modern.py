@@ -358,3 +358,15 @@ def test_getopt_e12(argv, rc, out, err):
     assert res.returncode == rc, res.stderr
     assert res.stdout.startswith(out)
     assert res.stderr.endswith(err) if rc else res.stderr == "Attached 1 probe\n"
+
+
+def test_only_begin_and_end_ends_by_itself():
+    """0.24+: a script whose probes are all begin/end ends after begin, END and the maps
+    printed; 0.17 mode keeps waiting for a signal (checked by its timeout)."""
+    res = run("-e", 'begin { printf("hi\\n"); @x = 1; } end { printf("bye\\n"); }', timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "hi\nbye\n\n\n@x: 1\n"
+    with pytest.raises(subprocess.TimeoutExpired):
+        run("-e", 'BEGIN { printf("hi\\n"); }', compat="0.17", timeout=3)
+    ticking = run("-e", 'begin { printf("hi\\n"); } interval:ms:100 { exit(); }', timeout=30)
+    assert ticking.returncode == 0 and ticking.stdout.startswith("hi\n"), ticking.stderr
