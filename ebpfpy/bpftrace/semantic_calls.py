@@ -47,6 +47,8 @@ class CallChecks:
             t = self.e_String(arg, checked=False)  # never in the program: any length
             ast.set_type(arg, t)
             return t
+        if i > 0 and name == "find":
+            return NONE  # the key is typed in the indexed map (args[0]); the variable by c_find
         if i == 0 and name == "str" and isinstance(arg, ast.PositionalParam):
             t = string_type(self.env.strlen)  # str($1): the parameter's text
             ast.set_type(arg, t)
@@ -84,6 +86,17 @@ class CallChecks:
         arg = node.args[0]
         if not isinstance(arg, ast.Map) or not arg.indexed:
             return self.error("has_key() expects a map and a key: has_key(@map, key)", node.span)
+        return BOOL
+
+    def c_find(self, node: ast.Call, types: list[Type]) -> Type:
+        """``find(@m, key, $v)`` (the parser made it ``find(@m[key], key, $v)``): the indexed map
+        was typed as a read, which checked its keys; ``$v`` takes the map's value type."""
+        arg, _, var = node.args
+        if not isinstance(arg, ast.Map) or not arg.indexed or not isinstance(var, ast.Variable):
+            return self.error("find() expects a map, a key and a variable: find(@map, key, $var)", node.span)
+        if types[0].kind != "none":
+            value = types[0] if not types[0].is_aggregate else int_type(64, True)
+            self.assign_var(var, value, node.span)
         return BOOL
 
     def c_len(self, node: ast.Call, types: list[Type]) -> Type:

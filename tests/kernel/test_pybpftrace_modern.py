@@ -370,3 +370,32 @@ def test_only_begin_and_end_ends_by_itself():
         run("-e", 'BEGIN { printf("hi\\n"); }', compat="0.17", timeout=3)
     ticking = run("-e", 'begin { printf("hi\\n"); } interval:ms:100 { exit(); }', timeout=30)
     assert ticking.returncode == 0 and ticking.stdout.startswith("hi\n"), ticking.stderr
+
+
+E11 = """begin {
+  @a[1] = (int64)10; @a[2] = (int64)20; @a[3] = (int64)30; @b[1, "x"] = (int64)5;
+  printf("has1=%d has9=%d len=%d\\n", has_key(@a, 1), has_key(@a, 9), len(@a));
+  print(has_key(@b, (1, "x")));
+  $ok = delete(@a, 2); $miss = delete(@a, 99); print(($ok, $miss, len(@a)));
+  _ = delete(@b, (1, "x"));
+  let $v; if (find(@a, 3, $v)) { printf("found %d\\n", $v); }
+  exit();
+}
+"""
+
+
+def test_map_functions_with_find_e11():
+    res = run("-e", E11)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "has1=1 has9=0 len=3\ntrue\n(true, false, 2)\nfound 30\n\n\n@a[1]: 10\n@a[3]: 30\n"
+
+
+def test_find_strings_aggregations_and_misses():
+    res = run("-e", 'begin { @s["x"] = "hello"; @c[7] = count(); let $t; let $n; $m = 5;'
+                    ' if (find(@s, "x", $t)) { printf("str %s\\n", $t); }'
+                    ' printf("%d %d\\n", find(@c, 7, $n), $n);'
+                    ' printf("%d %d\\n", find(@c, 8, $m), $m); clear(@s); clear(@c); exit(); }')
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("str hello\n1 1\n0 5\n")
+    bad = run("-e", "begin { @a[1] = 1; $x = find(@a, 1, 2); }")
+    assert bad.returncode == 1 and "find() expects a map, a key and a variable" in bad.stderr
