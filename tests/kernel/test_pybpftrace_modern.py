@@ -399,3 +399,21 @@ def test_find_strings_aggregations_and_misses():
     assert res.stdout.startswith("str hello\n1 1\n0 5\n")
     bad = run("-e", "begin { @a[1] = 1; $x = find(@a, 1, 2); }")
     assert bad.returncode == 1 and "find() expects a map, a key and a variable" in bad.stderr
+
+
+E14_PRINT = ("tracepoint:syscalls:sys_enter_clock_nanosleep /pid == cpid/ { "
+             'printf("sec=%d nsec=%d legacy=%d\\n", args.rqtp.tv_sec, args.rqtp.tv_nsec, args->rqtp->tv_nsec); '
+             "print(*args.rqtp); }")
+
+
+def test_print_a_whole_struct_e14():
+    res = run("-c", "sleep 0.25", "-e", E14_PRINT)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("sec=0 nsec=250000000 legacy=250000000\n{ .tv_sec = 0, .tv_nsec = 250000000 }\n")
+    js = run("-f", "json", "-c", "sleep 0.25", "-e", E14_PRINT)
+    assert '{"type": "value", "data": {"tv_sec": 0, "tv_nsec": 250000000}}\n' in js.stdout, js.stderr
+    by_value = run("-c", "sleep 0.1", "-e", "tracepoint:syscalls:sys_enter_clock_nanosleep /pid == cpid/ "
+                   "{ $t = *args.rqtp; printf(\"%d %d\\n\", $t.tv_nsec, (*args.rqtp).tv_nsec); }")
+    assert by_value.stdout.startswith("100000000 100000000\n"), by_value.stderr
+    big = run("-e", "begin { print(*curtask->mm); }")
+    assert big.returncode == 1 and "too large to print" in big.stderr

@@ -6,6 +6,7 @@ A mixin of ``ProbeCodegen`` (``probe.py``): every method works on the one emitte
 from __future__ import annotations
 
 from ebpfpy.codegen.calls import emit_helper_call
+from ebpfpy.codegen.memory import emit_probe_read
 from ebpfpy.codegen.stack import StackSlot
 from ebpfpy.isa.builder import FP, R0, R1, R3, R6, Builder
 
@@ -287,3 +288,61 @@ class FieldEmitter:
             if tid is not None:
                 return Val(Shape("int", 8, False, extra=("btf", tid, *_typed_space(self.ctx.space))))
         return Val(INT if f.signed else UINT)
+
+    def struct_value(self, val: Val, node: ast.Node) -> Val:
+        """A struct by value (today's ``*ptr``, r0 its address) read whole into the stack and
+        laid out for print(): ``{ .tv_sec = 0, .tv_nsec = 250000000 }`` (bpftrace 0.18+, E14)."""
+        spec = self.world.btf()
+        tid, space = val.shape.extra[1], "user" if "user" in val.shape.extra[2:] else "kernel"
+        size = spec.size_of(tid)
+        if size > MAX_STRUCT_PRINT:
+            raise error(f"{spec.describe(tid)} is {size} bytes: too large to print (at most "
+                        f"{MAX_STRUCT_PRINT})", node)
+        slot = self.frame.alloc(round8(size), name="struct")
+        emit_probe_read(self.b, StackSlot(slot.off, size), R0, space=space)
+        return Val(Shape("struct", slot.size, False, extra=struct_layout(spec, tid)), slot)
+
+
+# print(*ptr) copies the struct onto the 512-byte stack; bigger ones are refused with a message
+MAX_STRUCT_PRINT = 256
+
+
+def struct_layout(spec, tid: int) -> tuple:
+    """How to decode a struct's bytes (shapes.py's ``struct`` decoder): per member, its name,
+    byte offset, size, what it is (``int``, ``uint``, ``str`` for char arrays, ``array``,
+    ``ptr``, ``struct``, ``bits``) and what that needs (element layout, nested layout)."""
+    from ebpfpy.btf import Kind
+
+    out = []
+    for m in spec.members(tid):
+        mtid = spec.resolve(m.type)
+        kind = spec.kind_of(mtid)
+        off, size = m.bit_offset // 8, spec.size_of(mtid)
+        name = m.name or ""
+        if m.bitfield_size or (kind == Kind.INT and spec[mtid].bits != 8 * size):
+            bits = m.bitfield_size or spec[mtid].bits
+            out.append((name, off, size, "bits", (m.bit_offset % 8, bits)))
+        elif kind in (Kind.STRUCT, Kind.UNION):
+            out.append((name, off, size, "struct", struct_layout(spec, mtid)))
+        elif kind == Kind.ARRAY:
+            arr = spec[mtid]
+            elem = spec.resolve(arr.type)
+            esize = spec.size_of(elem)
+            if spec.kind_of(elem) == Kind.INT and esize == 1:
+                out.append((name, off, size, "str", None))
+            else:
+                how = "int" if spec.kind_of(elem) in (Kind.INT, Kind.ENUM) and _signed(spec, elem) else "uint"
+                out.append((name, off, size, "array", (how, esize, size // esize if esize else 0)))
+        elif kind == Kind.PTR:
+            out.append((name, off, size, "ptr", None))
+        else:
+            out.append((name, off, size, "int" if _signed(spec, mtid) else "uint", None))
+    return tuple(out)
+
+
+def _signed(spec, tid: int) -> bool:
+    from ebpfpy.btf import Kind
+
+    t = spec[tid]
+    return spec.kind_of(tid) == Kind.INT and t.signed or spec.kind_of(tid) == Kind.ENUM and getattr(t, "signed", False)
+
