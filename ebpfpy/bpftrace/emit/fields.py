@@ -343,6 +343,8 @@ def struct_layout(spec, tid: int) -> tuple:
 def _signed(spec, tid: int) -> bool:
     from ebpfpy.btf import Kind
 
-    t = spec[tid]
-    return spec.kind_of(tid) == Kind.INT and t.signed or spec.kind_of(tid) == Kind.ENUM and getattr(t, "signed", False)
+    kind, t = spec.kind_of(tid), spec[tid]
+    if kind == Kind.INT:
+        return bool(t.signed)
+    return kind == Kind.ENUM and bool(getattr(t, "signed", False))
 
