@@ -417,3 +417,15 @@ def test_print_a_whole_struct_e14():
     assert by_value.stdout.startswith("100000000 100000000\n"), by_value.stderr
     big = run("-e", "begin { print(*curtask->mm); }")
     assert big.returncode == 1 and "too large to print" in big.stderr
+
+
+def test_rawtracepoint_args_from_btf_e22():
+    res = run("-e", 'rawtracepoint:sched_switch { printf("%s prev-is-arg1=%d\\n", probe, arg1 == (uint64)args.prev); '
+                    "exit(); }")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("rawtracepoint:vmlinux:sched_switch prev-is-arg1=1\n")
+    typed = run("-c", "true", "-e", 'rawtracepoint:sched_process_exec /pid == cpid/ '
+                '{ printf("%s %d\\n", args.p->comm, (uint64)args.old_pid == pid); exit(); }')
+    assert typed.returncode == 0 and typed.stdout.startswith("true 1\n"), typed.stderr
+    bad = run("-e", "rawtracepoint:sched_switch { @ = args.nope; }")
+    assert bad.returncode == 1 and "Can't find function parameter nope" in bad.stderr

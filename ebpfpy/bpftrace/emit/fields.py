@@ -59,8 +59,8 @@ class FieldEmitter:
     def expr_FieldAccess(self, node: ast.FieldAccess) -> Val:
         if isinstance(node.expr, ast.Builtin) and node.expr.name == "args" and self.ctx.args == "tracepoint":
             return self.tracepoint_field(node)
-        if isinstance(node.expr, ast.Builtin) and node.expr.name == "args" and self.ctx.args == "btf_func":
-            return self.kfunc_param(node)
+        if isinstance(node.expr, ast.Builtin) and node.expr.name == "args" and self.ctx.args in ("btf_func", "raw_tp"):
+            return self.kfunc_param(node)  # (a raw tracepoint's arguments are u64 slots too)
         base = self.expr(node.expr)
         extra = base.shape.extra
         if base.shape.kind == "tuple" and isinstance(extra, tuple) and extra[:1] == ("record",):
@@ -196,7 +196,10 @@ class FieldEmitter:
         return Val(UINT)
 
     def kfunc_param(self, node: ast.FieldAccess) -> Val:
-        """``args->NAME`` in a kfunc: slot i of the u64 array the trampoline passes."""
+        """``args->NAME`` in a kfunc (slot i of the u64 array the trampoline passes) or a raw
+        tracepoint (today's language: slot i of the tracepoint's arguments)."""
+        if self.ctx.func_proto is None:
+            raise error(f"No BTF for the arguments of {self.target.probe}", node)
         params = self.ctx.func_proto.params
         for i, param in enumerate(params):
             if param.name == node.field:
