@@ -429,3 +429,16 @@ def test_rawtracepoint_args_from_btf_e22():
     assert typed.returncode == 0 and typed.stdout.startswith("true 1\n"), typed.stderr
     bad = run("-e", "rawtracepoint:sched_switch { @ = args.nope; }")
     assert bad.returncode == 1 and "Can't find function parameter nope" in bad.stderr
+
+
+@pytest.mark.parametrize("program, old, new", [
+    ("BEGIN { foo(1); }", "stdin:1:9-12: ERROR: Unknown function: foo\n", "stdin:1:9-15: ERROR: Unknown function: 'foo'\n"),
+    ("tracepoint:syscalls:sys_enter_nosuch { }", "stdin:1:1-37: ERROR: tracepoint not found: syscalls:sys_enter_nosuch\n",
+     "stdin:1:1-37: ERROR: No matches for tracepoint syscalls:sys_enter_nosuch.\n"),
+])
+def test_error_wording_e26(program, old, new):
+    """E26's rows whose 0.26 text does not depend on 0.26's integer typing."""
+    res = run("-e", program)
+    assert res.returncode == 1 and res.stderr.startswith(new), res.stderr
+    was = run("-e", program, compat="0.17")
+    assert was.returncode == 1 and was.stderr.startswith(old), was.stderr
