@@ -45,6 +45,9 @@ class BuiltinChecks:
             return self.error("cpid cannot be used without child command", node.span)
         if name == "args":
             return self.args_type(node)
+        if name == "ctx" and kinds == {"iter"}:  # the iterator's context struct, typed from BTF
+            aps = self.scope.attach_points
+            return pointer_to(record(f"struct bpf_iter__{aps[0].parts[0] if aps[0].parts else ''}"))
         if name == "ctx":
             if "tracepoint" in kinds:
                 return self.error("Use args instead of ctx in tracepoint", node.span)

@@ -442,3 +442,24 @@ def test_error_wording_e26(program, old, new):
     assert res.returncode == 1 and res.stderr.startswith(new), res.stderr
     was = run("-e", program, compat="0.17")
     assert was.returncode == 1 and was.stderr.startswith(old), was.stderr
+
+
+@pytest.mark.iter
+def test_iterators_run_once_over_the_kernels_objects():
+    """iter:task / task_file / task_vma (0.19+): ctx typed from BTF, run once, then the end."""
+    me = os.getpid()
+    with open("/proc/self/comm") as f:
+        comm = f.read().strip()
+    res = run("-e", f'iter:task /ctx.task.pid == {me}/ {{ printf("%s:%d\\n", ctx.task.comm, ctx.task.pid); }}')
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(f"{comm}:{me}\n")
+    fds = run("-e", f"iter:task_file /ctx.task.tgid == {me}/ {{ @fds[ctx.fd] = count(); }}")
+    assert fds.returncode == 0, fds.stderr
+    assert "@fds[0]: 1\n" in fds.stdout and "@fds[2]: 1\n" in fds.stdout
+    vmas = run("-e", f"iter:task_vma /ctx.task.tgid == {me}/ {{ @vmas = count(); }}")
+    assert vmas.returncode == 0, vmas.stderr
+    assert int(vmas.stdout.split("@vmas: ")[1]) > 5  # a Python process maps dozens
+    mixed = run("-e", "iter:task { } interval:s:1 { }")
+    assert mixed.returncode == 1 and "Iterator probe can't be mixed with any other probe" in mixed.stderr
+    old = run("-e", "iter:task { }", compat="0.17")  # bpftrace 0.17's refusal on this machine
+    assert old.returncode == 1 and "iter task not available for your kernel version." in old.stderr

@@ -63,6 +63,8 @@ class FieldEmitter:
             return self.kfunc_param(node)  # (a raw tracepoint's arguments are u64 slots too)
         base = self.expr(node.expr)
         extra = base.shape.extra
+        if isinstance(extra, tuple) and extra[:1] == ("btf_ctx",):  # an iterator's context member
+            return self.ctx_member(extra[1], node)
         if base.shape.kind == "tuple" and isinstance(extra, tuple) and extra[:1] == ("record",):
             if node.field not in extra[1]:  # (semantic analysis reports it first)
                 raise error(f"Record does not contain a field named '{node.field}'", node)
@@ -205,6 +207,25 @@ class FieldEmitter:
             if param.name == node.field:
                 return self.btf_ctx_slot(8 * i, param.type, node, node.field)
         raise error(f"Can't find function parameter {node.field}", node)
+
+    def ctx_member(self, struct_tid: int, node: ast.FieldAccess) -> Val:
+        """``ctx.task`` in an iterator: a u64-sized member of the context, loaded directly (the
+        verifier types the context's pointers from the iterator's registration)."""
+        spec = self.world.btf()
+        try:
+            member = spec.member(struct_tid, node.field)
+        except KeyError:
+            raise error(f"Struct/union of type '{spec.describe(struct_tid)}' does not contain "
+                        f"a field named '{node.field}'", node) from None
+        val = self.btf_ctx_slot(member.bit_offset // 8, member.type, node, node.field)
+        if isinstance(val.shape.extra, tuple) and val.shape.extra[:1] == ("btf",):
+            # the verifier types it pointer-or-NULL: no arithmetic on it before a check (a NULL
+            # becomes a plain 0, which reads nothing)
+            ok = self.b.fresh_label("nonnull")
+            self.b.jne(R0, 0, ok)
+            self.b.mov(R0, 0)
+            self.b.label(ok)
+        return val
 
     def btf_ctx_slot(self, off: int, tid: int, node, what: str) -> Val:
         """Read a kfunc argument or return value of BTF type ``tid`` at ``ctx + off``.
