@@ -242,7 +242,7 @@ KINDS: tuple[Kind, ...] = (
     # bpftrace 0.17 kinds with no provider yet
     Kind("watchpoint", ("w",)),
     Kind("asyncwatchpoint", ("aw",)),
-    Kind("iter", ("it",)),
+    Kind("iter", ("it",), "iter", "IterProvider"),
 )
 
 ALIASES: dict[str, Kind] = {name: k for k in KINDS for name in (k.name, *k.aliases)}

@@ -144,7 +144,8 @@ class RawTracepointProvider:
         return [RawTracepoint(n) for n in names]
 
     def context(self, target: RawTracepoint) -> ProbeContext:
-        return ProbeContext(ProgType.RAW_TRACEPOINT, "raw_tp")
+        return ProbeContext(ProgType.RAW_TRACEPOINT, "raw_tp", func_proto=raw_tracepoint_proto(target.name),
+                            space="kernel")
 
     def attach(self, prog: Any, target: RawTracepoint, pid: int = -1) -> Attachment:
         return attach_raw_tracepoint_name(prog, target.name, target)
@@ -152,6 +153,36 @@ class RawTracepointProvider:
     def list(self, pattern: str, pid: int = -1) -> Iterator[str]:
         for t in self.expand(pattern or "*"):
             yield t.probe
+
+
+@dataclass(frozen=True)
+class RawTracepointProto:
+    """A raw tracepoint's arguments as BTF declares them (``btf_trace_NAME``, a pointer to the
+    prototype of the tracepoint's probe functions, whose first parameter, ``void *__data``,
+    is not passed to BPF): ``params`` in the order of the context's u64 slots."""
+
+    params: tuple
+    type: int = 0  # no return value
+
+
+def raw_tracepoint_proto(name: str) -> RawTracepointProto | None:
+    """The arguments of raw tracepoint ``name`` from vmlinux BTF; None without BTF for it.
+
+    The typedef ``btf_trace_NAME`` has the types but no parameter names; the kernel's own
+    probe function for the event, ``__bpf_trace_NAME``, has both (an event defined from a
+    class shares the class's function: then the typedef's types are all there is)."""
+    try:
+        from ebpfpy import btf as btfmod
+        from ebpfpy.btf import FuncProto, Kind
+
+        spec = btfmod.vmlinux()
+        for func in spec.find_all(f"__bpf_trace_{name}", Kind.FUNC):
+            proto = spec[spec[func].type]
+            if isinstance(proto, FuncProto) and proto.params:
+                return RawTracepointProto(tuple(proto.params[1:]))
+    except Exception:  # no BTF on this system
+        return None
+    return None
 
 
 def attach_raw_tracepoint_name(prog: Any, name: str, target: Any = None) -> Attachment:

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from . import driver
+from .compat import is_modern
 from .diagnostics import Diagnostic
 from .output import values as _values
 from .output.printf import PrintfFormat
@@ -208,6 +209,8 @@ def python_value(value: Any, div: int = 1) -> Any:
     kind = type(value)
     if kind is int or kind is str:
         return value
+    if isinstance(value, _values.Record):  # today's records: their fields by name
+        return {name: python_value(part) for name, part in zip(value.names, value)}
     if isinstance(value, tuple):
         return tuple(python_value(part) for part in value)
     if isinstance(value, _values.Stats):
@@ -232,36 +235,36 @@ class MapValues(dict):
     """One map's entries read at one moment, in bpftrace's print order: Python key -> value.
     ``text`` is the map as bpftrace prints it; in Jupyter it shows that (histograms as charts)."""
 
-    def __init__(self, data: MapData, top: int = 0, div: int = 1):
+    def __init__(self, data: MapData, top: int = 0, div: int = 1, modern: bool = False):
         super().__init__()
         self.name = data.name
         self.kind = data.kind
-        self._data, self._top, self._div = data, top, div
+        self._data, self._top, self._div, self._modern = data, top, div, modern
         for key, value in data.sorted_entries(top):
             self[python_key(key)] = python_value(value, div)
 
     @property
     def text(self) -> str:
-        return format_map(self._data, self._top, self._div)
+        return format_map(self._data, self._top, self._div, self._modern)
 
     def _repr_pretty_(self, printer, cycle: bool) -> None:
         printer.text(self.text.rstrip("\n") or f"{self.name}: (empty)")
 
     def _repr_html_(self) -> str:
-        return _map_html(self._data, self._top, self._div)
+        return _map_html(self._data, self._top, self._div, self._modern)
 
 
-def _map_html(data: MapData, top: int = 0, div: int = 1) -> str:
+def _map_html(data: MapData, top: int = 0, div: int = 1, modern: bool = False) -> str:
     if data.kind in HISTOGRAM_KINDS:
         return "<div>" + "".join(f"<pre>{html.escape(format_key(data.name, key))}:</pre>{histogram_svg(hist, div)}"
                                  for key, hist in data.sorted_entries(top)) + "</div>"
-    return f"<pre>{html.escape(format_map(data, top, div))}</pre>"
+    return f"<pre>{html.escape(format_map(data, top, div, modern))}</pre>"
 
 
-def map_value(data: MapData, top: int = 0, div: int = 1) -> Any:
+def map_value(data: MapData, top: int = 0, div: int = 1, modern: bool = False) -> Any:
     """A map as Python: a ``MapValues`` dict, or for a map without keys its value (None if unset)."""
     if data.keyed:
-        return MapValues(data, top, div)
+        return MapValues(data, top, div, modern)
     entries = data.sorted_entries(top)
     return python_value(entries[0][1], div) if entries else None
 
@@ -284,7 +287,7 @@ class Maps(Mapping):
         return name
 
     def __getitem__(self, name: str) -> Any:
-        return map_value(self._run._read_map(self._name(name)))
+        return map_value(self._run._read_map(self._name(name)), modern=self._run.script.modern)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names())
@@ -298,7 +301,8 @@ class Maps(Mapping):
     @property
     def text(self) -> str:
         """Every map as pybpftrace prints them when the run ends."""
-        return "".join(format_map(self._run._read_map(name)) for name in self._names())
+        modern = self._run.script.modern
+        return "".join(format_map(self._run._read_map(name), modern=modern) for name in self._names())
 
     def __repr__(self) -> str:
         return repr(dict(self.items()))
@@ -307,7 +311,8 @@ class Maps(Mapping):
         printer.text(self.text.rstrip("\n"))
 
     def _repr_html_(self) -> str:
-        return "".join(_map_html(self._run._read_map(name)) for name in self._names())
+        modern = self._run.script.modern
+        return "".join(_map_html(self._run._read_map(name), modern=modern) for name in self._names())
 
 
 # -- events ----------------------------------------------------------------------------------
@@ -375,7 +380,7 @@ class _Recorder(Runtime):
         name, top, div = action.data
         data = self.read_map(self.script.maps[name])
         self.writer.map(data, top, div)
-        self.queue.append(Event("print", None, (map_value(data, top, div),), self._take()))
+        self.queue.append(Event("print", None, (map_value(data, top, div, self.writer.modern),), self._take()))
 
     def _on_lost(self, cpu: int, count: int) -> None:
         super()._on_lost(cpu, count)
@@ -417,20 +422,26 @@ class Script:
     (--include), and the BPFTRACE_* settings ``strlen``, ``map_keys_max``, ``max_probes``,
     ``perf_pages``, ``cat_bytes_max``, ``log_size``, ``user_symbols``. ``emulate=True``
     (--emulate) runs BEGIN, END, interval and profile probes in ``ebpfpy.vm``, without root.
+    ``compat`` (--compat): ``"0.26"``, today's language and texts, or ``"0.17"``; by default
+    ``PYBPFTRACE_COMPAT``, else today's. Map texts, event texts and values follow it (a record
+    is a dict of its fields; a bool a bool).
     """
 
     def __init__(self, source: str, *, params=(), pid: int | None = None, command: str | None = None,
                  unsafe: bool = False, helper_errors: int = 0, warnings: bool = True, strlen: int = 64,
                  map_keys_max: int = 4096, max_probes: int = 512, perf_pages: int = 64,
                  cat_bytes_max: int = 10240, log_size: int = 1000000, user_symbols: bool = True,
-                 include_dirs=(), includes=(), filename: str = "stdin", emulate: bool = False):
+                 include_dirs=(), includes=(), filename: str = "stdin", emulate: bool = False,
+                 compat: str | None = None):
         self.source = source
         self.options = driver.Options(
             source=source, filename=filename, params=tuple(str(p) for p in params), pid=pid or -1,
             command=command, quiet=True, unsafe=unsafe, warnings=warnings, helper_errors=int(helper_errors),
             strlen=strlen, map_keys_max=map_keys_max, max_probes=max_probes, perf_pages=perf_pages,
             cat_bytes_max=cat_bytes_max, log_size=log_size, no_user_symbols=0 if user_symbols else 1,
-            include_dirs=tuple(include_dirs), includes=tuple(includes), emulate=emulate)
+            include_dirs=tuple(include_dirs), includes=tuple(includes), emulate=emulate, compat=compat)
+        # today's language and texts (the default), or 0.17's (compat="0.17", PYBPFTRACE_COMPAT)
+        self.modern = is_modern(compat)
         error = driver.option_error(self.options)
         if error:
             raise BpftraceError(error)
@@ -496,7 +507,7 @@ class Run:
         if self._runtime is not None:
             raise RuntimeError("this run has already started; script.run() makes another")
         options = self.script.options
-        writer = make_writer(self.fmt, io.StringIO(), buffering="full")
+        writer = make_writer(self.fmt, io.StringIO(), buffering="full", modern=self.script.modern)
         driver._raise_nofile()  # as pybpftrace does: every probe holds fds
         child = None
         try:

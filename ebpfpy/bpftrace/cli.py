@@ -160,6 +160,7 @@ class Opts:
     fmt_file: str | None = None  # --fmt FILE
     mode: str = "run"  # --mode (0.26): run, format (--fmt FILE), test (--test), bench (--bench), ...
     args: list = field(default_factory=list)
+    program_options: dict = field(default_factory=dict)  # after "--": --name[=value] (getopt)
 
 
 # flag -> (Opts attribute, how the flag sets it). "b" (deprecated in bpftrace), "btf" and
@@ -255,7 +256,13 @@ def parse_args(argv: list, modern: bool = False) -> Opts:
         arg = argv[i]
         i += 1
         if arg == "--":
-            operands.extend(argv[i:])
+            if modern:  # today's named program options (getopt) stand among the parameters
+                from .program_options import split_operands
+
+                params, opts.program_options = split_operands(argv[i:])
+                operands.extend(params)
+            else:
+                operands.extend(argv[i:])
             break
         if arg.startswith("--"):
             name, eq, value = arg[2:].partition("=")
@@ -486,7 +493,7 @@ def _main(argv: list) -> int:
         verbose=opts.verbose, warnings=opts.warnings, buffering=opts.buffering,
         helper_errors=opts.helper_errors, include_dirs=tuple(opts.include_dirs), includes=tuple(opts.includes),
         compat=compat, dry_run=opts.dry_run, metrics=opts.metrics, emulate=opts.emulate,
-        probe_filter=opts.probe_filter, mode=opts.mode, **env,
+        probe_filter=opts.probe_filter, mode=opts.mode, program_options=opts.program_options, **env,
     )
     return run(options)
 

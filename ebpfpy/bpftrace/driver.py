@@ -12,9 +12,10 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .compat import is_modern
+from .program_options import ProgramOptionError
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Options:
     emulate: bool = False  # --emulate: run in ebpfpy.vm, no kernel (emulate.py); BEGIN/END/interval/profile only
     probe_filter: str | None = None  # --probe-filter REGEX (0.26): the probes whose names it matches, and BEGIN/END
     mode: str = "run"  # 0.26's --mode: run, test (test: probes), bench (bench: probes)
+    program_options: dict = field(default_factory=dict)  # today's -- --name=value (program_options.py)
 
 
 def _err(text: str) -> int:
@@ -98,6 +100,11 @@ def compile_source(options: Options, cpid: int = 0, passes: list | None = None, 
                                                    config.system_matches(options.pid), options.source,
                                                    options.filename)
             early_warnings += dropped
+        program_options = {}
+        if modern:
+            from .program_options import resolve
+
+            program_options = resolve(program, options.program_options)
         if passes is not None:
             passes.append(("Semantic", _dump(program)))
         warnings = early_warnings + list(getattr(analysis, "warnings", ()) or ())
@@ -112,12 +119,13 @@ def compile_source(options: Options, cpid: int = 0, passes: list | None = None, 
         env = Env(strlen=options.strlen, map_keys_max=options.map_keys_max, params=options.params,
                   cpid=cpid, pid=options.pid, unsafe=options.unsafe, source=options.source,
                   filename=options.filename, helper_errors=options.helper_errors, warnings=options.warnings,
-                  per_target_programs=options.verbose, modern=modern)
+                  per_target_programs=options.verbose, modern=modern,
+                  program_options=program_options)
         resolver = getattr(getattr(analysis, "env", None), "resolver", None)
         if hasattr(resolver, "enum_value"):
             env.enum_value = resolver.enum_value
         return program, compile_script(program, env)
-    except (Diagnostic, KeyboardInterrupt, *_system_errors()):
+    except (Diagnostic, KeyboardInterrupt, ProgramOptionError, *_system_errors()):
         raise
     except Exception as err:  # not the script's fault: a bug in one of our passes
         raise InternalCompilerError(err) from err
@@ -223,6 +231,9 @@ def run(options: Options) -> int:
             sys.stdout.write(diag.message + "\n")
             return 1
         return _err(diag.format(options.source, options.filename))
+    except ProgramOptionError as err:
+        _print_warnings(held, options)
+        return _err(str(err))
     except KeyboardInterrupt:
         return 0
     except BrokenPipeError:

@@ -138,12 +138,16 @@ FUNCTIONS_TABLE: tuple[Function, ...] = (
     # has_key(@m[k])): whether the map holds the key
     _fn("has_key", 1, 2, varargs=True, check="c_has_key", emit="call_has_key", modern_only=True),
     _fn("len", 1, 1, check="c_len", emit="call_len", modern_only=True),  # entries of a map
+    # find(@m, key, $v) (0.25): the parser makes it find(@m[key], key, $v); $v takes the value when found
+    _fn("find", 3, 3, check="c_find", emit="call_find", modern_only=True),
     _fn("errorf", 1, None, varargs=True, void=True, family="format", check="c_printf", emit="call_errorf",
         modern_only=True),
     _fn("warnf", 1, None, varargs=True, void=True, family="format", check="c_printf", emit="call_warnf",
         modern_only=True),
     _fn("syscall_name", 1, 1, check="c_syscall_name", emit="call_syscall_name", modern_only=True),
     _fn("signal_name", 1, 1, check="c_signal_name", emit="call_signal_name", modern_only=True),
+    # a named program option (``-- --name=value``), a constant once the command line is read
+    _fn("getopt", 1, 3, varargs=True, check="c_getopt", emit="call_getopt", modern_only=True),
     # aggregations (aggregations.py has their value layouts)
     _fn("count", family="aggregate"),
     _fn("sum", 1, 1, family="aggregate"),

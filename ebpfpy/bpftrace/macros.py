@@ -71,8 +71,8 @@ class _Expander:
     def expr(self, node: ast.Expr, depth: int) -> ast.Expr:
         if self._is_call(node):
             return self.expand(node, depth, statement=False)
-        if isinstance(node, ast.MacroCall):  # no macro of that name: the parser's old error
-            raise _Failed(Message(f"Unknown function: {node.name}", node.name_span))
+        if isinstance(node, ast.MacroCall):  # no macro of that name: 0.26's words, the whole call
+            raise _Failed(Message(f"Unknown function: '{node.name}'", node.span))
         return self.node(node, depth)
 
     def node(self, node: ast.Node, depth: int) -> ast.Node:

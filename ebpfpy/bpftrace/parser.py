@@ -534,6 +534,8 @@ class Parser(TopLevel):
         args, end = self.args(")")
         if self.modern and name.text in ("delete", "has_key") and len(args) == 2:
             args = (_index_map(args[0], args[1]),)
+        elif self.modern and name.text == "find" and len(args) == 3:
+            args = (_index_map(args[0], args[1]), *args[1:])  # the key stays, for arity and spans
         return ast.Call(name.text, args, span=name.span.to(end.span))
 
     def sizeof_rest(self, name: Token) -> ast.Sizeof:
@@ -574,7 +576,7 @@ class Parser(TopLevel):
 
 
 def _index_map(target: ast.Expr, key: ast.Expr) -> ast.Expr:
-    """``delete(@m, k)``/``has_key(@m, k)`` (bpftrace 0.22+) as the one-argument form on
+    """``delete(@m, k)``/``has_key(@m, k)`` (bpftrace 0.22+), ``find(@m, k, $v)`` (0.25) as the form on
     ``@m[k]`` the rest of the compiler knows; a tuple literal key is the map's several keys."""
     if not isinstance(target, ast.Map) or target.indexed:
         return target  # semantic analysis reports it

@@ -94,6 +94,7 @@ class Runtime:
         self._events: PerfBuffer | None = None
         self._begin: list = []
         self._end: list = []
+        self._iters: list = []  # iterator probes (today's language): run once after BEGIN, then the end
         self._attached: list = []
         self._printf_cache: dict[int, PrintfFormat] = {}
         self._handlers = {
@@ -195,6 +196,8 @@ class Runtime:
                 raise AttachFailure(plan.probe, err) from None
             attached.extend(attachments)
             count += len(plan.covers) or len(attachments)
+            if prov.kind == "iter":
+                self._iters.extend(attachments)
             if plan.probe == "BEGIN":
                 begin.extend(attachments)
             elif plan.probe == "END":
@@ -264,6 +267,14 @@ class Runtime:
             if begin_cpu is not None:
                 events.consume(first_cpu=begin_cpu)
             self._drain(events)
+            if self._iters:  # on one CPU, so that their records come back in the order they ran
+                with _on_one_cpu(isinstance(events, PerfBuffer)) as iter_cpu:
+                    for att in self._iters:
+                        att.run()
+                if iter_cpu is not None:
+                    events.consume(first_cpu=iter_cpu)
+                self._drain(events)
+                self._stop = True
             if self.child is not None:
                 self.child.release()
             wakeup = self._wakeup

@@ -403,6 +403,9 @@ class Checker(BuiltinChecks, CallChecks, TargetChecks, NewerChecks):
         params = self.env.params
         if node.index <= len(params):
             raw = params[node.index - 1]
+            if param_number(raw) is None and self.modern:
+                # today's language: a parameter that is not a number is a string ($1 = "p1")
+                return string_type(max(self.env.strlen, len(raw.encode()) + 1))
             if param_number(raw) is None:
                 # bpftrace 0.17 goes on with an int64, so later checks report too
                 self.final_error(f'${node.index} used numerically but given "{raw}". '

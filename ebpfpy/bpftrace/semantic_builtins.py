@@ -45,6 +45,9 @@ class BuiltinChecks:
             return self.error("cpid cannot be used without child command", node.span)
         if name == "args":
             return self.args_type(node)
+        if name == "ctx" and kinds == {"iter"}:  # the iterator's context struct, typed from BTF
+            aps = self.scope.attach_points
+            return pointer_to(record(f"struct bpf_iter__{aps[0].parts[0] if aps[0].parts else ''}"))
         if name == "ctx":
             if "tracepoint" in kinds:
                 return self.error("Use args instead of ctx in tracepoint", node.span)
@@ -60,7 +63,7 @@ class BuiltinChecks:
         if not kinds or not kinds <= ARGS_KINDS:
             return self.error("The args builtin can only be used with tracepoint/kfunc/uprobe"
                               f"probes ({self.probe_kind_name()} used here)", node.span)
-        if kinds <= KFUNC_KINDS:
+        if kinds <= KFUNC_KINDS or kinds == {"rawtracepoint"}:
             self.func_args()
             if self.scope.func_args_failed:
                 return NONE
@@ -93,6 +96,8 @@ class BuiltinChecks:
         if scope.func_args is not UNRESOLVED:
             return scope.func_args
         scope.func_args = None
+        if scope.kinds == {"rawtracepoint"}:
+            return self.raw_tracepoint_args()
         resolve = getattr(self.env.resolver, "func_args", None)
         if resolve is None:
             return None
@@ -121,6 +126,30 @@ class BuiltinChecks:
                 elif {f.name for f in args} != {f.name for f in result}:
                     self.error("Probe has attach points with mixed arguments", ap.span)
                     break
+        scope.func_args = result if result is not None else []
+        return scope.func_args
+
+    def raw_tracepoint_args(self) -> list[Field] | None:
+        """A raw tracepoint's ``args`` (today's language): the arguments its BTF prototype
+        (``btf_trace_NAME``) declares; every attach point must have the same names."""
+        scope = self.scope
+        resolve = getattr(self.env.resolver, "raw_tracepoint_args", None)
+        if resolve is None:
+            return None
+        result: list[Field] | None = None
+        for ap in scope.attach_points:
+            name = ap.parts[-1] if ap.parts else ""
+            try:
+                args = resolve(name)
+            except LookupError as exc:
+                scope.func_args_failed = True
+                self.error(f"rawtracepoint:{name}: {exc.args[0]}", ap.span)
+                return None
+            if result is None:
+                result = args
+            elif [f.name for f in args] != [f.name for f in result]:
+                self.error("Probe has attach points with mixed arguments", ap.span)
+                break
         scope.func_args = result if result is not None else []
         return scope.func_args
 

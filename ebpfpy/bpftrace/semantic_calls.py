@@ -47,6 +47,8 @@ class CallChecks:
             t = self.e_String(arg, checked=False)  # never in the program: any length
             ast.set_type(arg, t)
             return t
+        if i > 0 and name == "find":
+            return NONE  # the key is typed in the indexed map (args[0]); the variable by c_find
         if i == 0 and name == "str" and isinstance(arg, ast.PositionalParam):
             t = string_type(self.env.strlen)  # str($1): the parameter's text
             ast.set_type(arg, t)
@@ -86,6 +88,17 @@ class CallChecks:
             return self.error("has_key() expects a map and a key: has_key(@map, key)", node.span)
         return BOOL
 
+    def c_find(self, node: ast.Call, types: list[Type]) -> Type:
+        """``find(@m, key, $v)`` (the parser made it ``find(@m[key], key, $v)``): the indexed map
+        was typed as a read, which checked its keys; ``$v`` takes the map's value type."""
+        arg, _, var = node.args
+        if not isinstance(arg, ast.Map) or not arg.indexed or not isinstance(var, ast.Variable):
+            return self.error("find() expects a map, a key and a variable: find(@map, key, $var)", node.span)
+        if types[0].kind != "none":
+            value = types[0] if not types[0].is_aggregate else int_type(64, True)
+            self.assign_var(var, value, node.span)
+        return BOOL
+
     def c_len(self, node: ast.Call, types: list[Type]) -> Type:
         """``len(@m)`` (today's language): how many entries the map holds; ``len(kstack)``:
         how many frames."""
@@ -96,6 +109,23 @@ class CallChecks:
             return self.error("len() expects a map with no keys (len(@map)) or a stack (len(kstack))",
                               node.span)
         return UINT64
+
+    def c_getopt(self, node: ast.Call, types: list[Type]) -> Type:
+        """``getopt("name"[, default[, "description"]])`` (0.24+): a named program option, typed
+        by its literal default (none: a bool); its value is a constant (program_options.py)."""
+        from .program_options import literal_int
+
+        if not self._literal(node, 0, types[0]) or (len(node.args) > 2 and not self._literal(node, 2, types[2])):
+            return NONE
+        if len(node.args) < 2 or isinstance(node.args[1], ast.Boolean):
+            return BOOL
+        default = node.args[1]
+        if isinstance(default, ast.String):
+            return string_type(max(self.env.strlen, len(default.value.encode()) + 1))
+        if literal_int(default) is None:
+            return self.error("getopt() expects a literal default value (an integer, a string or a bool), "
+                              f"{kind_word(types[1])} provided", node.span)
+        return int_type(64, True)
 
     def c_syscall_name(self, node: ast.Call, types: list[Type]) -> Type:
         """``syscall_name(nr)``: the name, looked up by the runtime."""

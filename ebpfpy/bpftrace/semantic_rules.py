@@ -14,7 +14,7 @@ from .types import DATA_LOC, Field, Type
 ARG_KINDS = frozenset(("kprobe", "uprobe", "usdt", "rawtracepoint"))
 SARG_KINDS = frozenset(("kprobe", "uprobe"))
 RETVAL_KINDS = frozenset(("kretprobe", "uretprobe", "kfunc", "kretfunc"))
-ARGS_KINDS = frozenset(("tracepoint", "kfunc", "kretfunc", "uprobe", "uretprobe", "iter"))
+ARGS_KINDS = frozenset(("tracepoint", "kfunc", "kretfunc", "uprobe", "uretprobe", "iter", "rawtracepoint"))
 AVAILABLE_FILTER_FUNCTIONS = "/sys/kernel/tracing/available_filter_functions"
 KFUNC_KINDS = frozenset(("kfunc", "kretfunc"))
 FUNC_KINDS = frozenset(("kprobe", "kretprobe", "uprobe", "uretprobe", "usdt", "kfunc", "kretfunc"))

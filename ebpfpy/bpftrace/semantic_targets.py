@@ -81,6 +81,8 @@ class TargetChecks:
                     continue
                 if ap.kind in ("kprobe", "kretprobe") and self.env.traceable is not None:
                     self.kprobe_target(ap)
+                if ap.kind == "iter":
+                    self.iter_target(ap, program)
                 if self.env.binaries is None:
                     continue
                 if ap.kind not in BINARY_KINDS or not ap.parts or not ap.parts[0]:
@@ -88,6 +90,19 @@ class TargetChecks:
                 if not _any_executable(self.env.binaries, ap.parts[0]):
                     self.error(f"{BINARY_KINDS[ap.kind]} target file '{ap.parts[0]}' does not exist "
                                "or is not executable", ap.span)
+
+    def iter_target(self, ap: ast.AttachPoint, program: ast.Program) -> None:
+        """bpftrace 0.17 refuses iterators on this machine (its own feature test fails where
+        ours passes): its message, so 0.17 mode stays 0.17's. Today's language runs them, alone:
+        an iterator runs once and the run ends, so no other probe may be attached beside it."""
+        name = ap.parts[0] if ap.parts else ""
+        if not self.modern:
+            self.error(f"iter {name} not available for your kernel version.", ap.span)
+            return
+        others = [p for probe in program.probes for p in probe.attach_points
+                  if p is not ap and p.kind not in ("BEGIN", "END", "begin", "end")]
+        if others:
+            self.error("Iterator probe can't be mixed with any other probe (BEGIN and END apart)", ap.span)
 
     def watchpoint(self, ap: ast.AttachPoint) -> None:
         """bpftrace 0.17's checks of ``ADDR|FUNC+argN : LEN : MODE``, in its order."""

@@ -195,6 +195,40 @@ def _decode_bytes(shape: Shape, data: bytes, services) -> list:
     return list(bytes(data[: shape.extra]))
 
 
+def _decode_struct(shape: Shape, data: bytes, services) -> Record:
+    """A struct printed whole (today's ``print(*ptr)``): a record of its members, laid out by
+    ``emit.fields.struct_layout`` from BTF."""
+    return _struct_record(shape.extra, bytes(data))
+
+
+def _struct_record(layout: tuple, raw: bytes) -> Record:
+    names, values = [], []
+    for name, off, size, how, sub in layout:
+        part = raw[off:off + size]
+        if how == "struct":
+            value = _struct_record(sub, part)
+        elif how == "str":
+            value = part.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+        elif how == "array":
+            elem_how, esize, count = sub
+            value = [int.from_bytes(part[i * esize:(i + 1) * esize], "little", signed=elem_how == "int")
+                     for i in range(count)]
+        elif how == "ptr":
+            value = Pointer(int.from_bytes(part, "little"))
+        elif how == "bits":
+            shift, bits = sub
+            value = (int.from_bytes(part, "little") >> shift) & ((1 << bits) - 1)
+        else:
+            value = int.from_bytes(part, "little", signed=how == "int")
+        if name:
+            names.append(name)
+            values.append(value)
+        elif isinstance(value, Record):  # an anonymous struct/union: its members are the parent's
+            names.extend(value.names)
+            values.extend(value)
+    return Record(values, names)
+
+
 def _decode_macaddr(shape: Shape, data: bytes, services) -> str:
     return ":".join(f"{c:02X}" for c in bytes(data[:6]))
 
@@ -255,6 +289,7 @@ DECODERS: dict[str, Callable] = {
     "buffer": _decode_buffer,
     "bytes": _decode_bytes,
     "macaddr": _decode_macaddr,
+    "struct": _decode_struct,
     "strftime": _decode_strftime,
     "syscall_name": _decode_syscall_name,
     "signal_name": _decode_signal_name,

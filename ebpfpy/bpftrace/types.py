@@ -297,6 +297,16 @@ class BTFResolver:
             out.append(Field(RETVAL_FIELD, 8 * len(out), rt))
         return out
 
+    def raw_tracepoint_args(self, name: str) -> list[Field]:
+        """Raw tracepoint ``name``'s arguments as ``args`` fields (u64 slot i at offset 8*i), from
+        the prototype ``btf_trace_NAME`` points to, without its leading ``void *__data``."""
+        from ebpfpy.attach.tracepoint import raw_tracepoint_proto
+
+        proto = raw_tracepoint_proto(name) if self.btf is not None else None
+        if proto is None:
+            raise LookupError(f"no BTF data for raw tracepoint {name}")
+        return [Field(p.name, 8 * i, self.convert(p.type)) for i, p in enumerate(proto.params)]
+
     def functions(self, pattern: str) -> list[str]:
         """Names of the BTF functions a kfunc wildcard matches, sorted."""
         import fnmatch

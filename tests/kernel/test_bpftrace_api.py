@@ -330,3 +330,26 @@ def test_readme_example_runs_as_written():
     assert lines[4] == "Bucket(low=4096, high=8192, count=1)"
     assert lines[5].startswith("[1]                    1 |") and lines[-2].startswith("[4K, 8K)               1 |")
     assert lines[-1] == "['done\\n']"
+
+
+MODERN = ('begin { @st = stats(10); @st = stats(21); @h = hist(5); @r[1] = (name = "bob", age = 42); '
+          '@b[false] = (int64)3; @hk = has_key(@b, false); print((name = "x", n = 1)); exit(); }')
+
+
+def test_todays_language_and_texts_through_the_api():
+    """compat="0.26": values, event texts and map texts are 0.26's, the same as the CLI's in 0.26 mode."""
+    script = Script(MODERN, compat="0.26")
+    with script.run() as run:
+        events = list(run.events())
+    maps = run.maps
+    assert maps["@r"] == {1: {"name": "bob", "age": 42}}
+    assert maps["@hk"] is True and maps["@b"] == {False: 3}
+    assert events[0].args == ({"name": "x", "n": 1},) and events[0].text == "{ .name = x, .n = 1 }\n"
+    assert "@st: { .count = 2, .average = 15, .total = 31 }\n" in maps.text
+    out = cli("--compat=0.26", "-e", MODERN)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "".join(e.text for e in events) + "\n\n" + maps.text
+    old = Script('BEGIN { @st = stats(10); exit(); }', compat="0.17")
+    with old.run() as run:
+        list(run.events())
+    assert run.maps.text == "@st: count 1, average 10, total 10\n\n"  # (0.17: an empty line after)

@@ -340,3 +340,126 @@ def test_macros_e5():
     assert "ERROR: expanded from\n" in bad.stderr
     old = run("-e", "macro twice(x) { x * 2 } BEGIN { exit(); }", compat="0.17")
     assert old.returncode == 1 and "syntax error, unexpected (, expecting {" in old.stderr
+
+
+GETOPT_E12 = ('begin { print((getopt("count", 5), getopt("name", "anon"), getopt("verbose"), '
+              'getopt("flag", true, "a flag"))); print(($1, $#)); exit(); }')
+
+
+@pytest.mark.parametrize("argv, rc, out, err", [
+    (["--", "--count=9", "--name=zed", "--verbose", "--flag=false"], 0, "(9, zed, true, false)\n(0, 0)\n", ""),
+    (["p1", "--", "--count=9", "p2"], 0, "(9, anon, false, true)\n(p1, 2)\n", ""),
+    (["--", "--count", "9"], 1, "", "ERROR: program command line option --count expects an integer (value: true)\n"),
+    (["--", "--bogus=1"], 1, "", "ERROR: unexpected program command line options: --bogus\n"
+                                 "HINT: expected program options: --flag: --verbose: --name: --count\n"),
+])
+def test_getopt_e12(argv, rc, out, err):
+    res = run("-e", GETOPT_E12, *argv)
+    assert res.returncode == rc, res.stderr
+    assert res.stdout.startswith(out)
+    assert res.stderr.endswith(err) if rc else res.stderr == "Attached 1 probe\n"
+
+
+def test_only_begin_and_end_ends_by_itself():
+    """0.24+: a script whose probes are all begin/end ends after begin, END and the maps
+    printed; 0.17 mode keeps waiting for a signal (checked by its timeout)."""
+    res = run("-e", 'begin { printf("hi\\n"); @x = 1; } end { printf("bye\\n"); }', timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "hi\nbye\n\n\n@x: 1\n"
+    with pytest.raises(subprocess.TimeoutExpired):
+        run("-e", 'BEGIN { printf("hi\\n"); }', compat="0.17", timeout=3)
+    ticking = run("-e", 'begin { printf("hi\\n"); } interval:ms:100 { exit(); }', timeout=30)
+    assert ticking.returncode == 0 and ticking.stdout.startswith("hi\n"), ticking.stderr
+
+
+E11 = """begin {
+  @a[1] = (int64)10; @a[2] = (int64)20; @a[3] = (int64)30; @b[1, "x"] = (int64)5;
+  printf("has1=%d has9=%d len=%d\\n", has_key(@a, 1), has_key(@a, 9), len(@a));
+  print(has_key(@b, (1, "x")));
+  $ok = delete(@a, 2); $miss = delete(@a, 99); print(($ok, $miss, len(@a)));
+  _ = delete(@b, (1, "x"));
+  let $v; if (find(@a, 3, $v)) { printf("found %d\\n", $v); }
+  exit();
+}
+"""
+
+
+def test_map_functions_with_find_e11():
+    res = run("-e", E11)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "has1=1 has9=0 len=3\ntrue\n(true, false, 2)\nfound 30\n\n\n@a[1]: 10\n@a[3]: 30\n"
+
+
+def test_find_strings_aggregations_and_misses():
+    res = run("-e", 'begin { @s["x"] = "hello"; @c[7] = count(); let $t; let $n; $m = 5;'
+                    ' if (find(@s, "x", $t)) { printf("str %s\\n", $t); }'
+                    ' printf("%d %d\\n", find(@c, 7, $n), $n);'
+                    ' printf("%d %d\\n", find(@c, 8, $m), $m); clear(@s); clear(@c); exit(); }')
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("str hello\n1 1\n0 5\n")
+    bad = run("-e", "begin { @a[1] = 1; $x = find(@a, 1, 2); }")
+    assert bad.returncode == 1 and "find() expects a map, a key and a variable" in bad.stderr
+
+
+E14_PRINT = ("tracepoint:syscalls:sys_enter_clock_nanosleep /pid == cpid/ { "
+             'printf("sec=%d nsec=%d legacy=%d\\n", args.rqtp.tv_sec, args.rqtp.tv_nsec, args->rqtp->tv_nsec); '
+             "print(*args.rqtp); }")
+
+
+def test_print_a_whole_struct_e14():
+    res = run("-c", "sleep 0.25", "-e", E14_PRINT)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("sec=0 nsec=250000000 legacy=250000000\n{ .tv_sec = 0, .tv_nsec = 250000000 }\n")
+    js = run("-f", "json", "-c", "sleep 0.25", "-e", E14_PRINT)
+    assert '{"type": "value", "data": {"tv_sec": 0, "tv_nsec": 250000000}}\n' in js.stdout, js.stderr
+    by_value = run("-c", "sleep 0.1", "-e", "tracepoint:syscalls:sys_enter_clock_nanosleep /pid == cpid/ "
+                   "{ $t = *args.rqtp; printf(\"%d %d\\n\", $t.tv_nsec, (*args.rqtp).tv_nsec); }")
+    assert by_value.stdout.startswith("100000000 100000000\n"), by_value.stderr
+    big = run("-e", "begin { print(*curtask->mm); }")
+    assert big.returncode == 1 and "too large to print" in big.stderr
+
+
+def test_rawtracepoint_args_from_btf_e22():
+    res = run("-e", 'rawtracepoint:sched_switch { printf("%s prev-is-arg1=%d\\n", probe, arg1 == (uint64)args.prev); '
+                    "exit(); }")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("rawtracepoint:vmlinux:sched_switch prev-is-arg1=1\n")
+    typed = run("-c", "true", "-e", 'rawtracepoint:sched_process_exec /pid == cpid/ '
+                '{ printf("%s %d\\n", args.p->comm, (uint64)args.old_pid == pid); exit(); }')
+    assert typed.returncode == 0 and typed.stdout.startswith("true 1\n"), typed.stderr
+    bad = run("-e", "rawtracepoint:sched_switch { @ = args.nope; }")
+    assert bad.returncode == 1 and "Can't find function parameter nope" in bad.stderr
+
+
+@pytest.mark.parametrize("program, old, new", [
+    ("BEGIN { foo(1); }", "stdin:1:9-12: ERROR: Unknown function: foo\n", "stdin:1:9-15: ERROR: Unknown function: 'foo'\n"),
+    ("tracepoint:syscalls:sys_enter_nosuch { }", "stdin:1:1-37: ERROR: tracepoint not found: syscalls:sys_enter_nosuch\n",
+     "stdin:1:1-37: ERROR: No matches for tracepoint syscalls:sys_enter_nosuch.\n"),
+])
+def test_error_wording_e26(program, old, new):
+    """E26's rows whose 0.26 text does not depend on 0.26's integer typing."""
+    res = run("-e", program)
+    assert res.returncode == 1 and res.stderr.startswith(new), res.stderr
+    was = run("-e", program, compat="0.17")
+    assert was.returncode == 1 and was.stderr.startswith(old), was.stderr
+
+
+@pytest.mark.iter
+def test_iterators_run_once_over_the_kernels_objects():
+    """iter:task / task_file / task_vma (0.19+): ctx typed from BTF, run once, then the end."""
+    me = os.getpid()
+    with open("/proc/self/comm") as f:
+        comm = f.read().strip()
+    res = run("-e", f'iter:task /ctx.task.pid == {me}/ {{ printf("%s:%d\\n", ctx.task.comm, ctx.task.pid); }}')
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(f"{comm}:{me}\n")
+    fds = run("-e", f"iter:task_file /ctx.task.tgid == {me}/ {{ @fds[ctx.fd] = count(); }}")
+    assert fds.returncode == 0, fds.stderr
+    assert "@fds[0]: 1\n" in fds.stdout and "@fds[2]: 1\n" in fds.stdout
+    vmas = run("-e", f"iter:task_vma /ctx.task.tgid == {me}/ {{ @vmas = count(); }}")
+    assert vmas.returncode == 0, vmas.stderr
+    assert int(vmas.stdout.split("@vmas: ")[1]) > 5  # a Python process maps dozens
+    mixed = run("-e", "iter:task { } interval:s:1 { }")
+    assert mixed.returncode == 1 and "Iterator probe can't be mixed with any other probe" in mixed.stderr
+    old = run("-e", "iter:task { }", compat="0.17")  # bpftrace 0.17's refusal on this machine
+    assert old.returncode == 1 and "iter task not available for your kernel version." in old.stderr

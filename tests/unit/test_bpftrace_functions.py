@@ -68,6 +68,8 @@ FUNCTION_SAMPLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "warnf": ('begin { warnf("w %s", "x"); }', ("perf_event_output",)),
     "syscall_name": ("begin { @s = syscall_name(39); }", ()),
     "signal_name": ("begin { @s = signal_name(9); }", ()),
+    "find": ("begin { @a[1] = 2; let $v; @f = find(@a, 1, $v); }", ("map_lookup_elem",)),
+    "getopt": ('begin { @n = getopt("n", 3); @s = getopt("s", "x", "some text"); @b = getopt("b"); }', ()),
     "clear": ("BEGIN { @a[1] = 1; clear(@a); }", ("perf_event_output",)),
     "zero": ("BEGIN { @a[1] = 1; zero(@a); }", ("perf_event_output",)),
     "count": ("BEGIN { @c = count(); }", ("map_lookup_elem",)),

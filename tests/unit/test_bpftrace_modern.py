@@ -449,7 +449,7 @@ def test_macro_variables_are_the_expansions_own():
     ("macro peek() { @hidden }\nbegin { @hidden = 1; print(peek()); }",
      "stdin:1:16-23: ERROR: Unhygienic access to map: @hidden. Maps must be passed into the macro as arguments.\n"
      "macro peek() { @hidden }\n               ~~~~~~~\nstdin:2:22-34: ERROR: expanded from\n"),
-    ("begin { foo(1); }", "stdin:1:9-12: ERROR: Unknown function: foo"),
+    ("begin { foo(1); }", "stdin:1:9-15: ERROR: Unknown function: 'foo'"),  # 0.26's words and span (E26)
     ("macro f(x) { x } begin { print(f(1, 2)); }", "ERROR: Call to macro 'f' has 2 arguments; the macro takes 1"),
     ("macro f($v) { $v } begin { print(f(1)); }", "ERROR: Macro 'f': parameter $v takes a variable"),
     ("macro f(@m) { @m } begin { $x = 1; print(f($x)); }", "ERROR: Macro 'f': parameter @m takes a map"),

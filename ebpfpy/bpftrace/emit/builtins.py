@@ -39,8 +39,12 @@ class BuiltinEmitter:
         return Val(UINT)
 
     def builtin_ctx(self, node) -> Val:
-        """The probe's context pointer (what the program was called with) as an address."""
+        """The probe's context pointer (what the program was called with) as an address; an
+        iterator's is typed (``struct bpf_iter__NAME``): its members are read directly."""
         self.b.mov(R0, R6)
+        if self.ctx.args == "iter":
+            tid = self.btf_struct(self.target.context_struct, node)
+            return Val(Shape("int", 8, False, extra=("btf_ctx", tid)))
         return Val(UINT)
 
     def builtin_curtask(self, node) -> Val:

@@ -28,6 +28,8 @@ class Env:
     strlen: int = 64
     map_keys_max: int = 4096
     params: tuple = ()  # positional parameters $1..$N as strings
+    # today's named program options (getopt): name -> value, read and checked (program_options.py)
+    program_options: dict = field(default_factory=dict)
     cpid: int = 0
     pid: int = -1
     unsafe: bool = False
@@ -116,6 +118,10 @@ class ScriptState:
         return self.need_map(EVENTS_MAP, MapType.PERF_EVENT_ARRAY, 4, 4, max(self.env.world.possible_cpus()) + 1)
 
     def probe_index(self, name: str) -> int:
+        """The index ``probe`` loads for a target, into the names the runtime prints. Today's
+        language names a raw tracepoint with its module (``rawtracepoint:vmlinux:sched_switch``)."""
+        if self.env.modern and name.startswith("rawtracepoint:") and name.count(":") == 1:
+            name = "rawtracepoint:vmlinux:" + name.split(":", 1)[1]
         if name not in self.probe_names:
             self.probe_names.append(name)
         return self.probe_names.index(name)

@@ -370,7 +370,10 @@ class ExpressionEmitter:
         if node.op == "&":
             return self.address_of(node)  # today's `&$v` (emit/newer.py)
         if node.op == "*":
-            self.int_value(node.operand)
+            shape = self.int_value(node.operand)
+            if self.env.modern and isinstance(shape.extra, tuple) and shape.extra[:1] == ("btf",):
+                # today's *ptr of a struct: the struct by value (its address, read when used)
+                return Val(Shape("int", 8, False, extra=("btf_inline", *shape.extra[1:])))
             slot = self.frame.alloc(8, name="deref")
             emit_helper_call(b, "probe_read_kernel", slot, 8, R0)
             self.check_helper(self.read_name(node.operand), node)

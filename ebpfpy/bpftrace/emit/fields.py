@@ -6,6 +6,7 @@ A mixin of ``ProbeCodegen`` (``probe.py``): every method works on the one emitte
 from __future__ import annotations
 
 from ebpfpy.codegen.calls import emit_helper_call
+from ebpfpy.codegen.memory import emit_probe_read
 from ebpfpy.codegen.stack import StackSlot
 from ebpfpy.isa.builder import FP, R0, R1, R3, R6, Builder
 
@@ -58,10 +59,12 @@ class FieldEmitter:
     def expr_FieldAccess(self, node: ast.FieldAccess) -> Val:
         if isinstance(node.expr, ast.Builtin) and node.expr.name == "args" and self.ctx.args == "tracepoint":
             return self.tracepoint_field(node)
-        if isinstance(node.expr, ast.Builtin) and node.expr.name == "args" and self.ctx.args == "btf_func":
-            return self.kfunc_param(node)
+        if isinstance(node.expr, ast.Builtin) and node.expr.name == "args" and self.ctx.args in ("btf_func", "raw_tp"):
+            return self.kfunc_param(node)  # (a raw tracepoint's arguments are u64 slots too)
         base = self.expr(node.expr)
         extra = base.shape.extra
+        if isinstance(extra, tuple) and extra[:1] == ("btf_ctx",):  # an iterator's context member
+            return self.ctx_member(extra[1], node)
         if base.shape.kind == "tuple" and isinstance(extra, tuple) and extra[:1] == ("record",):
             if node.field not in extra[1]:  # (semantic analysis reports it first)
                 raise error(f"Record does not contain a field named '{node.field}'", node)
@@ -195,12 +198,34 @@ class FieldEmitter:
         return Val(UINT)
 
     def kfunc_param(self, node: ast.FieldAccess) -> Val:
-        """``args->NAME`` in a kfunc: slot i of the u64 array the trampoline passes."""
+        """``args->NAME`` in a kfunc (slot i of the u64 array the trampoline passes) or a raw
+        tracepoint (today's language: slot i of the tracepoint's arguments)."""
+        if self.ctx.func_proto is None:
+            raise error(f"No BTF for the arguments of {self.target.probe}", node)
         params = self.ctx.func_proto.params
         for i, param in enumerate(params):
             if param.name == node.field:
                 return self.btf_ctx_slot(8 * i, param.type, node, node.field)
         raise error(f"Can't find function parameter {node.field}", node)
+
+    def ctx_member(self, struct_tid: int, node: ast.FieldAccess) -> Val:
+        """``ctx.task`` in an iterator: a u64-sized member of the context, loaded directly (the
+        verifier types the context's pointers from the iterator's registration)."""
+        spec = self.world.btf()
+        try:
+            member = spec.member(struct_tid, node.field)
+        except KeyError:
+            raise error(f"Struct/union of type '{spec.describe(struct_tid)}' does not contain "
+                        f"a field named '{node.field}'", node) from None
+        val = self.btf_ctx_slot(member.bit_offset // 8, member.type, node, node.field)
+        if isinstance(val.shape.extra, tuple) and val.shape.extra[:1] == ("btf",):
+            # the verifier types it pointer-or-NULL: no arithmetic on it before a check (a NULL
+            # becomes a plain 0, which reads nothing)
+            ok = self.b.fresh_label("nonnull")
+            self.b.jne(R0, 0, ok)
+            self.b.mov(R0, 0)
+            self.b.label(ok)
+        return val
 
     def btf_ctx_slot(self, off: int, tid: int, node, what: str) -> Val:
         """Read a kfunc argument or return value of BTF type ``tid`` at ``ctx + off``.
@@ -287,3 +312,63 @@ class FieldEmitter:
             if tid is not None:
                 return Val(Shape("int", 8, False, extra=("btf", tid, *_typed_space(self.ctx.space))))
         return Val(INT if f.signed else UINT)
+
+    def struct_value(self, val: Val, node: ast.Node) -> Val:
+        """A struct by value (today's ``*ptr``, r0 its address) read whole into the stack and
+        laid out for print(): ``{ .tv_sec = 0, .tv_nsec = 250000000 }`` (bpftrace 0.18+, E14)."""
+        spec = self.world.btf()
+        tid, space = val.shape.extra[1], "user" if "user" in val.shape.extra[2:] else "kernel"
+        size = spec.size_of(tid)
+        if size > MAX_STRUCT_PRINT:
+            raise error(f"{spec.describe(tid)} is {size} bytes: too large to print (at most "
+                        f"{MAX_STRUCT_PRINT})", node)
+        slot = self.frame.alloc(round8(size), name="struct")
+        emit_probe_read(self.b, StackSlot(slot.off, size), R0, space=space)
+        return Val(Shape("struct", slot.size, False, extra=struct_layout(spec, tid)), slot)
+
+
+# print(*ptr) copies the struct onto the 512-byte stack; bigger ones are refused with a message
+MAX_STRUCT_PRINT = 256
+
+
+def struct_layout(spec, tid: int) -> tuple:
+    """How to decode a struct's bytes (shapes.py's ``struct`` decoder): per member, its name,
+    byte offset, size, what it is (``int``, ``uint``, ``str`` for char arrays, ``array``,
+    ``ptr``, ``struct``, ``bits``) and what that needs (element layout, nested layout)."""
+    from ebpfpy.btf import Kind
+
+    out = []
+    for m in spec.members(tid):
+        mtid = spec.resolve(m.type)
+        kind = spec.kind_of(mtid)
+        off, size = m.bit_offset // 8, spec.size_of(mtid)
+        name = m.name or ""
+        if m.bitfield_size or (kind == Kind.INT and spec[mtid].bits != 8 * size):
+            bits = m.bitfield_size or spec[mtid].bits
+            out.append((name, off, size, "bits", (m.bit_offset % 8, bits)))
+        elif kind in (Kind.STRUCT, Kind.UNION):
+            out.append((name, off, size, "struct", struct_layout(spec, mtid)))
+        elif kind == Kind.ARRAY:
+            arr = spec[mtid]
+            elem = spec.resolve(arr.type)
+            esize = spec.size_of(elem)
+            if spec.kind_of(elem) == Kind.INT and esize == 1:
+                out.append((name, off, size, "str", None))
+            else:
+                how = "int" if spec.kind_of(elem) in (Kind.INT, Kind.ENUM) and _signed(spec, elem) else "uint"
+                out.append((name, off, size, "array", (how, esize, size // esize if esize else 0)))
+        elif kind == Kind.PTR:
+            out.append((name, off, size, "ptr", None))
+        else:
+            out.append((name, off, size, "int" if _signed(spec, mtid) else "uint", None))
+    return tuple(out)
+
+
+def _signed(spec, tid: int) -> bool:
+    from ebpfpy.btf import Kind
+
+    kind, t = spec.kind_of(tid), spec[tid]
+    if kind == Kind.INT:
+        return bool(t.signed)
+    return kind == Kind.ENUM and bool(getattr(t, "signed", False))
+

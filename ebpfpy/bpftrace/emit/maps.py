@@ -235,7 +235,10 @@ class MapEmitter:
                 top, div = 0, 1  # ignored, as semantic analysis warned
             self.emit_event(ActionPlan("print_map", lambda data, services: (), (name, top, div)), [])
             return Val(NONE)
-        vals = self.event_args(node.args[:1])
+        val = self.expr(node.args[0])
+        if self.env.modern and isinstance(val.shape.extra, tuple) and val.shape.extra[:1] == ("btf_inline",):
+            val = self.struct_value(val, node.args[0])  # print(*ptr): the whole struct (0.18+)
+        vals = [val if val.slot is not None else self.spill(val)]
         self.emit_event(ActionPlan("print_value", shapes.key_decoder([vals[0].shape])), vals)
         return Val(NONE)
 

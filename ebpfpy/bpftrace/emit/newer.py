@@ -80,6 +80,42 @@ class NewerLanguageEmitter:
         self.b.label(missing)
         return Val(BOOL)
 
+    def call_find(self, node: ast.Call) -> Val:
+        """``find(@m, key, $v)`` (0.25; the parser made it ``find(@m[key], key, $v)``): when the map
+        holds the key, its value goes into ``$v`` and the result is true; else ``$v`` is left
+        as it was and the result is false. One lookup."""
+        b = self.b
+        target, _, var = node.args
+        known = self.state.map_shapes.get(target.name)
+        if known is None:
+            if self.final:
+                raise error(f"Undefined map: {target.name}", target)
+            self.load_const(R0, 0)  # a later probe writes the map: the final run emits the lookup
+            return Val(BOOL)
+        kind, _, value, _ = known
+        key, key_shapes = self.map_key(target)
+        self.declare_map(target, "read", key_shapes, value)
+        self.map_plan(target.name)
+        emit_helper_call(b, "map_lookup_elem", target.name, key)
+        missing, done = b.fresh_label("notfound"), b.fresh_label("found")
+        b.jeq(R0, 0, missing)
+        if value.in_register or kind != "int":  # an aggregation reads as its (this CPU's) integer
+            b.ldx(8, R0, R0, 8 if kind in ("avg", "stats") else 0)
+            found = Val(value if kind == "int" else INT)
+        else:
+            found = Val(value, self.frame.alloc(value.size, zero=False, name="found value"))
+            b.mov(R1, R0)
+            for pos in range(0, value.size, 8):
+                b.ldx(8, R2, R1, pos)
+                b.stx(8, FP, R2, found.slot.off + pos)
+        self.store_variable(var, found)
+        b.mov(R0, 1)
+        b.ja(done)
+        b.label(missing)
+        b.mov(R0, 0)
+        b.label(done)
+        return Val(BOOL)
+
     def deleted(self, node: ast.Call) -> Val:
         """After map_delete_elem (today's delete(), a bool): 1 when an entry went, else 0."""
         b = self.b
@@ -222,6 +258,18 @@ class NewerLanguageEmitter:
         """The number, named by the runtime (shapes.py)."""
         self.int_value(node.args[0])
         return Val(Shape("syscall_name", 8, False))
+
+    def call_getopt(self, node: ast.Call) -> Val:
+        """The option's value, read from the command line before compiling (program_options.py)."""
+        from ..program_options import default_of
+
+        name = node.args[0].value
+        kind, default = default_of(node)
+        value = self.env.program_options.get(name, default)
+        if kind == "string":
+            return self.expr_String(ast.String(value, span=node.span))
+        self.load_const(R0, int(value))
+        return Val(BOOL if kind == "bool" else INT)
 
     def call_signal_name(self, node: ast.Call) -> Val:
         self.int_value(node.args[0])

@@ -100,6 +100,10 @@ class ProbeCodegen(StatementEmitter, ExpressionEmitter, MapEmitter, AggregationE
     def _generate(self) -> Builder:
         b = self.b
         b.mov(R6, R1)
+        if self.ctx.args == "iter":
+            # the kernel calls an iterator once more after the last object, with a NULL one
+            b.ldx(8, R0, R6, 8)
+            b.jeq(R0, 0, self.exit_label)
         pred = self.probe.pred
         # a syscall dispatch program runs for every syscall of the system: a predicate that
         # does not need ``probe`` (``/pid == 123/``) goes first, so most calls skip the lookup

@@ -38,7 +38,7 @@ class NoProbesError(CompileError):
 
 
 
-def expand_probes(program: ast.Program, pid: int = -1, world: World | None = None) -> list:
+def expand_probes(program: ast.Program, pid: int = -1, world: World | None = None, modern: bool = False) -> list:
     """Resolve every attach point into concrete targets (wildcards included).
 
     Like bpftrace 0.17, a uprobe/usdt function that is not in its (existing)
@@ -59,13 +59,17 @@ def expand_probes(program: ast.Program, pid: int = -1, world: World | None = Non
                 found = prov.expand(rest, pid=pid)
             except ProbeNotFoundError as exc:
                 if getattr(prov, "kind", None) not in _SILENT_KINDS:
-                    raise CompileError([Message(str(exc).strip("'\""), span)]) from None
+                    text = str(exc).strip("'\"")
+                    if modern and prov.kind == "tracepoint":
+                        text = f"No matches for tracepoint {rest}."  # bpftrace 0.26's words (E26)
+                    raise CompileError([Message(text, span)]) from None
                 found = []
             except Exception as exc:  # attach-layer errors carry a readable message
                 raise CompileError([Message(str(exc).strip("'\""), span)]) from None
             kind = getattr(prov, "kind", None)
             if not found and kind == "tracepoint":
-                raise CompileError([Message(f"tracepoints not found: {rest}", span)])
+                text = f"No matches for tracepoint {rest}." if modern else f"tracepoints not found: {rest}"
+                raise CompileError([Message(text, span)])
             if not found and kind not in _SILENT_KINDS:
                 raise CompileError([Message(f"No probes to attach: {spec}", span)])
             targets.extend((prov, t) for t in found)
@@ -78,7 +82,7 @@ def expand_probes(program: ast.Program, pid: int = -1, world: World | None = Non
 
 def compile_script(program: ast.Program, env: Env) -> CompiledScript:
     """Compile a parsed script into programs, maps and actions for the runtime."""
-    expanded = expand_probes(program, env.pid if env.pid > 0 else (env.cpid or -1), env.world)
+    expanded = expand_probes(program, env.pid if env.pid > 0 else (env.cpid or -1), env.world, env.modern)
     state = ScriptState(env)
     if any(("struct" in d or "union" in d) and "{" in d for d in program.c_definitions):
         from ..types import BTFResolver, parse_c_structs

@@ -98,7 +98,11 @@ class StatementEmitter:
         self.goto(target)
 
     def assign_variable(self, target: ast.Variable, expr: ast.Expr) -> None:
-        val = self.expr(expr)
+        self.store_variable(target, self.expr(expr))
+
+    def store_variable(self, target: ast.Variable, val: Val) -> None:
+        """``$x = value``: the variable takes the value's shape at its first assignment (strings:
+        the widest any assignment gives), and the value is stored into its slot."""
         known = self.var_shapes.get(target.name)
         if known is not None and not self.final:
             self.var_shapes[target.name] = known = wider(known, val.shape)
