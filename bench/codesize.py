@@ -83,8 +83,8 @@ def measure() -> list:
     both = [r for r in rows if r["ratio"] is not None]
     how = ("total BPF instructions (kernel `bytes_xlated`/8 from `bpftool prog show`) of the programs the "
            "tool holds while running each script (prog ids from /proc/PID/fdinfo), over "
-           f"{len(rows)} scripts (bench/corpus/*.bt and tests/kernel/tools_017/*.bt); one run each (deterministic; both "
-           "tools run a script side by side). "
+           f"{len(rows)} scripts (bench/corpus/*.bt and tests/kernel/tools_017/*.bt); one run each "
+           "(deterministic; both tools run a script side by side). "
            f"{len(both)} scripts ran under both tools; ratios are per script. BEGIN/END programs are "
            "left out for both tools (bpftrace 0.17 does not keep them loaded while a script runs).")
     med = Metric("code size: median per-script ratio", "insns", Target("le", 1.0), how)
