@@ -226,6 +226,7 @@ KINDS: tuple[Kind, ...] = (
     # bpftrace 0.24/0.25's `test:NAME` and `bench:NAME`: run on demand as BEGIN is (--test, --bench)
     Kind("test", (), "special", "SpecialProvider", {"which": "test"}),
     Kind("bench", (), "special", "SpecialProvider", {"which": "bench"}),
+    Kind("self", (), "special", "SpecialProvider", {"which": "self"}),
     Kind("tracepoint", ("t",), "tracepoint", "TracepointProvider"),
     Kind("rawtracepoint", ("rt",), "tracepoint", "RawTracepointProvider"),
     Kind("kprobe", ("k",), "kprobe", "KprobeProvider", {"retprobe": False}),

@@ -32,6 +32,9 @@ from .provider import ProbeContext
 
 SPECIAL = ("BEGIN", "END")
 NAMED = ("test", "bench")  # kinds whose probes have a name: `test:passes`
+# today's `self:signal:SIGUSR1` (bpftrace 0.22+): run each time the tracer itself gets the signal
+SELF = "self"
+SELF_EVENTS = ("signal:SIGUSR1",)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,12 @@ class SpecialAttachment:
         self.retval = run_once(self._prog)
         return self.retval
 
+    def trigger(self) -> int:
+        """Run the program now, as often as asked (``self:signal:SIGUSR1``, at each signal)."""
+        if self._prog is None:
+            raise AttachError(f"{self.probe} probe is closed")
+        return run_once(self._prog)
+
     def run_timed(self, times: int) -> int:
         """Run the program ``times`` times (a benchmark's batch; not counted as the one
         ``fire()``); the nanoseconds it took, system calls included."""
@@ -99,12 +108,16 @@ def run_once(prog: Any) -> int:
 
 class SpecialProvider:
     def __init__(self, kind: str, which: str):
-        if which not in SPECIAL + NAMED:
+        if which not in (*SPECIAL, *NAMED, SELF):
             raise ValueError(which)
         self.kind = kind
         self.which = which
 
     def expand(self, spec: str, pid: int = -1) -> list[SpecialTarget]:
+        if self.which == SELF:
+            if spec not in SELF_EVENTS:
+                raise ProbeSpecError(f"self:{spec}: the only self probe is self:signal:SIGUSR1")
+            return [SpecialTarget(f"self:{spec}")]
         if self.which in NAMED:
             if not spec:
                 raise ProbeSpecError(f"{self.which} probes need a name ({self.which}:NAME)")

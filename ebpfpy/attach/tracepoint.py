@@ -144,8 +144,7 @@ class RawTracepointProvider:
         return [RawTracepoint(n) for n in names]
 
     def context(self, target: RawTracepoint) -> ProbeContext:
-        return ProbeContext(ProgType.RAW_TRACEPOINT, "raw_tp", func_proto=raw_tracepoint_proto(target.name),
-                            space="kernel")
+        return ProbeContext(ProgType.RAW_TRACEPOINT, "raw_tp", func_proto=raw_tracepoint_proto(target.name))
 
     def attach(self, prog: Any, target: RawTracepoint, pid: int = -1) -> Attachment:
         return attach_raw_tracepoint_name(prog, target.name, target)

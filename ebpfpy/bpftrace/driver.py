@@ -380,6 +380,7 @@ def make_runtime(script, options: Options, writer, child=None, runtime_class=Non
                             cat_bytes_max=options.cat_bytes_max, log_size=options.log_size,
                             user_symbols=not options.no_user_symbols, **extra)
     runtime.sigint_kills_when_stopped = not is_modern(options.compat)
+    runtime.usr1_prints_maps = not is_modern(options.compat)  # 0.22+: only a self:signal:SIGUSR1 probe
     # bpftrace 0.24+ ends a run that has nothing but BEGIN/END probes once BEGIN has run (E1, E24)
     runtime.stop_after_begin = (is_modern(options.compat) and not options.command and options.pid <= 0
                                 and all(plan.probe in SPECIAL for plan in script.probes))

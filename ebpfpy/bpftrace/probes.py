@@ -70,10 +70,11 @@ MODERN_SYNTAX: dict[str, tuple[tuple[int, ...], str, bool]] = {
     "rawtracepoint": ((1, 2), "requires 1 or 2 arguments", True),
     "test": ((1,), "requires 1 argument", False),
     "bench": ((1,), "requires 1 argument", False),
+    "self": ((2,), "requires 2 arguments", False),
 }
 MODERN_SPELLINGS: dict[str, str] = {
     "begin": "BEGIN", "end": "END", "fentry": "kfunc", "fexit": "kretfunc", "rawtracepoint": "rawtracepoint",
-    "test": "test", "bench": "bench",
+    "test": "test", "bench": "bench", "self": "self",
 }
 
 

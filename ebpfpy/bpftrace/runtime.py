@@ -94,7 +94,10 @@ class Runtime:
         self._events: PerfBuffer | None = None
         self._begin: list = []
         self._end: list = []
-        self._iters: list = []  # iterator probes (today's language): run once after BEGIN, then the end
+        self._iters: list = []
+        self._on_usr1: list = []  # today's self:signal:SIGUSR1 probes, run at each SIGUSR1
+        # SIGUSR1 without such a probe: bpftrace 0.17 prints the maps, 0.22+ nothing (make_runtime)
+        self.usr1_prints_maps = True  # iterator probes (today's language): run once after BEGIN, then the end
         self._attached: list = []
         self._printf_cache: dict[int, PrintfFormat] = {}
         self._handlers = {
@@ -198,6 +201,8 @@ class Runtime:
             count += len(plan.covers) or len(attachments)
             if prov.kind == "iter":
                 self._iters.extend(attachments)
+            if prov.kind == "self":
+                self._on_usr1.extend(attachments)
             if plan.probe == "BEGIN":
                 begin.extend(attachments)
             elif plan.probe == "END":
@@ -308,7 +313,12 @@ class Runtime:
             _empty_pipe(wakeup)
         if self._print_maps_requested:
             self._print_maps_requested = False
-            self.print_all_maps()
+            if self._on_usr1:
+                for att in self._on_usr1:
+                    att.trigger()
+                self._drain(events)
+            elif self.usr1_prints_maps:
+                self.print_all_maps()
         if self.child is not None and self.child.exited():
             self._stop = True
         elif self.pid > 0 and not _alive(self.pid):

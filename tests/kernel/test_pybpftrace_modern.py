@@ -463,3 +463,45 @@ def test_iterators_run_once_over_the_kernels_objects():
     assert mixed.returncode == 1 and "Iterator probe can't be mixed with any other probe" in mixed.stderr
     old = run("-e", "iter:task { }", compat="0.17")  # bpftrace 0.17's refusal on this machine
     assert old.returncode == 1 and "iter task not available for your kernel version." in old.stderr
+
+
+def _read_until(stream, wanted: str, deadline: float) -> str:
+    """What ``stream`` (a pipe) gives until it ends with ``wanted``, or the deadline passes;
+    read unbuffered, so that nothing waits in a buffer select() cannot see."""
+    import select
+    import time
+
+    seen = b""
+    while time.monotonic() < deadline and not seen.endswith(wanted.encode()):
+        ready, _, _ = select.select([stream.fileno()], [], [], 0.5)
+        if ready:
+            chunk = os.read(stream.fileno(), 4096)
+            if not chunk:
+                break
+            seen += chunk
+    return seen.decode()
+
+
+@pytest.mark.parametrize("with_probe", [True, False])
+def test_self_signal_probe_e20(with_probe):
+    """0.22+: SIGUSR1 runs self:signal:SIGUSR1 probes; without one it prints nothing (0.17
+    printed the maps, which 0.17 mode keeps: test_pybpftrace_signals)."""
+    import signal
+    import time
+
+    body = 'self:signal:SIGUSR1 { printf("got usr1\\n"); print(@b); }' if with_probe else \
+        'interval:s:1 { @ticks = count(); }'
+    proc = subprocess.Popen([*PYBPFTRACE, "--compat=0.26", "-e", "begin { @b[1] = (int64)2; } " + body],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        assert _read_until(proc.stderr, "Attached 2 probes\n", deadline).endswith("Attached 2 probes\n")
+        proc.send_signal(signal.SIGUSR1)
+        if with_probe:
+            assert _read_until(proc.stdout, "@b[1]: 2\n", deadline) == "got usr1\n@b[1]: 2\n"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert out.decode().startswith("\n\n@b[1]: 2\n")  # nothing printed by SIGUSR1 without the probe

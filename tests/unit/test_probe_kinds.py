@@ -15,6 +15,7 @@ import pytest
 
 from ebpfpy.attach.errors import ProbeSpecError
 from ebpfpy.attach.fentry import FentryTarget
+from ebpfpy.attach.iter import IterTarget
 from ebpfpy.attach.kprobe import KprobeTarget
 from ebpfpy.attach.perf_event import PerfEventTarget
 from ebpfpy.attach.special import SpecialTarget
@@ -39,8 +40,8 @@ BPFTRACE_017 = {
 }
 # Attach kinds that are not bpftrace 0.17's (its parser aborts on them), and bpftrace kinds
 # no provider implements yet.
-ATTACH_ONLY = {"rawtracepoint", "test", "bench"}
-NOT_IMPLEMENTED = {"watchpoint", "asyncwatchpoint", "iter"}
+ATTACH_ONLY = {"rawtracepoint", "test", "bench", "self"}
+NOT_IMPLEMENTED = {"watchpoint", "asyncwatchpoint"}
 
 # A valid spec (after ``kind:``) per kind, for parsing every spelling.
 SAMPLES = {
@@ -50,6 +51,7 @@ SAMPLES = {
     "software": "cpu-clock:1000", "hardware": "cycles", "watchpoint": "0x1000:8:w",
     "asyncwatchpoint": "0x1000:8:w", "kfunc": "do_nanosleep", "kretfunc": "do_nanosleep",
     "iter": "task", "rawtracepoint": "sched_switch", "test": "passes", "bench": "loop10",
+    "self": "signal:SIGUSR1",
 }
 
 
@@ -134,6 +136,8 @@ SPACES = [
     ("END", SpecialTarget("END"), ""),
     ("test", SpecialTarget("test:passes"), ""),
     ("bench", SpecialTarget("bench:loop10"), ""),
+    ("self", SpecialTarget("self:signal:SIGUSR1"), ""),
+    ("iter", IterTarget("task"), "kernel"),
     ("profile", PerfEventTarget("profile", "hz:99", 1, 0, sample_freq=99), ""),
     ("interval", PerfEventTarget("interval", "s:1", 1, 0, sample_period=10**9), ""),
     ("software", PerfEventTarget("software", "cpu-clock:1000", 1, 0, sample_period=1000), ""),
