@@ -188,8 +188,9 @@ def test_kind_table_and_aliases():
         kind_of("nosuchkind")
     # kinds bpftrace parses that no provider implements yet: known, and refused by name
     assert kind_of("w").name == "watchpoint" and not kind_of("w").implemented
-    with pytest.raises(ProbeSpecError, match="probe type 'iter' is not supported yet"):
-        provider("it")
+    with pytest.raises(ProbeSpecError, match="probe type 'watchpoint' is not supported yet"):
+        provider("w")
+    assert provider("it").kind == "iter"  # BPF iterators (ebpfpy.attach.iter)
 
 
 def test_uprobe_spec_parsing():
