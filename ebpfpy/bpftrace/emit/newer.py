@@ -61,19 +61,25 @@ class NewerLanguageEmitter:
         if stmt.expr is not None:
             self.assign_variable(stmt.var, stmt.expr)
 
-    def call_has_key(self, node: ast.Call) -> Val:
-        """``has_key(@m[key])``: 1 when a lookup of the key finds an entry, else 0."""
-        target = node.args[0]
+    def lookup_key(self, target: ast.Map):
+        """Look an indexed map's key up (has_key, find): r0 the value's address or 0; the map's
+        (kind, value shape), or None in the first run when only a later probe writes the map."""
         known = self.state.map_shapes.get(target.name)
         if known is None:
             if self.final:
                 raise error(f"Undefined map: {target.name}", target)
             self.load_const(R0, 0)  # a later probe writes the map: the final run emits the lookup
-            return Val(UINT)
+            return None
         key, key_shapes = self.map_key(target)
         self.declare_map(target, "read", key_shapes, known[2])
         self.map_plan(target.name)
         emit_helper_call(self.b, "map_lookup_elem", target.name, key)
+        return known[0], known[2]
+
+    def call_has_key(self, node: ast.Call) -> Val:
+        """``has_key(@m[key])``: 1 when a lookup of the key finds an entry, else 0."""
+        if self.lookup_key(node.args[0]) is None:
+            return Val(UINT)
         missing = self.b.fresh_label("nokey")
         self.b.jeq(R0, 0, missing)  # not found: r0 is already 0
         self.b.mov(R0, 1)
@@ -86,17 +92,10 @@ class NewerLanguageEmitter:
         as it was and the result is false. One lookup."""
         b = self.b
         target, _, var = node.args
-        known = self.state.map_shapes.get(target.name)
-        if known is None:
-            if self.final:
-                raise error(f"Undefined map: {target.name}", target)
-            self.load_const(R0, 0)  # a later probe writes the map: the final run emits the lookup
+        found_map = self.lookup_key(target)
+        if found_map is None:
             return Val(BOOL)
-        kind, _, value, _ = known
-        key, key_shapes = self.map_key(target)
-        self.declare_map(target, "read", key_shapes, value)
-        self.map_plan(target.name)
-        emit_helper_call(b, "map_lookup_elem", target.name, key)
+        kind, value = found_map
         missing, done = b.fresh_label("notfound"), b.fresh_label("found")
         b.jeq(R0, 0, missing)
         if value.in_register or kind != "int":  # an aggregation reads as its (this CPU's) integer
