@@ -4,36 +4,22 @@
 by name costs a string search, a type body is decoded when first asked for);
 ``module(name)`` gives a module's split BTF on top of it; ``BTF(bytes)``
 parses any blob (e.g. an object's ``.BTF``) and ``parse_ext`` its ``.BTF.ext``.
-The ``.BTF.ext`` and writer parts load on first use: a one-liner that only
-reads vmlinux does not pay for them.
+The type values, the ``.BTF.ext`` and writer parts load on first use: a one-liner
+that only reads vmlinux does not pay for them.
 """
 import importlib
 
 from .errors import BTFError
+from .kinds import Kind
 from .spec import BTF, module, vmlinux
-from .types import (
-    VOID,
-    Array,
-    Datasec,
-    DeclTag,
-    Enum,
-    Float,
-    Func,
-    FuncProto,
-    Fwd,
-    Int,
-    Kind,
-    Member,
-    Param,
-    Ref,
-    Struct,
-    Var,
-    VarSecinfo,
-)
 
+# Loaded on first use: the type values (their dataclasses are most of this package's import
+# time, and ``btf dump`` never builds one), the ``.BTF.ext`` parser and the writer.
+_TYPES = ("VOID", "Array", "Datasec", "DeclTag", "Enum", "Float", "Func", "FuncProto", "Fwd", "Int",
+          "Member", "Param", "Ref", "Struct", "Var", "VarSecinfo")
 _LAZY = {
     "BTFExt": "ext", "CoreRelo": "ext", "CoreReloKind": "ext", "FuncInfo": "ext", "LineInfo": "ext",
-    "parse_ext": "ext", "encode": "writer",
+    "parse_ext": "ext", "encode": "writer", **dict.fromkeys(_TYPES, "types"),
 }
 
 

@@ -326,7 +326,7 @@ class CWriter:
                     msize = 0
             off = moff + (msize * 8 if msize > 0 else 0)
             prev_bitfield = False
-        if not is_union:
+        if not is_union and off < size * 8:  # (most structs end on their last member: no call)
             self.padding(off, size * 8, 1 if packed else align_of(tid), False, lvl + 1)
         if vlen or size:
             out.append("\n" + _pfx(lvl) + "}")

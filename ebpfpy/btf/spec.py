@@ -12,33 +12,19 @@ base's last id and its string offsets after the base's string section.
 """
 from __future__ import annotations
 
+import mmap
 import struct
 import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from .errors import BTFError
-from .types import (
-    MODIFIERS,
-    VOID,
-    Array,
-    Datasec,
-    DeclTag,
-    Enum,
-    Float,
-    Func,
-    FuncProto,
-    Fwd,
-    Int,
-    Kind,
-    Member,
-    Param,
-    Ref,
-    Struct,
-    Var,
-    VarSecinfo,
-)
+from .kinds import MODIFIERS, Kind
+
+if TYPE_CHECKING:
+    from .types import FuncProto, Member
 
 MAGIC = 0xEB9F
 HEADER = struct.Struct("<HBBIIIII")
@@ -57,6 +43,31 @@ _PER_VLEN = [_EXTRA_WORDS.get(k, (0, 0))[1] for k in range(32)]
 _FIXED_BY_TOP = [_FIXED[top & 0x1F] for top in range(256)]
 _PER_VLEN_BY_TOP = [_PER_VLEN[top & 0x1F] for top in range(256)]
 _KINDS = tuple(Kind)  # Kind(k) without the enum call: _KINDS[k]
+
+
+_T = None  # the ``types`` module, once a type value is first decoded
+
+
+def _values():
+    """The module of the type values, imported on first use: building its dataclasses is most
+    of the BTF layer's import time, and the writers (``btf dump``) never need them."""
+    global _T
+    if _T is None:
+        from . import types
+        _T = types
+    return _T
+
+
+def _mapped(f) -> mmap.mmap | None:
+    """``f`` mapped read-only, or None where the kernel cannot map it.
+
+    Since Linux 6.16 ``/sys/kernel/btf/vmlinux`` can be mapped: the pages are the kernel's own
+    copy of its BTF, so reading it costs neither a copy nor resident memory of ours (5 MB that
+    a read() would add to the process). Module files and older kernels refuse; they are read."""
+    try:
+        return mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
+    except (OSError, ValueError):
+        return None
 
 
 def _s32(v: int) -> int:
@@ -79,7 +90,8 @@ class BTF:
         t0, s0 = hdr_len + type_off, hdr_len + str_off
         if t0 + type_len > len(data) or s0 + str_len > len(data) or type_len % 4:
             raise BTFError("BTF sections exceed the blob")
-        data = bytes(data)  # no copy when it already is bytes
+        if not isinstance(data, mmap.mmap):
+            data = bytes(data)  # no copy when it already is bytes
         self.data = data
         self.base = base
         # Sections stay in ``data``: no copies, just where they start and end.
@@ -94,7 +106,10 @@ class BTF:
             self._words.byteswap()
         self.first_id = base.count if base is not None else 1
         self._str_base = base._slen + base._str_base if base is not None else 0
-        self._offsets = self._scan()
+        # _R[1 + i]: the word where the i-th record starts (_R[0] a placeholder, so that for a
+        # blob of its own _R is the id-indexed table the writers use, without a copy).
+        self._R = self._scan()
+        self._offsets = memoryview(self._R)[1:]
         self.count = self.first_id + len(self._offsets)
         self._cache: dict[int, object] = {}
         self._names: dict[int, list[int]] | None = None
@@ -106,7 +121,8 @@ class BTF:
     @classmethod
     def from_file(cls, path: str, base: BTF | None = None) -> BTF:
         with open(path, "rb") as f:
-            return cls(f.read(), base)
+            data = _mapped(f) if path.startswith("/sys/kernel/btf/") else None
+            return cls(f.read() if data is None else data, base)
 
     @classmethod
     def from_types(cls, types: Sequence[object], base: BTF | None = None) -> BTF:
@@ -115,28 +131,35 @@ class BTF:
         return cls(encode_types(types, base), base)
 
     def _scan(self) -> array:
-        """Word offset of every type record: the one pass over the whole blob.
+        """Word offset of every type record, after a placeholder: the one pass over the whole blob.
 
         Kept minimal because it is the start-up cost of every vmlinux user:
         an unknown kind gets a huge record size, so it shows up as a length
         mismatch at the end instead of costing a check per record."""
         words, fixed, per = self._words, _FIXED_BY_TOP, _PER_VLEN_BY_TOP
-        offs = array("I")
+        offs = array("I", [0])
         append = offs.append
+        # Record length by info word: vmlinux's 126k records have about 300 distinct info
+        # words, so one dict lookup replaces two table lookups and the arithmetic.
+        lengths: dict[int, int] = {}
         i, n = 0, len(words)
         try:
             while i < n:
                 append(i)
                 info = words[i + 1]
-                top = info >> 24
-                i += fixed[top] + per[top] * (info & 0xFFFF)
+                try:
+                    i += lengths[info]
+                except KeyError:
+                    top = info >> 24
+                    step = lengths[info] = fixed[top] + per[top] * (info & 0xFFFF)
+                    i += step
         except IndexError:
             raise BTFError("truncated BTF type record") from None
         if i != n:
-            bad = next((j for j, o in enumerate(offs) if _FIXED[(words[o + 1] >> 24) & 0x1F] > 1 << 32), None)
+            bad = next((j for j, o in enumerate(offs) if j and _FIXED[(words[o + 1] >> 24) & 0x1F] > 1 << 32), None)
             if bad is not None:
                 kind = (words[offs[bad] + 1] >> 24) & 0x1F
-                raise BTFError(f"unknown BTF kind {kind} at type id {self.first_id + bad}")
+                raise BTFError(f"unknown BTF kind {kind} at type id {self.first_id + bad - 1}")
             raise BTFError("truncated BTF type record")
         return offs
 
@@ -204,7 +227,7 @@ class BTF:
 
     def __getitem__(self, tid: int):
         if tid == 0:
-            return VOID
+            return (_T or _values()).VOID
         if tid < self.first_id:
             if self.base is None:
                 raise BTFError(f"type id {tid} out of range")
@@ -224,6 +247,7 @@ class BTF:
             yield tid, self[tid]
 
     def _decode(self, o: int):
+        T = _T or _values()
         w = self._words
         name_off, info, st = w[o], w[o + 1], w[o + 2]
         kind = _KINDS[(info >> 24) & 0x1F]
@@ -233,25 +257,25 @@ class BTF:
         p = o + 3
         if kind == Kind.INT:
             d = w[p]
-            return Int(name, st, (d >> 24) & 0xF, (d >> 16) & 0xFF, d & 0xFF)
+            return T.Int(name, st, (d >> 24) & 0xF, (d >> 16) & 0xFF, d & 0xFF)
         if kind in (Kind.PTR, Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG):
-            return Ref(kind, name, st)
+            return T.Ref(kind, name, st)
         if kind == Kind.ARRAY:
-            return Array(w[p], w[p + 1], w[p + 2], name)
+            return T.Array(w[p], w[p + 1], w[p + 2], name)
         if kind in (Kind.STRUCT, Kind.UNION):
             ms = []
             for i in range(vlen):
                 mo = p + 3 * i
                 off = w[mo + 2]
                 if kflag:
-                    ms.append(Member(self.string(w[mo]), w[mo + 1], off & 0xFFFFFF, off >> 24))
+                    ms.append(T.Member(self.string(w[mo]), w[mo + 1], off & 0xFFFFFF, off >> 24))
                 else:
-                    ms.append(Member(self.string(w[mo]), w[mo + 1], off))
-            return Struct(kind == Kind.UNION, name, st, tuple(ms), kflag)
+                    ms.append(T.Member(self.string(w[mo]), w[mo + 1], off))
+            return T.Struct(kind == Kind.UNION, name, st, tuple(ms), kflag)
         if kind == Kind.ENUM:
             conv = _s32 if kflag else int
             vals = tuple((self.string(w[p + 2 * i]), conv(w[p + 2 * i + 1])) for i in range(vlen))
-            return Enum(False, name, st, vals, kflag)
+            return T.Enum(False, name, st, vals, kflag)
         if kind == Kind.ENUM64:
             vals = []
             for i in range(vlen):
@@ -259,22 +283,23 @@ class BTF:
                 if kflag and v >> 63:
                     v -= 1 << 64
                 vals.append((self.string(w[p + 3 * i]), v))
-            return Enum(True, name, st, tuple(vals), kflag)
+            return T.Enum(True, name, st, tuple(vals), kflag)
         if kind == Kind.FWD:
-            return Fwd(name, kflag)
+            return T.Fwd(name, kflag)
         if kind == Kind.FUNC:
-            return Func(name, st, vlen)
+            return T.Func(name, st, vlen)
         if kind == Kind.FUNC_PROTO:
-            return FuncProto(st, tuple(Param(self.string(w[p + 2 * i]), w[p + 2 * i + 1]) for i in range(vlen)), name)
+            params = tuple(T.Param(self.string(w[p + 2 * i]), w[p + 2 * i + 1]) for i in range(vlen))
+            return T.FuncProto(st, params, name)
         if kind == Kind.VAR:
-            return Var(name, st, w[p])
+            return T.Var(name, st, w[p])
         if kind == Kind.DATASEC:
-            secinfos = tuple(VarSecinfo(w[p + 3 * i], w[p + 3 * i + 1], w[p + 3 * i + 2]) for i in range(vlen))
-            return Datasec(name, st, secinfos)
+            secinfos = tuple(T.VarSecinfo(w[p + 3 * i], w[p + 3 * i + 1], w[p + 3 * i + 2]) for i in range(vlen))
+            return T.Datasec(name, st, secinfos)
         if kind == Kind.FLOAT:
-            return Float(name, st)
+            return T.Float(name, st)
         if kind == Kind.DECL_TAG:
-            return DeclTag(name, st, _s32(w[p]))
+            return T.DeclTag(name, st, _s32(w[p]))
         raise BTFError(f"unknown BTF kind {kind}")
 
     # -- lookup by name ------------------------------------------------------------------
@@ -411,7 +436,7 @@ class BTF:
 
     def members(self, tid: int) -> tuple[Member, ...]:
         t = self[self.resolve(tid)]
-        if not isinstance(t, Struct):
+        if not isinstance(t, (_T or _values()).Struct):
             raise BTFError(f"type [{tid}] is not a struct or union")
         return t.members
 
@@ -426,7 +451,7 @@ class BTF:
             if hit is None:
                 raise KeyError(f"{self.describe(self.resolve(cur))} has no member {part!r}")
             total += hit.bit_offset
-            found = Member(part, hit.type, total, hit.bitfield_size)
+            found = (_T or _values()).Member(part, hit.type, total, hit.bitfield_size)
             cur = hit.type
         assert found is not None
         return found
@@ -438,14 +463,15 @@ class BTF:
             if not m.name and self.kind_of(self.resolve(m.type)) in (Kind.STRUCT, Kind.UNION):
                 inner = self._find_member(m.type, name)
                 if inner is not None:
-                    return Member(name, inner.type, m.bit_offset + inner.bit_offset, inner.bitfield_size)
+                    offset = m.bit_offset + inner.bit_offset
+                    return (_T or _values()).Member(name, inner.type, offset, inner.bitfield_size)
         return None
 
     def func_proto(self, name: str) -> FuncProto:
         """The prototype of kernel function ``name`` (kfunc/fentry arguments)."""
         fid = self.find(name, Kind.FUNC)
         proto = self[self[fid].type]
-        if not isinstance(proto, FuncProto):
+        if not isinstance(proto, (_T or _values()).FuncProto):
             raise BTFError(f"function {name!r} has no prototype")
         return proto
 
@@ -455,7 +481,7 @@ class BTF:
         tid = self.find("btf_trace_" + name, Kind.TYPEDEF)
         ptr = self[self.resolve(tid)]
         proto = self[ptr.type] if ptr.kind == Kind.PTR else None
-        if not isinstance(proto, FuncProto):
+        if not isinstance(proto, (_T or _values()).FuncProto):
             raise BTFError(f"btf_trace_{name} is not a function pointer")
         return proto
 

@@ -6,43 +6,20 @@ and written back without cycles.  Names are ``str`` (``""`` for anonymous).
 """
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import ClassVar
 
-
-class Kind(enum.IntEnum):
-    VOID = 0
-    INT = 1
-    PTR = 2
-    ARRAY = 3
-    STRUCT = 4
-    UNION = 5
-    ENUM = 6
-    FWD = 7
-    TYPEDEF = 8
-    VOLATILE = 9
-    CONST = 10
-    RESTRICT = 11
-    FUNC = 12
-    FUNC_PROTO = 13
-    VAR = 14
-    DATASEC = 15
-    FLOAT = 16
-    DECL_TAG = 17
-    TYPE_TAG = 18
-    ENUM64 = 19
-
-
-# INT encoding bits (btf_type int data, bits 24..27).
-INT_SIGNED = 1
-INT_CHAR = 2
-INT_BOOL = 4
-
-# FUNC linkage (vlen) and VAR linkage.
-LINKAGE_STATIC = 0
-LINKAGE_GLOBAL = 1
-LINKAGE_EXTERN = 2
+from .kinds import (  # noqa: F401  (re-exported: the type values' module has always offered them)
+    INT_BOOL,
+    INT_CHAR,
+    INT_SIGNED,
+    LINKAGE_EXTERN,
+    LINKAGE_GLOBAL,
+    LINKAGE_STATIC,
+    MODIFIERS,
+    REF_KINDS,
+    Kind,
+)
 
 
 @dataclass(frozen=True)
@@ -191,10 +168,6 @@ class DeclTag:
 
 
 VOID = Void()
-
-# Kinds that only qualify the type they point to; skipped by resolve().
-MODIFIERS = frozenset({Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG})
-REF_KINDS = frozenset({Kind.PTR, Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG})
 
 
 def ptr(type_id: int) -> Ref:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .kinds import Kind
 from .spec import BTF
-from .types import Kind
 
 
 def _int(raw: bytes, signed: bool) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from array import array
 
 from .errors import BTFError
-from .types import Kind
+from .kinds import Kind
 
 # Kind numbers as plain ints: comparisons in the hot loops stay int comparisons.
 (VOID, INT, PTR, ARRAY, STRUCT, UNION, ENUM, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC,
@@ -41,7 +41,7 @@ class View:
         chain.reverse()
         if len(chain) == 1:
             self.W = btf._words
-            self.R = array("I", [0]) + btf._offsets  # R[0]: void, never read
+            self.R = btf._R  # R[0]: void, never read
             self.S, self.sb, self.send = btf.data, btf._s0, btf._s0 + btf._slen
         else:  # split: one id space and one string table, base first
             W, R, S = array("I"), array("I", [0]), bytearray()

@@ -297,6 +297,29 @@ def test_vmlinux_roundtrip():
 
 
 @pytest.mark.btf
+def test_vmlinux_mapped_or_read_alike(tmp_path):
+    """vmlinux is mapped where the kernel allows it (6.16+) and read elsewhere; a copy in a plain
+    file is always read. Both give the same records, and a dump of one is the dump of the other."""
+    import mmap
+
+    from ebpfpy.btf.rawdump import raw_text
+
+    mapped = BTF.from_file(VMLINUX)
+    copy = tmp_path / "vmlinux.btf"
+    copy.write_bytes(bytes(mapped.data))
+    read = BTF.from_file(str(copy))
+    assert isinstance(read.data, bytes)
+    if isinstance(mapped.data, mmap.mmap):
+        assert len(mapped.data) == len(read.data)
+    assert read.count == mapped.count
+    tid = read.find_struct("task_struct")
+    assert mapped.find_struct("task_struct") == tid
+    assert mapped.format_c(tid) == read.format_c(tid)
+    assert [raw_text(mapped, t) for t in range(1, mapped.count, 997)] == \
+        [raw_text(read, t) for t in range(1, read.count, 997)]
+
+
+@pytest.mark.btf
 def test_modules_split_on_vmlinux():
     mods = [m for m in os.listdir("/sys/kernel/btf") if m != "vmlinux"]
     if not mods:
