@@ -330,6 +330,8 @@ class Checker(BuiltinChecks, CallChecks, TargetChecks, NewerChecks):
             if t.kind == "tuple":
                 self.error("tuple cannot be used as a map key. Try a multi-key associative array "
                            "instead (eg `@map[$1, $2] = ...)`.", node.span)
+            if t.kind == "cgroup_path":  # 0.17 stops at run time with this text: we stop here
+                self.error("invalid mapkey argument type", k.span)
             keys.append(UINT64 if t.is_int else t)
         return tuple(keys)
 

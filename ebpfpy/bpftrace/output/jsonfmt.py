@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .text import format_stack
-from .values import HISTOGRAM_KINDS, Avg, LHist, MapData, Record, Stack, Stats, divide, histogram_rows
+from .values import HISTOGRAM_KINDS, Avg, BareJson, LHist, MapData, Record, Stack, Stats, divide, histogram_rows
 
 # bpftrace's json_escape, byte by byte over a signed char: ", \\, \n, \r, \t by name, anything
 # "<= 0x1f" as \u%04x, which takes in every byte from 0x80 up (negative as a char, so printed
@@ -39,6 +39,8 @@ def value_json(value: Any) -> str:
         return f'{{"count": {value.count}, "average": {value.value}, "total": {value.total}}}'
     if isinstance(value, Avg):
         return str(value.value)
+    if isinstance(value, BareJson):
+        return str.__str__(value)
     if isinstance(value, str):
         return _string(value)
     if isinstance(value, bool):  # today's bool
