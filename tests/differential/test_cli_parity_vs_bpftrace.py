@@ -29,6 +29,10 @@ CASES = [
     ("stack-limit-begin", f'BEGIN {{ @a = ({BIG}); exit(); }}', ["a", "b", "c"], {"BPFTRACE_STRLEN": "200"}),
     ("stack-limit-label", f't:syscalls:sys_enter_open*,u:/bin/bash:readline {{ @a = ({BIG}); exit(); }}',
      ["a", "b", "c"], {"BPFTRACE_STRLEN": "200"}),
+    # tuples of string literals fit the 512-byte stack as in 0.17: each element is built in its place
+    ("tuple-of-literals", 'BEGIN { $t = ("a", "b", "c"); print($t); exit(); }', [], {}),
+    ("tuple-print-literal", 'BEGIN { print(("a", "b", "c")); @m = ("x", "y", "z", "w"); exit(); }', [], {}),
+    ("tuple-swap-reads-itself", 'BEGIN { $u = ("x", "y"); $u = ($u.1, $u.0); print($u); exit(); }', [], {}),
     ("stack-limit-vars", 'BEGIN { $a = str($1); $b = str($2); $c = str($3); printf("%s%s%s\\n", $a, $b, $c); }',
      ["a", "b", "c"], {"BPFTRACE_STRLEN": "200"}),
     ("uprobe-missing-file", 'uprobe:/nonexistent:foo { 1 } uprobe:/bin/bash:nosuchfn { 2 }', [], {}),

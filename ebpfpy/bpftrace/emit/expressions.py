@@ -468,6 +468,16 @@ class ExpressionEmitter:
     def expr_Tuple(self, node: ast.Tuple) -> Val:
         if not node.elems:  # today's `()`: semantic analysis refuses it where it checks
             raise error("none type can not be used as a value", node)
+        hints = [self.state.shape_hints.get((id(e), self.target.probe)) for e in node.elems]
+        if self.final and all(hints):
+            # the layout is known: each element is evaluated straight into its place, so its
+            # temporaries (a string literal's 64 bytes) are given back before the next one
+            shape = shapes.tuple_of(hints)
+            slot = self.frame.alloc(shape.size, zero=False, name="tuple")
+            for elem, hint, off in zip(node.elems, hints, shape.offsets()):
+                with self.frame.scope():
+                    self.expr_into(elem, slot.field(off, hint.size), hint)
+            return Val(shape, slot)
         vals = []
         for elem in node.elems:
             val = self.expr(elem)
