@@ -29,6 +29,9 @@ CASES = [
     ("stack-limit-begin", f'BEGIN {{ @a = ({BIG}); exit(); }}', ["a", "b", "c"], {"BPFTRACE_STRLEN": "200"}),
     ("stack-limit-label", f't:syscalls:sys_enter_open*,u:/bin/bash:readline {{ @a = ({BIG}); exit(); }}',
      ["a", "b", "c"], {"BPFTRACE_STRLEN": "200"}),
+    # literals folded past 64 bits wrap, as 0.17's arithmetic does
+    ("literal-wraps", 'BEGIN { @x = -0xffffffffffffffff; printf("%d %u\\n", -0xfffffffffffffffe, 0xfffffffffffffff0); '
+                      'exit(); }', [], {}),
     # tuples of string literals fit the 512-byte stack as in 0.17: each element is built in its place
     ("tuple-of-literals", 'BEGIN { $t = ("a", "b", "c"); print($t); exit(); }', [], {}),
     ("tuple-print-literal", 'BEGIN { print(("a", "b", "c")); @m = ("x", "y", "z", "w"); exit(); }', [], {}),

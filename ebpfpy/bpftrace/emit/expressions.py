@@ -91,6 +91,8 @@ class ExpressionEmitter:
             self.b.stx(1, FP, R1, dst.off + pos)
 
     def load_const(self, reg, value: int) -> None:
+        # 64-bit arithmetic, as 0.17's: a literal folded past the range wraps (-0xffffffffffffffff is 1)
+        value = (value + (1 << 63)) % (1 << 64) - (1 << 63)
         if -(1 << 31) <= value < (1 << 31):
             self.b.mov(reg, value)
         else:
