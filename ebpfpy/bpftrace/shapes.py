@@ -144,8 +144,20 @@ def _stack_decoders(as_value: bool) -> tuple[Callable, Callable]:
 
 
 _decode_kstack, _decode_ustack = _stack_decoders(as_value=False)
-# Map values that print differently from the same shape in a key.
+# Map values that print differently from the same shape in a key: stacks indented as values
+# (8 spaces) wherever they are in the value, in a tuple too.
 VALUE_DECODERS = dict(zip(("kstack", "ustack"), _stack_decoders(as_value=True)))
+
+
+def _decode_tuple_value(shape: Shape, data: bytes, services) -> tuple:
+    values = (VALUE_DECODERS.get(elem.kind, DECODERS[elem.kind])(elem, data[off:off + elem.size], services)
+              for elem, off in zip(shape.elems, shape.offsets()))
+    if isinstance(shape.extra, tuple) and shape.extra[:1] == ("record",):
+        return Record(values, shape.extra[1])
+    return tuple(values)
+
+
+VALUE_DECODERS["tuple"] = _decode_tuple_value
 
 
 def _decode_ksym(shape: Shape, data: bytes, services) -> str:
@@ -339,6 +351,12 @@ def printf_decoder(shapes) -> Callable[[bytes, Any], tuple]:
 
 def decode(shape: Shape, data: bytes, services) -> Any:
     return DECODERS[shape.kind](shape, data, services)
+
+
+def print_decoder(shape: Shape) -> Callable[[bytes, Any], tuple]:
+    """print(value): one value, printed as a map value is (stacks in it indented as values)."""
+    value = decoder(shape)
+    return lambda data, services: (value(data, services),)
 
 
 def decoder(shape: Shape) -> Callable[[bytes, Any], Any]:

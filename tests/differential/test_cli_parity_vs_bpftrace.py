@@ -228,3 +228,19 @@ def test_script_bytes_same_as_bpftrace(case, tmp_path):
                         proc.returncode))
     theirs, ours = results
     assert ours == theirs
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_stacks_in_values_are_indented_as_values(fmt):
+    """A stack in a value (print(), a map value, a tuple in either) is indented by 8 as 0.17
+    does; in a key by 4. Frames are BPF programs' names, which differ: compared by layout."""
+    script = ('BEGIN { @x = (kstack(1), 1); print(kstack(1)); print((kstack(1), 2)); '
+              '@y[kstack(1)] = (1, kstack(1)); exit(); }')
+
+    def layout(text):
+        return re.sub(r"(bpf_prog_[0-9a-f]+_\w+|_einittext)\+\d+", "FRAME", text)
+    args = ["-f", "json"] if fmt == "json" else []
+    theirs = _run(["bpftrace", *args, "-e", script], {})
+    ours = _run([sys.executable, "-m", "ebpfpy.bpftrace", *args, "-e", script], {})
+    assert (layout(ours.stdout), ours.returncode) == (layout(theirs.stdout), theirs.returncode)
+    assert "\n        FRAME\n" in layout(ours.stdout)
