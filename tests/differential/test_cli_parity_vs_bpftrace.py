@@ -244,3 +244,13 @@ def test_stacks_in_values_are_indented_as_values(fmt):
     ours = _run([sys.executable, "-m", "ebpfpy.bpftrace", *args, "-e", script], {})
     assert (layout(ours.stdout), ours.returncode) == (layout(theirs.stdout), theirs.returncode)
     assert "        FRAME" in layout(ours.stdout) and "\n    FRAME" in layout(ours.stdout).replace("\\n", "\n")
+
+
+def test_json_top_hist_bucket_is_0_17s():
+    """0.17's JSON gives the top hist bucket ([2G, 4G), which also counts larger values) the
+    bounds its 32-bit arithmetic computes: min -2147483648, max 0. 0.17 mode keeps them."""
+    script = "BEGIN { @h = hist(1 << 62); @h = hist(-1); @g = hist(3000000000); exit(); }"
+    theirs = _run(["bpftrace", "-f", "json", "-e", script], {})
+    ours = _run([sys.executable, "-m", "ebpfpy.bpftrace", "-f", "json", "-e", script], {})
+    assert (ours.stdout, ours.returncode) == (theirs.stdout, theirs.returncode)
+    assert '{"min": -2147483648, "max": 0, "count": 1}' in ours.stdout

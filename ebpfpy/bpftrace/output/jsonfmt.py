@@ -68,6 +68,10 @@ def _hist_rows(hist, div: int, modern: bool = False) -> str:
     rows = []
     for index, _, shown in histogram_rows(hist, div):
         low, high = _bucket_bounds(hist, index)
+        if not modern and not isinstance(hist, LHist) and low == 1 << 31:
+            # 0.17 computes a hist bucket's bounds in 32-bit ints: its top one, [2G, 4G),
+            # prints as min -2147483648 (1 << 31) and max 0 ((1 << 32) - 1 wrapped)
+            low, high = -(1 << 31), 0
         fields = []
         if low is not None:
             fields.append(f'"min": {low}')
