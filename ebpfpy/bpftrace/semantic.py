@@ -314,6 +314,10 @@ class Checker(BuiltinChecks, CallChecks, TargetChecks, NewerChecks):
             self.final_error(f"Tuple type mismatch: {old} != {value}.", span)
             return
         if old is not None and not compatible(old, value):
+            if value.kind in ("string", "buffer") and old.kind != value.kind and value.size > old.size:
+                # 0.17 checks the size before the type, and warns first (in whichever pass)
+                self.r.warning(f"{value.kind.capitalize()} size mismatch: {old.size} != {value.size}. "
+                             "The value may be truncated.", span)
             self.error(f"Type mismatch for {target.name}: trying to assign value of type '{value}' "
                        f"when variable already contains a value of type '{old}'", span)
             return
@@ -757,8 +761,8 @@ def analyse(program: ast.Program, env: Env | None = None, source: str = "",
         before = dict(maps)
         report = Reporter(source, filename)
         Checker(env, maps, report, final=False).program(program)
-        if report.errors:
-            raise Diagnostic(report.errors, source=source, filename=filename)
+        if report.errors:  # (with the warnings bpftrace printed as they came in that pass)
+            raise Diagnostic(report.warnings + report.errors, source=source, filename=filename)
         if maps == before:
             break
     report = Reporter(source, filename)
