@@ -127,6 +127,7 @@ FUNCTIONS_TABLE: tuple[Function, ...] = (
     _fn("uptr", 1, 1, check="c_uptr", emit="call_uptr"),
     _fn("bswap", 1, 1, check="c_bswap", emit="call_bswap"),
     _fn("cgroupid", 1, 1, check="c_cgroupid", emit="call_cgroupid"),
+    _fn("cgroup_path", 1, 2, varargs=True, check="c_cgroup_path", emit="call_cgroup_path"),
     # acting on the traced system
     _fn("signal", 1, 1, void=True, unsafe=True, check="c_signal", emit="call_signal"),
     _fn("override", 1, 1, void=True, unsafe=True, check="c_override", emit="call_override"),
@@ -158,8 +159,7 @@ FUNCTIONS_TABLE: tuple[Function, ...] = (
     _fn("hist", 1, 1, family="aggregate"),
     _fn("lhist", 4, 4, family="aggregate"),
     # bpftrace 0.17 has these; we do not compile them yet (docs/pybpftrace.md, "Not supported yet")
-    _fn("cgroup_path", 1, 2, varargs=True, check="c_cgroup_path",
-        unsupported="its output depends on the order of a walk of every cgroup hierarchy"),
+
     _fn("skboutput", 4, 4, unsupported="it needs a pcap writer for skb data"),
     _fn("unwatch", 1, 1, void=True, unsupported="watchpoint probes are not supported yet"),
 )

@@ -314,6 +314,10 @@ class Checker(BuiltinChecks, CallChecks, TargetChecks, NewerChecks):
             self.final_error(f"Tuple type mismatch: {old} != {value}.", span)
             return
         if old is not None and not compatible(old, value):
+            if value.kind in ("string", "buffer") and old.kind != value.kind and value.size > old.size:
+                # 0.17 checks the size before the type, and warns first (in whichever pass)
+                self.r.warning(f"{value.kind.capitalize()} size mismatch: {old.size} != {value.size}. "
+                             "The value may be truncated.", span)
             self.error(f"Type mismatch for {target.name}: trying to assign value of type '{value}' "
                        f"when variable already contains a value of type '{old}'", span)
             return
@@ -330,6 +334,8 @@ class Checker(BuiltinChecks, CallChecks, TargetChecks, NewerChecks):
             if t.kind == "tuple":
                 self.error("tuple cannot be used as a map key. Try a multi-key associative array "
                            "instead (eg `@map[$1, $2] = ...)`.", node.span)
+            if t.kind == "cgroup_path":  # 0.17 stops at run time with this text: we stop here
+                self.error("invalid mapkey argument type", k.span)
             keys.append(UINT64 if t.is_int else t)
         return tuple(keys)
 
@@ -755,8 +761,8 @@ def analyse(program: ast.Program, env: Env | None = None, source: str = "",
         before = dict(maps)
         report = Reporter(source, filename)
         Checker(env, maps, report, final=False).program(program)
-        if report.errors:
-            raise Diagnostic(report.errors, source=source, filename=filename)
+        if report.errors:  # (with the warnings bpftrace printed as they came in that pass)
+            raise Diagnostic(report.warnings + report.errors, source=source, filename=filename)
         if maps == before:
             break
     report = Reporter(source, filename)

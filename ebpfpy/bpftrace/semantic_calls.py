@@ -364,7 +364,8 @@ class CallChecks:
         return named("mac_address", 16)
 
     def c_cgroup_path(self, node: ast.Call, types: list[Type]) -> Type:
-        return named("cgroup_path", 16)
+        """``cgroup_path(id[, "filter"])``: the id, named by the runtime (events/cgroups.py)."""
+        return named("cgroup_path", 8) if self._integer(node, types[0]) else NONE
 
     def c_bswap(self, node: ast.Call, types: list[Type]) -> Type:
         return types[0] if self._integer(node, types[0]) else NONE

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .output.values import Pointer, Record, Stack
+from .output.values import BareJson, Pointer, Record, Stack
 
 _U64 = struct.Struct("<Q")
 _I64 = struct.Struct("<q")
@@ -64,7 +64,7 @@ class Shape:
         return self.kind
 
 
-_REGISTER_KINDS = frozenset({"int", "ksym", "usym", "username", "probe", "kstack", "strerror", "none",
+_REGISTER_KINDS = frozenset({"int", "ksym", "usym", "username", "probe", "kstack", "strerror", "none", "cgroup_path",
                              "syscall_name", "signal_name"})
 
 INT = Shape("int", 8, True)
@@ -144,8 +144,20 @@ def _stack_decoders(as_value: bool) -> tuple[Callable, Callable]:
 
 
 _decode_kstack, _decode_ustack = _stack_decoders(as_value=False)
-# Map values that print differently from the same shape in a key.
+# Map values that print differently from the same shape in a key: stacks indented as values
+# (8 spaces) wherever they are in the value, in a tuple too.
 VALUE_DECODERS = dict(zip(("kstack", "ustack"), _stack_decoders(as_value=True)))
+
+
+def _decode_tuple_value(shape: Shape, data: bytes, services) -> tuple:
+    values = (VALUE_DECODERS.get(elem.kind, DECODERS[elem.kind])(elem, data[off:off + elem.size], services)
+              for elem, off in zip(shape.elems, shape.offsets()))
+    if isinstance(shape.extra, tuple) and shape.extra[:1] == ("record",):
+        return Record(values, shape.extra[1])
+    return tuple(values)
+
+
+VALUE_DECODERS["tuple"] = _decode_tuple_value
 
 
 def _decode_ksym(shape: Shape, data: bytes, services) -> str:
@@ -161,6 +173,16 @@ def _decode_strerror(shape: Shape, data: bytes, services) -> str:
     import os
 
     return os.strerror(_I64.unpack_from(data)[0])
+
+
+def _decode_cgroup_path(shape: Shape, data: bytes, services) -> str:
+    """cgroup_path(): the id's paths in every hierarchy its filter matches (None: none); in
+    0.17 mode a string its JSON leaves unquoted, as 0.17's does."""
+    from ebpfpy.events.cgroups import cgroup_path
+
+    pattern, bare_json = shape.extra
+    text = cgroup_path(_U64.unpack_from(data)[0], pattern) if pattern is not None else ""
+    return BareJson(text) if bare_json else text
 
 
 def _decode_username(shape: Shape, data: bytes, services) -> str:
@@ -282,6 +304,7 @@ DECODERS: dict[str, Callable] = {
     "ustack": _decode_ustack,
     "ksym": _decode_ksym,
     "usym": _decode_usym,
+    "cgroup_path": _decode_cgroup_path,
     "username": _decode_username,
     "strerror": _decode_strerror,
     "probe": _decode_probe,
@@ -328,6 +351,12 @@ def printf_decoder(shapes) -> Callable[[bytes, Any], tuple]:
 
 def decode(shape: Shape, data: bytes, services) -> Any:
     return DECODERS[shape.kind](shape, data, services)
+
+
+def print_decoder(shape: Shape) -> Callable[[bytes, Any], tuple]:
+    """print(value): one value, printed as a map value is (stacks in it indented as values)."""
+    value = decoder(shape)
+    return lambda data, services: (value(data, services),)
 
 
 def decoder(shape: Shape) -> Callable[[bytes, Any], Any]:

@@ -23,6 +23,14 @@ pytestmark = [pytest.mark.bpftrace, pytest.mark.btf]
 RESOLVER = BTFResolver()  # the running kernel's BTF, as bpftrace uses it
 
 CASES = [
+    # a string or buffer bigger than the integer (or stack) a variable held: 0.17 warns of the
+    # size before the type mismatch, in the pass that fails (found by test_generated_vs_bpftrace)
+    'BEGIN { $x = strncmp("a", "b", 1); $x = "abcdefghijk"; }',
+    'BEGIN { $x = (uint8)1; $x = comm; }',
+    'BEGIN { $x = kstack; $x = "abcdefghijklm"; }',
+    'BEGIN { $x = (uint8)1; $x = buf("abc", 3); }',
+    'BEGIN { $x = 1; $x = "abc"; }',
+    'BEGIN { $x = ("a", 1); $x = "abc"; }',
     # one error per map assignment, the value's type before the keys; a key mismatch comes from an
     # early pass, so the last pass's warnings are not printed (found by test_generated_vs_bpftrace)
     'BEGIN { @a = count(); @a[1,2,3] = 1; }',

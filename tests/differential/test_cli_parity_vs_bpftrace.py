@@ -29,6 +29,13 @@ CASES = [
     ("stack-limit-begin", f'BEGIN {{ @a = ({BIG}); exit(); }}', ["a", "b", "c"], {"BPFTRACE_STRLEN": "200"}),
     ("stack-limit-label", f't:syscalls:sys_enter_open*,u:/bin/bash:readline {{ @a = ({BIG}); exit(); }}',
      ["a", "b", "c"], {"BPFTRACE_STRLEN": "200"}),
+    # literals folded past 64 bits wrap, as 0.17's arithmetic does
+    ("literal-wraps", 'BEGIN { @x = -0xffffffffffffffff; printf("%d %u\\n", -0xfffffffffffffffe, 0xfffffffffffffff0); '
+                      'exit(); }', [], {}),
+    # tuples of string literals fit the 512-byte stack as in 0.17: each element is built in its place
+    ("tuple-of-literals", 'BEGIN { $t = ("a", "b", "c"); print($t); exit(); }', [], {}),
+    ("tuple-print-literal", 'BEGIN { print(("a", "b", "c")); @m = ("x", "y", "z", "w"); exit(); }', [], {}),
+    ("tuple-swap-reads-itself", 'BEGIN { $u = ("x", "y"); $u = ($u.1, $u.0); print($u); exit(); }', [], {}),
     ("stack-limit-vars", 'BEGIN { $a = str($1); $b = str($2); $c = str($3); printf("%s%s%s\\n", $a, $b, $c); }',
      ["a", "b", "c"], {"BPFTRACE_STRLEN": "200"}),
     ("uprobe-missing-file", 'uprobe:/nonexistent:foo { 1 } uprobe:/bin/bash:nosuchfn { 2 }', [], {}),
@@ -221,3 +228,29 @@ def test_script_bytes_same_as_bpftrace(case, tmp_path):
                         proc.returncode))
     theirs, ours = results
     assert ours == theirs
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_stacks_in_values_are_indented_as_values(fmt):
+    """A stack in a value (print(), a map value, a tuple in either) is indented by 8 as 0.17
+    does; in a key by 4. Frames are BPF programs' names, which differ: compared by layout."""
+    script = ('BEGIN { @x = (kstack(1), 1); print(kstack(1)); print((kstack(1), 2)); '
+              '@y[kstack(1)] = (1, kstack(1)); exit(); }')
+
+    def layout(text):
+        return re.sub(r"(bpf_prog_[0-9a-f]+_\w+|_einittext)\+\d+", "FRAME", text)
+    args = ["-f", "json"] if fmt == "json" else []
+    theirs = _run(["bpftrace", *args, "-e", script], {})
+    ours = _run([sys.executable, "-m", "ebpfpy.bpftrace", *args, "-e", script], {})
+    assert (layout(ours.stdout), ours.returncode) == (layout(theirs.stdout), theirs.returncode)
+    assert "        FRAME" in layout(ours.stdout) and "\n    FRAME" in layout(ours.stdout).replace("\\n", "\n")
+
+
+def test_json_top_hist_bucket_is_0_17s():
+    """0.17's JSON gives the top hist bucket ([2G, 4G), which also counts larger values) the
+    bounds its 32-bit arithmetic computes: min -2147483648, max 0. 0.17 mode keeps them."""
+    script = "BEGIN { @h = hist(1 << 62); @h = hist(-1); @g = hist(3000000000); exit(); }"
+    theirs = _run(["bpftrace", "-f", "json", "-e", script], {})
+    ours = _run([sys.executable, "-m", "ebpfpy.bpftrace", "-f", "json", "-e", script], {})
+    assert (ours.stdout, ours.returncode) == (theirs.stdout, theirs.returncode)
+    assert '{"min": -2147483648, "max": 0, "count": 1}' in ours.stdout

@@ -142,10 +142,6 @@ def known_class(program: str, theirs: tuple, ours: tuple) -> str | None:
             or _same_keys_apart_from_repeats(theirs[1], ours[1])):
         return ("0.17 leaves stack bytes after a string's NUL in a map key, so one key becomes several "
                 "entries that print alike; ours zero-pads keys")
-    if "WARNING: String size mismatch" in theirs[2] and "Type mismatch for $" in ours[2] and \
-            "String size mismatch" not in ours[2]:
-        return ("0.17 also warns 'String size mismatch' before the Type mismatch error when a variable "
-                "that held strncmp()'s result is given a string")
     return None
 
 

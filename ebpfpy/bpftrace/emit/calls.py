@@ -118,6 +118,16 @@ class CallEmitter:
         self.load_const(R0, ident)
         return Val(UINT)
 
+    def call_cgroup_path(self, node: ast.Call) -> Val:
+        """The id; the runtime finds its paths (``events.cgroups``). The filter is known here: a
+        literal, or (as in 0.17) a non-literal one that matches no hierarchy."""
+        self.int_value(node.args[0])
+        if len(node.args) < 2:
+            pattern = "*"
+        else:
+            pattern = node.args[1].value if isinstance(node.args[1], ast.String) else None
+        return Val(Shape("cgroup_path", 8, False, extra=(pattern, not self.env.modern)))
+
     def call_uaddr(self, node: ast.Call) -> Val:
         if not isinstance(node.args[0], ast.String):
             raise error("uaddr() expects a string literal", node)

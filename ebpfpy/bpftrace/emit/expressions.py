@@ -91,6 +91,8 @@ class ExpressionEmitter:
             self.b.stx(1, FP, R1, dst.off + pos)
 
     def load_const(self, reg, value: int) -> None:
+        # 64-bit arithmetic, as 0.17's: a literal folded past the range wraps (-0xffffffffffffffff is 1)
+        value = (value + (1 << 63)) % (1 << 64) - (1 << 63)
         if -(1 << 31) <= value < (1 << 31):
             self.b.mov(reg, value)
         else:
@@ -468,6 +470,16 @@ class ExpressionEmitter:
     def expr_Tuple(self, node: ast.Tuple) -> Val:
         if not node.elems:  # today's `()`: semantic analysis refuses it where it checks
             raise error("none type can not be used as a value", node)
+        hints = [self.state.shape_hints.get((id(e), self.target.probe)) for e in node.elems]
+        if self.final and all(hints):
+            # the layout is known: each element is evaluated straight into its place, so its
+            # temporaries (a string literal's 64 bytes) are given back before the next one
+            shape = shapes.tuple_of(hints)
+            slot = self.frame.alloc(shape.size, zero=False, name="tuple")
+            for elem, hint, off in zip(node.elems, hints, shape.offsets()):
+                with self.frame.scope():
+                    self.expr_into(elem, slot.field(off, hint.size), hint)
+            return Val(shape, slot)
         vals = []
         for elem in node.elems:
             val = self.expr(elem)

@@ -239,7 +239,7 @@ class MapEmitter:
         if self.env.modern and isinstance(val.shape.extra, tuple) and val.shape.extra[:1] == ("btf_inline",):
             val = self.struct_value(val, node.args[0])  # print(*ptr): the whole struct (0.18+)
         vals = [val if val.slot is not None else self.spill(val)]
-        self.emit_event(ActionPlan("print_value", shapes.key_decoder([vals[0].shape])), vals)
+        self.emit_event(ActionPlan("print_value", shapes.print_decoder(vals[0].shape)), vals)
         return Val(NONE)
 
     def call_delete(self, node: ast.Call) -> Val:

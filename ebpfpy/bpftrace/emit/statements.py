@@ -98,7 +98,22 @@ class StatementEmitter:
         self.goto(target)
 
     def assign_variable(self, target: ast.Variable, expr: ast.Expr) -> None:
+        if isinstance(expr, ast.Tuple) and self.final and self.tuple_into_variable(target, expr):
+            return
         self.store_variable(target, self.expr(expr))
+
+    def tuple_into_variable(self, target: ast.Variable, expr: ast.Tuple) -> bool:
+        """``$t = (a, b, c)``: build the tuple in the variable's own slot, as LLVM would, when its
+        layout is the variable's and it does not read the variable (``$t = ($t.1, $t.0)``);
+        a tuple of strings then needs no second copy on the 512-byte stack."""
+        held = self.variables.get(target.name)
+        hint = self.state.shape_hints.get((id(expr), self.target.probe))
+        if held is None or hint != held.shape or any(
+                isinstance(n, ast.Variable) and n.name == target.name for n in ast.walk(expr)):
+            return False
+        with self.frame.scope():
+            self.expr_into(expr, held.slot, held.shape)
+        return True
 
     def store_variable(self, target: ast.Variable, val: Val) -> None:
         """``$x = value``: the variable takes the value's shape at its first assignment (strings:

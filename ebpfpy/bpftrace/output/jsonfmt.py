@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .text import format_stack
-from .values import HISTOGRAM_KINDS, Avg, LHist, MapData, Record, Stack, Stats, divide, histogram_rows
+from .values import HISTOGRAM_KINDS, Avg, BareJson, LHist, MapData, Record, Stack, Stats, divide, histogram_rows
 
 # bpftrace's json_escape, byte by byte over a signed char: ", \\, \n, \r, \t by name, anything
 # "<= 0x1f" as \u%04x, which takes in every byte from 0x80 up (negative as a char, so printed
@@ -39,6 +39,8 @@ def value_json(value: Any) -> str:
         return f'{{"count": {value.count}, "average": {value.value}, "total": {value.total}}}'
     if isinstance(value, Avg):
         return str(value.value)
+    if isinstance(value, BareJson):
+        return str.__str__(value)
     if isinstance(value, str):
         return _string(value)
     if isinstance(value, bool):  # today's bool
@@ -66,6 +68,10 @@ def _hist_rows(hist, div: int, modern: bool = False) -> str:
     rows = []
     for index, _, shown in histogram_rows(hist, div):
         low, high = _bucket_bounds(hist, index)
+        if not modern and not isinstance(hist, LHist) and low == 1 << 31:
+            # 0.17 computes a hist bucket's bounds in 32-bit ints: its top one, [2G, 4G),
+            # prints as min -2147483648 (1 << 31) and max 0 ((1 << 32) - 1 wrapped)
+            low, high = -(1 << 31), 0
         fields = []
         if low is not None:
             fields.append(f'"min": {low}')

@@ -38,6 +38,11 @@ class Record(tuple):
         return self
 
 
+class BareJson(str):
+    """A string bpftrace 0.17's JSON prints without quotes (a cgroup_path() value): 0.17 mode
+    keeps that, byte for byte; today's language quotes it as any string."""
+
+
 @dataclass(frozen=True)
 class Stack:
     """A symbolised stack, already rendered by ``ebpfpy.events.stacks`` (mode, indent, offsets).
