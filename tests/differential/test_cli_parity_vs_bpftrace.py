@@ -29,6 +29,9 @@ CASES = [
     ("stack-limit-begin", f'BEGIN {{ @a = ({BIG}); exit(); }}', ["a", "b", "c"], {"BPFTRACE_STRLEN": "200"}),
     ("stack-limit-label", f't:syscalls:sys_enter_open*,u:/bin/bash:readline {{ @a = ({BIG}); exit(); }}',
      ["a", "b", "c"], {"BPFTRACE_STRLEN": "200"}),
+    # a variable holding a map a later probe writes with a string is a string (#12)
+    ("map-written-later-string", 'BEGIN { $s = @m; printf("%s|%d\\n", $s, 1); print($s); exit(); } '
+                                 'END { @m = "xy"; }', [], {}),
     # literals folded past 64 bits wrap, as 0.17's arithmetic does
     ("literal-wraps", 'BEGIN { @x = -0xffffffffffffffff; printf("%d %u\\n", -0xfffffffffffffffe, 0xfffffffffffffff0); '
                       'exit(); }', [], {}),

@@ -135,7 +135,7 @@ class EventEmitter:
             return self._format_direct(node, kind, fmt, hints)
         vals = self.event_args(node.args[1:])
         problem = check_arguments(fmt, [shapes.printf_kind(v.shape) for v in vals], node.name)
-        if problem:
+        if problem and self.final:  # (a first run may see a map a later probe writes as an integer)
             raise error(problem, node)
         arg_shapes = tuple(v.shape for v in vals)
         decode_all = shapes.printf_decoder(arg_shapes)
