@@ -42,6 +42,31 @@ def _program(n: int) -> list:
     return b.build()
 
 
+def _mix_replay(n: int):
+    """A function building and encoding about ``n`` instructions of what pybpftrace emits: the
+    Builder calls of tools/, tests/kernel/tools_017/ and bench/corpus/, recorded and replayed
+    (bench/builder_speed.py). Recorded once, here, with the install under test."""
+    import types
+
+    import builder_speed
+
+    module = types.ModuleType("replay")
+    exec(compile(builder_speed.record(builder_speed.scripts()), "replay", "exec"), module.__dict__)
+
+    class _Map:
+        def __init__(self, fd: int) -> None:
+            self.fd = fd
+
+    maps = {name: _Map(100 + i) for i, name in enumerate(module.MAP_NAMES)}
+    rounds = max(1, -(-n // sum(f(maps) for f in module.FUNCS)))
+
+    def run() -> None:
+        for _ in range(rounds):
+            for f in module.FUNCS:
+                f(maps)
+    return run
+
+
 def _row(name: str, fn, runs: int, unit_note: str = "") -> tuple:
     try:
         return (name, _timed(fn, runs), "s", unit_note)
@@ -63,6 +88,8 @@ def measure_here(runs: int) -> list:
     rows = []
     rows.append(_row(f"assemble (Builder) + encode_all, {N_INSNS:,} insns",
                      lambda: insn_mod.encode_all(_program(N_INSNS)), runs))
+    rows.append(_row(f"Builder + build() + encode_all, pybpftrace's instruction mix, {N_INSNS:,} insns",
+                     _mix_replay(N_INSNS), runs, "(bench/builder_speed.py's replay of 46 scripts, warm pool)"))
     try:
         blob = insn_mod.encode_all(_program(N_INSNS))
         rows.append(_row(f"decode, {N_INSNS:,} insns", lambda: insn_mod.decode(blob), runs))

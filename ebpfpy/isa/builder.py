@@ -38,19 +38,22 @@ from ebpfpy.isa.forms import (  # noqa: F401 (R0..R10, FP, REGS, Operand, SizeSp
     _ALU64,
     _ALU64_FAST,
     _ALU_FORMS,
+    _ALU_TABLES,
     _ATOMIC_OPS,
     _CALL,
     _CONDITIONS,
     _EXIT_KEY,
     _EXIT_TRUSTED,
-    _KNOWN_MAX,
     _LDX_FAST,
     _LDX_MEM,
+    _LDX_TABLES,
     _S16,
     _S32,
     _ST_FAST,
+    _ST_TABLES,
     _STX_FAST,
     _STX_MEM,
+    _STX_TABLES,
     _X,
     FP,
     R0,
@@ -69,20 +72,23 @@ from ebpfpy.isa.forms import (  # noqa: F401 (R0..R10, FP, REGS, Operand, SizeSp
     Operand,
     Reg,
     SizeSpec,
+    _alu_key,
     _alu_method,
     _atomic_method,
     _Fixup,
     _imm32,
     _Item,
+    _jump_key,
     _jump_method,
+    _mem_key,
     _off16,
+    _pool_get,
     _reg,
     _signed,
     _size,
-    _unchecked_insn,
 )
 from ebpfpy.isa.helpers import Helper, UnknownHelperError, helper
-from ebpfpy.isa.insn import Insn, _trusted
+from ebpfpy.isa.insn import Insn, _made, _pooled, _remember, _trusted
 from ebpfpy.isa.opcodes import (
     FETCH,
     LD_IMM64,
@@ -97,26 +103,33 @@ from ebpfpy.isa.opcodes import (
 )
 
 Span = tuple[int, int, int]  # (line, first column, last column)
+_CALL_HELPER = int(_CALL)  # | CallKind.HELPER (0)
+_MAP_FD = int(Pseudo.MAP_FD)
+_HELPER_CALLS: dict[str, tuple[Insn, bytes]] = {}  # helper name as written -> its call (shared)
+_JA_KEY = (int(Class.JMP | JmpOp.JA), 0, 0, 0, 0)
+_MAP_FD_KEYS = tuple((LD_IMM64, d, _MAP_FD, 0, 0) for d in range(11))
+_U63, _U64 = 1 << 63, 1 << 64
 
 
 class Builder:
     """Collects instructions with symbolic labels, helper names and map references."""
 
     def __init__(self) -> None:
-        # One entry per emitted instruction, and nothing else per instruction: the rest is kept
-        # only where there is something (fixups, comments, the two-slot LD_IMM64s) or as runs
-        # (spans), so a million-instruction program costs a million Insn and a list.
+        # Two entries per emitted instruction (the shared Insn and its shared bytes), nothing else
+        # per instruction: the rest is kept only where there is something (fixups, comments, the
+        # two-slot LD_IMM64s) or as runs (spans).
         self._insns: list[Insn] = []  # as emitted, before build() fills in the fixups
+        self._codes: list[bytes | None] = []  # their bytes (None: build() makes or checks them)
         self._wide: list[int] = []  # indices of the LD_IMM64s (two slots each), ascending
         self._unchecked: list[int] = []  # indices build() must Insn.check() (not fast-path ones)
-        self._known: dict[tuple, Insn] = {}  # (op, dst, src, off, imm) -> the Insn (fast paths)
         self._fixups: dict[int, tuple] = {}  # index -> (kind, target, map_ref, map_offset)
         self._notes: dict[int, tuple[str, ...]] = {}  # index -> comments (len(_insns): pending)
         self._span: Span | None = None
         self._span_runs: list[tuple[int, Span | None]] = [(0, None)]  # (first index, span), ascending
         self._labels: dict[str, int] = {}  # label -> slot of the instruction it precedes
         self._counter = itertools.count(1)
-        self.spans: list[Span | None] = []
+        self._spans: list[Span | None] | None = []  # None: not made yet from the runs (spans)
+        self._spans_of = 0  # how many instructions the last build() had
         self.comments: dict[int, tuple[str, ...]] = {}
         self.label_slots: dict[str, int] = {}
         self.subprograms: list[int] = []
@@ -135,6 +148,35 @@ class Builder:
             runs[-1] = (here, value)  # nothing emitted under the previous span since it was set
         elif runs[-1][1] is not value:
             runs.append((here, value))
+
+    @property
+    def spans(self) -> list[Span | None]:
+        """The source span of each slot of the last build() (None: no span).
+
+        Made on first use: only a verifier error or a listing reads them, and a program is
+        built (and loaded) far more often than that.
+        """
+        if self._spans is None:
+            self._spans = self._slot_spans(self._spans_of)
+        return self._spans
+
+    @spans.setter
+    def spans(self, value: list[Span | None]) -> None:
+        self._spans = value
+
+    def _slot_spans(self, n: int) -> list[Span | None]:
+        """One span per slot of the first ``n`` instructions: each run under one span, its
+        LD_IMM64s twice. Instructions emitted since only add runs and wide ones past ``n``."""
+        runs, wide = self._span_runs, self._wide
+        spans: list[Span | None] = []
+        for j, (start, span) in enumerate(runs):
+            stop = min(runs[j + 1][0], n) if j + 1 < len(runs) else n
+            if stop > start:
+                slots = stop - start
+                if wide:
+                    slots += bisect_left(wide, stop) - bisect_left(wide, start)
+                spans.extend(itertools.repeat(span, slots))
+        return spans
 
     @property
     def pc(self) -> int:
@@ -161,13 +203,6 @@ class Builder:
             out.append(_Item(insn, kind, target, map_ref, map_offset, span, self._notes.get(i, ())))
         return out
 
-    def _made(self, key: tuple, op: int, dst: int, src: int, off: int, imm: int) -> Insn:
-        """A new instruction for a fast path, kept for the next time (up to _KNOWN_MAX of them)."""
-        insn = _unchecked_insn(op, dst, src, off, imm)
-        if len(self._known) < _KNOWN_MAX:
-            self._known[key] = insn
-        return insn
-
     def _emit(
         self,
         insn: Insn,
@@ -176,15 +211,23 @@ class Builder:
         map_ref: Any = None,
         map_offset: int = 0,
     ) -> None:
-        """The general path: build() checks the instruction (and fills in the fixup)."""
+        """The general path: a valid instruction is shared (as the fast paths' are); an invalid
+        one is left for build() to report, in program order; build() fills in a fixup."""
         i = len(self._insns)
+        code = None
         if fixup is not None:
             self._fixups[i] = (fixup, target, map_ref, map_offset)
         else:
-            self._unchecked.append(i)
+            try:
+                insn.check()
+            except ISAError:
+                self._unchecked.append(i)
+            else:
+                insn, code = _shared(insn)
         if insn.op == LD_IMM64:
             self._wide.append(i)
         self._insns.append(insn)
+        self._codes.append(code)
 
     def insn(self, insn: Insn) -> None:
         """Append a ready-made instruction (no labels or maps to resolve)."""
@@ -212,11 +255,11 @@ class Builder:
         """
         clone = copy.copy(self)
         clone._insns = insns = list(self._insns)
+        clone._codes = codes = list(self._codes)
         clone._wide, clone._unchecked = list(self._wide), list(self._unchecked)
         clone._notes, clone._fixups = dict(self._notes), dict(self._fixups)
         clone._span_runs, clone._labels = list(self._span_runs), dict(self._labels)
         clone._counter = copy.copy(self._counter)
-        clone._known = {}
         clone.spans, clone.comments = list(self.spans), dict(self.comments)
         clone.label_slots, clone.subprograms = dict(self.label_slots), list(self.subprograms)
         for site in sites:
@@ -231,14 +274,16 @@ class Builder:
                 insns[site] = dataclasses.replace(insns[site], imm=value)
             except ISAError as e:
                 raise BuildError(f"site {site}: {e}") from None
+            codes[site] = None
             clone._unchecked.append(site)  # a new immediate: build() checks it
         return clone
 
     def label(self, name: str) -> str:
         """Mark the position of the next instruction as ``name``."""
-        if name in self._labels:
+        labels = self._labels
+        if name in labels:
             raise BuildError(f"duplicate label {name!r}", index=self.pc, label=name)
-        self._labels[name] = self.pc
+        labels[name] = len(self._insns) + len(self._wide)  # self.pc
         return name
 
     def fresh_label(self, hint: str = "L") -> str:
@@ -265,33 +310,22 @@ class Builder:
     # --- ALU -----------------------------------------------------------------------------------
     def alu(self, op: str, dst: Reg, src: Operand, wide: bool = True) -> None:
         """Generic ALU instruction by name (``"add"``, ``"sdiv"``, ...); 64-bit unless ``wide=False``."""
-        try:
-            k_code, x_code, off = (_ALU64_FAST if wide else _ALU32_FAST)[op]
-            d = dst._number
+        try:  # the tables of the method of that name (mov, add...): what it made, this makes too
+            k_tables, x_tables = _ALU_TABLES[op, bool(wide)]
+            tables, operand = (k_tables, src) if type(src) is int else (x_tables, src._number)
+            pair = tables[dst._number].get(operand)
         except (KeyError, TypeError, AttributeError):
-            d = None
-        if d is not None:
-            if type(src) is not int:
-                try:
-                    s = src._number
-                except AttributeError:
-                    s = None
-                if s is not None and x_code is not None:
-                    key = (x_code, d, s, off, 0)
-                    try:
-                        insn = self._known[key]
-                    except KeyError:
-                        insn = self._made(key, x_code, d, s, off, 0)
-                    self._insns.append(insn)
-                    return
-            elif -0x8000_0000 <= src <= 0x7FFF_FFFF and k_code is not None:
-                key = (k_code, d, 0, off, src)
-                try:
-                    insn = self._known[key]
-                except KeyError:
-                    insn = self._made(key, k_code, d, 0, off, src)
-                self._insns.append(insn)
-                return
+            tables = pair = None
+        if pair is None:
+            key = _alu_key(op, wide, dst, src)
+            if key is not None:
+                pair = _made(key) if tables is not None else _pooled(key)
+                if tables is not None:
+                    tables[key[1]][operand] = pair
+        if pair is not None:
+            self._insns.append(pair[0])
+            self._codes.append(pair[1])
+            return
         try:
             operation, off = _ALU_FORMS[op]
         except KeyError:
@@ -352,18 +386,17 @@ class Builder:
     # --- loads and stores ------------------------------------------------------------------------
     def ldx(self, size: SizeSpec, dst: Reg, src: Reg, off: int = 0) -> None:
         """``dst = *(size *)(src + off)``, zero-extended."""
-        try:
-            code = _LDX_FAST[size]
-            d, s = dst._number, src._number
+        try:  # the usual case: one lookup (see forms: only valid instructions are kept)
+            pair = _LDX_TABLES[size][dst._number].get((src._number, off)) if type(off) is int else None
         except (KeyError, TypeError, AttributeError):
-            code = None
-        if code is not None and d is not None and s is not None and type(off) is int and -0x8000 <= off <= 0x7FFF:
-            key = (code, d, s, off, 0)
-            try:
-                insn = self._known[key]
-            except KeyError:
-                insn = self._made(key, code, d, s, off, 0)
-            self._insns.append(insn)
+            pair = None
+        if pair is None:
+            key = _mem_key(_LDX_FAST, dst, src, off, size)
+            if key is not None:
+                pair = _LDX_TABLES[size][key[1]][key[2], off] = _made(key)
+        if pair is not None:
+            self._insns.append(pair[0])
+            self._codes.append(pair[1])
             return
         self._emit(_trusted(_LDX_MEM | _size(size), _reg(dst), _reg(src), _off16(off), 0))
 
@@ -376,36 +409,33 @@ class Builder:
 
     def stx(self, size: SizeSpec, dst: Reg, src: Reg, off: int = 0) -> None:
         """``*(size *)(dst + off) = src``."""
-        try:
-            code = _STX_FAST[size]
-            d, s = dst._number, src._number
+        try:  # the usual case: one lookup (see forms: only valid instructions are kept)
+            pair = _STX_TABLES[size][dst._number].get((src._number, off)) if type(off) is int else None
         except (KeyError, TypeError, AttributeError):
-            code = None
-        if code is not None and d is not None and s is not None and type(off) is int and -0x8000 <= off <= 0x7FFF:
-            key = (code, d, s, off, 0)
-            try:
-                insn = self._known[key]
-            except KeyError:
-                insn = self._made(key, code, d, s, off, 0)
-            self._insns.append(insn)
+            pair = None
+        if pair is None:
+            key = _mem_key(_STX_FAST, dst, src, off, size)
+            if key is not None:
+                pair = _STX_TABLES[size][key[1]][key[2], off] = _made(key)
+        if pair is not None:
+            self._insns.append(pair[0])
+            self._codes.append(pair[1])
             return
         self._emit(_trusted(_STX_MEM | _size(size), _reg(dst), _reg(src), _off16(off), 0))
 
     def st(self, size: SizeSpec, dst: Reg, imm: int, off: int = 0) -> None:
         """``*(size *)(dst + off) = imm`` (an 8-byte store sign-extends the 32-bit immediate)."""
         try:
-            code = _ST_FAST[size]
-            d = dst._number
+            pair = _ST_TABLES[size][dst._number].get((off, imm)) if type(off) is type(imm) is int else None
         except (KeyError, TypeError, AttributeError):
-            code = None
-        if (code is not None and d is not None and type(off) is int and -0x8000 <= off <= 0x7FFF
-                and type(imm) is int and -0x8000_0000 <= imm <= 0x7FFF_FFFF):
-            key = (code, d, 0, off, imm)
-            try:
-                insn = self._known[key]
-            except KeyError:
-                insn = self._made(key, code, d, 0, off, imm)
-            self._insns.append(insn)
+            pair = None
+        if pair is None:
+            key = _mem_key(_ST_FAST, dst, None, off, size, imm)
+            if key is not None:
+                pair = _ST_TABLES[size][key[1]][off, imm] = _made(key)
+        if pair is not None:
+            self._insns.append(pair[0])
+            self._codes.append(pair[1])
             return
         s = _size(size)
         code = Class.ST | Mode.MEM | s
@@ -448,10 +478,27 @@ class Builder:
         """Load a full 64-bit constant (two slots)."""
         if not -(1 << 63) <= value < (1 << 64):
             raise BuildError(f"ld_imm64 value {value:#x} does not fit 64 bits")
+        d = getattr(dst, "_number", None)
+        if d is not None and type(value) is int:  # valid for every register and value: shared
+            key = (LD_IMM64, d, 0, 0, value if value < _U63 else value - _U64)
+            insn, code = _pool_get(key) or _pooled(key)
+            self._wide.append(len(self._insns))
+            self._insns.append(insn)
+            self._codes.append(code)
+            return
         self._emit(Insn(LD_IMM64, _reg(dst), 0, 0, _signed(value, 64)))
 
     def ld_map_fd(self, dst: Reg, map_ref: Any) -> None:
         """Load a map pointer; ``map_ref`` is an object with ``.fd`` or a name for ``build(maps=)``."""
+        d = getattr(dst, "_number", None)
+        if d is not None:
+            insns = self._insns
+            i = len(insns)
+            self._fixups[i] = ("map_fd", None, map_ref, 0)
+            self._wide.append(i)
+            insns.append((_pool_get(_MAP_FD_KEYS[d]) or _pooled(_MAP_FD_KEYS[d]))[0])
+            self._codes.append(None)  # build() fills in the fd
+            return
         self._emit(
             Insn(LD_IMM64, _reg(dst), int(Pseudo.MAP_FD)),
             fixup="map_fd",
@@ -494,6 +541,13 @@ class Builder:
             raise BuildError(
                 f"unknown jump condition {cond!r}; one of {', '.join(_CONDITIONS)}"
             )
+        key = _jump_key(cond, wide, dst, src)
+        if key is not None:
+            insns = self._insns
+            self._fixups[len(insns)] = ("jump", label, None, 0)  # build() fills in the offset
+            insns.append(_pooled(key)[0])
+            self._codes.append(None)
+            return
         cls = Class.JMP if wide else Class.JMP32
         d = _reg(dst, "jump operand")
         if isinstance(src, Reg):
@@ -520,7 +574,10 @@ class Builder:
 
     def ja(self, label: str) -> None:
         """Unconditional jump (16-bit offset)."""
-        self._emit(Insn(Class.JMP | JmpOp.JA), fixup="jump", target=label)
+        insns = self._insns
+        self._fixups[len(insns)] = ("jump", label, None, 0)
+        insns.append((_pool_get(_JA_KEY) or _pooled(_JA_KEY))[0])
+        self._codes.append(None)
 
     def gotol(self, label: str) -> None:
         """Unconditional jump with a 32-bit offset in imm (JMP32 class JA, kernel 6.6+)."""
@@ -528,11 +585,22 @@ class Builder:
 
     def call(self, name_or_id: str | int | Helper) -> None:
         """Call a helper by name (with or without ``bpf_``) or id; the result lands in r0."""
-        try:
-            h = helper(name_or_id)
-        except UnknownHelperError as e:
-            raise BuildError(str(e), index=self.pc) from None
-        self._emit(Insn(_CALL, 0, int(CallKind.HELPER), 0, h.id))
+        kind = type(name_or_id)
+        if kind is str:
+            pair = _HELPER_CALLS.get(name_or_id)
+        else:
+            pair = _pool_get((_CALL_HELPER, 0, 0, 0, name_or_id.id)) if kind is Helper else None
+        if pair is None:
+            try:
+                h = helper(name_or_id)
+            except UnknownHelperError as e:
+                raise BuildError(str(e), index=self.pc) from None
+            # Valid for every helper id (a call's usual fields): shared, and not checked again.
+            pair = _pooled((_CALL_HELPER, 0, 0, 0, h.id))
+            if type(name_or_id) is str and len(_HELPER_CALLS) < 1024:
+                _HELPER_CALLS[name_or_id] = pair
+        self._insns.append(pair[0])
+        self._codes.append(pair[1])
 
     def call_local(self, label: str) -> None:
         """BPF-to-BPF call of the subprogram starting at ``label`` (r1-r5 in, r0 out, r6-r9 kept)."""
@@ -545,11 +613,9 @@ class Builder:
     def exit(self) -> None:
         """Return r0 to the caller (or the kernel)."""
         if _EXIT_TRUSTED:
-            try:
-                insn = self._known[_EXIT_KEY]
-            except KeyError:
-                insn = self._made(_EXIT_KEY, *_EXIT_KEY)
+            insn, code = _pool_get(_EXIT_KEY) or _pooled(_EXIT_KEY)
             self._insns.append(insn)
+            self._codes.append(code)
             return
         self._emit(Insn(Class.JMP | JmpOp.EXIT))
 
@@ -565,38 +631,52 @@ class Builder:
         n = len(insns)
         end = n + len(wide)
         label_slots = dict(self._labels)
-        out = list(insns)
+        out, codes = insns.copy(), self._codes.copy()
         entries = {0}
         # Only what the fast paths did not vouch for is looked at one by one, in program order
         # (so the first error is the one reported, as when every instruction was checked).
-        for i in sorted(set(self._unchecked).union(fixups)):
+        # A patched instruction is checked when it is made (_patched); the pool's need no check.
+        unchecked = self._unchecked
+        # (fixups are made in emission order: their dict is already in program order)
+        todo = [(i, fixups.get(i)) for i in sorted(set(unchecked).union(fixups))] if unchecked else fixups.items()
+        for i, fix in todo:
             insn = insns[i]
-            pc = i + bisect_left(wide, i)
-            fix = fixups.get(i)
-            if fix is not None:
-                insn = self._resolve(insn, fix, pc, label_slots, end, maps)
-                if fix[0] in ("call", "func"):
-                    entries.add(label_slots[fix[1]])
-            try:
-                insn.check()
-            except ISAError as e:
-                raise BuildError(str(e), index=pc) from None
-            out[i] = insn
-        # One span per slot: each run of instructions under one span, its LD_IMM64s twice.
-        spans: list[Span | None] = []
-        runs = self._span_runs
-        for j, (start, span) in enumerate(runs):
-            stop = runs[j + 1][0] if j + 1 < len(runs) else n
-            if stop > start:
-                slots = stop - start
-                if wide:
-                    slots += bisect_left(wide, stop) - bisect_left(wide, start)
-                spans.extend(itertools.repeat(span, slots))
+            pc = i + bisect_left(wide, i) if wide else i
+            if fix is None:
+                try:
+                    insn.check()
+                except ISAError as e:
+                    raise BuildError(str(e), index=pc) from None
+                out[i], codes[i] = _shared(insn)
+                continue
+            kind = fix[0]
+            if kind == "jump":  # the usual cases, inline: a near label, a map, a shared result
+                slot = label_slots.get(fix[1], end)
+                if slot < end and -0x8000 <= slot - pc - 1 <= 0x7FFF:
+                    patched = _pool_get((insn.op, insn.dst, insn.src, slot - pc - 1, insn.imm))
+                    if patched is not None:
+                        out[i], codes[i] = patched
+                        continue
+            elif kind == "map_fd":  # (a name in a dict of objects with an int fd; else _map_fd says)
+                fd = getattr(maps.get(fix[2]), "fd", None) if type(maps) is dict and type(fix[2]) is str else None
+                if type(fd) is int and fd >= 0:
+                    patched = _pool_get((insn.op, insn.dst, insn.src, insn.off, fd))
+                    if patched is not None:
+                        out[i], codes[i] = patched
+                        continue
+            out[i], codes[i] = self._resolve(insn, fix, pc, label_slots, end, maps)
+            if kind in ("call", "func"):
+                entries.add(label_slots[fix[1]])
         comments: dict[int, tuple[str, ...]] = {}
         for i, texts in self._notes.items():
             comments[i + bisect_left(wide, i) if i < n else end] = texts
-        self.spans, self.comments, self.label_slots = spans, comments, label_slots
+        self.comments, self.label_slots = comments, label_slots
+        self._spans, self._spans_of = None, n  # made when asked for (see spans)
         self.subprograms = sorted(entries) if out else []
+        try:
+            _remember(out, b"".join(codes))  # what encode_all(out) will return
+        except TypeError:  # an instruction without known bytes: encode_all packs them all
+            pass
         return out
 
     def _resolve(
@@ -607,12 +687,15 @@ class Builder:
         labels: dict[str, int],
         end: int,
         maps: Mapping[str, Any] | None,
-    ) -> Insn:
+    ) -> tuple[Insn, bytes | None]:
+        """The instruction with its fixup filled in, and its bytes."""
         kind, target, map_ref, map_offset = fix
         if kind in ("map_fd", "map_value"):
             fd = _map_fd(map_ref, maps, pc)
             imm = fd if kind == "map_fd" else fd | (map_offset << 32)
-            return dataclasses.replace(insn, imm=imm)
+            if imm >= 1 << 63:  # an unsigned spelling: Insn() folds it (or refuses it)
+                return _shared(_checked(dataclasses.replace(insn, imm=imm), pc))
+            return _patched(insn, insn.off, imm, pc)
         if target not in labels:
             raise BuildError(f"undefined label {target!r}", index=pc, label=target)
         if labels[target] >= end:
@@ -628,12 +711,44 @@ class Builder:
                     index=pc,
                     label=target,
                 )
-            return dataclasses.replace(insn, off=delta)
+            return _patched(insn, delta, insn.imm, pc)
         if not _S32[0] <= delta <= _S32[1]:
             raise BuildError(
                 f"target {target!r} is {delta} slots away", index=pc, label=target
             )
-        return dataclasses.replace(insn, imm=delta)  # gotol, call, func
+        return _patched(insn, insn.off, delta, pc)  # gotol, call, func
+
+
+def _patched(insn: Insn, off: int, imm: int, pc: int) -> tuple[Insn, bytes]:
+    """``insn`` with a new offset and immediate (both in range), checked: the shared one if it is
+    valid (it usually is: build() fills in the fields a jump, call or map load leaves free)."""
+    key = (insn.op, insn.dst, insn.src, off, imm)
+    new = _pool_get(key)
+    if new is None:
+        _checked(_trusted(*key), pc)
+        new = _pooled(key)
+    return new
+
+
+def _shared(insn: Insn) -> tuple[Insn, bytes | None]:
+    """The pool's instruction equal to ``insn`` (valid, checked by the caller) and its bytes; or
+    ``insn`` itself, bytes unknown (None), if a field is not a plain int in range."""
+    op, dst, src, off, imm = key = (insn.op, insn.dst, insn.src, insn.off, insn.imm)
+    if not (type(op) is type(dst) is type(src) is type(off) is type(imm) is int):
+        return insn, None
+    wide = op == LD_IMM64
+    if (0 <= op <= 0xFF and 0 <= dst <= 0xF and 0 <= src <= 0xF and _S16[0] <= off <= _S16[1]
+            and (-_U63 <= imm < _U63 if wide else _S32[0] <= imm <= _S32[1])):
+        return _pool_get(key) or _pooled(key)
+    return insn, None  # (made past Insn()'s checks: encode_all fails on it, as it always did)
+
+
+def _checked(insn: Insn, pc: int) -> Insn:
+    try:
+        insn.check()
+    except ISAError as e:
+        raise BuildError(str(e), index=pc) from None
+    return insn
 
 
 def _map_fd(ref: Any, maps: Mapping[str, Any] | None, pc: int) -> int:
@@ -647,7 +762,7 @@ def _map_fd(ref: Any, maps: Mapping[str, Any] | None, pc: int) -> int:
             )
         ref = maps[ref]
     fd = getattr(ref, "fd", ref)
-    if hasattr(fd, "fileno"):
+    if type(fd) is not int and hasattr(fd, "fileno"):  # (an int has no fileno: skip the lookup)
         fd = fd.fileno()
     if not isinstance(fd, int) or isinstance(fd, bool) or fd < 0:
         raise BuildError(

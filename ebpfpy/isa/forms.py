@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ebpfpy.isa.errors import ISAError
-from ebpfpy.isa.insn import FAST_NEW, Insn, _normalise, _trusted, _Unfrozen, _usual_fields
+from ebpfpy.isa.insn import _POOL, _POOL_MAX, _TABLES, Insn, _made, _normalise, _usual_fields
 from ebpfpy.isa.opcodes import (
     LD_IMM64,
     AluOp,
@@ -193,10 +193,13 @@ class _Item:
 # Anything else (odd operands, and every error) goes to the general code, whose checks and
 # messages are the reference.
 #
-# The fast path appends an `Insn` and does nothing else. Instructions are immutable, so the same
-# instruction emitted twice is the same object: each builder keeps the ones it made by their
-# fields, which saves making (and the garbage collector tracking) one object per
-# emitted instruction; a new one is made without `Insn()`'s checks (insn._Unfrozen).
+# The fast path appends an `Insn` and its bytes and does nothing else. Instructions are immutable,
+# so the same instruction emitted twice is the same object, made once per process (insn._made:
+# without `Insn()`'s checks, encoded once) and kept in the emitter form's own tables (`_by_dst`).
+# The usual case is a list index and one small dict lookup: the operands go into the key
+# unchecked, because the tables only hold valid instructions, so an operand that is not (a
+# register with no number, an immediate out of range) cannot be found there. A miss takes the
+# checks: a usual operand makes the instruction, any other goes to the general code.
 #
 # Opcodes whose instructions are valid for *every* operand the fast path lets through,
 # according to the table `Insn.check` itself starts from, are trusted: build() does not check
@@ -245,108 +248,147 @@ _STX_FAST = {k: _trusted_op(_STX_MEM | s, True, None, True) for k, s in _SIZE_AL
 _ST_FAST = {k: _trusted_op(int(Class.ST | Mode.MEM | s), False, None, False) for k, s in _SIZE_ALIASES.items()}
 
 
-def _jump_forms(wide: bool) -> dict[str, tuple[int, int]]:
-    """cond -> (opcode with an immediate, opcode with a register); jumps are checked in build()."""
+def _jump_forms(wide: bool) -> dict[str, tuple[int | None, int | None]]:
+    """cond -> (opcode with an immediate, opcode with a register), fast-path-safe ones only."""
     cls = Class.JMP if wide else Class.JMP32
-    return {cond: (int(cls | Source.K | op), int(cls | Source.X | op)) for cond, op in _CONDITIONS.items()}
+    return {cond: (_trusted_op(int(cls | Source.K | op), False, None, False),
+                   _trusted_op(int(cls | Source.X | op), True, None, True)) for cond, op in _CONDITIONS.items()}
 
 
 _JMP_FAST = {True: _jump_forms(True), False: _jump_forms(False)}
 _EXIT = int(Class.JMP | JmpOp.EXIT)
 _EXIT_TRUSTED = _always_valid(_EXIT, False, 0, True, dst_is_reg=False)
 _EXIT_KEY = (_EXIT, 0, 0, 0, 0)
-# Distinct instructions a builder keeps for reuse: a program of many more distinct ones gains
-# little from sharing, and the table would cost memory and time of its own.
-_KNOWN_MAX = 1 << 16
+_KNOWN_MAX = _POOL_MAX  # distinct instructions shared (per process: see insn._POOL)
+_pool_get = _POOL.get  # emptied in place, never replaced: the bound method stays good
 
 
-def _unchecked_insn(op: int, dst: int, src: int, off: int, imm: int) -> Insn:
-    """An `Insn` from fields in range, made without `Insn()`'s checks, the fastest way there is."""
-    insn = _Unfrozen()
-    insn.op, insn.dst, insn.src, insn.off, insn.imm = op, dst, src, off, imm
-    insn.__class__ = Insn
-    return insn
+def _by_dst() -> list[dict]:
+    """For one emitter form, per destination register, the pooled (instruction, bytes) pairs it
+    made, keyed by its other operands: a list index and a small key cost less than hashing all
+    five fields, and this is the path of nearly every instruction. Emptied with the pool."""
+    tables: list[dict] = [{} for _ in range(11)]
+    _TABLES.extend(tables)
+    return tables
 
 
-if not FAST_NEW:
-    _unchecked_insn = _trusted  # an interpreter that does not let the class change
+def _mem_tables(fast: dict) -> dict:
+    """Size alias -> `_by_dst` tables of its opcode (aliases of one size share them)."""
+    by_code: dict[int, list[dict]] = {}
+    return {alias: by_code.setdefault(code, _by_dst()) for alias, code in fast.items() if code is not None}
+
+
+_LDX_TABLES, _STX_TABLES, _ST_TABLES = _mem_tables(_LDX_FAST), _mem_tables(_STX_FAST), _mem_tables(_ST_FAST)
+
+
+_ALU_TABLES: dict[tuple[str, bool], tuple[list[dict], list[dict]]] = {}  # (name, wide) -> the method's
 
 
 def _alu_method(name: str, wide: bool):
-    k_code, x_code, off = _ALU_FAST[wide][name]
+    k_tables, x_tables = _ALU_TABLES[name, wide] = _by_dst(), _by_dst()  # [dst][imm], [dst][src]
 
     def method(self: Any, dst: Reg, src: Operand) -> None:
         try:
-            d = dst._number
-        except AttributeError:
-            d = None
-        if d is not None:
-            if type(src) is not int:
-                try:
-                    s = src._number
-                except AttributeError:
-                    s = None
-                if s is not None and x_code is not None:
-                    key = (x_code, d, s, off, 0)
-                    try:
-                        insn = self._known[key]
-                    except KeyError:
-                        insn = self._made(key, x_code, d, s, off, 0)
-                    self._insns.append(insn)
-                    return
-            elif -0x8000_0000 <= src <= 0x7FFF_FFFF and k_code is not None:
-                key = (k_code, d, 0, off, src)
-                try:
-                    insn = self._known[key]
-                except KeyError:
-                    insn = self._made(key, k_code, d, 0, off, src)
-                self._insns.append(insn)
-                return
-        self.alu(name, dst, src, wide=wide)
+            if type(src) is int:
+                pair = k_tables[dst._number].get(src)
+            else:
+                pair = x_tables[dst._number].get(src._number)
+        except (AttributeError, TypeError):
+            pair = None
+        if pair is None:
+            key = _alu_key(name, wide, dst, src)
+            if key is None:
+                return self.alu(name, dst, src, wide=wide)  # the general path
+            pair = _made(key)
+            if type(src) is int:
+                k_tables[key[1]][src] = pair
+            else:
+                x_tables[key[1]][key[2]] = pair
+        self._insns.append(pair[0])
+        self._codes.append(pair[1])
+        return None
 
     method.__name__ = name + ("" if wide else "32")
     method.__doc__ = f"``dst {name}= src`` on {'64' if wide else '32'} bits (src: register or immediate)."
     return method
 
 
+def _alu_key(name: str, wide: bool, dst: Any, src: Any) -> tuple | None:
+    """The fields of a fast-path ALU instruction (then valid by construction), or None."""
+    try:
+        k_code, x_code, off = (_ALU64_FAST if wide else _ALU32_FAST)[name]
+        d = dst._number
+    except (KeyError, TypeError, AttributeError):
+        return None
+    if d is None:
+        return None
+    if type(src) is int:
+        ok = k_code is not None and -0x8000_0000 <= src <= 0x7FFF_FFFF
+        return (k_code, d, 0, off, src) if ok else None
+    s = getattr(src, "_number", None)
+    return (x_code, d, s, off, 0) if s is not None and x_code is not None else None
+
+
+def _mem_key(table: dict, dst: Any, src: Any, off: Any, size: Any, imm: Any = 0) -> tuple | None:
+    """The fields of a fast-path load or store (src None: a store of ``imm``), or None."""
+    try:
+        code = table[size]
+        d = dst._number
+        s = 0 if src is None else src._number
+    except (KeyError, TypeError, AttributeError):
+        return None
+    if code is None or d is None or s is None or type(off) is not int or not -0x8000 <= off <= 0x7FFF:
+        return None
+    if type(imm) is not int or not -0x8000_0000 <= imm <= 0x7FFF_FFFF:
+        return None
+    return (code, d, s, off, imm)
+
+
 def _jump_method(cond: str, wide: bool):
-    k_code, x_code = _JMP_FAST[wide][cond]
+    k_tables, x_tables = _by_dst(), _by_dst()  # [dst][imm], [dst][src]
 
     def method(self: Any, dst: Reg, src: Operand, label: str) -> None:
         try:
-            d = dst._number
-        except AttributeError:
-            d = None
-        if d is not None:
-            s = None
-            if type(src) is not int:
-                try:
-                    s = src._number
-                except AttributeError:
-                    pass
-            if s is not None:
-                key = (x_code, d, s, 0, 0)
-                try:
-                    insn = self._known[key]
-                except KeyError:
-                    insn = self._made(key, x_code, d, s, 0, 0)
-            elif type(src) is int and -0x8000_0000 <= src <= 0x7FFF_FFFF:
-                key = (k_code, d, 0, 0, src)
-                try:
-                    insn = self._known[key]
-                except KeyError:
-                    insn = self._made(key, k_code, d, 0, 0, src)
+            if type(src) is int:
+                pair = k_tables[dst._number].get(src)
             else:
-                return self.jmp(cond, dst, src, label, wide=wide)
-            insns = self._insns
-            self._fixups[len(insns)] = ("jump", label, None, 0)  # build() fills in (and checks) it
-            insns.append(insn)
-            return None
-        return self.jmp(cond, dst, src, label, wide=wide)
+                pair = x_tables[dst._number].get(src._number)
+        except (AttributeError, TypeError):
+            pair = None
+        if pair is None:
+            key = _jump_key(cond, wide, dst, src)
+            if key is None:
+                return self.jmp(cond, dst, src, label, wide=wide)  # the general path
+            pair = _made(key)
+            if type(src) is int:
+                k_tables[key[1]][src] = pair
+            else:
+                x_tables[key[1]][key[2]] = pair
+        insns = self._insns
+        self._fixups[len(insns)] = ("jump", label, None, 0)  # build() fills in the offset
+        insns.append(pair[0])
+        self._codes.append(pair[1])
+        return None
 
     method.__name__ = "j" + cond + ("" if wide else "32")
     method.__doc__ = f"Jump to ``label`` if ``dst {cond} src`` ({'64' if wide else '32'}-bit compare)."
     return method
+
+
+def _jump_key(cond: str, wide: bool, dst: Any, src: Any) -> tuple | None:
+    """The fields of a fast-path conditional jump (offset 0 until build()), or None."""
+    try:
+        k_code, x_code = _JMP_FAST[wide][cond]
+        d = dst._number
+    except (KeyError, TypeError, AttributeError):
+        return None
+    if d is None:
+        return None
+    if type(src) is int:
+        ok = k_code is not None and -0x8000_0000 <= src <= 0x7FFF_FFFF
+        return (k_code, d, 0, 0, src) if ok else None
+    s = getattr(src, "_number", None)
+    return (x_code, d, s, 0, 0) if s is not None and x_code is not None else None
 
 
 def _atomic_method(name: str):

@@ -213,6 +213,82 @@ def _trusted(op: int, dst: int, src: int, off: int, imm: int) -> Insn:
 FAST_NEW = _can_change_class()
 
 
+def _unchecked_insn(op: int, dst: int, src: int, off: int, imm: int) -> Insn:
+    """An `Insn` from fields in range, made without `Insn()`'s checks, the fastest way there is."""
+    insn = _Unfrozen()
+    insn.op, insn.dst, insn.src, insn.off, insn.imm = op, dst, src, off, imm
+    insn.__class__ = Insn
+    return insn
+
+
+if not FAST_NEW:
+    _unchecked_insn = _trusted  # an interpreter that does not let the class change
+
+
+# -- the shared instructions ------------------------------------------------------------------
+# Code generators emit few distinct instructions: the 46 scripts of tools/, tools_017/ and corpus/
+# compile to ~4,000 instructions of which ~400 differ (``r1 = r6``, ``call 1``, ``exit``...).
+# Instructions are values, so the builder makes each valid one once per process, with its bytes,
+# and shares the pair: `_POOL` maps the fields to it. The builder keeps the bytes of what it
+# emits beside the instructions, so build() has the program's bytes for one join; it leaves them
+# for `encode_all` (`_remember`), which is what loading the program calls next.
+
+_POOL_MAX = 1 << 16  # ~350 bytes each (as many as one builder kept before the pool)
+_POOL: dict[tuple, tuple[Insn, bytes]] = {}  # (op, dst, src, off, imm) -> (instruction, bytes); valid ones
+
+
+def _pooled(key: tuple) -> tuple[Insn, bytes]:
+    """The shared instruction with these fields and its bytes, made on first use.
+
+    Only for fields that make a valid instruction (plain ints, in range, `Insn.check` passes):
+    what the pool holds, the builder emits and `build()` returns without checking it again.
+    """
+    pair = _POOL.get(key)
+    if pair is None:
+        pair = _POOL[key] = _made(key)
+    return pair
+
+
+def _made(key: tuple) -> tuple[Insn, bytes]:
+    """A new shared instruction and its bytes, for the pool or a builder's table of its own
+    (forms._by_dst), which is cheaper to fill. Both are emptied together when, counted here,
+    more than _POOL_MAX instructions have been made since: memory stays bounded."""
+    global _MADE
+    _MADE += 1
+    if _MADE > _POOL_MAX:  # start over rather than stop sharing
+        _forget()
+        _MADE = 1
+    insn = _unchecked_insn(*key)
+    op, dst, src, off, imm = key
+    return insn, _SLOT.pack(op, (src << 4) | dst, off, imm) if op != oc.LD_IMM64 else insn.encode()
+
+
+_MADE = 0  # instructions made since the pool was last emptied
+
+
+def _forget() -> None:
+    """Empty the pool (the instructions already handed out stay valid, as values do)."""
+    _POOL.clear()
+    for table in _TABLES:
+        table.clear()
+
+
+_LAST_BUILT: tuple[list, bytes] | None = None  # a copy of what build() last returned, and its bytes
+
+
+def _remember(insns: list, data: bytes) -> None:
+    """Keep the bytes build() joined for ``insns``, for the `encode_all` that usually follows.
+
+    One program only (a copy of its list, its bytes), taken by the first `encode_all` of an
+    equal list: memory is never held for more than the last program built.
+    """
+    global _LAST_BUILT
+    _LAST_BUILT = (insns.copy(), data)
+
+
+_TABLES: list[dict] = []  # the builder's per-emitter views of the pool (forms._by_dst), emptied with it
+
+
 # -- the usual fields, as a table -------------------------------------------------------------
 # For each opcode: sets of (dst, src, off, imm) values such that any instruction with all four
 # fields inside them is valid; None means any value. `Insn.check` accepts such an instruction at
@@ -402,12 +478,23 @@ def _slots_struct(slots: int) -> struct.Struct:
 def encode_all(insns: Iterable[Insn]) -> bytes:
     """The program's bytes: what `Insn.encode` gives for each, joined.
 
-    The fields of a chunk of instructions go into one flat list and one ``struct.pack`` call (a
+    The program `Builder.build` has just returned is not packed again: build() had its bytes
+    (`_remember`), and an equal list (compared object by object: a C loop) gets them. Anything
+    else is packed in chunks whose fields go into one flat list and one ``struct.pack`` call (a
     call per instruction costs more than the packing); an LD_IMM64 puts its two slots there, the
     constant's halves as the signed 32-bit fields they are in memory.
     """
+    global _LAST_BUILT
+    built = _LAST_BUILT
+    if built is not None and type(insns) is list and insns == built[0]:
+        _LAST_BUILT = None  # taken: no memory held once the program is loaded
+        return built[1]
     if not isinstance(insns, (list, tuple)):
         insns = list(insns)
+    return _encode_chunks(insns)
+
+
+def _encode_chunks(insns: list | tuple) -> bytes:
     parts = []
     for start in range(0, len(insns), _CHUNK):
         chunk = insns[start:start + _CHUNK]

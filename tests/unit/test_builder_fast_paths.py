@@ -159,11 +159,33 @@ def test_fast_instructions_are_real_frozen_insns_shared_when_equal():
 
 
 def test_the_shared_instructions_are_bounded():
+    """The process's pool starts over when full; what it handed out before stays right, and
+    encodes right whether its bytes are still known or not."""
     b = Builder()
     for i in range(_KNOWN_MAX + 10):
         b.add(R1, i)
-    assert len(b._known) == _KNOWN_MAX
-    assert [i.imm for i in b.build()] == list(range(_KNOWN_MAX + 10))
+    assert len(insn_mod._POOL) <= _KNOWN_MAX
+    insns = b.build()
+    assert [i.imm for i in insns] == list(range(_KNOWN_MAX + 10))
+    assert encode_all(insns) == b"".join(i.encode() for i in insns)
+    assert encode_all(insns[:4] + insns[-40:]) == b"".join(i.encode() for i in insns[:4] + insns[-40:])
+
+
+def test_spans_are_those_of_the_last_build():
+    """Spans are made when first read: instructions emitted after build() do not change them."""
+    b = Builder()
+    b.span = (1, 2, 3)
+    b.mov(R1, 1)
+    b.ld_imm64(R2, 1 << 40)
+    b.span = (2, 1, 1)
+    b.exit()
+    b.build()
+    b.span = (9, 9, 9)
+    b.mov(R1, 2)
+    b.ld_imm64(R2, 1 << 41)
+    assert b.spans == [(1, 2, 3)] * 3 + [(2, 1, 1)]
+    b.build()
+    assert b.spans == [(1, 2, 3)] * 3 + [(2, 1, 1)] + [(9, 9, 9)] * 3
 
 
 def test_with_imm_checks_a_patched_fast_instruction():
