@@ -48,6 +48,26 @@ def is_bpffs(path: str = BPFFS) -> bool:
     return _fs_type(path) == "bpf"
 
 
+def on_bpffs(path: str) -> bool:
+    """Whether ``path`` (or, while it does not exist yet, its nearest existing parent) lies on a
+    bpf filesystem, the only place BPF_OBJ_PIN works: elsewhere the kernel answers EPERM, which
+    reads like a missing privilege, so callers check first and name the real cause."""
+    path = os.path.realpath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    best, fstype = "", None
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) < 3:
+                continue
+            point = fields[1].replace("\\040", " ")
+            inside = path == point or path.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):  # the deepest mount; the last one on a path wins
+                best, fstype = point, fields[2]
+    return fstype == "bpf"
+
+
 def ensure_bpffs(path: str = BPFFS) -> str:
     """Mount bpffs at ``path`` unless one is there already; returns the path."""
     if not is_bpffs(path):

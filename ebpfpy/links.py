@@ -254,6 +254,8 @@ def ifindex(iface) -> int:
         return iface
     text = str(iface)
     if text.isdigit():
+        if int(text) > 0x7FFF_FFFF:  # the kernel's ifindex is an int: no such interface can exist
+            raise OSError(E.ENODEV, f"no network interface with index {text}")
         return int(text)
     try:
         return socket.if_nametoindex(text)

@@ -122,6 +122,11 @@ def format_entry(key: bytes, value: bytes, value_size: int, ncpus: int = 0) -> s
             f"value:{name_sep}{hex_bytes(value)}")
 
 
+# Object ids are the kernel's u32: a larger number is a bad command line (click's usage error),
+# not something to pack into bpf_attr.
+OBJECT_ID = click.IntRange(0, 0xFFFF_FFFF)
+
+
 # --------------------------------------------------------------------------
 # ebpfpy prog
 
@@ -139,7 +144,7 @@ def prog_list():
 
 
 @prog.command("show")
-@click.argument("prog_id", type=int)
+@click.argument("prog_id", type=OBJECT_ID)
 def prog_show(prog_id):
     """Show one program by id."""
     with _open_one(prog_id, bpf.prog_get_fd_by_id, "prog") as fd:
@@ -147,7 +152,7 @@ def prog_show(prog_id):
 
 
 @prog.command("dump")
-@click.argument("prog_id", type=int)
+@click.argument("prog_id", type=OBJECT_ID)
 @click.option("--style", default="bpftool", show_default=True,
               help="disassembler style (ebpfpy.isa.disasm.STYLES: bpftool, llvm, ...)")
 @click.option("--raw", is_flag=True, help="also print the instruction bytes")
@@ -277,7 +282,7 @@ def map_list():
 
 
 @map_.command("show")
-@click.argument("map_id", type=int)
+@click.argument("map_id", type=OBJECT_ID)
 def map_show(map_id):
     """Show one map by id."""
     with _open_one(map_id, bpf.map_get_fd_by_id, "map") as fd:
@@ -285,7 +290,7 @@ def map_show(map_id):
 
 
 @map_.command("dump")
-@click.argument("map_id", type=int)
+@click.argument("map_id", type=OBJECT_ID)
 def map_dump(map_id):
     """Dump keys and values in hex (typed output from BTF: not yet)."""
     from ebpfpy.maps import Map

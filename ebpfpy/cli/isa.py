@@ -27,6 +27,13 @@ class _Section:
     symbols: list[tuple[int, str]]  # (byte offset, name), sorted
 
 
+def _file_error(e: OSError, file: str) -> click.ClickException:
+    """`NAME: reason`, naming the file the error is about: the output when writing it failed,
+    FILE only when the error names none (an empty name shows as '')."""
+    name = file if e.filename is None else str(e.filename)
+    return click.ClickException(f"{name or repr(name)}: {e.strerror}")
+
+
 def _read_input(path: str) -> bytes:
     if path == "-":
         return sys.stdin.buffer.read()
@@ -151,7 +158,7 @@ def disasm(
             click.echo(f"\nDisassembly of section {name}:")
             click.echo("\n".join(lines))
     except OSError as e:
-        raise click.ClickException(f"{e.filename or file}: {e.strerror}") from None
+        raise _file_error(e, file) from None
 
 
 def _print_raw(data: bytes, style: str, show_bytes: bool) -> None:
@@ -194,4 +201,4 @@ def asm(file: str, output: str) -> None:
     except UnicodeDecodeError as e:
         raise click.ClickException(f"{file}: not text: {e.reason}") from None
     except OSError as e:
-        raise click.ClickException(f"{e.filename or file}: {e.strerror}") from None
+        raise _file_error(e, file) from None

@@ -72,7 +72,11 @@ def _attach_usdt(obj, targets, pid: int) -> tuple[list, set[str]]:
 
 
 def _fail(exc: Exception) -> None:
-    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc  # no repr quotes
+    """One `ERROR:` line, as the group prints them: a KeyError without its repr quotes, an
+    OSError as `FILE: reason` (not `[Errno 2] ...`), a BPFError with its command and diagnosis."""
+    from ebpfpy.cli import error_line
+
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else error_line(exc)
     click.echo(f"ERROR: {text}".splitlines()[0], err=True)
     sys.exit(1)
 
@@ -203,7 +207,8 @@ class _EventReaders:
 @click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
               help="set a .rodata/.data/.bss variable before load, read by its BTF type: 42, 0x2a, true, "
                    "an enumerator, text for char arrays, JSON for arrays and structs (repeatable)")
-@click.option("--pid", type=int, default=-1, help="only this process (uprobes)")
+@click.option("--pid", type=click.IntRange(-1, 2**31 - 1), default=-1,
+              help="only this process (uprobes)")  # a pid_t; -1: every process
 @click.option("--ifname", default=None, metavar="IFACE",
               help="network interface for xdp, tcx/ingress, tcx/egress programs and netkit/primary, netkit/peer "
                    "ones (the pair's primary device) (name or index)")
@@ -286,10 +291,14 @@ def loadall(obj_path, directory, pinmaps):
     """Load every program of OBJ and pin it as DIR/<function name> (like bpftool prog loadall)."""
     import os
 
+    from ebpfpy import bpffs
     from ebpfpy.elf import ObjectError, load_object
     from ebpfpy.sys import bpf
     from ebpfpy.sys.errors import BPFError
     try:
+        if pinmaps and not bpffs.on_bpffs(pinmaps):
+            raise ObjectError(f"--pinmaps {pinmaps}: not on a BPF filesystem (pins live on bpffs, "
+                              f"e.g. under {bpffs.BPFFS})")
         with load_object(obj_path) as obj:
             obj.load()
             paths = obj.pin_programs(directory)

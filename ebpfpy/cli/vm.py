@@ -166,7 +166,8 @@ def run(file, section, mem, ctx, packet, map_specs, cpus):
 
 @vm.command()
 @_common
-@click.option("--limit", type=int, default=100_000, show_default=True, help="Stop after this many instructions.")
+@click.option("--limit", type=click.IntRange(min=0), default=100_000, show_default=True,
+              help="Stop after this many instructions.")
 def step(file, section, mem, ctx, packet, map_specs, cpus, limit):
     """Run FILE printing each instruction, the registers and memory it changed, and its source line."""
     _guarded(lambda: _execute(file, section, mem, ctx, packet, map_specs, cpus, trace=_stepper(limit)))
@@ -239,7 +240,7 @@ def _show(codec, raw: bytes, typed_decode=None):
 
 
 def _print_maps(vm, obj) -> None:
-    from ebpfpy.vm.maps import PerfEventArrayMap, ProgArrayMap, RingBufMap
+    from ebpfpy.vm.maps import ArrayMap, PerfEventArrayMap, ProgArrayMap, RingBufMap
 
     data_maps = set()
     if obj is not None:
@@ -263,7 +264,8 @@ def _print_maps(vm, obj) -> None:
             for i, p in m.items():
                 click.echo(f"@{label}[{i}]: {p.name or 'program ' + str(p.index)}")
             continue
-        for key, raw in m.raw_items():
+        # An array's untouched elements are zeros, not printed: only the ones made are read.
+        for key, raw in m.made_items() if isinstance(m, ArrayMap) else m.raw_items():
             if m.is_array and not any(raw):
                 continue  # arrays: only the elements a program (or --set) touched
             k = m.key_codec.decode(key) if m.key_codec.decode is not bytes else _show(None, key)

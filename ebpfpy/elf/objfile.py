@@ -333,7 +333,13 @@ class BPFObject:
         return out
 
     def pin_programs(self, directory: str) -> list[str]:
-        """Pin each loaded program at ``directory/<name>`` (bpftool prog loadall's layout)."""
+        """Pin each loaded program at ``directory/<name>`` (bpftool prog loadall's layout).
+        ``directory`` must be on bpffs (made when missing), as libbpf checks: elsewhere the
+        kernel refuses the pin with EPERM, as if a privilege were missing."""
+        from ebpfpy import bpffs
+
+        if not bpffs.on_bpffs(directory):
+            raise ObjectError(f"{directory}: not on a BPF filesystem (pins live on bpffs, e.g. under {bpffs.BPFFS})")
         os.makedirs(directory, exist_ok=True)
         paths = []
         for prog in self.programs.values():

@@ -124,6 +124,8 @@ def load_config(path: str, name: str | None = None) -> Config:
         raise ConfigError(f"config {name!r}: {path}: {err.strerror}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
+    except UnicodeDecodeError as err:  # not text at all: say which file, not only the codec's complaint
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
     obj = os.path.join(os.path.dirname(path), name + ".bpf.o")
     return parse_config(data, name, path, obj)
 

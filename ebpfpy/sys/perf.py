@@ -134,7 +134,10 @@ def pack_attr(
     buf = bytearray(size)
     for name, value in values.items():
         off, fmt = ATTR_FIELDS[name]
-        struct.pack_into("<" + fmt, buf, off, value)
+        try:
+            struct.pack_into("<" + fmt, buf, off, value)
+        except struct.error:  # a period, address, ... the field cannot hold: the caller's value, not a bug
+            raise ValueError(f"perf_event_attr.{name} cannot be {value}") from None
     return buf
 
 

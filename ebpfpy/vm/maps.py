@@ -515,6 +515,12 @@ class ArrayMap(_ValueStore):
     def _raw_keys(self) -> list[bytes]:
         return [i.to_bytes(4, "little") for i in range(self.max_entries)]
 
+    def made_items(self) -> list[tuple[bytes, bytes]]:
+        """(key, value) of the elements made so far (written, or whose address a program took),
+        in index order; every other element reads as zeros. Printing these rather than every
+        element (`raw_items`) stays quick for an array of millions of elements."""
+        return [(i.to_bytes(4, "little"), self._read_element(r)) for i, r in sorted(self._elems.items())]
+
     def prog_lookup(self, key: bytes) -> int:
         i = self._index(key)
         return 0 if i >= self.max_entries else self._cpu_addr(self.element(i))
@@ -779,7 +785,34 @@ def create(vm: VM, map_type, key_size: int | None, value_size: int | None, max_e
         raise VMError(f"{mtype.name.lower()} map needs key_size, value_size and max_entries")
     if cls.dict_api and (value_size <= 0 or key_size <= 0):
         raise VMError(f"{mtype.name.lower()} map needs key and value sizes above 0")
-    return cls(vm, mtype, key_size, value_size, max_entries, fd=fd, name=name, flags=flags, key=key, value=value)
+    _check_limits(cls, mtype, key_size, value_size, max_entries)
+    try:
+        return cls(vm, mtype, key_size, value_size, max_entries, fd=fd, name=name, flags=flags, key=key,
+                   value=value)
+    except ValueError as e:  # a size or codec the map type cannot take: the caller's, not a bug
+        raise VMError(str(e)) from None
+
+
+# The kernel's own bounds (include/linux/slab.h, mm/percpu.c, the bpf_attr fields): what it refuses
+# with E2BIG or EINVAL the VM refuses too, rather than trying to allocate a value of gigabytes.
+KMALLOC_MAX_SIZE = 1 << 22  # x86-64: the largest element the kernel allocates in one piece
+PCPU_MIN_UNIT_SIZE = 32 << 10  # a per-CPU value, rounded up to 8 bytes, must fit this
+MAX_BPF_STACK = 512  # a hash key lives on the program's stack
+U32_MAX = 0xFFFF_FFFF
+
+
+def _check_limits(cls: type[VMMap], mtype: MapType, key_size: int, value_size: int, max_entries: int) -> None:
+    what = f"{mtype.name.lower()} map"
+    if not 0 < max_entries <= U32_MAX:
+        raise VMError(f"{what}: max_entries {max_entries} is not in 1..{U32_MAX}")
+    if not (0 <= key_size <= U32_MAX and 0 <= value_size <= U32_MAX):
+        raise VMError(f"{what}: key and value sizes are 32-bit (got {key_size} and {value_size})")
+    if cls.dict_api and not cls.is_array and key_size > MAX_BPF_STACK:
+        raise VMError(f"{what}: key_size {key_size} is above {MAX_BPF_STACK} (the kernel says E2BIG)")
+    if value_size > KMALLOC_MAX_SIZE:
+        raise VMError(f"{what}: value_size {value_size} is above {KMALLOC_MAX_SIZE} (the kernel says E2BIG)")
+    if cls.percpu and _round8(value_size) > PCPU_MIN_UNIT_SIZE:
+        raise VMError(f"{what}: a per-CPU value_size above {PCPU_MIN_UNIT_SIZE} (the kernel says E2BIG)")
 
 
 def _first(*candidates):

@@ -180,3 +180,12 @@ def test_errno_is_per_thread():
         for t in threads:
             t.join()
     assert results == {"ebadf": {-errno.EBADF}, "enotty": {-errno.ENOTTY}}
+
+
+def test_perf_attr_values_out_of_range_are_value_errors():
+    """A period or address a perf_event_attr field cannot hold is the caller's ValueError, naming
+    the field (pybpftrace reports it as `ERROR: ...`), not a struct.error from deep inside."""
+    from ebpfpy.sys import perf
+
+    with pytest.raises(ValueError, match=r"perf_event_attr\.sample_period cannot be -1"):
+        perf.pack_attr(perf.PerfType.SOFTWARE, perf.SwEvent.CPU_CLOCK, sample_period=-1)

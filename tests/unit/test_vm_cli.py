@@ -199,3 +199,28 @@ def test_plugin_elf_mode(tmp_path):
     assert (result.exit_code, result.output) == (0, "2a\n")
     result = CliRunner().invoke(main, ["vm", "plugin", "--elf"], input=conformance_hex(b"not an elf"))
     assert result.exit_code == 1 and "not a usable ELF object" in result.output
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("array:8:4:1", "4-byte keys, not 8"),
+    ("array:4:99999999999:1", "sizes are 32-bit"),
+    ("array:4:9999999:1", "value_size 9999999 is above 4194304"),
+    ("array:4:8:99999999999", "max_entries 99999999999 is not in 1..4294967295"),
+    ("hash:600:8:1", "key_size 600 is above 512"),
+    ("percpu_array:4:40000:1", "per-CPU value_size above 32768"),
+    ("stack_trace:4:12:1", "multiple of 8 bytes"),
+])
+def test_maps_the_kernel_would_refuse_are_one_error_line(count_s, spec, words):
+    """Sizes the kernel refuses (E2BIG, EINVAL) are refused the same way, before any allocation:
+    `array:4:99999999999:...` once made the VM zero-fill gigabytes until the OOM killer came."""
+    result = CliRunner().invoke(main, ["vm", "run", count_s, "--map", spec])
+    assert result.exit_code == 1, result.output
+    assert result.output.count("\n") == 1 and result.output.startswith("ERROR: "), result.output
+    assert words in result.output and "internal error" not in result.output
+
+
+def test_a_huge_array_prints_only_the_elements_made(count_s):
+    """An array of 4 billion elements prints at once: untouched elements are zeros, never read."""
+    result = invoke("run", count_s, "--map", "counts=array:4:8:4000000000")
+    assert result.exit_code == 0, result.output
+    assert result.output == "r0 = 42 (0x2a)\n@counts[7]: 5\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import stat
@@ -13,7 +14,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from vmrun import cli, corpus, guest, kernels, prebuild, rootfs
+from vmrun import cli, corpus, guest, initramfs, kernels, prebuild, rootfs
 from vmrun.cpio import CpioWriter
 
 
@@ -246,7 +247,7 @@ def test_libraries_glibc_dlopens_are_shipped():
 
 def test_distribution_closure_follows_ebpfpy_requirements():
     names = {
-        rootfs._normalise(d.metadata["Name"]) for d in rootfs.distribution_closure()
+        rootfs._normalise(d.metadata["Name"]) for d in rootfs.distribution_closure().dists
     }
     assert {
         "pytest",
@@ -258,6 +259,102 @@ def test_distribution_closure_follows_ebpfpy_requirements():
         "pyelftools",
     } <= names
     assert "ebpfpy" not in names and "numpy" not in names
+
+
+PROBE_ENVIRONMENT = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from vmrun import initramfs, rootfs
+python = rootfs.python_environment()
+print(json.dumps({
+    "executable": sys.executable,
+    "paths": [e.path for e in python.entries],
+    "dists": {d.metadata["Name"]: rootfs.distribution_site(d) for d in python.closure.dists},
+    "missing": python.closure.missing,
+    "path_dirs": python.path_dirs,
+    "PATH": initramfs.guest_env("/checkout", "k", {}, tuple(python.path_dirs))["PATH"],
+    "PYTHONPATH": initramfs.guest_env("/checkout", "k", {}, tuple(python.path_dirs))["PYTHONPATH"],
+}))
+"""
+
+
+def _fake_dist(site, name: str, requires: list[str], files: dict[str, str]) -> None:
+    """An installed distribution as pip leaves it: `<name>-1.0.dist-info` with METADATA and a
+    RECORD naming `files` ({path relative to site: content}) and itself."""
+    info = f"{name.replace('-', '_')}-1.0.dist-info"
+    (site / info).mkdir()
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", "Version: 1.0"]
+    lines += [f"Requires-Dist: {text}" for text in requires]
+    (site / info / "METADATA").write_text("\n".join(lines) + "\n")
+    for relative, content in files.items():
+        (site / relative).parent.mkdir(parents=True, exist_ok=True)
+        (site / relative).write_text(content)
+    record = [*files, f"{info}/METADATA", f"{info}/RECORD"]
+    (site / info / "RECORD").write_text("".join(f"{path},,\n" for path in record))
+
+
+def test_the_running_interpreters_environment_is_shipped(tmp_path):
+    """Started from a virtual environment, the runner ships that environment: the guest's PATH
+    leads to the venv's own `bin/python3` (so CPython finds its `pyvenv.cfg`), and the
+    distributions come from where that interpreter imports them. Here the venv holds its own
+    `ebpfpy` metadata (an editable install's: the package itself comes from the checkout),
+    requiring a dependency only the venv has and one nobody has, and sees pytest through a
+    `.pth` naming this interpreter's site directory, which the guest must get on PYTHONPATH."""
+    from importlib import metadata
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    (site,) = venv.glob("lib/python*/site-packages")
+    outer = {rootfs.distribution_site(metadata.distribution(name)) for name in ("pytest", "packaging")}
+    (site / "outer.pth").write_text("".join(f"{path}\n" for path in sorted(outer)))
+    _fake_dist(site, "ebpfpy", ["vmrun-probe-dep", "vmrun-not-installed-anywhere", 'pytest; extra == "test"'],
+               {"__editable__.ebpfpy-1.0.pth": "# an editable install's hook\n",
+                "ebpfpy/__init__.py": "# a non-editable copy: the checkout's is used\n"})
+    _fake_dist(site, "vmrun-probe-dep", [], {"vmrun_probe_dep.py": "VALUE = 1\n"})
+    # Not run in the checkout: `-c` puts the working directory first on sys.path, and its
+    # ebpfpy.egg-info would answer for ebpfpy (tests/vm/run has its own directory there instead).
+    proc = subprocess.run([str(venv / "bin" / "python"), "-c", PROBE_ENVIRONMENT, cli.HERE],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    shipped = json.loads(proc.stdout)
+    assert shipped["executable"] == str(venv / "bin" / "python")
+    assert shipped["PATH"].split(":")[0] == str(venv / "bin")
+    paths = set(shipped["paths"])
+    assert {str(venv / "bin" / "python3"), str(venv / "pyvenv.cfg")} <= paths
+    assert os.path.realpath(venv / "bin" / "python3") in paths  # the binary the venv's links lead to
+    assert shipped["dists"]["vmrun-probe-dep"] == str(site)
+    assert str(site / "vmrun_probe_dep.py") in paths
+    assert {str(site / "ebpfpy-1.0.dist-info" / "METADATA"), str(site / "__editable__.ebpfpy-1.0.pth")} <= paths
+    assert str(site / "ebpfpy" / "__init__.py") not in paths
+    # ebpfpy's requirements are the venv's metadata's: this interpreter's ebpfpy would bring cffi.
+    assert "pytest" in shipped["dists"] and "cffi" not in shipped["dists"]
+    assert shipped["dists"]["pytest"] in outer
+    assert shipped["missing"] == ["vmrun-not-installed-anywhere"]
+    assert set(shipped["path_dirs"]) == outer
+    assert shipped["PYTHONPATH"].split(":")[0] == "/checkout"
+
+
+def test_this_interpreter_is_the_guests():
+    """Run from the system Python or a venv alike, the guest's `python3` is the one running."""
+    entries = rootfs.interpreter_entries()
+    paths = {e.path for e in entries}
+    assert os.path.realpath(sys.executable) in paths
+    assert rootfs.guest_bin_dir() == os.path.dirname(os.path.abspath(sys.executable))
+    assert os.path.join(rootfs.guest_bin_dir(), "python3") in paths
+    assert (os.path.join(sys.prefix, "pyvenv.cfg") in paths) == (sys.prefix != sys.base_prefix)
+    env = initramfs.guest_env("/checkout", "k", {})
+    assert env["PATH"].startswith(rootfs.guest_bin_dir() + ":")
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib")
+def test_requirements_from_the_checkout_when_ebpfpy_is_not_installed():
+    """A venv that imports ebpfpy through PYTHONPATH only: the requirements come from pyproject.toml."""
+    closure = rootfs.distribution_closure(root="vmrun-no-such-project")
+    assert closure.project is None
+    names = {rootfs._normalise(d.metadata["Name"]) for d in closure.dists}
+    assert {"pyelftools", "cffi", "click", "pytest"} <= names
+    with pytest.raises(OSError, match="--with-dist vmrun-no-such-dist"):
+        rootfs.distribution_closure(also=("vmrun-no-such-dist",))
 
 
 def test_stdlib_selection_skips_test_suites_and_gui():

@@ -27,9 +27,10 @@ USAGE = """\
 usage: tests/vm/run [--kernel SPEC] [--timeout S] [--smp N] [--memory SIZE] [--with-dist D] [--show-boot]
                     [--] [pytest args...]
 
-Boots Debian's cloud kernel under qemu (TCG) with this checkout and the host's
-Python in an initramfs, runs `python3 -m pytest [pytest args...]` in the
-guest, and exits with pytest's status.
+Boots Debian's cloud kernel under qemu (TCG) with this checkout and the Python
+that runs this script (a virtual environment's too: its interpreter, its
+site-packages) in an initramfs, runs `python3 -m pytest [pytest args...]` in
+the guest, and exits with pytest's status.
 
   --kernel SPEC   6.1 (default: newest 6.1 in apt), 6.12, a release such as
                   6.1.0-47 or 6.1.0-47-cloud-amd64, a package version such as
@@ -126,11 +127,13 @@ def run_one(kernel: kernels.Kernel, options: Options) -> int:
     vmlinuz = kernels.fetch(kernel, CACHE_DIR)
     fetched = time.monotonic()
     base = initramfs.base_archive(CACHE_DIR, tuple(options.extra_dists))
+    if base.missing:
+        log(f"not installed for {sys.executable}, so not in the guest either: {', '.join(base.missing)}")
     programs = prebuild.build_all(PROJECT_ROOT, os.path.join(CACHE_DIR, "prebuilt"))
     programs.update(prebuild.build_bpf_objects(PROJECT_ROOT, os.path.join(CACHE_DIR, "prebuilt")))
     # The libbpf-tools objects and bpftool for tests/kernel/test_elf_corpus.py (vmrun/corpus.py).
     extra, corpus_env = corpus.guest_files(CACHE_DIR)
-    env = initramfs.guest_env(PROJECT_ROOT, kernel.release, {**_extra_env(), **corpus_env})
+    env = initramfs.guest_env(PROJECT_ROOT, kernel.release, {**_extra_env(), **corpus_env}, base.path_dirs)
     pytest_args = ["-p", "no:cacheprovider", *options.pytest_args]
     run = initramfs.run_archive(PROJECT_ROOT, pytest_args, env, programs, extra)
     with tempfile.NamedTemporaryFile(

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import io
 import os
+import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 
@@ -42,19 +45,42 @@ class Base:
     key: str
     built: bool
     size: int
+    # Declared distributions the running interpreter lacks, so the guest does too (logged).
+    missing: tuple[str, ...] = ()
+    # Directories of shipped distributions the guest's `site` does not add: its PYTHONPATH needs them.
+    path_dirs: tuple[str, ...] = ()
+
+
+def interpreter_tag() -> str:
+    """A short name for the running interpreter's environment (`sys.prefix`), so that a venv and
+    the system Python keep a cached base each and alternating between them rebuilds neither."""
+    return hashlib.sha256(os.path.realpath(sys.prefix).encode()).hexdigest()[:8]
+
+
+def _stale_bases(cache_dir: str, tag: str) -> list[str]:
+    """Older bases of this interpreter, and bases named before they carried a tag."""
+    return glob.glob(os.path.join(cache_dir, f"base-{tag}-*.cpio")) + [
+        path
+        for path in glob.glob(os.path.join(cache_dir, "base-*.cpio"))
+        if re.fullmatch(r"base-[0-9a-f]{16}\.cpio", os.path.basename(path))
+    ]
 
 
 def base_archive(cache_dir: str, extra_dists: tuple[str, ...] = ()) -> Base:
-    """The cached base archive for the current host Python, building it when its inputs changed."""
-    entries = rootfs.base_entries(extra_dists)
+    """The cached base archive for the running interpreter (a venv's or the system's), building it
+    when its inputs changed."""
+    python = rootfs.python_environment(extra_dists)
+    entries = rootfs.base_entries(python)
     key = rootfs.fingerprint(
         entries + [rootfs.Entry("data", "/format", payload=FORMAT.encode())]
     )[:16]
-    path = os.path.join(cache_dir, f"base-{key}.cpio")
+    tag = interpreter_tag()
+    path = os.path.join(cache_dir, f"base-{tag}-{key}.cpio")
+    details = {"missing": tuple(python.closure.missing), "path_dirs": tuple(python.path_dirs)}
     if os.path.exists(path):
-        return Base(path, key, False, os.path.getsize(path))
+        return Base(path, key, False, os.path.getsize(path), **details)
     os.makedirs(cache_dir, exist_ok=True)
-    for stale in glob.glob(os.path.join(cache_dir, "base-*.cpio")):
+    for stale in _stale_bases(cache_dir, tag):
         with contextlib.suppress(
             FileNotFoundError
         ):  # a concurrent run may have removed it
@@ -66,7 +92,7 @@ def base_archive(cache_dir: str, extra_dists: tuple[str, ...] = ()) -> Base:
         rootfs.write(entries, writer)
         writer.close()
     os.replace(stream.name, path)
-    return Base(path, key, True, os.path.getsize(path))
+    return Base(path, key, True, os.path.getsize(path), **details)
 
 
 def project_files(root: str) -> list[str]:
@@ -114,16 +140,19 @@ def project_entries(root: str) -> list[rootfs.Entry]:
     return entries
 
 
-def guest_env(root: str, release: str, extra: dict[str, str]) -> dict[str, str]:
-    import sys
-
+def guest_env(
+    root: str, release: str, extra: dict[str, str], path_dirs: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """The guest's environment: `python3` is the running interpreter as started (a venv's
+    `bin/python3` from a venv: `rootfs.guest_bin_dir`), the checkout comes first on PYTHONPATH,
+    then `path_dirs` (distributions the guest's `site` would not find by itself)."""
     env = {
-        "PATH": f"{os.path.dirname(os.path.realpath(sys.executable))}:/bin:/sbin",
+        "PATH": f"{rootfs.guest_bin_dir()}:/bin:/sbin",
         "HOME": "/root",
         "USER": "root",
         "LOGNAME": "root",
         "PYTHONUTF8": "1",
-        "PYTHONPATH": root,
+        "PYTHONPATH": os.pathsep.join((root, *path_dirs)),
         "EBPFPY_VM": release,
         "EBPFPY_VM_PROJECT": root,
         "EBPFPY_PREBUILT": GUEST_PREBUILT,

@@ -1,11 +1,12 @@
 """What the guest's root file system holds, as a list of entries.
 
-The guest runs the host's own Python build (same path, so `sys.prefix` and
-the RUNPATH of the interpreter stay valid) with only the parts the test suite
-needs: the standard library minus its tests and GUI modules, the C
-extensions, and the site-packages distributions that ebpfpy and its `test`
-extra require (found from package metadata, so a new dependency follows by
-itself). Shared libraries come from `ldd`, stored under their real paths with
+The guest runs the Python that runs the runner, a virtual environment's
+included (same paths, so `sys.prefix`, `pyvenv.cfg` and the RUNPATH of the
+interpreter stay valid), with only the parts the test suite needs: the standard
+library minus its tests and GUI modules, the C extensions, and the installed
+distributions that ebpfpy and its `test` extra require (found from that
+interpreter's package metadata, so a new dependency follows by itself, and
+shipped from wherever it imports them). Shared libraries come from `ldd`, stored under their real paths with
 the host's symlinks (e.g. /lib -> usr/lib) recreated along the way.
 """
 
@@ -52,6 +53,7 @@ DYNLOAD_SKIP = re.compile(
 # Roots of the site-packages closure: ebpfpy with its test extra.
 PROJECT_DIST = "ebpfpy"
 PROJECT_EXTRAS = frozenset({"test"})
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 ETC_FILES = {
     "/etc/passwd": b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
@@ -272,64 +274,179 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def guest_bin_dir() -> str:
+    """The directory the guest finds `python3` in (first on its PATH): that of `sys.executable`
+    as started, not resolved, so that from a virtual environment the guest starts the venv's own
+    `bin/python3`. CPython looks for `pyvenv.cfg` beside (or one level above) the path it was
+    started as, without resolving symlinks, and takes `sys.prefix` and site-packages from there;
+    the standard library and libpython come from the base installation the symlinks lead to."""
+    return os.path.dirname(os.path.abspath(sys.executable))
+
+
+def interpreter_entries() -> list[Entry]:
+    """The running interpreter: the real binary with the base installation's names for it
+    (`python3`, `python`, `python3.X`), and, when it runs in a virtual environment, the venv's
+    `bin/` names for it (symlinks kept, so they lead to the binary as on the host) and its
+    `pyvenv.cfg`."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    real = os.path.realpath(sys.executable)
+    entries = [Entry("file", real, source=real)]
+    for alias in ("python3", "python", version):
+        link = os.path.join(os.path.dirname(real), alias)
+        if link != real:
+            entries.append(Entry("symlink", link, source=os.path.basename(real)))
+    bin_dir = guest_bin_dir()
+    if bin_dir != os.path.dirname(real):
+        started = os.path.basename(sys.executable)
+        for alias in dict.fromkeys((started, "python3", "python", version)):
+            path = os.path.join(bin_dir, alias)
+            if os.path.lexists(path):
+                entries += host_path(path)
+        if not os.path.lexists(os.path.join(bin_dir, "python3")):  # init.sh runs `python3`
+            entries.append(Entry("symlink", os.path.join(bin_dir, "python3"), source=started))
+    if sys.prefix != sys.base_prefix:
+        config = os.path.join(sys.prefix, "pyvenv.cfg")
+        entries.append(Entry("file", config, source=config))
+    return entries
+
+
+def _pyproject_requirements(project_dir: str) -> list[str]:
+    """ebpfpy's requirements as `Requires-Dist` lines, from the checkout's pyproject.toml: for an
+    environment that imports ebpfpy from the checkout (PYTHONPATH) without having installed it."""
+    path = os.path.join(project_dir, "pyproject.toml")
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        raise OSError(f"{PROJECT_DIST} is not installed for {sys.executable} (pip install -e .)") from None
+    with open(path, "rb") as handle:
+        project = tomllib.load(handle)["project"]
+    lines = list(project.get("dependencies", ()))
+    for extra, requirements in project.get("optional-dependencies", {}).items():
+        lines += [f'{text}; extra == "{extra}"' for text in requirements]
+    return lines
+
+
+@dataclass
+class Closure:
+    """The installed distributions the guest gets, found in the running interpreter's environment
+    (`importlib.metadata` searches its `sys.path`): `project` is ebpfpy's own metadata (None when
+    the checkout is used without being installed), `dists` what it and its extras need, transitively,
+    and `missing` what they declare but this environment lacks (so the guest lacks it too, and the
+    tests needing it skip or fail there as they would on the host)."""
+
+    project: metadata.Distribution | None
+    dists: list[metadata.Distribution]
+    missing: list[str]
+
+
 def distribution_closure(
     root: str = PROJECT_DIST,
     extras: frozenset[str] = PROJECT_EXTRAS,
     also: tuple[str, ...] = (),
-) -> list[metadata.Distribution]:
-    """Installed distributions `root` (with `extras`) and `also` need, transitively, excluding `root` itself."""
+    project_dir: str = PROJECT_ROOT,
+) -> Closure:
+    """Installed distributions `root` (with `extras`) and `also` need, transitively, excluding `root`
+    itself. A distribution named in `also` (`--with-dist`) must be installed; a declared one that is
+    not is listed in `missing`."""
     # packaging is a pytest dependency, so always present where the suite runs.
     from packaging.requirements import Requirement
 
+    try:
+        project = metadata.distribution(root)
+        requires = list(project.requires or ())
+    except metadata.PackageNotFoundError:
+        project, requires = None, _pyproject_requirements(project_dir)
+    for name in also:
+        try:
+            metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            raise OSError(f"--with-dist {name}: not installed for {sys.executable}") from None
     found: dict[str, metadata.Distribution] = {}
-    pending: list[tuple[str, frozenset[str]]] = [(root, extras)] + [
-        (name, frozenset()) for name in also
-    ]
+    missing: dict[str, None] = {}
+    pending = [(text, extras) for text in requires] + [(name, frozenset()) for name in also]
     while pending:
-        name, wanted = pending.pop()
-        key = _normalise(name)
-        if key in found:
+        text, wanted = pending.pop()
+        requirement = Requirement(text)
+        environments = [{"extra": extra} for extra in wanted] or [{"extra": ""}]
+        if requirement.marker is not None and not any(requirement.marker.evaluate(env) for env in environments):
             continue
-        dist = metadata.distribution(name)
+        key = _normalise(requirement.name)
+        if key in found or key in missing or key == _normalise(root):
+            continue
+        try:
+            dist = metadata.distribution(requirement.name)
+        except metadata.PackageNotFoundError:
+            missing[key] = None
+            continue
         found[key] = dist
-        for text in dist.requires or ():
-            requirement = Requirement(text)
-            environments = [{"extra": extra} for extra in wanted] or [{"extra": ""}]
-            if requirement.marker is None or any(
-                requirement.marker.evaluate(env) for env in environments
-            ):
-                pending.append((requirement.name, frozenset(requirement.extras)))
-    found.pop(_normalise(root), None)
-    return sorted(found.values(), key=lambda d: _normalise(d.metadata["Name"]))
+        pending += [(sub, frozenset(requirement.extras)) for sub in dist.requires or ()]
+    return Closure(
+        project,
+        sorted(found.values(), key=lambda d: _normalise(d.metadata["Name"])),
+        sorted(missing),
+    )
 
 
-def distribution_entries(dist: metadata.Distribution, site: str) -> Iterator[Entry]:
-    """The distribution's installed files (from RECORD) that live in site-packages."""
+def distribution_site(dist: metadata.Distribution) -> str:
+    """The directory the distribution is installed in (the parent of its `.dist-info`): the venv's
+    site-packages, the base installation's, Debian's dist-packages, a user site, ..."""
+    return os.path.normpath(str(dist.locate_file("")))
+
+
+def distribution_entries(dist: metadata.Distribution, skip_top: frozenset[str] = frozenset()) -> Iterator[Entry]:
+    """The distribution's installed files (from RECORD) that live in its site directory (not the
+    console scripts in bin/), minus the top-level directories in `skip_top`."""
+    site = distribution_site(dist)
     for record in dist.files or ():
         path = os.path.normpath(str(dist.locate_file(record)))
-        if (
-            path.startswith(site + os.sep)
-            and "__pycache__" not in path
-            and os.path.isfile(path)
-        ):
-            yield from python_file(path)
+        if not path.startswith(site + os.sep) or "__pycache__" in path or not os.path.isfile(path):
+            continue
+        if os.path.relpath(path, site).split(os.sep)[0] in skip_top:
+            continue
+        yield from python_file(path)
 
 
-def python_entries(extra_dists: tuple[str, ...] = ()) -> list[Entry]:
+@dataclass
+class PythonEnv:
+    """What the guest gets of the running interpreter: the archive entries, the closure they come
+    from, and the directories holding shipped distributions that the guest's `site` would not put on
+    `sys.path` by itself (for its PYTHONPATH: a PYTHONPATH directory of the host, a non-root user's
+    `~/.local`)."""
+
+    entries: list[Entry]
+    closure: Closure
+    path_dirs: list[str]
+
+
+def _site_dirs() -> set[str]:
+    """The site directories the guest's interpreter adds by itself (as root, HOME=/root)."""
+    import site
+
+    dirs = set(site.getsitepackages())
+    if site.ENABLE_USER_SITE and os.path.expanduser("~") == "/root":
+        dirs.add(site.getusersitepackages())
+    return {os.path.normpath(d) for d in dirs}
+
+
+def python_environment(extra_dists: tuple[str, ...] = ()) -> PythonEnv:
+    """The interpreter running the runner with its standard library (its base installation's, for a
+    venv), and the distributions ebpfpy and its test extra need, from wherever that interpreter
+    imports them; of ebpfpy's own distribution only the metadata and what an editable install puts
+    beside it (the package itself comes from the checkout, first on the guest's PYTHONPATH)."""
     stdlib = sysconfig.get_paths()["stdlib"]
-    site = sysconfig.get_paths()["purelib"]
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    executable = os.path.realpath(sys.executable)
-    entries = [Entry("file", executable, source=executable)]
-    for alias in ("python3", "python", version):
-        link = os.path.join(os.path.dirname(executable), alias)
-        if link != executable:
-            entries.append(Entry("symlink", link, source=os.path.basename(executable)))
+    entries = interpreter_entries()
     entries += stdlib_entries(stdlib)
     entries += dynload_entries(os.path.join(stdlib, "lib-dynload"))
-    for dist in distribution_closure(also=extra_dists):
-        entries += distribution_entries(dist, site)
-    return entries
+    closure = distribution_closure(also=extra_dists)
+    shipped = closure.dists
+    if closure.project is not None and distribution_site(closure.project) != os.path.normpath(PROJECT_ROOT):
+        entries += distribution_entries(closure.project, skip_top=frozenset({PROJECT_DIST}))
+        shipped = [closure.project, *shipped]
+    for dist in closure.dists:
+        entries += distribution_entries(dist)
+    default = _site_dirs()
+    path_dirs = [site for site in dict.fromkeys(distribution_site(d) for d in shipped) if site not in default]
+    return PythonEnv(entries, closure, path_dirs)
 
 
 # -- the rest of a minimal system -----------------------------------------------------------
@@ -362,10 +479,10 @@ def system_entries() -> list[Entry]:
     return entries
 
 
-def base_entries(extra_dists: tuple[str, ...] = ()) -> list[Entry]:
-    """Everything that changes only when the host's Python or packages change.
-
-    `extra_dists` adds installed distributions ebpfpy does not declare (a stopgap:
-    an undeclared import failing in the guest usually means pyproject.toml lacks it)."""
-    entries = system_entries() + busybox_entries() + python_entries(extra_dists)
+def base_entries(python: PythonEnv) -> list[Entry]:
+    """Everything that changes only when the running Python or its packages change: a minimal
+    system, busybox, and `python` (`python_environment`; its `extra_dists` adds installed
+    distributions ebpfpy does not declare, a stopgap: an undeclared import failing in the guest
+    usually means pyproject.toml lacks it)."""
+    entries = system_entries() + busybox_entries() + python.entries
     return dedupe(with_libraries(entries))
