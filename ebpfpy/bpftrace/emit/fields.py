@@ -6,6 +6,7 @@ A mixin of ``ProbeCodegen`` (``probe.py``): every method works on the one emitte
 from __future__ import annotations
 
 from ebpfpy.codegen.calls import emit_helper_call
+from ebpfpy.codegen.ctx import pt_regs_offset
 from ebpfpy.codegen.memory import emit_probe_read
 from ebpfpy.codegen.stack import StackSlot
 from ebpfpy.isa.builder import FP, R0, R1, R3, R6, Builder
@@ -57,6 +58,8 @@ class FieldEmitter:
         return tid
 
     def expr_FieldAccess(self, node: ast.FieldAccess) -> Val:
+        if isinstance(node.expr, ast.Builtin) and node.expr.name == "args" and self.dispatch is not None:
+            return self.dispatched_syscall_field(node)
         if isinstance(node.expr, ast.Builtin) and node.expr.name == "args" and self.ctx.args == "tracepoint":
             return self.tracepoint_field(node)
         if isinstance(node.expr, ast.Builtin) and node.expr.name == "args" and self.ctx.args in ("btf_func", "raw_tp"):
@@ -313,6 +316,37 @@ class FieldEmitter:
                 return Val(Shape("int", 8, False, extra=("btf", tid, *_typed_space(self.ctx.space))))
         return Val(INT if f.signed else UINT)
 
+    def dispatched_syscall_field(self, node: ast.FieldAccess) -> Val:
+        """``args->NAME`` in a raw_syscalls program standing for many syscall tracepoints: the
+        value the tracepoint would have recorded, from where it takes it. A syscall tracepoint
+        records each argument as one u64 after ``__syscall_nr`` (offset 16 + 8i: argument i,
+        the saved register of the syscall ABI), and ``ret``, the raw tracepoint's second
+        argument; the syscall number is the saved ``orig_ax``."""
+        b = self.b
+        f = self.dispatch_fields.get(node.field)
+        if f is None:
+            raise error(f"Struct/union of type 'struct _tracepoint_syscalls' does not contain a field "
+                        f"named '{node.field}'", node)
+        exit_event = self.target.name == "sys_exit"
+        if f.name == "ret" and exit_event:
+            b.ldx(8, R0, R6, 8)  # (struct pt_regs *regs, long ret)
+        else:
+            reg = "orig_ax" if f.name == "__syscall_nr" else SYSCALL_ARG_REGS[(f.offset - 16) // 8]
+            slot = self.frame.alloc(8, name=f.name)
+            b.ldx(8, R3, R6, 0)  # ctx[0]: struct pt_regs *
+            b.add(R3, pt_regs_offset(reg))
+            emit_helper_call(b, "probe_read_kernel", slot, 8, R3)
+            b.ldx(8, R0, FP, slot.off)
+        if f.size < 8:  # (__syscall_nr, an int)
+            b.lsh(R0, 64 - 8 * f.size)
+            b.arsh(R0, 64 - 8 * f.size) if f.signed else b.rsh(R0, 64 - 8 * f.size)
+        pointee = _struct_pointee(f)
+        if pointee is not None:
+            tid = self.world.btf_struct(pointee)
+            if tid is not None:
+                return Val(Shape("int", 8, False, extra=("btf", tid, *_typed_space("user"))))
+        return Val(INT if f.signed else UINT)
+
     def struct_value(self, val: Val, node: ast.Node) -> Val:
         """A struct by value (today's ``*ptr``, r0 its address) read whole into the stack and
         laid out for print(): ``{ .tv_sec = 0, .tv_nsec = 250000000 }`` (bpftrace 0.18+, E14)."""
@@ -326,6 +360,9 @@ class FieldEmitter:
         emit_probe_read(self.b, StackSlot(slot.off, size), R0, space=space)
         return Val(Shape("struct", slot.size, False, extra=struct_layout(spec, tid)), slot)
 
+
+# x86-64's syscall ABI: the saved registers holding a syscall's arguments 0..5
+SYSCALL_ARG_REGS = ("di", "si", "dx", "r10", "r8", "r9")
 
 # print(*ptr) copies the struct onto the 512-byte stack; bigger ones are refused with a message
 MAX_STRUCT_PRINT = 256

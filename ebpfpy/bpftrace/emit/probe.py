@@ -52,11 +52,14 @@ class ProbeCodegen(StatementEmitter, ExpressionEmitter, MapEmitter, AggregationE
     """Generates the program for one probe body on one concrete target."""
 
     def __init__(self, state: ScriptState, probe: ast.Probe, target: Any, context, prog_type,
-                 variables: dict | None = None, final: bool = True, dispatch: str | None = None):
+                 variables: dict | None = None, final: bool = True, dispatch: str | None = None,
+                 dispatch_fields: dict | None = None):
         self.state = state
         # raw_syscalls programs standing for many syscall tracepoints: the map that gives
         # each syscall number its probe index + 1 (see ``emit_syscall_dispatch``)
         self.dispatch = dispatch
+        # ... and the syscall tracepoints' record fields its ``args->NAME`` reads (fields.py)
+        self.dispatch_fields = dispatch_fields or {}
         self.probe_slot: StackSlot | None = None
         self.env = state.env
         self.world = state.env.world

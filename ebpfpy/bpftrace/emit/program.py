@@ -17,7 +17,7 @@ from ..diagnostics import Message
 from .context import CompileError, Env, ScriptState
 from .newer import apply_map_declarations
 from .probe import ProbeCodegen
-from .targets import depends_on_target
+from .targets import args_fields, depends_on_target
 from .world import SystemWorld, World
 
 
@@ -98,7 +98,8 @@ def compile_script(program: ast.Program, env: Env) -> CompiledScript:
         for item in expanded:
             for group, event in _program_groups(item):
                 _, target, ctx, dispatch = _group_program(state, group, event)
-                gen = ProbeCodegen(state, item.probe, target, ctx, ctx.prog_type, final=False, dispatch=dispatch)
+                gen = ProbeCodegen(state, item.probe, target, ctx, ctx.prog_type, final=False, dispatch=dispatch,
+                                   dispatch_fields=_dispatch_fields(group, dispatch))
                 gen.generate()
                 for _, t in group:
                     variables[id(item.probe), t.probe] = gen.var_shapes
@@ -112,6 +113,7 @@ def compile_script(program: ast.Program, env: Env) -> CompiledScript:
         for group, event in _program_groups(item):
             _, target, ctx, dispatch = _group_program(state, group, event)
             gen = ProbeCodegen(state, item.probe, target, ctx, ctx.prog_type,
+                               dispatch_fields=_dispatch_fields(group, dispatch),
                                variables=variables[id(item.probe), group[0][1].probe], dispatch=dispatch)
             builder = gen.generate()
             state.script.probes.append(_probe_plan(target, ctx, builder, label))
@@ -153,8 +155,10 @@ def _multi_context(group: list, gen: ProbeCodegen):
 
 def _share_groups(item: ExpandedProbe) -> list:
     """Targets that can share one program: all of them when the body ignores the target
-    (a wildcard over 300 tracepoints is compiled once), else one group per target."""
-    if len(item.targets) < 2 or depends_on_target(item.probe):
+    (a wildcard over 300 tracepoints is compiled once), or reads only ``args`` fields every
+    target has at the same place (``t:syscalls:sys_exit_* { @[probe] = hist(args->ret); }``),
+    else one group per target."""
+    if len(item.targets) < 2 or depends_on_target(item.probe, _syscall_fields_shared(item)):
         return [[t] for t in item.targets]
     groups: dict = {}
     for prov, target in item.targets:
@@ -190,6 +194,36 @@ def _program_groups(item: ExpandedProbe) -> list:
             out.append((rest, None))
     return out
 
+
+
+def _syscall_fields_shared(item: ExpandedProbe) -> bool:
+    """Whether every target is a syscall tracepoint and every ``args`` field the body reads is
+    laid out alike in all of them (same offset, size, sign and C type): then one program, or
+    one raw_syscalls dispatch program, can read them for all."""
+    names = args_fields(item.probe)
+    if not names or any(getattr(prov, "kind", None) != "tracepoint" or syscall_of(t.probe) is None
+                        for prov, t in item.targets):
+        return False
+    first = None
+    for prov, target in item.targets:
+        fields = {f.name: f for f in prov.context(target).fields}
+        if not names <= fields.keys():
+            return False  # (semantic analysis reports the missing field)
+        layout = {n: (fields[n].offset, fields[n].size, fields[n].signed, fields[n].type,
+                      fields[n].array_len, fields[n].data_loc) for n in names}
+        if first is None:
+            first = layout
+        elif layout != first:
+            return False
+    return True
+
+
+def _dispatch_fields(group: list, dispatch: str | None) -> dict | None:
+    """A dispatch program's ``args`` fields (the first syscall tracepoint's: all share them)."""
+    if dispatch is None:
+        return None
+    prov, target = group[0]
+    return {f.name: f for f in prov.context(target).fields}
 
 
 def _group_program(state: ScriptState, group: list, event: str | None):
