@@ -98,7 +98,9 @@ class _Query:
                 continue
             kind = KINDS.get(parts[0])
             if kind is None or parts[0] in ("rawtracepoint", "rt"):
-                raise ListingAbort("FATAL: Invalid probe type made it to attachpoint parser")
+                # bpftrace 0.17 aborts here ("FATAL: Invalid probe type made it to attachpoint
+                # parser"): we say it as its other errors, at the attach point
+                raise Diagnostic([Message(f"Invalid probe type: {parts[0]}", self.ap_span)], source=self.search)
             out.append((kind.name, self.check(kind.name, parts[1:], lenient=False)))
         self.ap_span = Span(1, 1, 1)
         for kind, rest in made_up:  # misfits among them are skipped quietly
@@ -193,8 +195,8 @@ class _Query:
 
             if not features.has("fentry"):
                 err = _filter_functions_error() or "No such file or directory"
-                raise ListingAbort("terminate called after throwing an instance of 'std::runtime_error'\n"
-                                   f"  what():  Could not read symbols from {FILTER_FUNCTIONS}: {err}")
+                # (bpftrace 0.17 dies of an uncaught exception with this text)
+                raise ListingAbort(f"ERROR: Could not read symbols from {FILTER_FUNCTIONS}: {err}", 1)
             yield from self.described(listing.list_probes(f"{kind}:{':'.join(rest)}", pid=self.pid))
         elif kind in ("uprobe", "uretprobe"):
             if rest[-1].startswith("0x") or rest[-1].isdigit():
@@ -298,8 +300,7 @@ def probe_lines(pattern: str | None, verbose: bool = False, pid: int = -1) -> It
         yield from _list_types(search, verbose)
         return
     if not search:
-        raise ListingAbort("Log: cannot resolve location before calling set_source().\n"
-                           "ERROR: No attach points for probe", 1)
+        raise ListingAbort("ERROR: No attach points for probe", 1)  # (0.17 first logs an internal complaint)
     if "{" in search:
         raise Diagnostic(Message("unexpected listing query format", Span(1, 1, len(search) + 1)), source=search)
     query = _Query(search, verbose, pid)
