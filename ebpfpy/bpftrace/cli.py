@@ -460,7 +460,7 @@ def _main(argv: list) -> int:
         from .listing import list_probes
 
         pattern = opts.args[0] if opts.args else None
-        return list_probes(pattern, verbose=opts.verbose, pid=opts.pid)
+        return list_probes(pattern, verbose=opts.verbose, pid=opts.pid, modern=modern)
 
     if opts.fmt_file is not None:  # --fmt FILE: that file, whatever else names a script
         try:

@@ -308,9 +308,36 @@ def probe_lines(pattern: str | None, verbose: bool = False, pid: int = -1) -> It
         yield from query.lines(kind, rest)
 
 
-def list_probes(pattern: str | None, verbose: bool = False, pid: int = -1) -> int:
+def raw_tracepoint_lines(pattern: str) -> list | None:
+    """Today's language lists raw tracepoints as ``rawtracepoint:vmlinux:NAME`` (0.17 has no such
+    kind): the lines for a query of that kind (``rt:sched_*``, ``rawtracepoint:vmlinux:*``), else None."""
+    head, _, rest = pattern.partition(":")
+    if "," in pattern or head.lower() not in ("rawtracepoint", "rt"):
+        return None
+    module, _, name = rest.rpartition(":")
+    if module not in ("", "vmlinux", "*"):
+        return []
+    from ebpfpy import btf
+    from ebpfpy.btf import Kind
+
+    try:  # the kernel's raw tracepoints: its btf_trace_NAME typedefs (tracefs also lists events that are not)
+        spec = btf.vmlinux()
+    except OSError:
+        return []
+    typedefs = (spec.name_of(i) for i in spec.ids() if spec.kind_of(i) == Kind.TYPEDEF)
+    events = (n[len("btf_trace_"):] for n in typedefs if n.startswith("btf_trace_"))
+    names = sorted({e for e in events if fnmatch.fnmatchcase(e, name or "*")})
+    return [f"rawtracepoint:vmlinux:{n}" for n in names]
+
+
+def list_probes(pattern: str | None, verbose: bool = False, pid: int = -1, modern: bool = False) -> int:
     from ebpfpy.attach.errors import AttachError
 
+    raw = raw_tracepoint_lines(pattern) if modern and pattern else None
+    if raw is not None:
+        sys.stdout.write("".join(line + "\n" for line in raw))
+        sys.stdout.flush()
+        return 0
     try:
         for line in probe_lines(pattern, verbose, pid):
             sys.stdout.write(line + "\n")

@@ -505,3 +505,13 @@ def test_self_signal_probe_e20(with_probe):
         proc.kill()
     assert proc.returncode == 0, err
     assert out.decode().startswith("\n\n@b[1]: 2\n")  # nothing printed by SIGUSR1 without the probe
+
+
+def test_rawtracepoint_listing_names_the_module():
+    """0.26 lists raw tracepoints as rawtracepoint:vmlinux:NAME, the kernel's btf_trace_ typedefs
+    (tracefs also lists events, like the syscall ones, that are no raw tracepoints)."""
+    res = run("-l", "rawtracepoint:sched_sw*")
+    assert res.returncode == 0 and "rawtracepoint:vmlinux:sched_switch\n" in res.stdout, res.stderr
+    assert run("-l", "rt:vmlinux:sys_e*").stdout == "rawtracepoint:vmlinux:sys_enter\nrawtracepoint:vmlinux:sys_exit\n"
+    old = run("-l", "rawtracepoint:*", compat="0.17")  # 0.17 has no such kind (it aborts: we say so)
+    assert old.returncode == 1 and "Invalid probe type: rawtracepoint" in old.stderr
