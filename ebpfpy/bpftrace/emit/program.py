@@ -59,13 +59,13 @@ def expand_probes(program: ast.Program, pid: int = -1, world: World | None = Non
                 found = prov.expand(rest, pid=pid)
             except ProbeNotFoundError as exc:
                 if getattr(prov, "kind", None) not in _SILENT_KINDS:
-                    text = str(exc).strip("'\"")
+                    text = _unquoted(exc)
                     if modern and prov.kind == "tracepoint":
                         text = f"No matches for tracepoint {rest}."  # bpftrace 0.26's words (E26)
                     raise CompileError([Message(text, span)]) from None
                 found = []
             except Exception as exc:  # attach-layer errors carry a readable message
-                raise CompileError([Message(str(exc).strip("'\""), span)]) from None
+                raise CompileError([Message(_unquoted(exc), span)]) from None
             kind = getattr(prov, "kind", None)
             if not found and kind == "tracepoint":
                 text = f"No matches for tracepoint {rest}." if modern else f"tracepoints not found: {rest}"
@@ -78,6 +78,15 @@ def expand_probes(program: ast.Program, pid: int = -1, world: World | None = Non
         raise NoProbesError([Message("No probes to attach")])
     return out
 
+
+
+def _unquoted(exc: Exception) -> str:
+    """An attach-layer error's text; a KeyError's comes quoted whole, and loses those quotes
+    (only those: ``must be a positive integer, not '0'`` keeps its own)."""
+    text = str(exc)
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
 
 
 def compile_script(program: ast.Program, env: Env) -> CompiledScript:
